@@ -1,0 +1,162 @@
+"""A bench: every device and link a rig names, for one scenario, started lazily in dependency order.
+
+>>> bench = Bench(rig, evidence, topology)
+>>> bench.till.sell([{"sku": "milk", "price": "1.19"}])   # starts printer, host, terminal, till first
+>>> bench.close()                                         # reverse order, every device, errors collected
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from harness.devices import Device, DeviceContext
+from harness.evidence import Evidence
+from harness.netns import Namespace, Topology
+from harness.registry import lookup
+from harness.rig import Rig
+
+log = logging.getLogger(__name__)
+
+
+class BenchError(RuntimeError):
+    """A device could not be built or started; the message names it and its driver."""
+
+
+class Bench:
+    """The devices of one rig for one scenario. Devices start on first use; `close()` stops all of them."""
+
+    def __init__(self, rig: Rig, evidence: Evidence, topology: Topology | None = None):
+        self.rig = rig
+        self.evidence = evidence
+        self.topology = topology
+        self._devices: dict[str, Device] = {}
+        self._order: list[Device] = []
+        self._starting: set[str] = set()
+        self._lock = threading.RLock()
+
+    # -- placement -------------------------------------------------------------------------------
+    def namespace(self, node: str) -> Namespace | None:
+        """The namespace an emulated device on `node` runs in; None when running on this machine's network."""
+        if self.topology is None:
+            return None
+        if node == "link":
+            return self.topology.link
+        return self.topology.nodes.get(node)
+
+    def address_of(self, node: str) -> str:
+        """The IP other nodes use to reach `node` (loopback without a topology)."""
+        if self.topology is None:
+            return "127.0.0.1"
+        return self.topology.ip(node)
+
+    # -- devices ---------------------------------------------------------------------------------
+    def device(self, name: str) -> Device:
+        """The started device named `name` in the rig (a device or a link)."""
+        with self._lock:
+            if name in self._devices:
+                return self._devices[name]
+            if name in self._starting:
+                raise BenchError(f"dependency cycle while starting {name!r}: {sorted(self._starting)}")
+            spec, kind, node = self._spec(name)
+            cls = lookup(kind, spec.driver)
+            self._starting.add(name)
+            try:
+                for needed_kind in getattr(cls, "needs", ()):
+                    for dep in self.rig.of_kind(needed_kind):
+                        self.device(dep.name)
+                ctx = DeviceContext(rig=self.rig, evidence=self.evidence, timing=self.rig.timing,
+                                    namespace=self.namespace(node), bench=self)
+                dev = cls(spec, ctx)
+                try:
+                    dev.start()
+                except BaseException:
+                    _close_quietly(dev)
+                    raise
+            finally:
+                self._starting.discard(name)
+            self._devices[name] = dev
+            self._order.append(dev)
+            return dev
+
+    def _spec(self, name: str) -> tuple[Any, str, str]:
+        if name in self.rig.devices:
+            spec = self.rig.devices[name]
+            return spec, spec.kind, spec.node
+        if name in self.rig.links:
+            return self.rig.links[name], "link", "link"
+        known = ", ".join([*self.rig.devices, *self.rig.links])
+        raise BenchError(f"rig {self.rig.name!r} ({self.rig.path}) has no device or link named {name!r}; "
+                         f"it has: {known}")
+
+    def of_kind(self, kind: str) -> Device:
+        """The (first) device of `kind` in the rig, started."""
+        specs = self.rig.of_kind(kind)
+        if not specs:
+            raise BenchError(f"rig {self.rig.name!r} ({self.rig.path}) has no {kind}; add one under 'devices'")
+        return self.device(specs[0].name)
+
+    @property
+    def printer(self) -> Any:
+        return self.of_kind("printer")
+
+    @property
+    def terminal(self) -> Any:
+        return self.of_kind("terminal")
+
+    @property
+    def host(self) -> Any:
+        return self.of_kind("host")
+
+    @property
+    def till(self) -> Any:
+        return self.of_kind("till")
+
+    @property
+    def links(self) -> dict[str, Any]:
+        """Every link of the rig, started, by name."""
+        return {name: self.device(name) for name in self.rig.links}
+
+    @property
+    def started(self) -> list[Device]:
+        return list(self._order)
+
+    def identities(self) -> list[dict[str, Any]]:
+        return [d.identity() for d in self._order]
+
+    def close(self) -> list[str]:
+        """Close every started device, newest first. Returns (and logs) the errors instead of stopping at one."""
+        errors = []
+        with self._lock:
+            order, self._order, self._devices = self._order[::-1], [], {}
+        for dev in order:
+            err = _close_quietly(dev)
+            if err:
+                errors.append(err)
+        return errors
+
+
+def _close_quietly(dev: Device) -> str | None:
+    """Close a device within its `close_timeout`; return a description of what went wrong, if anything."""
+    result: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            dev.close()
+        except BaseException as exc:  # noqa: BLE001 - reported, never lost
+            result.append(exc)
+
+    t0 = time.monotonic()
+    worker = threading.Thread(target=run, name=f"close-{dev.name}", daemon=True)
+    worker.start()
+    worker.join(dev.close_timeout)
+    if worker.is_alive():
+        msg = f"{dev.kind} {dev.name!r} did not close within {dev.close_timeout:.1f}s"
+    elif result:
+        msg = f"{dev.kind} {dev.name!r} failed to close: {result[0]!r}"
+    else:
+        return None
+    log.error("%s (after %.2fs)", msg, time.monotonic() - t0)
+    return msg

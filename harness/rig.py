@@ -1,0 +1,264 @@
+"""Rig files: which devices on a bench are real and which emulated, where they are, and which links may be faulted.
+
+>>> rig = load_rig("rigs/emulated.yaml")
+>>> rig.devices["printer"].mode, rig.devices["printer"].transport
+('emulated', 'tcp')
+
+A wrong rig raises `RigError` naming the file, the key, what was found and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KINDS = ("printer", "terminal", "host", "till")
+MODES = ("emulated", "real")
+NETWORK_MODES = ("namespaces", "bench")
+
+# What each device kind accepts as transport, and how its address must look per transport.
+TRANSPORTS: dict[str, tuple[str, ...]] = {
+    "printer": ("tcp", "serial", "usb"),
+    "terminal": ("tcp", "serial"),
+    "host": ("tcp",),
+    "till": ("http", "command", "operator", "process"),
+}
+ADDRESS_FORMS: dict[str, tuple[re.Pattern[str], str]] = {
+    "tcp": (re.compile(r"^[A-Za-z0-9_.-]*:\d{1,5}$"), "HOST:PORT or NODE:PORT, e.g. 'terminal:20007' or '192.0.2.10:9100'"),
+    "serial": (re.compile(r"^(/dev/\S+|pty)$"), "a device path such as '/dev/ttyUSB0', or 'pty' for an emulated pty"),
+    "usb": (re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$"), "VENDOR:PRODUCT in hex, e.g. '04b8:0202'"),
+    "http": (re.compile(r"^https?://\S+$"), "a URL such as 'http://127.0.0.1:8080'"),
+    "command": (re.compile(r".+"), "a shell command"),
+    "operator": (re.compile(r".*"), "anything (the operator is prompted)"),
+    "process": (re.compile(r".*"), "anything (the harness starts the till itself)"),
+}
+
+DEVICE_KEYS = {
+    "kind": "one of " + ", ".join(KINDS),
+    "mode": "'emulated' or 'real'",
+    "driver": "a registered driver name (defaults to the mode)",
+    "transport": "how the device is reached",
+    "address": "where the device is reached",
+    "node": "the network namespace the emulated device runs in",
+    "profile": "a device profile name",
+    "options": "a mapping of driver options",
+    "description": "free text",
+}
+LINK_KEYS = {
+    "ends": "a list of the two device names the link joins",
+    "faultable": "true or false",
+    "driver": "'emulated' (namespaces) or 'bench' (physical bridge)",
+    "interfaces": "bench only: the two NICs bridged for this link, e.g. [eth1, eth2]",
+    "ports": "a mapping of protocol to TCP port watched on this link, e.g. {iso8583: 5000}",
+    "description": "free text",
+}
+TOP_KEYS = {
+    "name": "the rig's name",
+    "description": "free text",
+    "timing": "a mapping with 'scale'",
+    "network": "a mapping with 'mode' and optional 'subnet'",
+    "devices": "a mapping of device name to device",
+    "links": "a mapping of link name to link",
+}
+
+
+class RigError(ValueError):
+    """A rig file is wrong. The message names the file, the key, what was found and what was expected."""
+
+    def __init__(self, path: str | Path, key: str, found: Any, expected: str, hint: str = ""):
+        self.path, self.key, self.found, self.expected = str(path), key, found, expected
+        msg = f"{path}: {key}: found {found!r}; expected {expected}"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Scale for protocol timers: 1.0 on a physical bench, smaller on emulated runs."""
+
+    scale: float = 1.0
+
+    def seconds(self, nominal: float) -> float:
+        """The scaled duration of a timer whose specified value is `nominal` seconds."""
+        return nominal * self.scale
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    name: str
+    kind: str
+    mode: str
+    driver: str
+    transport: str | None
+    address: str | None
+    node: str
+    profile: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def emulated(self) -> bool:
+        return self.mode == "emulated"
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    name: str
+    ends: tuple[str, str]
+    faultable: bool
+    driver: str
+    interfaces: tuple[str, ...] = ()
+    ports: dict[str, int] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Rig:
+    name: str
+    path: Path
+    sha256: str
+    timing: Timing
+    network_mode: str
+    devices: dict[str, DeviceSpec]
+    links: dict[str, LinkSpec]
+    description: str = ""
+
+    def of_kind(self, kind: str) -> list[DeviceSpec]:
+        return [d for d in self.devices.values() if d.kind == kind]
+
+    @property
+    def nodes(self) -> list[str]:
+        """Namespace nodes the emulated topology needs (one per device node), in rig order."""
+        seen: list[str] = []
+        for d in self.devices.values():
+            if d.node not in seen:
+                seen.append(d.node)
+        return seen
+
+
+def _check_keys(path: Path, where: str, data: Any, allowed: dict[str, str]) -> dict:
+    if not isinstance(data, dict):
+        raise RigError(path, where, data, "a mapping")
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else ""
+            raise RigError(path, f"{where}.{key}" if where else str(key), key,
+                           "one of: " + ", ".join(allowed), hint or "unknown key")
+    return data
+
+
+def _choice(path: Path, where: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        raise RigError(path, where, value, "one of: " + ", ".join(choices),
+                       f"did you mean '{close[0]}'?" if close else "")
+    return value
+
+
+def _device(path: Path, name: str, data: Any) -> DeviceSpec:
+    where = f"devices.{name}"
+    _check_keys(path, where, data, DEVICE_KEYS)
+    if "kind" not in data:
+        raise RigError(path, f"{where}.kind", None, DEVICE_KEYS["kind"], "missing key")
+    kind = _choice(path, f"{where}.kind", data["kind"], KINDS)
+    mode = _choice(path, f"{where}.mode", data.get("mode"), MODES)
+    driver = data.get("driver", mode)
+    if not isinstance(driver, str) or not driver:
+        raise RigError(path, f"{where}.driver", driver, DEVICE_KEYS["driver"])
+    transport = data.get("transport")
+    if transport is None and kind != "till":
+        raise RigError(path, f"{where}.transport", None, "one of: " + ", ".join(TRANSPORTS[kind]), "missing key")
+    if transport is not None:
+        _choice(path, f"{where}.transport", transport, TRANSPORTS[kind])
+    address = data.get("address")
+    if address is not None:
+        address = str(address)
+        pattern, form = ADDRESS_FORMS[transport or "process"]
+        if not pattern.match(address):
+            raise RigError(path, f"{where}.address", address, form)
+    elif mode == "real" and transport in ("tcp", "serial", "usb"):
+        raise RigError(path, f"{where}.address", None, ADDRESS_FORMS[transport][1],
+                       "a real device needs an address")
+    options = data.get("options", {}) or {}
+    if not isinstance(options, dict):
+        raise RigError(path, f"{where}.options", options, "a mapping")
+    # Emulated printers sit beside the till (a USB, serial or LAN printer on the till's own segment).
+    node = data.get("node", "till" if kind == "printer" else name)
+    return DeviceSpec(name=name, kind=kind, mode=mode, driver=driver, transport=transport, address=address,
+                      node=str(node), profile=data.get("profile"), options=options,
+                      description=str(data.get("description", "")))
+
+
+def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], network_mode: str) -> LinkSpec:
+    where = f"links.{name}"
+    _check_keys(path, where, data, LINK_KEYS)
+    ends = data.get("ends")
+    if not isinstance(ends, list) or len(ends) != 2:
+        raise RigError(path, f"{where}.ends", ends, LINK_KEYS["ends"])
+    for i, end in enumerate(ends):
+        if end not in devices:
+            raise RigError(path, f"{where}.ends[{i}]", end, "a device named under 'devices': " + ", ".join(devices))
+    faultable = data.get("faultable", False)
+    if not isinstance(faultable, bool):
+        raise RigError(path, f"{where}.faultable", faultable, "true or false")
+    driver = data.get("driver", "emulated" if network_mode == "namespaces" else "bench")
+    interfaces = data.get("interfaces", [])
+    if driver == "bench" and (not isinstance(interfaces, list) or len(interfaces) != 2):
+        raise RigError(path, f"{where}.interfaces", interfaces, LINK_KEYS["interfaces"])
+    ports = data.get("ports", {}) or {}
+    if not isinstance(ports, dict) or not all(isinstance(v, int) and 0 < v < 65536 for v in ports.values()):
+        raise RigError(path, f"{where}.ports", ports, LINK_KEYS["ports"])
+    return LinkSpec(name=name, ends=(ends[0], ends[1]), faultable=faultable, driver=driver,
+                    interfaces=tuple(str(i) for i in interfaces), ports=dict(ports),
+                    description=str(data.get("description", "")))
+
+
+def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:
+    """Parse and validate rig YAML text. Raises `RigError`."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "YAML"
+        raise RigError(path, where, str(getattr(exc, "problem", exc)), "valid YAML") from None
+    _check_keys(path, "", data, TOP_KEYS)
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise RigError(path, "name", name, "a non-empty string")
+    timing = _check_keys(path, "timing", data.get("timing", {}) or {}, {"scale": "a number > 0 and <= 1"})
+    scale = timing.get("scale", 1.0)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale <= 1:
+        raise RigError(path, "timing.scale", scale, "a number > 0 and <= 1")
+    network = _check_keys(path, "network", data.get("network", {}) or {},
+                          {"mode": "'namespaces' or 'bench'", "subnet": "an IPv4 /16 prefix"})
+    network_mode = _choice(path, "network.mode", network.get("mode", "namespaces"), NETWORK_MODES)
+    raw_devices = data.get("devices")
+    if not isinstance(raw_devices, dict) or not raw_devices:
+        raise RigError(path, "devices", raw_devices, "a mapping of device name to device")
+    devices = {str(n): _device(path, str(n), d) for n, d in raw_devices.items()}
+    raw_links = data.get("links", {}) or {}
+    if not isinstance(raw_links, dict):
+        raise RigError(path, "links", raw_links, "a mapping of link name to link")
+    links = {str(n): _link(path, str(n), d, devices, network_mode) for n, d in raw_links.items()}
+    return Rig(name=name, path=path, sha256=hashlib.sha256(text.encode()).hexdigest(), timing=Timing(float(scale)),
+               network_mode=network_mode, devices=devices, links=links,
+               description=str(data.get("description", "")))
+
+
+def load_rig(path: str | Path) -> Rig:
+    """Load and validate a rig file. Raises `RigError` (also for a missing file)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RigError(path, "file", str(path), "an existing rig file (see rigs/ for examples)") from None
+    return parse_rig(text, path)
