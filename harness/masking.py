@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-# 13-19 digits, optionally grouped by single spaces or dashes, not glued to other digits.
-_PAN = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
+# 13-19 contiguous digits, or printed groups (4-4-4-4[-3], Amex 4-6-5), not glued to other digits.
+_PAN = re.compile(r"(?<!\d)(?:\d{13,19}|\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?|\d{4}[ -]\d{6}[ -]\d{5})(?!\d)")
 
 
 def luhn_ok(digits: str) -> bool:

@@ -30,7 +30,8 @@ TRANSPORTS: dict[str, tuple[str, ...]] = {
     "till": ("http", "command", "operator", "process"),
 }
 ADDRESS_FORMS: dict[str, tuple[re.Pattern[str], str]] = {
-    "tcp": (re.compile(r"^[A-Za-z0-9_.-]*:\d{1,5}$"), "HOST:PORT or NODE:PORT, e.g. 'terminal:20007' or '192.0.2.10:9100'"),
+    "tcp": (re.compile(r"^[A-Za-z0-9_.-]*:\d{1,5}$"),
+            "HOST:PORT or NODE:PORT, e.g. 'terminal:20007' or '192.0.2.10:9100'"),
     "serial": (re.compile(r"^(/dev/\S+|pty)$"), "a device path such as '/dev/ttyUSB0', or 'pty' for an emulated pty"),
     "usb": (re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$"), "VENDOR:PRODUCT in hex, e.g. '04b8:0202'"),
     "http": (re.compile(r"^https?://\S+$"), "a URL such as 'http://127.0.0.1:8080'"),

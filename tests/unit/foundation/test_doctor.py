@@ -1,0 +1,46 @@
+"""`posrig doctor`: names what a rig needs and what is missing; exit 0 only when ready."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.doctor import diagnose
+from harness.netns import probe
+from harness.rig import load_rig
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _doctor(*args):
+    return subprocess.run([sys.executable, "-m", "harness.cli", "doctor", *args], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def test_emulated_rig_needs_namespaces_and_nfqueue():
+    checks = {c.name: c for c in diagnose(load_rig(ROOT / "rigs" / "emulated.yaml"))}
+    assert {"privileges", "network namespaces", "iptables NFQUEUE"} <= set(checks)
+    assert checks["network namespaces"].ok == probe()[0]
+
+
+def test_misspelled_key_fails_naming_it(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "rigs" / "emulated.yaml").read_text().replace("profile: tm-t88", "profil: tm-t88"))
+    p = _doctor("--rig", str(bad))
+    assert p.returncode == 1
+    assert f"{bad}: devices.printer.profil: found 'profil'" in p.stderr
+    assert "did you mean 'profile'" in p.stderr
+
+
+def test_missing_bench_hardware_is_reported_and_fails(tmp_path):
+    rig = tmp_path / "bench.yaml"
+    rig.write_text((ROOT / "rigs" / "bench-example.yaml").read_text()
+                   .replace("transport: tcp              # or", "transport: serial           # or")
+                   .replace("address: 192.0.2.20:20007", "address: /dev/ttyPOSRIG-absent"))
+    p = _doctor("--rig", str(rig), "--json")
+    assert p.returncode == 1
+    report = json.loads(p.stdout)
+    failed = {c["name"]: c["detail"] for c in report["checks"] if not c["ok"]}
+    assert "does not exist" in failed["terminal terminal (serial /dev/ttyPOSRIG-absent)"]
+    assert "no interface eth3" in failed["interface eth3 (link till-terminal)"]
+    assert any(name.startswith("printer printer (usb 04b8:0202)") for name in failed)

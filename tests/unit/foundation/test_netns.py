@@ -1,0 +1,116 @@
+"""The emulated topology uses real kernel objects, crosses real TCP through the link node, and leaves nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from harness import netns
+
+pytestmark = pytest.mark.needs_netns
+
+
+def _netns_names() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _echo_once(server):
+    conn, _ = server.accept()
+    with conn:
+        conn.sendall(conn.recv(1024).upper())
+
+
+def test_tcp_crosses_the_link_node_between_two_namespaces():
+    with netns.build_topology(["till", "terminal", "host"]) as topo:
+        host = topo.nodes["host"]
+        with host.listening(("0.0.0.0", 5000)) as srv:
+            t = threading.Thread(target=_echo_once, args=(srv,))
+            t.start()
+            with topo.nodes["terminal"].connect((topo.ip("host"), 5000)) as c:
+                c.sendall(b"0200 across the link")
+                assert c.recv(1024) == b"0200 ACROSS THE LINK"
+                # the peer sees the terminal's own segment address: the link routed, it did not proxy
+                assert c.getsockname()[0] == topo.ip("terminal")
+            t.join(5)
+        # the route really goes through the link node: its forwarding counters moved
+        stats = topo.link.run(["ip", "-s", "-o", "link", "show", "to-host"])
+        assert "to-host" in stats
+        # and a node cannot reach another node when the link node stops forwarding
+        topo.link.run(["sysctl", "-qw", "net.ipv4.ip_forward=0"])
+        with pytest.raises(OSError):
+            topo.nodes["till"].connect((topo.ip("host"), 5000), timeout=0.5)
+
+
+def test_namespaces_are_isolated_from_this_machine():
+    with netns.build_topology(["a", "b"]) as topo:
+        inside = topo.nodes["a"].run(["ip", "-o", "-4", "addr", "show"])
+        assert topo.ip("a") in inside
+        mine = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+        assert topo.ip("a") not in mine
+
+
+def test_close_removes_everything_even_after_a_failure():
+    before = _netns_names()
+    topo = netns.build_topology(["till", "host"])
+    labels = {ns.label for ns in topo.namespaces()}
+    holders = [ns.holder for ns in topo.namespaces()]
+    if os.geteuid() == 0 and netns.in_initial_user_ns():
+        assert labels <= _netns_names()
+    child = topo.nodes["host"].popen(["sleep", "60"])
+    try:
+        raise RuntimeError("a test failed here")
+    except RuntimeError:
+        topo.close()
+    assert _netns_names() == before
+    assert all(h.poll() is not None for h in holders)
+    assert child.wait(5) is not None                     # processes inside were killed too
+    topo.close()                                         # idempotent
+
+
+def test_two_topologies_coexist_with_the_same_subnets():
+    with netns.build_topology(["till", "host"]) as one, netns.build_topology(["till", "host"]) as two:
+        assert one.ip("host") == two.ip("host")
+        assert one.run_label != two.run_label
+        with one.nodes["host"].listening(("0.0.0.0", 7000)), two.nodes["host"].listening(("0.0.0.0", 7000)):
+            pass                                         # same port, same address, no clash
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    from harness import netns
+    topo = netns.build_topology(["till", "host"])
+    topo.nodes["host"].popen(["sleep", "300"])
+    print(topo.run_label, flush=True)
+    time.sleep(300)
+""")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not netns.in_initial_user_ns(),
+                    reason="named namespaces (the ones a SIGKILL leaves behind) exist only as root")
+def test_reaper_removes_leftovers_of_a_sigkilled_run():
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        label = child.stdout.readline().strip()
+        assert label.startswith(f"posrig-{child.pid}-")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(5)
+        left = {n for n in _netns_names() if n.startswith(label)}
+        assert len(left) == 3                             # till, host, link: SIGKILL ran no teardown
+        removed = netns.reap_leftovers()
+        assert {f"netns {n}" for n in left} <= set(removed)
+        assert not {n for n in _netns_names() if n.startswith(label)}
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+def test_reaper_leaves_live_runs_alone():
+    with netns.build_topology(["till"]) as topo:
+        netns.reap_leftovers()
+        # still usable: our own process is alive, so nothing of ours was touched
+        assert topo.ip("till") in topo.nodes["till"].run(["ip", "-o", "-4", "addr", "show"])

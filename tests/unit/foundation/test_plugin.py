@@ -1,0 +1,58 @@
+"""The pytest plugin as a user meets it: options, rig errors, evidence paths, report metadata."""
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+RIG = ROOT / "rigs" / "emulated.yaml"
+
+USES_RIG = """
+def test_uses_rig(rig):
+    assert rig.name == "emulated"
+
+def test_fails_with_evidence(evidence):
+    evidence.write_text("note.txt", "card 4111111111111111")
+    assert False, "deliberate"
+"""
+
+
+def test_rig_option_and_evidence_path_on_failure(pytester: pytest.Pytester):
+    pytester.makepyfile(USES_RIG)
+    ev = pytester.path / "ev"
+    result = pytester.runpytest_subprocess(f"--rig={RIG}", f"--evidence-dir={ev}")
+    result.assert_outcomes(passed=1, failed=1)
+    folder = ev / "test_rig_option_and_evidence_path_on_failure.py_test_fails_with_evidence"
+    result.stdout.fnmatch_lines(["*posrig evidence*", f"*evidence for this test: {folder}*"])
+    assert (folder / "note.txt").read_text() == "card 411111******1111"
+
+
+def test_bad_rig_fails_tests_naming_the_key(pytester: pytest.Pytester):
+    bad = pytester.path / "bad.yaml"
+    bad.write_text(RIG.read_text().replace("faultable: true", "faultible: true", 1))
+    pytester.makepyfile(USES_RIG)
+    result = pytester.runpytest_subprocess(f"--rig={bad}", "-k", "uses_rig")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*posrig: bad rig: *bad.yaml: links.till-terminal.faultible: found 'faultible'*"
+                                 "did you mean 'faultable'*"])
+
+
+def test_env_var_selects_the_rig(pytester: pytest.Pytester, monkeypatch):
+    monkeypatch.setenv("POSRIG_RIG", str(RIG))
+    pytester.makepyfile(USES_RIG)
+    pytester.runpytest_subprocess("-k", "uses_rig").assert_outcomes(passed=1)
+
+
+def test_rig_recorded_in_junit_and_html(pytester: pytest.Pytester):
+    pytester.makepyfile(USES_RIG)
+    junit, html = pytester.path / "junit.xml", pytester.path / "report.html"
+    result = pytester.runpytest_subprocess(f"--rig={RIG}", "-k", "uses_rig", f"--junitxml={junit}",
+                                           f"--html={html}", "--self-contained-html")
+    result.assert_outcomes(passed=1)
+    props = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
+    assert props["posrig_rig"] == "emulated"
+    assert props["posrig_rig_file"] == str(RIG)
+    assert len(props["posrig_rig_sha256"]) == 64
+    page = html.read_text()
+    assert "Rig sha256" in page and props["posrig_rig_sha256"] in page

@@ -1,0 +1,71 @@
+"""Rig files: the shipped rigs load; wrong rigs fail naming file, key, what was found and what was expected."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.rig import RigError, load_rig, parse_rig
+
+ROOT = Path(__file__).resolve().parents[3]
+GOOD = (ROOT / "rigs" / "emulated.yaml").read_text()
+
+
+@pytest.mark.parametrize("name", ["emulated.yaml", "bench-example.yaml"])
+def test_shipped_rigs_load(name):
+    rig = load_rig(ROOT / "rigs" / name)
+    assert set(rig.devices) == {"printer", "terminal", "host", "till"}
+    assert all(link.ends[0] in rig.devices and link.ends[1] in rig.devices for link in rig.links.values())
+
+
+def test_emulated_rig_shape():
+    rig = load_rig(ROOT / "rigs" / "emulated.yaml")
+    assert rig.network_mode == "namespaces"
+    assert rig.devices["printer"].node == "till"            # printers sit beside the till
+    assert rig.nodes == ["till", "terminal", "host"]
+    assert rig.timing.seconds(5) == pytest.approx(5 * rig.timing.scale)
+    assert rig.timing.scale < 1
+    assert rig.links["terminal-host"].ports == {"iso8583": 5000}
+    assert len(rig.sha256) == 64
+
+
+def _broken(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new, 1)
+
+
+@pytest.mark.parametrize("old,new,key,expected", [
+    ("    transport: tcp       #", "    transprot: tcp       #", "devices.printer.transprot",
+     "did you mean 'transport'"),
+    ("kind: printer", "kind: printr", "devices.printer.kind", "one of: printer, terminal, host, till"),
+    ("mode: emulated\n    transport: tcp       #", "mode: emulate\n    transport: tcp       #",
+     "devices.printer.mode", "did you mean 'emulated'"),
+    ("address: till:9100", "address: till-9100", "devices.printer.address", "HOST:PORT or NODE:PORT"),
+    ("scale: 0.05", "scale: 5", "timing.scale", "a number > 0 and <= 1"),
+    ("ends: [terminal, host]", "ends: [terminal, acquirer]", "links.terminal-host.ends[1]", "a device named"),
+    ("faultable: true\n    ports: {zvt", "faultable: yes please\n    ports: {zvt", "links.till-terminal.faultable",
+     "true or false"),
+    ("timing:", "timming:", "timming", "did you mean 'timing'"),
+])
+def test_wrong_rig_names_file_key_found_expected(old, new, key, expected):
+    with pytest.raises(RigError) as err:
+        parse_rig(_broken(old, new), "rigs/broken.yaml")
+    msg = str(err.value)
+    assert msg.startswith(f"rigs/broken.yaml: {key}: found "), msg
+    assert expected in msg
+    assert err.value.key == key
+
+
+def test_real_device_needs_address():
+    text = _broken("    mode: emulated\n    transport: tcp\n    address: host:5000",
+                   "    mode: real\n    transport: tcp")
+    with pytest.raises(RigError, match=r"devices.host.address: found None; expected HOST:PORT"):
+        parse_rig(text, "x.yaml")
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(RigError, match="nope.yaml: file: found"):
+        load_rig(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndevices: [unclosed\n")
+    with pytest.raises(RigError, match=r"bad.yaml: line \d+: .*expected valid YAML"):
+        load_rig(bad)
