@@ -56,3 +56,44 @@ def test_rig_recorded_in_junit_and_html(pytester: pytest.Pytester):
     assert len(props["posrig_rig_sha256"]) == 64
     page = html.read_text()
     assert "Rig sha256" in page and props["posrig_rig_sha256"] in page
+
+
+SLEEPER = """
+import time
+def test_holds_the_topology(topology, tmp_path_factory):
+    (tmp_path_factory.getbasetemp().parent / "label").write_text(topology.run_label)
+    time.sleep(120)
+
+def test_quick():
+    pass
+"""
+
+
+@pytest.mark.needs_netns
+def test_sigkilled_run_then_normal_run_leaves_no_namespace(pytester: pytest.Pytester):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from harness import netns
+
+    if not (os.geteuid() == 0 and netns.in_initial_user_ns()):
+        pytest.skip("named namespaces exist only as root; unnamed ones die with the process")
+    pytester.makepyfile(SLEEPER)
+    base = pytester.path / "bt"
+    killed = subprocess.Popen([sys.executable, "-m", "pytest", f"--rig={RIG}", "-k", "holds", "-p", "no:cacheprovider",
+                               f"--basetemp={base}"], cwd=pytester.path, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    label_file = pytester.path / "label"
+    while not label_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    label = label_file.read_text()
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(5)
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert label in names                                  # SIGKILL ran no teardown...
+    pytester.runpytest_subprocess(f"--rig={RIG}", "-k", "quick").assert_outcomes(passed=1)
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert label not in names                              # ...the next normal run reaped it
