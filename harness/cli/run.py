@@ -31,6 +31,7 @@ def pytest_args(args) -> list[str]:
     report = Path(args.report)
     argv = [str(acceptance_dir()), f"--rig={args.rig}", f"--evidence-dir={report / 'evidence'}",
             f"--html={report / 'report.html'}", "--self-contained-html", f"--junitxml={report / 'junit.xml'}",
+            f"--acceptance-json={report / 'acceptance.json'}",
             "-p", "no:cacheprovider", "-o", "console_output_style=progress"]
     if args.till_profile:
         argv.append(f"--till-profile={args.till_profile}")
