@@ -1,28 +1,28 @@
 """What the acquirer decides for each ISO 8583 request, booked in the ledger inside the caller's transaction.
 
-Runs only on the ledger's writer thread (`Bookkeeper`), so requests are decided one at a time in arrival order:
-a reversal can never overtake the payment it undoes.
+Runs only on the ledger's writer thread (`Bookkeeper`), so requests are decided one at a time in arrival
+order: a reversal can never overtake the payment it undoes.
 
     0100/0101  authorization       -> 0110  books a payment (kind authorization); approved holds the money
     0200/0201  financial request   -> 0210  books a payment (kind financial)
     0220/0221  financial advice    -> 0230  completes the 0100 named in field 90, else books an advice payment
     0400/0401  reversal request    -> 0410  original found by terminal (41) + field 90 (original MTI, STAN),
     0420/0421  reversal advice     -> 0430    or field 11 when 90 is absent; approved -> reversed
-    0500/0501  reconciliation      -> 0510  host totals for the terminal's open batch; cut-over: approved -> settled
+    0500/0501  reconciliation      -> 0510  host totals of the open batch; cut-over: approved -> settled
     0800/0801  network management  -> 0810  echo / sign-on, field 70 echoed
 
-Response codes the host itself uses: 00 approved / acknowledged, 12 reversal of a settled payment, 25 original not
-found (remembered: an original arriving later is booked reversed), 30 format error (missing or bad field),
+Response codes the host itself uses: 00 approved / acknowledged, 12 reversal of a settled payment, 25 original
+not found (remembered: an original arriving later is booked reversed), 30 format error (missing or bad field),
 40 unsupported message type, 94 same terminal + STAN repeated with different content, 95 reconciliation totals
 differ (the cut-over still happens: the host's books are what is charged).
 
-Repeats: a request whose terminal, STAN and message class (0200 = 0201) were seen within `window` seconds with the
-same content gets the stored answer again and books nothing.
+Repeats: a request whose terminal, STAN and message class (0200 = 0201) were seen within `window` seconds with
+the same content gets the stored answer again and books nothing.
 
-Reconciliation totals (0500 from the terminal, 0510 from the host), for the terminal's payments not yet cut over:
-76/88 debits (purchases, processing code not 20xxxx) approved and not reversed, count/amount; 77/89 debits reversed;
-74/86 credits (processing code 20xxxx, refunds) approved; 75/87 credits reversed; 97 net = 88 - 86 as 'D'/'C' +
-16 digits. Only the totals the terminal sends are compared.
+Reconciliation totals (0500 from the terminal, 0510 from the host), for the terminal's payments not yet cut
+over: 76/88 debits (purchases, processing code not 20xxxx) approved and not reversed, count/amount; 77/89
+debits reversed; 74/86 credits (processing code 20xxxx, refunds) approved; 75/87 credits reversed; 97 net = 88
+- 86 as 'D'/'C' + 16 digits. Only the totals the terminal sends are compared.
 """
 
 from __future__ import annotations
@@ -56,16 +56,40 @@ FORMAT_ERROR, NOT_FOUND, UNSUPPORTED, DUPLICATE, RECONCILE_ERROR, INVALID = "30"
 KINDS = {"0100": "authorization", "0200": "financial", "0220": "advice"}
 # Fields a request must carry, by message class.
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "0100": (STAN, TERMINAL_ID, AMOUNT), "0200": (STAN, TERMINAL_ID, AMOUNT), "0220": (STAN, TERMINAL_ID, AMOUNT),
-    "0400": (STAN, TERMINAL_ID), "0420": (STAN, TERMINAL_ID), "0500": (STAN, TERMINAL_ID), "0800": (STAN,),
+    "0100": (STAN, TERMINAL_ID, AMOUNT),
+    "0200": (STAN, TERMINAL_ID, AMOUNT),
+    "0220": (STAN, TERMINAL_ID, AMOUNT),
+    "0400": (STAN, TERMINAL_ID),
+    "0420": (STAN, TERMINAL_ID),
+    "0500": (STAN, TERMINAL_ID),
+    "0800": (STAN,),
 }
 # Request fields copied into the answer when present.
-ECHOED = (PROCESSING_CODE, AMOUNT, iso.TRANSMISSION_TIME, STAN, iso.LOCAL_TIME, iso.LOCAL_DATE, TERMINAL_ID,
-          MERCHANT_ID, CURRENCY, ORIGINAL_DATA, NETWORK_CODE)
+ECHOED = (
+    PROCESSING_CODE,
+    AMOUNT,
+    iso.TRANSMISSION_TIME,
+    STAN,
+    iso.LOCAL_TIME,
+    iso.LOCAL_DATE,
+    TERMINAL_ID,
+    MERCHANT_ID,
+    CURRENCY,
+    ORIGINAL_DATA,
+    NETWORK_CODE,
+)
 # Content that must be equal for a repeat to be "the same request".
 IDENTITY = (PAN, PROCESSING_CODE, AMOUNT, TERMINAL_ID, MERCHANT_ID, CURRENCY, ORIGINAL_DATA)
-TOTALS = (iso.CREDITS_COUNT, iso.CREDITS_REVERSAL_COUNT, iso.DEBITS_COUNT, iso.DEBITS_REVERSAL_COUNT,
-          iso.CREDITS_AMOUNT, iso.CREDITS_REVERSAL_AMOUNT, iso.DEBITS_AMOUNT, iso.DEBITS_REVERSAL_AMOUNT)
+TOTALS = (
+    iso.CREDITS_COUNT,
+    iso.CREDITS_REVERSAL_COUNT,
+    iso.DEBITS_COUNT,
+    iso.DEBITS_REVERSAL_COUNT,
+    iso.CREDITS_AMOUNT,
+    iso.CREDITS_REVERSAL_AMOUNT,
+    iso.DEBITS_AMOUNT,
+    iso.DEBITS_REVERSAL_AMOUNT,
+)
 COUNT_WIDTH, AMOUNT_WIDTH = 10, 16
 
 
@@ -75,7 +99,7 @@ def message_class(mti: str) -> str:
 
 
 def response_mti(mti: str) -> str | None:
-    """The answer's MTI for a request MTI, or None when `mti` is not a request (e.g. a response or garbage)."""
+    """The answer's MTI for a request MTI; None when `mti` is not a request (a response, garbage)."""
     if mti in iso.RESPONSE_MTI:
         return iso.RESPONSE_MTI[mti]
     if len(mti) == 4 and mti.isdigit() and mti[2] in "02468" and mti[3] in "01":
@@ -119,7 +143,7 @@ class Decision:
 
 
 class Acquirer:
-    """Decides and books. `handle()` and `handle_malformed()` run inside a ledger transaction (Bookkeeper jobs)."""
+    """Decides and books. `handle()` and `handle_malformed()` run inside a ledger transaction."""
 
     def __init__(self, file_rules: list[Rule] | None = None, window: float = 600.0):
         self.book = RuleBook(file_rules=list(file_rules or []))
@@ -134,8 +158,10 @@ class Acquirer:
             return
         self._data_version = version
         rules = []
-        for rid, text, remaining in db.execute("SELECT id, rule, remaining FROM rules WHERE active = 1 "
-                                               "AND (remaining IS NULL OR remaining > 0) ORDER BY id"):
+        for rid, text, remaining in db.execute(
+            "SELECT id, rule, remaining FROM rules WHERE active = 1 "
+            "AND (remaining IS NULL OR remaining > 0) ORDER BY id"
+        ):
             rule = Rule.from_dict(json.loads(text), source="test")
             rule.id, rule.times = rid, remaining
             rules.append(rule)
@@ -147,7 +173,9 @@ class Acquirer:
         if rule is not None and rule.times is not None:
             rule.times -= 1
             if rule.id is not None:
-                db.execute("UPDATE rules SET remaining = ?, used = used + 1 WHERE id = ?", (rule.times, rule.id))
+                db.execute(
+                    "UPDATE rules SET remaining = ?, used = used + 1 WHERE id = ?", (rule.times, rule.id)
+                )
         elif rule is not None and rule.id is not None:
             db.execute("UPDATE rules SET used = used + 1 WHERE id = ?", (rule.id,))
         return choice
@@ -168,25 +196,39 @@ class Acquirer:
         if cls not in REQUIRED:
             decision = self._refuse(fields, resp_mti, UNSUPPORTED, f"message type {mti} is not supported")
         elif missing or bad_amount:
-            what = f"missing field(s) {', '.join(missing)}" if missing else f"field 4 amount {fields[AMOUNT]!r}"
+            what = (
+                f"missing field(s) {', '.join(missing)}" if missing else f"field 4 amount {fields[AMOUNT]!r}"
+            )
             decision = self._refuse(fields, resp_mti, FORMAT_ERROR, f"format error: {what}")
         else:
-            decision = self._repeat(db, fields, cls, resp_mti) or self._dispatch(db, fields, cls, resp_mti, at)
+            decision = self._repeat(db, fields, cls, resp_mti) or self._dispatch(
+                db, fields, cls, resp_mti, at
+            )
         self._link(db, rx_id, decision)
         if decision.notes:
             self._note(db, rx_id, "; ".join(decision.notes))
-        self._log(db, "tx", conn, decision.response, payment_id=decision.payment_id,
-                  delivery=_delivery_text(decision), note=decision.reason)
+        self._log(
+            db,
+            "tx",
+            conn,
+            decision.response,
+            payment_id=decision.payment_id,
+            delivery=_delivery_text(decision),
+            note=decision.reason,
+        )
         return decision
 
-    def handle_malformed(self, db: sqlite3.Connection, raw: bytes, error: str, conn: Connection, at: float,
-                         answer: bool = True) -> Decision:
+    def handle_malformed(
+        self, db: sqlite3.Connection, raw: bytes, error: str, conn: Connection, at: float, answer: bool = True
+    ) -> Decision:
         """Book a frame that does not decode; answer format error when its MTI is readable, else nothing."""
         mti = raw[:4].decode("ascii", "replace")
         shown = mask_pan_text(raw)
-        db.execute("INSERT INTO messages (at, direction, connection, peer, mti, fields, delivery, note) "
-                   "VALUES (?, 'rx', ?, ?, ?, ?, 'error', ?)",
-                   (at, conn.id, conn.peer, mti if mti.isdigit() else None, json.dumps({"raw": shown}), error))
+        db.execute(
+            "INSERT INTO messages (at, direction, connection, peer, mti, fields, delivery, note) "
+            "VALUES (?, 'rx', ?, ?, ?, ?, 'error', ?)",
+            (at, conn.id, conn.peer, mti if mti.isdigit() else None, json.dumps({"raw": shown}), error),
+        )
         resp_mti = response_mti(mti) if mti.isdigit() and answer else None
         if resp_mti is None:
             return Decision(None, Behaviour.approve(), f"malformed frame, no readable MTI: {error}")
@@ -195,8 +237,9 @@ class Acquirer:
         return decision
 
     # -- per message class -----------------------------------------------------------------------
-    def _dispatch(self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, resp_mti: str, at: float
-                  ) -> Decision:
+    def _dispatch(
+        self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, resp_mti: str, at: float
+    ) -> Decision:
         choice = self._choose(db, fields)
         if cls in ("0100", "0200"):
             decision = self._payment(db, fields, cls, resp_mti, choice)
@@ -207,13 +250,21 @@ class Acquirer:
         elif cls == "0500":
             decision = self._reconciliation(db, fields, resp_mti, choice)
         else:
-            decision = Decision(self._answer(fields, resp_mti, choice.behaviour.code), choice.behaviour,
-                                choice.reason)
+            decision = Decision(
+                self._answer(fields, resp_mti, choice.behaviour.code), choice.behaviour, choice.reason
+            )
         self._remember(db, fields, cls, decision)
         return decision
 
-    def _payment(self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, resp_mti: str, choice: Choice,
-                 kind: str | None = None) -> Decision:
+    def _payment(
+        self,
+        db: sqlite3.Connection,
+        fields: dict[str, Any],
+        cls: str,
+        resp_mti: str,
+        choice: Choice,
+        kind: str | None = None,
+    ) -> Decision:
         code = choice.behaviour.code
         pid, rrn, auth = self._book_payment(db, fields, cls, kind or KINDS[cls], code, choice.reason)
         resp = self._answer(fields, resp_mti, code, rrn=rrn, auth=auth)
@@ -221,7 +272,9 @@ class Acquirer:
         self._apply_orphan_reversal(db, fields, cls, pid, decision)
         return decision
 
-    def _advice(self, db: sqlite3.Connection, fields: dict[str, Any], resp_mti: str, choice: Choice) -> Decision:
+    def _advice(
+        self, db: sqlite3.Connection, fields: dict[str, Any], resp_mti: str, choice: Choice
+    ) -> Decision:
         terminal = _terminal(fields)
         if ORIGINAL_DATA in fields and choice.behaviour.approves:
             omti, ostan = iso.parse_original_data(fields[ORIGINAL_DATA])
@@ -230,14 +283,23 @@ class Acquirer:
                 if auth is not None and auth["state"] == "approved":
                     amount = int(fields[AMOUNT])
                     now = time.time()
-                    db.execute("UPDATE payments SET amount = ?, updated = ? WHERE id = ?", (amount, now, auth["id"]))
-                    self._event(db, auth["id"], "approved", "approved",
-                                f"completed by 0220 STAN {fields[STAN]}: amount {auth['amount']} -> {amount}")
+                    db.execute(
+                        "UPDATE payments SET amount = ?, updated = ? WHERE id = ?", (amount, now, auth["id"])
+                    )
+                    self._event(
+                        db,
+                        auth["id"],
+                        "approved",
+                        "approved",
+                        f"completed by 0220 STAN {fields[STAN]}: amount {auth['amount']} -> {amount}",
+                    )
                     resp = self._answer(fields, resp_mti, APPROVED, rrn=auth["rrn"], auth=auth["auth_code"])
                     return Decision(resp, choice.behaviour, f"completion of 0100 STAN {ostan}", auth["id"])
         return self._payment(db, fields, "0220", resp_mti, choice, kind="advice")
 
-    def _reversal(self, db: sqlite3.Connection, fields: dict[str, Any], resp_mti: str, choice: Choice) -> Decision:
+    def _reversal(
+        self, db: sqlite3.Connection, fields: dict[str, Any], resp_mti: str, choice: Choice
+    ) -> Decision:
         terminal = _terminal(fields)
         if ORIGINAL_DATA in fields:
             omti, ostan = iso.parse_original_data(fields[ORIGINAL_DATA])
@@ -249,23 +311,33 @@ class Acquirer:
             return Decision(resp, choice.behaviour, f"{choice.reason}; reversal refused, nothing changed")
         original = self._find(db, terminal, ostan, omti)
         if original is None:
-            db.execute("INSERT INTO orphan_reversals (at, terminal, original_mti, original_stan) VALUES (?, ?, ?, ?)",
-                       (time.time(), terminal, omti, ostan))
+            db.execute(
+                "INSERT INTO orphan_reversals (at, terminal, original_mti, original_stan) VALUES (?,?,?,?)",
+                (time.time(), terminal, omti, ostan),
+            )
             resp = self._answer(fields, resp_mti, NOT_FOUND)
-            return Decision(resp, choice.behaviour,
-                            f"original {omti or 'request'} STAN {ostan} of terminal {terminal} not found; remembered")
+            return Decision(
+                resp,
+                choice.behaviour,
+                f"original {omti or 'request'} STAN {ostan} of terminal {terminal} not found; remembered",
+            )
         pid, state = original["id"], original["state"]
         resp = self._answer(fields, resp_mti, APPROVED, rrn=original["rrn"])
         if state == "approved":
             self._set_state(db, pid, "approved", "reversed", f"{fields['t']} STAN {fields[STAN]}")
-            return Decision(resp, choice.behaviour, f"reversed payment {pid} ({original['mti']} STAN {ostan})", pid)
+            return Decision(
+                resp, choice.behaviour, f"reversed payment {pid} ({original['mti']} STAN {ostan})", pid
+            )
         if state == "settled":
             resp[RESPONSE_CODE] = INVALID
-            return Decision(resp, choice.behaviour, f"payment {pid} is settled (cut over); not reversible", pid)
+            return Decision(
+                resp, choice.behaviour, f"payment {pid} is settled (cut over); not reversible", pid
+            )
         return Decision(resp, choice.behaviour, f"payment {pid} already {state}; nothing to reverse", pid)
 
-    def _reconciliation(self, db: sqlite3.Connection, fields: dict[str, Any], resp_mti: str, choice: Choice
-                        ) -> Decision:
+    def _reconciliation(
+        self, db: sqlite3.Connection, fields: dict[str, Any], resp_mti: str, choice: Choice
+    ) -> Decision:
         terminal = _terminal(fields)
         if not choice.behaviour.approves:
             resp = self._answer(fields, resp_mti, choice.behaviour.code)
@@ -277,16 +349,23 @@ class Acquirer:
                 try:
                     theirs[f] = int(fields[f])
                 except ValueError:
-                    return self._refuse(fields, resp_mti, FORMAT_ERROR, f"format error: field {f} = {fields[f]!r}")
+                    return self._refuse(
+                        fields, resp_mti, FORMAT_ERROR, f"format error: field {f} = {fields[f]!r}"
+                    )
         differ = {f: (theirs[f], host[f]) for f in theirs if theirs[f] != host[f]}
         code = RECONCILE_ERROR if differ else APPROVED
         now = time.time()
-        cur = db.execute("INSERT INTO batches (at, terminal, host_totals, terminal_totals, code) VALUES (?,?,?,?,?)",
-                         (now, terminal, json.dumps(host), json.dumps(theirs) if theirs else None, code))
+        cur = db.execute(
+            "INSERT INTO batches (at, terminal, host_totals, terminal_totals, code) VALUES (?,?,?,?,?)",
+            (now, terminal, json.dumps(host), json.dumps(theirs) if theirs else None, code),
+        )
         batch = cur.lastrowid
-        for (pid,) in db.execute("SELECT id FROM payments WHERE terminal = ? AND batch IS NULL AND state = 'approved'",
-                                 (terminal,)).fetchall():
-            self._set_state(db, pid, "approved", "settled", f"cut-over by 0500 STAN {fields[STAN]} (batch {batch})")
+        for (pid,) in db.execute(
+            "SELECT id FROM payments WHERE terminal = ? AND batch IS NULL AND state = 'approved'", (terminal,)
+        ).fetchall():
+            self._set_state(
+                db, pid, "approved", "settled", f"cut-over by 0500 STAN {fields[STAN]} (batch {batch})"
+            )
         db.execute("UPDATE payments SET batch = ? WHERE terminal = ? AND batch IS NULL", (batch, terminal))
         resp = self._answer(fields, resp_mti, code)
         for f in TOTALS:
@@ -300,16 +379,23 @@ class Acquirer:
     def open_totals(db: sqlite3.Connection, terminal: str) -> dict[str, int]:
         """The reconciliation totals (field number -> value) of a terminal's payments not yet cut over."""
         t = dict.fromkeys(TOTALS, 0)
-        rows = db.execute("SELECT state, amount, pcode FROM payments WHERE terminal = ? AND batch IS NULL",
-                          (terminal,))
+        rows = db.execute(
+            "SELECT state, amount, pcode FROM payments WHERE terminal = ? AND batch IS NULL", (terminal,)
+        )
         for state, amount, pcode in rows:
             credit = str(pcode or "").startswith("20")
             if state == "approved":
-                count, total = ((iso.CREDITS_COUNT, iso.CREDITS_AMOUNT) if credit
-                                else (iso.DEBITS_COUNT, iso.DEBITS_AMOUNT))
+                count, total = (
+                    (iso.CREDITS_COUNT, iso.CREDITS_AMOUNT)
+                    if credit
+                    else (iso.DEBITS_COUNT, iso.DEBITS_AMOUNT)
+                )
             elif state == "reversed":
-                count, total = ((iso.CREDITS_REVERSAL_COUNT, iso.CREDITS_REVERSAL_AMOUNT) if credit
-                                else (iso.DEBITS_REVERSAL_COUNT, iso.DEBITS_REVERSAL_AMOUNT))
+                count, total = (
+                    (iso.CREDITS_REVERSAL_COUNT, iso.CREDITS_REVERSAL_AMOUNT)
+                    if credit
+                    else (iso.DEBITS_REVERSAL_COUNT, iso.DEBITS_REVERSAL_AMOUNT)
+                )
             else:
                 continue
             t[count] += 1
@@ -317,52 +403,106 @@ class Acquirer:
         return t
 
     # -- repeats ---------------------------------------------------------------------------------
-    def _repeat(self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, resp_mti: str) -> Decision | None:
-        row = db.execute("SELECT at, digest, response, payment_id FROM replies WHERE terminal = ? AND stan = ? "
-                         "AND class = ?", (_terminal(fields), fields[STAN], cls)).fetchone()
+    def _repeat(
+        self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, resp_mti: str
+    ) -> Decision | None:
+        row = db.execute(
+            "SELECT at, digest, response, payment_id FROM replies WHERE terminal = ? AND stan = ? "
+            "AND class = ?",
+            (_terminal(fields), fields[STAN], cls),
+        ).fetchone()
         if row is None or row[0] < time.time() - self.window:
             return None
         at, digest, response, pid = row
-        choice = self._choose(db, fields)                     # delivery and delay may differ; the content may not
-        behaviour = Behaviour(APPROVED, choice.behaviour.delay_ms, choice.behaviour.delivery, choice.behaviour.scaled)
+        choice = self._choose(db, fields)  # delivery and delay may differ; the content may not
+        behaviour = Behaviour(
+            APPROVED, choice.behaviour.delay_ms, choice.behaviour.delivery, choice.behaviour.scaled
+        )
         if digest != _digest(fields):
             resp = self._answer(fields, resp_mti, DUPLICATE)
-            return Decision(resp, behaviour, f"terminal {_terminal(fields)} STAN {fields[STAN]} reused for a "
-                            "different request; nothing booked", pid, duplicate=True)
+            return Decision(
+                resp,
+                behaviour,
+                f"terminal {_terminal(fields)} STAN {fields[STAN]} reused for a "
+                "different request; nothing booked",
+                pid,
+                duplicate=True,
+            )
         resp = json.loads(response)
         resp["t"] = resp_mti
-        return Decision(resp, behaviour, f"repeat of {cls} STAN {fields[STAN]}: same answer, nothing booked", pid,
-                        duplicate=True)
+        return Decision(
+            resp,
+            behaviour,
+            f"repeat of {cls} STAN {fields[STAN]}: same answer, nothing booked",
+            pid,
+            duplicate=True,
+        )
 
     def _remember(self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, decision: Decision) -> None:
         if decision.response is None:
             return
-        db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (_terminal(fields), fields[STAN], cls, time.time(), _digest(fields),
-                    json.dumps(decision.response), decision.payment_id))
+        db.execute(
+            "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                _terminal(fields),
+                fields[STAN],
+                cls,
+                time.time(),
+                _digest(fields),
+                json.dumps(decision.response),
+                decision.payment_id,
+            ),
+        )
 
     # -- booking helpers -------------------------------------------------------------------------
-    def _book_payment(self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, kind: str, code: str,
-                      reason: str) -> tuple[int, str, str | None]:
+    def _book_payment(
+        self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, kind: str, code: str, reason: str
+    ) -> tuple[int, str, str | None]:
         now = time.time()
         state = "approved" if code == APPROVED else "declined"
         (next_id,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM payments").fetchone()
-        rrn = time.strftime("%y%j", time.gmtime(now))[1:] + time.strftime("%H", time.gmtime(now)) + f"{next_id:06d}"
+        rrn = (
+            time.strftime("%y%j", time.gmtime(now))[1:]
+            + time.strftime("%H", time.gmtime(now))
+            + f"{next_id:06d}"
+        )
         auth = f"{(next_id * 7919) % 1000000:06d}" if state == "approved" else None
         pan = fields.get(PAN)
-        db.execute("INSERT INTO payments (id, kind, mti, terminal, merchant, stan, rrn, auth_code, code, amount, "
-                   "currency, pcode, pan, state, created, updated, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                   (next_id, kind, cls, _terminal(fields), fields.get(MERCHANT_ID), fields[STAN], rrn, auth, code,
-                    int(fields[AMOUNT]), fields.get(CURRENCY), fields.get(PROCESSING_CODE),
-                    mask_pan(pan) if pan else None, state, now, now, reason))
+        db.execute(
+            "INSERT INTO payments (id, kind, mti, terminal, merchant, stan, rrn, auth_code, code, amount, "
+            "currency, pcode, pan, state, created, updated, reason) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                next_id,
+                kind,
+                cls,
+                _terminal(fields),
+                fields.get(MERCHANT_ID),
+                fields[STAN],
+                rrn,
+                auth,
+                code,
+                int(fields[AMOUNT]),
+                fields.get(CURRENCY),
+                fields.get(PROCESSING_CODE),
+                mask_pan(pan) if pan else None,
+                state,
+                now,
+                now,
+                reason,
+            ),
+        )
         self._event(db, next_id, None, state, reason)
         return next_id, rrn, auth
 
-    def _apply_orphan_reversal(self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, pid: int,
-                               decision: Decision) -> None:
-        row = db.execute("SELECT id FROM orphan_reversals WHERE terminal = ? AND original_stan = ? AND applied_to IS "
-                         "NULL AND (original_mti IS NULL OR original_mti = ?) AND at >= ? ORDER BY id LIMIT 1",
-                         (_terminal(fields), fields[STAN], cls, time.time() - self.window)).fetchone()
+    def _apply_orphan_reversal(
+        self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, pid: int, decision: Decision
+    ) -> None:
+        row = db.execute(
+            "SELECT id FROM orphan_reversals WHERE terminal = ? AND original_stan = ? AND applied_to IS "
+            "NULL AND (original_mti IS NULL OR original_mti = ?) AND at >= ? ORDER BY id LIMIT 1",
+            (_terminal(fields), fields[STAN], cls, time.time() - self.window),
+        ).fetchone()
         if row is None:
             return
         db.execute("UPDATE orphan_reversals SET applied_to = ? WHERE id = ?", (pid, row[0]))
@@ -372,8 +512,10 @@ class Acquirer:
         decision.notes.append("a reversal for this request arrived earlier: booked reversed")
 
     def _find(self, db: sqlite3.Connection, terminal: str, stan: str, cls: str | None) -> sqlite3.Row | None:
-        sql = ("SELECT id, mti, state, rrn, auth_code, amount FROM payments WHERE terminal = ? AND stan = ? "
-               "AND created >= ?")
+        sql = (
+            "SELECT id, mti, state, rrn, auth_code, amount FROM payments WHERE terminal = ? AND stan = ? "
+            "AND created >= ?"
+        )
         args: list[Any] = [terminal, stan, time.time() - self.window]
         if cls:
             sql, args = sql + " AND mti = ?", [*args, cls]
@@ -383,17 +525,23 @@ class Acquirer:
         return dict(zip(("id", "mti", "state", "rrn", "auth_code", "amount"), row, strict=True))
 
     def _set_state(self, db: sqlite3.Connection, pid: int, old: str, new: str, reason: str) -> None:
-        db.execute("UPDATE payments SET state = ?, updated = ? WHERE id = ? AND state = ?", (new, time.time(), pid, old))
+        db.execute(
+            "UPDATE payments SET state = ?, updated = ? WHERE id = ? AND state = ?",
+            (new, time.time(), pid, old),
+        )
         self._event(db, pid, old, new, reason)
 
     @staticmethod
     def _event(db: sqlite3.Connection, pid: int, old: str | None, new: str, reason: str) -> None:
-        db.execute("INSERT INTO events (at, payment_id, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)",
-                   (time.time(), pid, old, new, reason))
+        db.execute(
+            "INSERT INTO events (at, payment_id, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), pid, old, new, reason),
+        )
 
     @staticmethod
-    def _answer(fields: dict[str, Any], resp_mti: str, code: str, rrn: str | None = None,
-                auth: str | None = None) -> dict[str, Any]:
+    def _answer(
+        fields: dict[str, Any], resp_mti: str, code: str, rrn: str | None = None, auth: str | None = None
+    ) -> dict[str, Any]:
         resp = {"t": resp_mti, **{f: fields[f] for f in ECHOED if f in fields}}
         if rrn:
             resp[RRN] = rrn
@@ -408,24 +556,47 @@ class Acquirer:
         return Decision(self._answer(fields, resp_mti, code), Behaviour.approve(), reason)
 
     @staticmethod
-    def _log(db: sqlite3.Connection, direction: str, conn: Connection, fields: dict[str, Any] | None,
-             at: float | None = None, payment_id: int | None = None, delivery: str | None = None,
-             note: str | None = None) -> int | None:
+    def _log(
+        db: sqlite3.Connection,
+        direction: str,
+        conn: Connection,
+        fields: dict[str, Any] | None,
+        at: float | None = None,
+        payment_id: int | None = None,
+        delivery: str | None = None,
+        note: str | None = None,
+    ) -> int | None:
         if fields is None:
             return None
         cur = db.execute(
-            "INSERT INTO messages (at, direction, connection, peer, mti, stan, terminal, rrn, code, payment_id, "
+            "INSERT INTO messages (at, direction, connection, peer, mti, stan, terminal, rrn, code, "
+            "payment_id, "
             "fields, delivery, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (at or time.time(), direction, conn.id, conn.peer, fields.get("t"), fields.get(STAN),
-             _terminal(fields) or None, fields.get(RRN), fields.get(RESPONSE_CODE), payment_id,
-             json.dumps(masked_fields(fields)), delivery, note))
+            (
+                at or time.time(),
+                direction,
+                conn.id,
+                conn.peer,
+                fields.get("t"),
+                fields.get(STAN),
+                _terminal(fields) or None,
+                fields.get(RRN),
+                fields.get(RESPONSE_CODE),
+                payment_id,
+                json.dumps(masked_fields(fields)),
+                delivery,
+                note,
+            ),
+        )
         return cur.lastrowid
 
     @staticmethod
     def _link(db: sqlite3.Connection, rx_id: int | None, decision: Decision) -> None:
         if rx_id is not None:
-            db.execute("UPDATE messages SET payment_id = ?, delivery = ? WHERE id = ?",
-                       (decision.payment_id, "duplicate" if decision.duplicate else None, rx_id))
+            db.execute(
+                "UPDATE messages SET payment_id = ?, delivery = ? WHERE id = ?",
+                (decision.payment_id, "duplicate" if decision.duplicate else None, rx_id),
+            )
 
     @staticmethod
     def _note(db: sqlite3.Connection, rx_id: int | None, note: str) -> None:
@@ -451,7 +622,7 @@ def _delivery_text(decision: Decision) -> str:
 
 
 def mask_pan_text(raw: bytes) -> str:
-    """Printable text of raw bytes for the ledger, card numbers masked (malformed frames are kept this way)."""
+    """Printable text of raw bytes (malformed frames are kept this way), card numbers masked."""
     from harness.masking import mask_pans
 
     text = raw.decode("latin-1")

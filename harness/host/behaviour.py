@@ -10,9 +10,10 @@ answering, and how the answer is delivered. The host *decides and books first* a
     twice      the same answer two times
     close      the connection is closed after the request, no answer
 
-Rules are tried newest first: rules set from a test at run time (`host.behave(...)`), then the rules file, then
-the test cards, then the magic amounts, else approve. A rule without `mti` applies to authorization and financial
-requests (0100/0200 and their repeats) only; name an MTI (e.g. `mti: "0420"`) to misbehave on other messages.
+Rules are tried newest first: rules set from a test at run time (`host.behave(...)`), then the rules file,
+then the test cards, then the magic amounts, else approve. A rule without `mti` applies to authorization and
+financial requests (0100/0200 and their repeats) only; name an MTI (e.g. `mti: "0420"`) to misbehave on other
+messages.
 
 Magic amounts (field 4, minor units; any currency):
 
@@ -25,8 +26,8 @@ Magic amounts (field 4, minor units; any currency):
     9.98    approve, answer after 15 s nominal (x rig timing scale: past a 10 s terminal timeout)
     9.99    approve, never answer
 
-Test cards (Stripe-style numbers): 4000000000000002 decline 05, 4000000000009995 decline 51,
-4000000000000119 decline 91.
+Test cards (Stripe-style numbers): 4000000000000002 decline 05, 4000000000009995 decline 51, 4000000000000119
+decline 91.
 
 Rules file (YAML or JSON), a list of rules:
 
@@ -55,8 +56,14 @@ PAYMENT_REQUESTS = ("0100", "0101", "0200", "0201")
 
 
 # Behaviour names -> (default response code, delivery).
-NAMED = {"approve": (APPROVED, "answer"), "decline": ("05", "answer"), "slow": (APPROVED, "answer"),
-         "silent": (APPROVED, "silent"), "twice": (APPROVED, "twice"), "close": (APPROVED, "close")}
+NAMED = {
+    "approve": (APPROVED, "answer"),
+    "decline": ("05", "answer"),
+    "slow": (APPROVED, "answer"),
+    "silent": (APPROVED, "silent"),
+    "twice": (APPROVED, "twice"),
+    "close": (APPROVED, "close"),
+}
 
 
 class RuleError(ValueError):
@@ -70,13 +77,17 @@ class Behaviour:
     code: str = APPROVED
     delay_ms: float = 0.0
     delivery: str = "answer"
-    scaled: bool = True          # delay_ms is nominal protocol time, multiplied by the rig's timing scale
+    scaled: bool = True  # delay_ms is nominal protocol time, multiplied by the rig's timing scale
 
     def __post_init__(self) -> None:
         if not (isinstance(self.code, str) and len(self.code) == 2 and self.code.isalnum()):
-            raise RuleError(f"behaviour code: found {self.code!r}; expected a 2-character response code like '05'")
+            raise RuleError(
+                f"behaviour code: found {self.code!r}; expected a 2-character response code like '05'"
+            )
         if self.delivery not in DELIVERIES:
-            raise RuleError(f"behaviour delivery: found {self.delivery!r}; expected one of {', '.join(DELIVERIES)}")
+            raise RuleError(
+                f"behaviour delivery: found {self.delivery!r}; expected one of {', '.join(DELIVERIES)}"
+            )
         if not isinstance(self.delay_ms, (int, float)) or self.delay_ms < 0:
             raise RuleError(f"behaviour delay_ms: found {self.delay_ms!r}; expected a number >= 0")
 
@@ -92,7 +103,9 @@ class Behaviour:
         return asdict(self)
 
     @classmethod
-    def named(cls, name: str, code: str | None = None, delay_ms: float = 0.0, scaled: bool = True) -> Behaviour:
+    def named(
+        cls, name: str, code: str | None = None, delay_ms: float = 0.0, scaled: bool = True
+    ) -> Behaviour:
         """A behaviour by the name tests use: approve, decline, slow, silent, twice, close."""
         if name not in NAMED:
             raise RuleError(f"behaviour {name!r} unknown; expected one of {', '.join(NAMED)}")
@@ -107,20 +120,33 @@ class Behaviour:
             rest = {k: v for k, v in data.items() if k != "name"}
             unknown = set(rest) - {"code", "delay_ms", "scaled"}
             if unknown:
-                raise RuleError(f"behaviour: unknown keys {sorted(unknown)} beside 'name'; expected code, delay_ms, "
-                                "scaled")
+                raise RuleError(
+                    f"behaviour: unknown keys {sorted(unknown)} beside 'name'; expected code, delay_ms, "
+                    "scaled"
+                )
             code = rest.get("code")
-            return cls.named(data["name"], f"{code:02d}" if isinstance(code, int) else code,
-                             rest.get("delay_ms", 0.0), bool(rest.get("scaled", True)))
+            return cls.named(
+                data["name"],
+                f"{code:02d}" if isinstance(code, int) else code,
+                rest.get("delay_ms", 0.0),
+                bool(rest.get("scaled", True)),
+            )
         if not isinstance(data, dict):
-            raise RuleError(f"behaviour: found {data!r}; expected a mapping with code, delay_ms, delivery, scaled")
+            raise RuleError(
+                f"behaviour: found {data!r}; expected a mapping with code, delay_ms, delivery, scaled"
+            )
         unknown = set(data) - {"code", "delay_ms", "delivery", "scaled"}
         if unknown:
-            raise RuleError(f"behaviour: unknown keys {sorted(unknown)}; expected code, delay_ms, delivery, scaled")
+            raise RuleError(
+                f"behaviour: unknown keys {sorted(unknown)}; expected code, delay_ms, delivery, scaled"
+            )
         code = data.get("code", APPROVED)
-        return cls(code=f"{code:02d}" if isinstance(code, int) else str(code),
-                   delay_ms=data.get("delay_ms", 0.0), delivery=data.get("delivery", "answer"),
-                   scaled=bool(data.get("scaled", True)))
+        return cls(
+            code=f"{code:02d}" if isinstance(code, int) else str(code),
+            delay_ms=data.get("delay_ms", 0.0),
+            delivery=data.get("delivery", "answer"),
+            scaled=bool(data.get("scaled", True)),
+        )
 
     # Named behaviours, as tests say them.
     @classmethod
@@ -181,7 +207,7 @@ class Match:
             if mti not in PAYMENT_REQUESTS:
                 return False
         elif mti != self.mti and not (mti[:3] == self.mti[:3] and mti[3] == "1" and self.mti[3] == "0"):
-            return False                               # '0420' also matches its repeat '0421'
+            return False  # '0420' also matches its repeat '0421'
         if self.amount is not None:
             try:
                 if amount_value(fields.get(AMOUNT, "")) != self.amount:
@@ -203,11 +229,15 @@ class Match:
     @classmethod
     def from_dict(cls, data: Any) -> Match:
         if not isinstance(data, dict):
-            raise RuleError(f"match: found {data!r}; expected a mapping of amount, pan, pan_prefix, mti, terminal, stan")
+            raise RuleError(
+                f"match: found {data!r}; expected a mapping of amount, pan, pan_prefix, mti, terminal, stan"
+            )
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise RuleError(f"match: unknown keys {sorted(unknown)}; expected amount, pan, pan_prefix, mti, "
-                            "terminal, stan")
+            raise RuleError(
+                f"match: unknown keys {sorted(unknown)}; expected amount, pan, pan_prefix, mti, "
+                "terminal, stan"
+            )
         kw = {k: (str(v) if v is not None else None) for k, v in data.items() if k != "amount"}
         if "stan" in kw and kw["stan"] is not None:
             kw["stan"] = kw["stan"].zfill(6)
@@ -224,12 +254,16 @@ class Rule:
     behaviour: Behaviour
     times: int | None = None
     label: str = ""
-    id: int | None = None          # the ledger's rule id, for rules set at run time
+    id: int | None = None  # the ledger's rule id, for rules set at run time
     source: str = "test"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"match": self.match.to_dict(), "behaviour": self.behaviour.to_dict(), "times": self.times,
-                "label": self.label}
+        return {
+            "match": self.match.to_dict(),
+            "behaviour": self.behaviour.to_dict(),
+            "times": self.times,
+            "label": self.label,
+        }
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "file") -> Rule:
@@ -241,8 +275,13 @@ class Rule:
         times = data.get("times")
         if times is not None and (not isinstance(times, int) or times < 1):
             raise RuleError(f"rule times: found {times!r}; expected a positive integer or nothing")
-        return cls(Match.from_dict(data.get("match") or {}), Behaviour.from_dict(data["behaviour"]), times,
-                   str(data.get("label", "")), source=source)
+        return cls(
+            Match.from_dict(data.get("match") or {}),
+            Behaviour.from_dict(data["behaviour"]),
+            times,
+            str(data.get("label", "")),
+            source=source,
+        )
 
 
 MAGIC_AMOUNTS: dict[int, tuple[str, Behaviour]] = {

@@ -8,23 +8,25 @@ Public API (stable; the terminal emulator and the oracle use it):
     host.behave(what, **match)     set a behaviour from the test, newest rule first; returns the rule id
                                      what: approve | decline | slow | silent | twice | close, or a Behaviour
                                      code="51", delay_ms=15000 (nominal, x rig timing scale), times=1
-                                     match: amount=999 or "9.99", pan=, pan_prefix=, mti="0420", terminal=, stan=
+                                     match: amount=999 or "9.99", pan=, pan_prefix=, mti="0420",
+                                     terminal=, stan=
     host.clear_behaviours()        drop the rules set from tests (magic amounts, test cards, rules file stay)
     host.ledger_path, host.spec_name, host.framing
-    host.kill(), host.restart()    process mode only: SIGKILL the host process, start it again on the same ledger
+    host.kill(), host.restart()    process mode: SIGKILL the host process; start it again, same ledger
 
-Rig options (`devices.host.options`): spec (ascii | binary), framing (2byte | 4ascii | none), rules (a YAML/JSON
-rules file), window (seconds a repeated request is recognised, default 600), process (true: run
+Rig options (`devices.host.options`): spec (ascii | binary), framing (2byte | 4ascii | none), rules (a
+YAML/JSON rules file), window (seconds a repeated request is recognised, default 600), process (true: run
 `posrig host serve` as a child process instead of threads in this process), synchronous (FULL | NORMAL).
 
-Placement: in the emulated rig the host listens on 0.0.0.0:PORT inside its namespace (`address: host:5000`) and
-the terminal reaches it at the host node's IP; without namespaces it listens on 127.0.0.1 on an ephemeral port; on
-a physical bench it binds to the address in the rig (the bench NIC the real terminal is configured to use).
-Evidence: `host.jsonl` (every message decoded, direction and time, card numbers masked), `host-ledger.sqlite`
-(the ledger itself) and, at close, `host-ledger.json` (payments and totals).
+Placement: in the emulated rig the host listens on 0.0.0.0:PORT inside its namespace (`address: host:5000`)
+and the terminal reaches it at the host node's IP; without namespaces it listens on 127.0.0.1 on an ephemeral
+port; on a physical bench it binds to the address in the rig (the bench NIC the real terminal is configured to
+use). Evidence: `host.jsonl` (every message decoded, direction and time, card numbers masked),
+`host-ledger.sqlite` (the ledger itself) and, at close, `host-ledger.json` (payments and totals).
 
-Behaviour rules are stored in the ledger file (table `rules`), which the host re-reads before its next request when
-another process changed it: the same `behave()` works whether the host runs as threads or as a child process.
+Behaviour rules are stored in the ledger file (table `rules`), which the host re-reads before its next request
+when another process changed it: the same `behave()` works whether the host runs as threads or as a child
+process.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def _child_preexec() -> None:
 
 
 class EmulatedHost(AcquirerHost):
-    """The emulated acquirer host: threads in this process (default) or a `posrig host serve` child process."""
+    """The emulated acquirer: threads in this process (default) or a `posrig host serve` child."""
 
     close_timeout = 8.0
 
@@ -72,18 +74,23 @@ class EmulatedHost(AcquirerHost):
         opts = dict(spec.options or {})
         unknown = set(opts) - {"spec", "framing", "rules", "window", "process", "synchronous"}
         if unknown:
-            raise HostError(f"host {spec.name!r}: unknown option(s) {sorted(unknown)}; expected spec, framing, "
-                            "rules, window, process, synchronous")
+            raise HostError(
+                f"host {spec.name!r}: unknown option(s) {sorted(unknown)}; expected spec, framing, "
+                "rules, window, process, synchronous"
+            )
         self.spec_name: str = opts.get("spec", DEFAULT_SPEC)
         if self.spec_name not in SPECS:
-            raise HostError(f"host {spec.name!r}: options.spec {self.spec_name!r}; expected one of {', '.join(SPECS)}")
+            raise HostError(
+                f"host {spec.name!r}: options.spec {self.spec_name!r}; expected one of {', '.join(SPECS)}"
+            )
         self.framing: str = Framing(opts.get("framing", "2byte")).name
         self.rules_file: str | None = opts.get("rules")
         self.window = float(opts.get("window", 600.0))
         self.process_mode = bool(opts.get("process", False))
         self.synchronous = str(opts.get("synchronous", "FULL")).upper()
-        self.ledger_path: Path = ctx.evidence.file("host-ledger.sqlite", "acquirer host ledger (SQLite)",
-                                                   "application/vnd.sqlite3")
+        self.ledger_path: Path = ctx.evidence.file(
+            "host-ledger.sqlite", "acquirer host ledger (SQLite)", "application/vnd.sqlite3"
+        )
         self._server: HostServer | None = None
         self._proc: subprocess.Popen | None = None
         self._transcript = None
@@ -105,8 +112,10 @@ class EmulatedHost(AcquirerHost):
             return ("0.0.0.0", self._configured_port()), str(ns.ip or "0.0.0.0")
         if self.ctx.rig.network_mode == "bench":
             if not self.spec.address:
-                raise HostError(f"host {self.name!r}: a bench rig needs `address: IP:PORT` (the bench NIC the "
-                                "terminal is configured to use)")
+                raise HostError(
+                    f"host {self.name!r}: a bench rig needs `address: IP:PORT` (the bench NIC the "
+                    "terminal is configured to use)"
+                )
             ip, port = str(self.spec.address).rsplit(":", 1)
             return (ip, int(port)), ip
         return ("127.0.0.1", 0), "127.0.0.1"
@@ -121,12 +130,14 @@ class EmulatedHost(AcquirerHost):
             s.listen(64)
             return s
         except OSError as exc:
-            raise HostError(f"host {self.name!r}: cannot listen on {bind[0]}:{bind[1]}: {exc.strerror}; "
-                            "is another host running there, or is the address not on this machine?") from None
+            raise HostError(
+                f"host {self.name!r}: cannot listen on {bind[0]}:{bind[1]}: {exc.strerror}; "
+                "is another host running there, or is the address not on this machine?"
+            ) from None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        rules = self._file_rules()                 # fail early on a bad rules file, in both modes
+        rules = self._file_rules()  # fail early on a bad rules file, in both modes
         (bind, ip) = self._placement()
         if self.process_mode:
             self._bind = bind
@@ -134,9 +145,17 @@ class EmulatedHost(AcquirerHost):
         else:
             listener = self._listen(bind)
             self._transcript = self.ctx.evidence.transcript("host")
-            self._server = HostServer(listener, self.ledger_path, spec=self.spec_name, framing=self.framing,
-                                      rules=rules, window=self.window, timing_scale=self.ctx.timing.scale,
-                                      transcript=self._transcript, synchronous=self.synchronous)
+            self._server = HostServer(
+                listener,
+                self.ledger_path,
+                spec=self.spec_name,
+                framing=self.framing,
+                rules=rules,
+                window=self.window,
+                timing_scale=self.ctx.timing.scale,
+                transcript=self._transcript,
+                synchronous=self.synchronous,
+            )
             self._server.start()
             port = self._server.address[1]
         self._address = (ip, port)
@@ -151,11 +170,29 @@ class EmulatedHost(AcquirerHost):
             raise HostError(f"host {self.name!r}: options.rules: {exc}") from None
 
     def _command(self, bind: tuple[str, int]) -> list[str]:
-        cmd = [sys.executable, "-m", "harness.cli", "host", "serve", "--listen", f"{bind[0]}:{bind[1]}",
-               "--ledger", str(self.ledger_path), "--spec", self.spec_name, "--framing", self.framing,
-               "--window", str(self.window), "--timing-scale", str(self.ctx.timing.scale),
-               "--synchronous", self.synchronous,
-               "--transcript", str(self.ctx.evidence.file("host.jsonl", "host transcript", "application/x-ndjson"))]
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "host",
+            "serve",
+            "--listen",
+            f"{bind[0]}:{bind[1]}",
+            "--ledger",
+            str(self.ledger_path),
+            "--spec",
+            self.spec_name,
+            "--framing",
+            self.framing,
+            "--window",
+            str(self.window),
+            "--timing-scale",
+            str(self.ctx.timing.scale),
+            "--synchronous",
+            self.synchronous,
+            "--transcript",
+            str(self.ctx.evidence.file("host.jsonl", "host transcript", "application/x-ndjson")),
+        ]
         if self.rules_file:
             cmd += ["--rules", str(self.rules_file)]
         return cmd
@@ -164,7 +201,11 @@ class EmulatedHost(AcquirerHost):
         cmd = self._command(bind)
         log_path = self.ctx.evidence.file("host-serve.log", "host process log", "text/plain")
         with open(log_path, "ab") as errlog:
-            kwargs: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": errlog}
+            kwargs: dict[str, Any] = {
+                "stdin": subprocess.DEVNULL,
+                "stdout": subprocess.PIPE,
+                "stderr": errlog,
+            }
             if self.ctx.namespace is not None:
                 self._proc = self.ctx.namespace.popen(cmd, **kwargs)
             else:
@@ -172,8 +213,10 @@ class EmulatedHost(AcquirerHost):
         ready = read_ready_line(self._proc, READY_TIMEOUT)
         if ready is None:
             self._stop_process()
-            raise HostError(f"host {self.name!r}: `posrig host serve` did not report ready within {READY_TIMEOUT:g}s; "
-                            f"see {log_path}")
+            raise HostError(
+                f"host {self.name!r}: `posrig host serve` did not report ready within {READY_TIMEOUT:g}s; "
+                f"see {log_path}"
+            )
         return int(ready["listen"].rsplit(":", 1)[1])
 
     def kill(self) -> None:
@@ -216,8 +259,9 @@ class EmulatedHost(AcquirerHost):
             self._transcript.close()
         if self._ledger is not None:
             with contextlib.suppress(Exception):
-                self.ctx.evidence.write_json("host-ledger.json", self._ledger.summary(),
-                                             "acquirer ledger: payments and totals")
+                self.ctx.evidence.write_json(
+                    "host-ledger.json", self._ledger.summary(), "acquirer ledger: payments and totals"
+                )
             self._ledger.close()
 
     # -- interface -------------------------------------------------------------------------------
@@ -233,8 +277,17 @@ class EmulatedHost(AcquirerHost):
             raise HostError(f"host {self.name!r} is not started")
         return self._ledger
 
-    def behave(self, what: str | Behaviour = "approve", *, code: str | None = None, delay_ms: float = 0.0,
-               scaled: bool = True, times: int | None = None, label: str = "", **match: Any) -> int:
+    def behave(
+        self,
+        what: str | Behaviour = "approve",
+        *,
+        code: str | None = None,
+        delay_ms: float = 0.0,
+        scaled: bool = True,
+        times: int | None = None,
+        label: str = "",
+        **match: Any,
+    ) -> int:
         """Set how the host answers matching requests from now on (newest rule wins). Returns the rule id.
 
         >>> host.behave("decline", code="51", amount="12.34")
@@ -249,9 +302,13 @@ class EmulatedHost(AcquirerHost):
 
     def identity(self) -> dict[str, Any]:
         info = super().identity()
-        info.update(address=f"{self._address[0]}:{self._address[1]}" if self._address else None,
-                    spec=self.spec_name, framing=self.framing, ledger=str(self.ledger_path),
-                    runs="process" if self.process_mode else "threads")
+        info.update(
+            address=f"{self._address[0]}:{self._address[1]}" if self._address else None,
+            spec=self.spec_name,
+            framing=self.framing,
+            ledger=str(self.ledger_path),
+            runs="process" if self.process_mode else "threads",
+        )
         return info
 
 

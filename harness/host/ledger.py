@@ -1,11 +1,11 @@
 """The acquirer's ledger: one SQLite file (WAL) holding every message, every payment and every state change.
 
-Durability: the host books a request, its payment change and its answer in one transaction, and sends the answer
-only after COMMIT returned. The file is in WAL mode with synchronous=FULL: every commit fsyncs the WAL, so a
-booked payment survives SIGKILL of the host *and* a power cut of the machine. (NORMAL+WAL would already survive
-SIGKILL, since committed pages sit in the OS cache, but may lose the last commits on power loss: an acquirer may
-not.) The cost of the fsync is shared: `Bookkeeper` runs concurrent requests' jobs in one transaction (group
-commit), each job inside its own SAVEPOINT so one bad job cannot undo another.
+Durability: the host books a request, its payment change and its answer in one transaction, and sends the
+answer only after COMMIT returned. The file is in WAL mode with synchronous=FULL: every commit fsyncs the WAL,
+so a booked payment survives SIGKILL of the host *and* a power cut of the machine. (NORMAL+WAL would already
+survive SIGKILL, since committed pages sit in the OS cache, but may lose the last commits on power loss: an
+acquirer may not.) The cost of the fsync is shared: `Bookkeeper` runs concurrent requests' jobs in one
+transaction (group commit), each job inside its own SAVEPOINT so one bad job cannot undo another.
 
 Payment states (one per payment):
 
@@ -14,9 +14,9 @@ Payment states (one per payment):
     reversed   was approved, then undone by 0400/0420/0421; no money held
     settled    approved and closed by a 0500 reconciliation (cut-over); final, no longer reversible
 
-"Does the acquirer hold this money?" is `Ledger.holds_money(...)`: state approved or settled. Approved payments
-settle at the terminal's next cut-over unless reversed first, so `Ledger.settled_payments()` answers the oracle's
-question by default (approved + settled; `pending=False` gives only those already cut over).
+"Does the acquirer hold this money?" is `Ledger.holds_money(...)`: state approved or settled. Approved
+payments settle at the terminal's next cut-over unless reversed first, so `Ledger.settled_payments()` answers
+the oracle's question by default (approved + settled; `pending=False` gives only those already cut over).
 
 >>> ledger = Ledger("evidence/host-ledger.sqlite")
 >>> ledger.payment(stan="000123", terminal="T0000001").state
@@ -156,13 +156,17 @@ def connect(path: str | Path, synchronous: str = "FULL") -> sqlite3.Connection:
 
 
 class Bookkeeper:
-    """The ledger's single writer thread. `call(job)` runs `job(db)` in a transaction and returns after COMMIT.
+    """The ledger's single writer thread. `call(job)` runs `job(db)` in a transaction, returns after COMMIT.
 
     Jobs waiting at the same time share one transaction (group commit); each runs in its own SAVEPOINT.
     """
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL",
-                 before_batch: Callable[[sqlite3.Connection], None] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        synchronous: str = "FULL",
+        before_batch: Callable[[sqlite3.Connection], None] | None = None,
+    ):
         self.path = Path(path)
         self.db = connect(path, synchronous)
         self.before_batch = before_batch
@@ -285,7 +289,9 @@ class Ledger:
         db = getattr(self._local, "db", None)
         if db is None:
             if not self.path.exists():
-                raise LedgerError(f"{self.path}: no ledger file here; start the host with --ledger {self.path}")
+                raise LedgerError(
+                    f"{self.path}: no ledger file here; start the host with --ledger {self.path}"
+                )
             db = connect(self.path)
             db.row_factory = sqlite3.Row
             self._local.db = db
@@ -309,7 +315,9 @@ class Ledger:
             sql, args = sql + " AND terminal = ?", [*args, terminal]
         return [Payment(**dict(r)) for r in self._db().execute(sql + " ORDER BY id", args)]
 
-    def payment(self, stan: str | None = None, terminal: str | None = None, rrn: str | None = None) -> Payment | None:
+    def payment(
+        self, stan: str | None = None, terminal: str | None = None, rrn: str | None = None
+    ) -> Payment | None:
         """The payment with this RRN, or the latest with this STAN (and terminal); None if there is none."""
         if rrn is None and stan is None:
             raise ValueError("payment(): give stan (optionally with terminal) or rrn")
@@ -323,14 +331,16 @@ class Ledger:
         row = self._db().execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
         return Payment(**dict(row)) if row else None
 
-    def holds_money(self, stan: str | None = None, terminal: str | None = None, rrn: str | None = None) -> bool:
+    def holds_money(
+        self, stan: str | None = None, terminal: str | None = None, rrn: str | None = None
+    ) -> bool:
         """The oracle's question: does the acquirer hold this payment's money (approved or settled)?"""
         p = self.payment(stan=stan, terminal=terminal, rrn=rrn)
         return p is not None and p.holds_money
 
     def settled_payments(self, pending: bool = True, terminal: str | None = None) -> list[Payment]:
-        """Payments whose money the acquirer keeps: settled, plus (pending=True) approved ones that settle at the
-        next cut-over unless reversed first."""
+        """Payments whose money the acquirer keeps: settled, plus (pending=True) approved ones that settle at
+        the next cut-over unless reversed first."""
         states = HOLDING if pending else ("settled",)
         return [p for p in self.payments(terminal=terminal) if p.state in states]
 
@@ -351,9 +361,10 @@ class Ledger:
         return [dict(r) for r in rows]
 
     # -- messages --------------------------------------------------------------------------------
-    def messages(self, direction: str | None = None, mti: str | None = None, stan: str | None = None
-                 ) -> list[dict[str, Any]]:
-        """Every message the host received (rx) and answered (tx), oldest first; fields decoded, PAN masked."""
+    def messages(
+        self, direction: str | None = None, mti: str | None = None, stan: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every message received (rx) and answered (tx), oldest first; fields decoded, PAN masked."""
         sql, args = "SELECT * FROM messages WHERE 1=1", []
         for col, val in (("direction", direction), ("mti", mti), ("stan", stan)):
             if val is not None:
@@ -379,8 +390,10 @@ class Ledger:
     def add_rule(self, rule: Rule) -> int:
         """Store a run-time rule; the host applies it from its next request on. Returns the rule id."""
         db = self._db()
-        cur = db.execute("INSERT INTO rules (created, rule, remaining) VALUES (?, ?, ?)",
-                         (time.time(), json.dumps(rule.to_dict()), rule.times))
+        cur = db.execute(
+            "INSERT INTO rules (created, rule, remaining) VALUES (?, ?, ?)",
+            (time.time(), json.dumps(rule.to_dict()), rule.times),
+        )
         return int(cur.lastrowid)
 
     def clear_rules(self) -> None:
@@ -393,9 +406,13 @@ class Ledger:
 
     def summary(self) -> dict[str, Any]:
         """Everything the oracle and a report need, as JSON-able data."""
-        return {"ledger": str(self.path), "payments": [p.to_dict() for p in self.payments()],
-                "totals": self.totals(), "batches": self.batches(),
-                "messages": len(self._db().execute("SELECT id FROM messages").fetchall())}
+        return {
+            "ledger": str(self.path),
+            "payments": [p.to_dict() for p in self.payments()],
+            "totals": self.totals(),
+            "batches": self.batches(),
+            "messages": len(self._db().execute("SELECT id FROM messages").fetchall()),
+        }
 
     def __enter__(self) -> Ledger:
         return self

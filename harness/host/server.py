@@ -1,12 +1,12 @@
 """The acquirer's TCP front end: accepts terminals, frames and decodes ISO 8583, books, then answers.
 
 One thread per connection reads and decodes; every message is booked through the ledger's single writer
-(`Bookkeeper`) and the answer leaves only after the booking committed. Delayed answers are sent by timers, so a
-connection keeps reading (a reversal can arrive while its original's answer is still held back).
+(`Bookkeeper`) and the answer leaves only after the booking committed. Delayed answers are sent by timers, so
+a connection keeps reading (a reversal can arrive while its original's answer is still held back).
 
 Bad input never stops the host: a frame that does not decode is booked and answered with response code 30 when
-its MTI is readable (else ignored); an impossible length prefix or garbage that cannot be framed is booked and that
-connection is closed (its stream cannot be resynchronised). Other connections are untouched.
+its MTI is readable (else ignored); an impossible length prefix or garbage that cannot be framed is booked and
+that connection is closed (its stream cannot be resynchronised). Other connections are untouched.
 
 >>> server = HostServer(socket.create_server(("127.0.0.1", 0)), "ledger.sqlite")
 >>> server.start(); server.address
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.evidence import Transcript
-from harness.host.acquirer import Acquirer, Connection, Decision, masked_fields, mask_pan_text
+from harness.host.acquirer import Acquirer, Connection, Decision, mask_pan_text, masked_fields
 from harness.host.behaviour import Rule
 from harness.host.ledger import Bookkeeper
 from harness.protocols import iso8583 as iso
@@ -56,12 +56,22 @@ class _Peer:
 
 
 class HostServer:
-    """ISO 8583 acquirer host on a listening socket (already bound: in a namespace, on a bench NIC or loopback)."""
+    """ISO 8583 acquirer host on a bound, listening socket (in a namespace, on a bench NIC or loopback)."""
 
-    def __init__(self, listener: socket.socket, ledger_path: str | Path, *, spec: str = iso.DEFAULT_SPEC,
-                 framing: str = "2byte", rules: list[Rule] | None = None, window: float = 600.0,
-                 timing_scale: float = 1.0, transcript: Transcript | None = None, synchronous: str = "FULL",
-                 max_message: int = iso.MAX_MESSAGE):
+    def __init__(
+        self,
+        listener: socket.socket,
+        ledger_path: str | Path,
+        *,
+        spec: str = iso.DEFAULT_SPEC,
+        framing: str = "2byte",
+        rules: list[Rule] | None = None,
+        window: float = 600.0,
+        timing_scale: float = 1.0,
+        transcript: Transcript | None = None,
+        synchronous: str = "FULL",
+        max_message: int = iso.MAX_MESSAGE,
+    ):
         if spec not in iso.SPECS:
             raise ValueError(f"unknown ISO 8583 spec {spec!r}; expected one of {', '.join(iso.SPECS)}")
         self.listener = listener
@@ -88,7 +98,9 @@ class HostServer:
         return host, port
 
     def start(self) -> None:
-        self.bookkeeper = Bookkeeper(self.ledger_path, self.synchronous, before_batch=self.acquirer.refresh_rules)
+        self.bookkeeper = Bookkeeper(
+            self.ledger_path, self.synchronous, before_batch=self.acquirer.refresh_rules
+        )
         self.listener.settimeout(ACCEPT_POLL)
         self._accept_thread = threading.Thread(target=self._accept, name="host-accept", daemon=True)
         self._accept_thread.start()
@@ -115,8 +127,9 @@ class HostServer:
                 self._peers[peer.conn.id] = peer
                 self.stats["connections"] += 1
             self._record("connect", peer)
-            peer.thread = threading.Thread(target=self._serve, args=(peer,), name=f"host-conn-{peer.conn.id}",
-                                           daemon=True)
+            peer.thread = threading.Thread(
+                target=self._serve, args=(peer,), name=f"host-conn-{peer.conn.id}", daemon=True
+            )
             peer.thread.start()
 
     def _serve(self, peer: _Peer) -> None:
@@ -129,8 +142,12 @@ class HostServer:
                     break
                 if not data:
                     if reader.pending:
-                        self._book_error(peer, reader.pending, "connection closed in the middle of a message "
-                                         f"({len(reader.pending)} bytes of it received)")
+                        self._book_error(
+                            peer,
+                            reader.pending,
+                            "connection closed in the middle of a message "
+                            f"({len(reader.pending)} bytes of it received)",
+                        )
                     break
                 at = time.time()
                 try:
@@ -164,7 +181,8 @@ class HostServer:
             error = str(exc)
             self._record("rx-malformed", peer, error=error, raw=mask_pan_text(raw))
             decision = self.bookkeeper.call(
-                lambda db: self.acquirer.handle_malformed(db, raw, error, peer.conn, at))
+                lambda db: self.acquirer.handle_malformed(db, raw, error, peer.conn, at)
+            )
         else:
             self._record("rx", peer, fields=fields)
             decision = self.bookkeeper.call(lambda db: self.acquirer.handle(db, fields, peer.conn, at))
@@ -176,8 +194,11 @@ class HostServer:
         self._record("rx-malformed", peer, error=error, raw=mask_pan_text(raw[:256]))
         assert self.bookkeeper is not None
         with contextlib.suppress(Exception):
-            self.bookkeeper.call(lambda db: self.acquirer.handle_malformed(db, raw[:256], error, peer.conn,
-                                                                           time.time(), answer=False))
+            self.bookkeeper.call(
+                lambda db: self.acquirer.handle_malformed(
+                    db, raw[:256], error, peer.conn, time.time(), answer=False
+                )
+            )
 
     # -- answers ---------------------------------------------------------------------------------
     def _deliver(self, peer: _Peer, decision: Decision) -> bool:
@@ -207,7 +228,9 @@ class HostServer:
         timer.start()
         return True
 
-    def _send_later(self, peer: _Peer, payload: bytes, resp: dict[str, Any], copies: int, reason: str) -> None:
+    def _send_later(
+        self, peer: _Peer, payload: bytes, resp: dict[str, Any], copies: int, reason: str
+    ) -> None:
         try:
             self._send(peer, payload, resp, copies, reason)
         finally:
