@@ -38,7 +38,7 @@ MTI_NAMES = {
     "0810": "network management response",
 }
 RESPONSE_MTI = {"0100": "0110", "0200": "0210", "0220": "0230", "0400": "0410", "0420": "0430",
-                "0500": "0510", "0800": "0810",          # repeats (last digit 1) are answered like the original
+                "0500": "0510", "0800": "0810",     # repeats (last digit 1) are answered like the original
                 "0101": "0110", "0201": "0210", "0221": "0230", "0401": "0410", "0421": "0430",
                 "0501": "0510", "0801": "0810"}
 
