@@ -16,7 +16,7 @@ not found (remembered: an original arriving later is booked reversed), 30 format
 40 unsupported message type, 94 same terminal + STAN repeated with different content, 95 reconciliation totals
 differ (the cut-over still happens: the host's books are what is charged).
 
-Repeats: a request whose terminal, STAN and message class (0200 = 0201) were seen within `window` seconds with
+Repeats (all but 0800): a request whose terminal, STAN and message class (0200 = 0201) were seen within `window` seconds with
 the same content gets the stored answer again and books nothing.
 
 Reconciliation totals (0500 from the terminal, 0510 from the host), for the terminal's payments not yet cut
@@ -78,8 +78,8 @@ ECHOED = (
     ORIGINAL_DATA,
     NETWORK_CODE,
 )
-# Content that must be equal for a repeat to be "the same request".
-IDENTITY = (PAN, PROCESSING_CODE, AMOUNT, TERMINAL_ID, MERCHANT_ID, CURRENCY, ORIGINAL_DATA)
+# Fields that may differ between a request and its repeat (every other field must be equal).
+REPEAT_MAY_CHANGE = ("t", "p", "1", iso.TRANSMISSION_TIME)
 TOTALS = (
     iso.CREDITS_COUNT,
     iso.CREDITS_REVERSAL_COUNT,
@@ -406,6 +406,8 @@ class Acquirer:
     def _repeat(
         self, db: sqlite3.Connection, fields: dict[str, Any], cls: str, resp_mti: str
     ) -> Decision | None:
+        if cls == "0800":
+            return None  # network management moves no money: every echo is answered afresh
         row = db.execute(
             "SELECT at, digest, response, payment_id FROM replies WHERE terminal = ? AND stan = ? "
             "AND class = ?",
@@ -609,7 +611,7 @@ def _terminal(fields: dict[str, Any]) -> str:
 
 
 def _digest(fields: dict[str, Any]) -> str:
-    same = {f: fields.get(f) for f in IDENTITY}
+    same = {f: v for f, v in fields.items() if f not in REPEAT_MAY_CHANGE}
     return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()[:32]
 
 
