@@ -16,8 +16,9 @@ not found (remembered: an original arriving later is booked reversed), 30 format
 40 unsupported message type, 94 same terminal + STAN repeated with different content, 95 reconciliation totals
 differ (the cut-over still happens: the host's books are what is charged).
 
-Repeats (all but 0800): a request whose terminal, STAN and message class (0200 = 0201) were seen within `window` seconds with
-the same content gets the stored answer again and books nothing.
+Repeats (all but 0800): a request whose terminal, STAN and message class (0200 = 0201) were seen within
+`window` seconds with the same content (every field but MTI and field 7) gets the stored answer again and
+books nothing; the same terminal and STAN with other content gets 94.
 
 Reconciliation totals (0500 from the terminal, 0510 from the host), for the terminal's payments not yet cut
 over: 76/88 debits (purchases, processing code not 20xxxx) approved and not reversed, count/amount; 77/89

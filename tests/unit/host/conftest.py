@@ -144,7 +144,7 @@ class RunningHost:
 
 @pytest.fixture
 def make_host(tmp_path: Path) -> Iterator:
-    """Factory: make_host(spec=..., framing=..., rules=..., timing_scale=...) -> RunningHost; all closed after."""
+    """Factory: make_host(spec=, framing=, rules=, timing_scale=) -> RunningHost; all closed after."""
     made: list[RunningHost] = []
 
     def make(**kwargs: Any) -> RunningHost:

@@ -28,7 +28,7 @@ def test_never_answer_still_books_the_approval(srv):
     c = srv.client()
     c.send(sale(1, amount=999))
     assert c.recv(timeout=0.3) is None
-    assert srv.ledger.payment(stan="000001").state == "approved"     # the lost-0210 case: terminal must reverse
+    assert srv.ledger.payment(stan="000001").state == "approved"  # lost 0210: terminal must reverse
     assert c.exchange(reversal(2, original_stan=1, amount=999, mti="0420"))["39"] == "00"
     assert srv.ledger.payment(stan="000001").state == "reversed"
     assert srv.ledger.messages(direction="tx", mti="0210")[0]["delivery"] == "silent"
@@ -103,7 +103,8 @@ def test_rules_file_yaml_and_json(tmp_path, make_host):
     yml.write_text("- match: {amount: '12.34'}\n  behaviour: {code: '05'}\n"
                    "- match: {pan_prefix: '5'}\n  behaviour: decline\n")
     jsn = tmp_path / "rules.json"
-    jsn.write_text(json.dumps({"rules": [{"match": {"amount": 777}, "behaviour": {"name": "decline", "code": 54}}]}))
+    rule = {"match": {"amount": 777}, "behaviour": {"name": "decline", "code": 54}}
+    jsn.write_text(json.dumps({"rules": [rule]}))
     srv = make_host(rules=load_rules(yml) + load_rules(jsn))
     c = srv.client()
     assert c.exchange(sale(1, amount=1234))["39"] == "05"

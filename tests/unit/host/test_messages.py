@@ -1,4 +1,4 @@
-"""Every message type against the host, from an independent pyiso8583 client; reversals; repeats; settlement."""
+"""Every message type from an independent pyiso8583 client; reversals; repeats; settlement."""
 
 from __future__ import annotations
 
