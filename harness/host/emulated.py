@@ -171,9 +171,7 @@ class EmulatedHost(AcquirerHost):
 
     def _command(self, bind: tuple[str, int]) -> list[str]:
         cmd = [
-            sys.executable,
-            "-m",
-            "harness.cli",
+            *posrig_command(),
             "host",
             "serve",
             "--listen",
@@ -310,6 +308,14 @@ class EmulatedHost(AcquirerHost):
             runs="process" if self.process_mode else "threads",
         )
         return info
+
+
+def posrig_command() -> list[str]:
+    """How to run `posrig` with this interpreter: the installed script beside it, else `python -c`."""
+    script = Path(sys.executable).with_name("posrig")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())"]
 
 
 def read_ready_line(proc: subprocess.Popen, timeout: float) -> dict[str, Any] | None:

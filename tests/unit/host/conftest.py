@@ -28,9 +28,12 @@ TERMINAL = "TERM0001"
 class Client:
     """A terminal-side ISO 8583 client: pyiso8583 encoding, 2-byte / 4-ASCII / no length framing."""
 
-    def __init__(self, address: tuple[str, int], spec: dict = ASCII_SPEC, framing: str = "2byte",
+    def __init__(self, address: tuple[str, int] | socket.socket, spec: dict = ASCII_SPEC, framing: str = "2byte",
                  timeout: float = 5.0):
-        self.sock = socket.create_connection(address, timeout=timeout)
+        if isinstance(address, socket.socket):
+            self.sock = address                      # already connected (e.g. from inside a namespace)
+        else:
+            self.sock = socket.create_connection(address, timeout=timeout)
         self.spec, self.framing, self.timeout = spec, framing, timeout
         self.buf = b""
 
