@@ -28,10 +28,15 @@ TERMINAL = "TERM0001"
 class Client:
     """A terminal-side ISO 8583 client: pyiso8583 encoding, 2-byte / 4-ASCII / no length framing."""
 
-    def __init__(self, address: tuple[str, int] | socket.socket, spec: dict = ASCII_SPEC, framing: str = "2byte",
-                 timeout: float = 5.0):
+    def __init__(
+        self,
+        address: tuple[str, int] | socket.socket,
+        spec: dict = ASCII_SPEC,
+        framing: str = "2byte",
+        timeout: float = 5.0,
+    ):
         if isinstance(address, socket.socket):
-            self.sock = address                      # already connected (e.g. from inside a namespace)
+            self.sock = address  # already connected (e.g. from inside a namespace)
         else:
             self.sock = socket.create_connection(address, timeout=timeout)
         self.spec, self.framing, self.timeout = spec, framing, timeout
@@ -74,7 +79,7 @@ class Client:
             n = struct.unpack(">H", self.buf[:2])[0] if head == 2 else int(self.buf[:4])
             if not self._fill(head + n, timeout):
                 return None
-            raw, self.buf = self.buf[head:head + n], self.buf[head + n:]
+            raw, self.buf = self.buf[head : head + n], self.buf[head + n :]
         fields, _ = iso8583.decode(bytearray(raw), self.spec)
         return fields
 
@@ -95,17 +100,42 @@ class Client:
         self.sock.close()
 
 
-def sale(stan: int, amount: int = 1000, mti: str = "0200", pan: str = PAN, terminal: str = TERMINAL,
-         **extra: str) -> dict[str, Any]:
+def sale(
+    stan: int, amount: int = 1000, mti: str = "0200", pan: str = PAN, terminal: str = TERMINAL, **extra: str
+) -> dict[str, Any]:
     """A purchase request as a terminal sends it."""
-    return {"t": mti, "2": pan, "3": "000000", "4": f"{amount:012d}", "7": "1122030405", "11": f"{stan:06d}",
-            "41": terminal, "42": "MERCHANT0000001", "49": "978", **extra}
+    return {
+        "t": mti,
+        "2": pan,
+        "3": "000000",
+        "4": f"{amount:012d}",
+        "7": "1122030405",
+        "11": f"{stan:06d}",
+        "41": terminal,
+        "42": "MERCHANT0000001",
+        "49": "978",
+        **extra,
+    }
 
 
-def reversal(stan: int, original_stan: int, amount: int = 1000, mti: str = "0400", original_mti: str = "0200",
-             terminal: str = TERMINAL, with_90: bool = True) -> dict[str, Any]:
-    fields = {"t": mti, "2": PAN, "3": "000000", "4": f"{amount:012d}", "11": f"{stan:06d}", "41": terminal,
-              "49": "978"}
+def reversal(
+    stan: int,
+    original_stan: int,
+    amount: int = 1000,
+    mti: str = "0400",
+    original_mti: str = "0200",
+    terminal: str = TERMINAL,
+    with_90: bool = True,
+) -> dict[str, Any]:
+    fields = {
+        "t": mti,
+        "2": PAN,
+        "3": "000000",
+        "4": f"{amount:012d}",
+        "11": f"{stan:06d}",
+        "41": terminal,
+        "49": "978",
+    }
     if with_90:
         fields["90"] = f"{original_mti}{original_stan:06d}1122030405".ljust(42, "0")
     return fields
@@ -118,8 +148,9 @@ class RunningHost:
         self.ledger_path = tmp / "host-ledger.sqlite"
         self.transcript_path = tmp / "host.jsonl"
         self.transcript = Transcript(self.transcript_path)
-        self.server = HostServer(socket.create_server(("127.0.0.1", 0)), self.ledger_path,
-                                 transcript=self.transcript, **kwargs)
+        self.server = HostServer(
+            socket.create_server(("127.0.0.1", 0)), self.ledger_path, transcript=self.transcript, **kwargs
+        )
         self.server.start()
         self.ledger = Ledger(self.ledger_path)
         self.clients: list[Client] = []

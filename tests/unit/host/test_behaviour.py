@@ -18,8 +18,9 @@ def test_magic_amounts_decline(srv, amount, code):
     assert p.state == "declined" and not p.holds_money and "magic amount" in p.reason
 
 
-@pytest.mark.parametrize("pan, code", [("4000000000000002", "05"), ("4000000000009995", "51"),
-                                       ("4000000000000119", "91")])
+@pytest.mark.parametrize(
+    "pan, code", [("4000000000000002", "05"), ("4000000000009995", "51"), ("4000000000000119", "91")]
+)
 def test_test_cards_decline(srv, pan, code):
     assert srv.client().exchange(sale(1, pan=pan))["39"] == code
 
@@ -47,14 +48,14 @@ def test_close_after_request(srv):
     c.send(sale(1, amount=996))
     assert c.closed_by_peer()
     assert srv.ledger.payment(stan="000001").state == "approved"
-    assert srv.client().exchange(sale(2))["39"] == "00"           # the host keeps serving
+    assert srv.client().exchange(sale(2))["39"] == "00"  # the host keeps serving
 
 
 def test_slow_answer_is_scaled_by_timing_and_connection_keeps_reading(srv):
     c = srv.client()
-    c.send(sale(1, amount=998))                      # 15 s nominal x 0.01 = 0.15 s
+    c.send(sale(1, amount=998))  # 15 s nominal x 0.01 = 0.15 s
     assert c.recv(timeout=0.02) is None
-    echo = c.exchange({"t": "0800", "11": "000002", "70": "301"})   # answered while the 0210 is held back
+    echo = c.exchange({"t": "0800", "11": "000002", "70": "301"})  # answered while the 0210 is held back
     assert echo["t"] == "0810"
     late = c.recv(timeout=5)
     assert late["t"] == "0210" and late["11"] == "000001"
@@ -100,8 +101,10 @@ def test_repeat_of_a_silent_request_is_answered_once_the_rule_expired(srv):
 
 def test_rules_file_yaml_and_json(tmp_path, make_host):
     yml = tmp_path / "rules.yaml"
-    yml.write_text("- match: {amount: '12.34'}\n  behaviour: {code: '05'}\n"
-                   "- match: {pan_prefix: '5'}\n  behaviour: decline\n")
+    yml.write_text(
+        "- match: {amount: '12.34'}\n  behaviour: {code: '05'}\n"
+        "- match: {pan_prefix: '5'}\n  behaviour: decline\n"
+    )
     jsn = tmp_path / "rules.json"
     rule = {"match": {"amount": 777}, "behaviour": {"name": "decline", "code": 54}}
     jsn.write_text(json.dumps({"rules": [rule]}))
@@ -113,13 +116,16 @@ def test_rules_file_yaml_and_json(tmp_path, make_host):
     assert c.exchange(sale(4, amount=100))["39"] == "00"
 
 
-@pytest.mark.parametrize("text, words", [
-    ("- match: {amount: 1}\n  behaviour: {code: 5555}\n", "code"),
-    ("- match: {colour: red}\n  behaviour: approve\n", "colour"),
-    ("- behaviour: {delivery: sometimes}\n", "delivery"),
-    ("- behaviour: maybe\n", "maybe"),
-    ("match: [\n", "YAML"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("- match: {amount: 1}\n  behaviour: {code: 5555}\n", "code"),
+        ("- match: {colour: red}\n  behaviour: approve\n", "colour"),
+        ("- behaviour: {delivery: sometimes}\n", "delivery"),
+        ("- behaviour: maybe\n", "maybe"),
+        ("match: [\n", "YAML"),
+    ],
+)
 def test_bad_rules_file_names_the_problem(tmp_path, text, words):
     path = tmp_path / "bad.yaml"
     path.write_text(text)

@@ -1,4 +1,4 @@
-"""`posrig host serve` in a child process: SIGKILL in the middle of a stream of authorizations loses nothing."""
+"""`posrig host serve` as a child process: SIGKILL amid a stream of authorizations loses nothing."""
 
 from __future__ import annotations
 
@@ -21,9 +21,13 @@ POSRIG = posrig_command()
 
 def serve(ledger: Path, log: Path, port: int = 0) -> tuple[subprocess.Popen, tuple[str, int]]:
     with open(log, "ab") as err:
-        proc = subprocess.Popen([*POSRIG, "host", "serve", "--listen", f"127.0.0.1:{port}", "--ledger", str(ledger)],
-                                stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-                                preexec_fn=_child_preexec)
+        proc = subprocess.Popen(
+            [*POSRIG, "host", "serve", "--listen", f"127.0.0.1:{port}", "--ledger", str(ledger)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_child_preexec,
+        )
     ready = read_ready_line(proc, 20)
     assert ready is not None, f"host did not start: {log.read_text()}"
     assert ready["event"] == "ready" and ready["ledger"] == str(ledger)
@@ -41,7 +45,7 @@ def stop(proc: subprocess.Popen) -> None:
 def test_sigkill_mid_stream_loses_no_approved_payment(tmp_path):
     ledger_path, log = tmp_path / "ledger.sqlite", tmp_path / "serve.log"
     proc, address = serve(ledger_path, log)
-    approved: list[tuple[str, str, str]] = []          # (terminal, stan, rrn) of every 0210 approval received
+    approved: list[tuple[str, str, str]] = []  # (terminal, stan, rrn) of every 0210 approval received
     lock = threading.Lock()
     go = threading.Event()
 
@@ -60,7 +64,7 @@ def test_sigkill_mid_stream_loses_no_approved_payment(tmp_path):
                     with lock:
                         approved.append((answer["41"], answer["11"], answer["37"]))
         except (EOFError, OSError, AssertionError):
-            pass                                        # the host died: this terminal's stream ends here
+            pass  # the host died: this terminal's stream ends here
         finally:
             c.close()
 
@@ -72,7 +76,7 @@ def test_sigkill_mid_stream_loses_no_approved_payment(tmp_path):
         deadline = time.monotonic() + 30
         while len(approved) < 80 and time.monotonic() < deadline:
             time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)                 # mid-stream: requests are in flight right now
+        os.kill(proc.pid, signal.SIGKILL)  # mid-stream: requests are in flight right now
         for t in threads:
             t.join(10)
     finally:
@@ -116,23 +120,56 @@ def test_cli_ledger_report(tmp_path):
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
-    assert proc.returncode == 0                           # SIGTERM: a clean stop
-    out = subprocess.run([*POSRIG, "host", "ledger", str(ledger_path), "--json"], capture_output=True, text=True,
-                         timeout=30, check=True).stdout
+    assert proc.returncode == 0  # SIGTERM: a clean stop
+    out = subprocess.run(
+        [*POSRIG, "host", "ledger", str(ledger_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     doc = json.loads(out)
-    assert [(p["stan"], p["state"]) for p in doc["payments"]] == [("000001", "approved"), ("000002", "declined")]
+    assert [(p["stan"], p["state"]) for p in doc["payments"]] == [
+        ("000001", "approved"),
+        ("000002", "declined"),
+    ]
     assert doc["totals"]["held"] == {"count": 1, "amount": 1234}
-    text = subprocess.run([*POSRIG, "host", "ledger", str(ledger_path), "--messages"], capture_output=True,
-                          text=True, timeout=30, check=True).stdout
-    assert "12.34" in text and "declined" in text and "411111******1111" in text and "4111111111111111" not in text
+    text = subprocess.run(
+        [*POSRIG, "host", "ledger", str(ledger_path), "--messages"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert (
+        "12.34" in text
+        and "declined" in text
+        and "411111******1111" in text
+        and "4111111111111111" not in text
+    )
 
 
 def test_cli_errors_are_clear(tmp_path):
-    missing = subprocess.run([*POSRIG, "host", "ledger", str(tmp_path / "nope.sqlite")], capture_output=True,
-                             text=True, timeout=30)
+    missing = subprocess.run(
+        [*POSRIG, "host", "ledger", str(tmp_path / "nope.sqlite")], capture_output=True, text=True, timeout=30
+    )
     assert missing.returncode == 2 and "no ledger file" in missing.stderr
     bad = tmp_path / "rules.yaml"
     bad.write_text("- behaviour: {delivery: sometimes}\n")
-    p = subprocess.run([*POSRIG, "host", "serve", "--listen", "127.0.0.1:0", "--ledger", str(tmp_path / "l.db"),
-                        "--rules", str(bad)], capture_output=True, text=True, timeout=30)
+    p = subprocess.run(
+        [
+            *POSRIG,
+            "host",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ledger",
+            str(tmp_path / "l.db"),
+            "--rules",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert p.returncode == 2 and "delivery" in p.stderr

@@ -67,7 +67,7 @@ def test_process_mode_behave_kill_and_restart(tmp_path):
     try:
         host = bench.host
         assert host.identity()["runs"] == "process"
-        host.behave("decline", code="91", stan="000001")      # a rule crossing into the child process
+        host.behave("decline", code="91", stan="000001")  # a rule crossing into the child process
         c = Client(host.address)
         assert c.exchange(sale(1))["39"] == "91"
         answer = c.exchange(sale(2))
@@ -77,7 +77,7 @@ def test_process_mode_behave_kill_and_restart(tmp_path):
         c.close()
         host.restart()
         c = Client(host.address)
-        assert c.exchange(sale(2, mti="0201"))["37"] == answer["37"]     # same answer after the crash
+        assert c.exchange(sale(2, mti="0201"))["37"] == answer["37"]  # same answer after the crash
         c.close()
         assert host.ledger.payment(stan="000002").state == "approved"
     finally:
@@ -100,10 +100,10 @@ def test_bench_mode_binds_to_the_rig_address(tmp_path):
 def test_bad_options_are_named(tmp_path):
     bench = bench_for(tmp_path, options="{colour: red}")
     with pytest.raises(HostError, match="colour"):
-        bench.host
+        bench.device("host")
     bench = bench_for(tmp_path, options="{rules: /nonexistent/rules.yaml}")
     with pytest.raises(HostError, match="rules"):
-        bench.host
+        bench.device("host")
 
 
 @pytest.mark.needs_netns

@@ -32,7 +32,7 @@ def test_oversized_length_prefix_is_refused(srv):
 
 def test_truncated_frame_then_disconnect_is_logged(srv):
     c = srv.client(framing="none")
-    c.sock.sendall(struct.pack(">H", 100) + b"0200\x70")        # promises 100 bytes, sends 5, leaves
+    c.sock.sendall(struct.pack(">H", 100) + b"0200\x70")  # promises 100 bytes, sends 5, leaves
     c.close()
     _served(srv, 1)
     notes = [m["note"] for m in srv.ledger.messages(direction="rx") if m["delivery"] == "error"]
@@ -61,7 +61,7 @@ def test_bad_bitmap_gets_format_error_and_connection_stays(srv):
 
 def test_fields_shorter_than_the_bitmap_promises(srv):
     c = srv.client()
-    c.send_raw(b"0200" + b"7000000000000000" + b"1641111111")     # PAN length 16, only 8 digits follow
+    c.send_raw(b"0200" + b"7000000000000000" + b"1641111111")  # PAN length 16, only 8 digits follow
     assert c.recv()["39"] == "30"
     assert c.exchange(sale(2))["39"] == "00"
     assert "4111111111111111" not in srv.ledger_path.read_bytes().decode("latin-1")
@@ -99,8 +99,18 @@ def test_binary_bitmap_spec(make_host):
     c = srv.client()
     answer = c.exchange(sale(1, amount=951))
     assert answer["39"] == "51"
-    assert c.exchange({"t": "0400", "11": "000002", "41": "TERM0001", "4": "000000000951",
-                       "90": "0200000001".ljust(42, "0")})["39"] == "00"
+    assert (
+        c.exchange(
+            {
+                "t": "0400",
+                "11": "000002",
+                "41": "TERM0001",
+                "4": "000000000951",
+                "90": "0200000001".ljust(42, "0"),
+            }
+        )["39"]
+        == "00"
+    )
 
 
 def test_many_connections_with_garbage_in_between(srv):

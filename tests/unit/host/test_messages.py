@@ -18,8 +18,13 @@ def test_financial_request_is_approved_and_booked(srv):
     assert answer["4"] == "000000001234" and answer["11"] == "000001" and answer["41"] == TERMINAL
     assert len(answer["37"]) == 12 and len(answer["38"]) == 6
     p = srv.ledger.payment(stan="000001", terminal=TERMINAL)
-    assert (p.state, p.amount, p.rrn, p.auth_code, p.kind) == ("approved", 1234, answer["37"], answer["38"],
-                                                               "financial")
+    assert (p.state, p.amount, p.rrn, p.auth_code, p.kind) == (
+        "approved",
+        1234,
+        answer["37"],
+        answer["38"],
+        "financial",
+    )
     assert p.pan == "411111******1111"
     assert srv.ledger.payment(rrn=answer["37"]).id == p.id
     assert srv.ledger.holds_money(rrn=answer["37"])
@@ -44,7 +49,7 @@ def test_offline_advice_books_a_payment(srv):
 def test_reversal_finds_its_original_by_field_90_and_terminal(srv):
     c = srv.client()
     c.exchange(sale(1, amount=1000))
-    c.exchange(sale(1, amount=1000, terminal="TERM0002"))          # same STAN, other terminal: untouched
+    c.exchange(sale(1, amount=1000, terminal="TERM0002"))  # same STAN, other terminal: untouched
     answer = c.exchange(reversal(2, original_stan=1))
     assert (answer["t"], answer["39"]) == ("0410", "00")
     assert srv.ledger.payment(stan="000001", terminal=TERMINAL).state == "reversed"
@@ -82,7 +87,7 @@ def test_reversal_of_a_declined_payment_moves_no_money(srv):
 def test_reversal_before_its_original_is_remembered(srv):
     c = srv.client()
     assert c.exchange(reversal(2, original_stan=1, mti="0420"))["39"] == "25"
-    late = c.exchange(sale(1))                      # the original arrives late (delayed on the link)
+    late = c.exchange(sale(1))  # the original arrives late (delayed on the link)
     assert late["t"] == "0210"
     assert srv.ledger.payment(stan="000001").state == "reversed"
 
@@ -117,10 +122,18 @@ def test_reconciliation_reports_totals_and_settles(srv):
     c = srv.client()
     c.exchange(sale(1, amount=1000))
     c.exchange(sale(2, amount=2500))
-    c.exchange(sale(3, amount=905))                               # declined
+    c.exchange(sale(3, amount=905))  # declined
     c.exchange(reversal(4, original_stan=2, amount=2500))
-    answer = c.exchange({"t": "0500", "7": "1122030405", "11": "000005", "41": TERMINAL,
-                         "76": "0000000001", "88": "0000000000001000"})
+    answer = c.exchange(
+        {
+            "t": "0500",
+            "7": "1122030405",
+            "11": "000005",
+            "41": TERMINAL,
+            "76": "0000000001",
+            "88": "0000000000001000",
+        }
+    )
     assert (answer["t"], answer["39"]) == ("0510", "00")
     assert (answer["76"], answer["88"]) == ("0000000001", "0000000000001000")
     assert (answer["77"], answer["89"]) == ("0000000001", "0000000000002500")
@@ -138,8 +151,9 @@ def test_reconciliation_reports_totals_and_settles(srv):
 def test_reconciliation_mismatch_is_reported_but_host_books_rule(srv):
     c = srv.client()
     c.exchange(sale(1, amount=1000))
-    answer = c.exchange({"t": "0500", "11": "000002", "41": TERMINAL, "76": "0000000002",
-                         "88": "0000000000002000"})
+    answer = c.exchange(
+        {"t": "0500", "11": "000002", "41": TERMINAL, "76": "0000000002", "88": "0000000000002000"}
+    )
     assert answer["39"] == "95" and answer["76"] == "0000000001"
     assert srv.ledger.payment(stan="000001").state == "settled"
 
@@ -172,8 +186,12 @@ def test_every_message_is_in_the_ledger_and_transcript_with_pan_masked(srv):
     c.exchange(sale(1))
     c.exchange(reversal(2, original_stan=1))
     msgs = srv.ledger.messages()
-    assert [(m["direction"], m["mti"]) for m in msgs] == [("rx", "0200"), ("tx", "0210"), ("rx", "0400"),
-                                                           ("tx", "0410")]
+    assert [(m["direction"], m["mti"]) for m in msgs] == [
+        ("rx", "0200"),
+        ("tx", "0210"),
+        ("rx", "0400"),
+        ("tx", "0410"),
+    ]
     assert all(m["at"] > 0 for m in msgs)
     text = srv.transcript_path.read_text()
     assert PAN not in text and find_unmasked_pans(text) == []
