@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TERMINAL, reversal, sale
 
+from conftest import TERMINAL, reversal, sale
 from harness.host.behaviour import Behaviour, Match, Rule, RuleError, load_rules
 
 

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from conftest import Client, sale
-
 from harness.host.emulated import posrig_command, read_ready_line
 from harness.host.ledger import Ledger
 from harness.netns import _child_preexec

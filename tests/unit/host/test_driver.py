@@ -6,8 +6,8 @@ import json
 import socket
 
 import pytest
-from conftest import Client, sale
 
+from conftest import Client, sale
 from harness.bench import Bench
 from harness.evidence import Evidence
 from harness.host import AcquirerHost

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from conftest import Client, reversal, sale
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import Client, reversal, sale
 
 
 def test_ledger_is_wal_and_commits_with_full_sync(srv):

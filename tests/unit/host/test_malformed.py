@@ -6,6 +6,7 @@ import struct
 import threading
 
 import pytest
+
 from conftest import Client, sale
 
 
