@@ -43,6 +43,7 @@ TEXT_RUN = re.compile(rb"[\x20-\xff]+")
 PREFIX_BYTES = frozenset(b"\x10\x1b\x1c\x1d")
 _LONG_PREFIXES = {p[:2] for p in C.BY_PREFIX if len(p) == 3}
 _NUL_TERMINATED_MAX = 255   # GS k form A data and ESC D lists never run longer than this
+MAX_COMMAND = 4 << 20       # a declared length beyond this is garbage: the prefix is skipped, not the length
 
 
 def _u16(buf: bytearray, i: int) -> int:
@@ -292,6 +293,12 @@ class Decoder:
                 total = plen + cmd.length
             else:
                 total = LENGTH_RULES[cmd.length](buf, pos, plen, avail)
+            if total is not None and total > MAX_COMMAND:
+                events.append(Unknown(bytes(buf[pos:pos + plen]), base + pos,
+                                      f"{cmd.name} declares {total} bytes (more than {MAX_COMMAND}): "
+                                      "treated as garbage, skipped its prefix"))
+                pos += plen
+                continue
             if total is None or total > avail:
                 if not final:
                     self._need = n + 1 if total is None else pos + total
