@@ -34,29 +34,111 @@ def _drop(_: bytes) -> None:
     pass
 
 
-class PrinterCore:
-    """One emulated printer: state machine + decoder + receipts. Thread-safe; transports call `receive`."""
+class ReceiptLog:
+    """Decoder + receipt builder + the receipts so far, with a blocking `wait_for_receipt`. Thread-safe.
 
-    def __init__(self, profile: Profile | str | None = None, slow_delay: float = 1.0,
+    The emulated printer (`PrinterCore`) and the real-printer tap both keep their receipts in one of these.
+    """
+
+    def __init__(self, profile: Profile | str | None = None,
                  on_receipt: Callable[[Receipt], None] | None = None):
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
-        self.status = PrinterStatus()
-        self.slow_delay = slow_delay
         self.decoder = Decoder(self.profile.codepage, self.profile.chinese)
         self.builder = ReceiptBuilder(self.profile.name)
         self.receipts: list[Receipt] = []
         self.stream = bytearray()             # every byte received, in order (evidence)
+        self._on_receipt = [on_receipt] if on_receipt else []
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._waited = 0
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Decode `data` (already recorded in `stream` by the caller or not: see `record`)."""
+        with self._lock:
+            events = self.decoder.feed(data)
+            if events:
+                self._add(events)
+            self._changed.notify_all()
+            return events
+
+    def record(self, data: bytes) -> None:
+        with self._lock:
+            self.stream += data
+
+    def _add(self, events: list[Event]) -> None:
+        for receipt in self.builder.add(events):
+            self._complete(receipt)
+
+    def _complete(self, receipt: Receipt) -> None:
+        self.receipts.append(receipt)
+        for cb in self._on_receipt:
+            try:
+                cb(receipt)
+            except Exception:  # noqa: BLE001 - a journal failure must not stop the printer
+                log.exception("receipt callback failed")
+
+    def add_receipt_listener(self, cb: Callable[[Receipt], None]) -> None:
+        self._on_receipt.append(cb)
+
+    def wait_for_receipt(self, timeout: float) -> Receipt:
+        """The next receipt not yet handed out by this method, waiting up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self.receipts) <= self._waited:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no receipt within {timeout:.2f}s; instead: "
+                                       f"{self.describe_pending()}")
+                self._changed.wait(left)
+            r = self.receipts[self._waited]
+            self._waited += 1
+            return r
+
+    def describe_pending(self) -> str:
+        """What was received since the last cut, for error messages."""
+        with self._lock:
+            pending = self.builder.pending_events
+            text = [e.text for e in pending if e.kind == "Text"][:8]
+            parts = [f"{len(self.receipts)} receipt(s) so far", f"{len(self.stream)} bytes received",
+                     f"{len(pending)} event(s) since the last cut"]
+            if text:
+                parts.append(f"uncut text {text!r}")
+            parts += self._pending_notes()
+            if self.decoder.pending:
+                parts.append(f"{self.decoder.pending} bytes of an unfinished command")
+            return "; ".join(parts)
+
+    def _pending_notes(self) -> list[str]:
+        return []
+
+    def flush(self) -> Receipt | None:
+        """End of stream: the uncut receipt in progress (if any), also added to `receipts` with cut=None."""
+        with self._lock:
+            events = self.decoder.finish()
+            if events:
+                self._add(events)
+            r = self.builder.flush()
+            if r is not None:
+                self._complete(r)
+            self._changed.notify_all()
+            return r
+
+
+class PrinterCore(ReceiptLog):
+    """One emulated printer: state machine + decoder + receipts. Thread-safe; transports call `receive`."""
+
+    def __init__(self, profile: Profile | str | None = None, slow_delay: float = 1.0,
+                 on_receipt: Callable[[Receipt], None] | None = None):
+        super().__init__(profile, on_receipt)
+        self.status = PrinterStatus()
+        self.slow_delay = slow_delay
         self.replies: list[tuple[float, bytes]] = []
         self.held = bytearray()
         self.lost_bytes = 0
         self.asb_mask = 0
-        self._on_receipt = [on_receipt] if on_receipt else []
         self._tail = b""
         self._last_reply: Reply = _drop
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
         self._timers: set[threading.Timer] = set()
-        self._waited = 0
         self._closed = False
 
     # -- input -----------------------------------------------------------------------------------
@@ -99,13 +181,7 @@ class PrinterCore:
         for e in events:
             if isinstance(e, StatusRequest):
                 self._request(e, reply)
-        for receipt in self.builder.add(events):
-            self.receipts.append(receipt)
-            for cb in self._on_receipt:
-                try:
-                    cb(receipt)
-                except Exception:  # noqa: BLE001 - a journal failure must not stop the printer
-                    log.exception("receipt callback failed")
+        self._add(events)
 
     def _request(self, e: StatusRequest, reply: Reply) -> None:
         if e.request == "gs_r":
@@ -164,50 +240,10 @@ class PrinterCore:
             self.held.clear()
             return n
 
-    # -- receipts --------------------------------------------------------------------------------
-    def add_receipt_listener(self, cb: Callable[[Receipt], None]) -> None:
-        self._on_receipt.append(cb)
-
-    def wait_for_receipt(self, timeout: float) -> Receipt:
-        """The next receipt not yet handed out by this method, waiting up to `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while len(self.receipts) <= self._waited:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no receipt within {timeout:.2f}s; instead: {self.describe_pending()}")
-                self._changed.wait(left)
-            r = self.receipts[self._waited]
-            self._waited += 1
-            return r
-
-    def describe_pending(self) -> str:
-        """What was received since the last cut, for error messages."""
-        with self._lock:
-            pending = self.builder.pending_events
-            text = [e.text for e in pending if e.kind == "Text"][:8]
-            parts = [f"{len(self.receipts)} receipt(s) so far", f"{len(self.stream)} bytes received",
-                     f"{len(pending)} event(s) since the last cut"]
-            if text:
-                parts.append(f"uncut text {text!r}")
-            if self.held:
-                parts.append(f"{len(self.held)} bytes held unprinted while {'/'.join(self.status.faults)}")
-            if self.decoder.pending:
-                parts.append(f"{self.decoder.pending} bytes of an unfinished command")
-            return "; ".join(parts)
-
-    def flush(self) -> Receipt | None:
-        """End of stream: the uncut receipt in progress (if any), also added to `receipts` with cut=None."""
-        with self._lock:
-            events = self.decoder.finish()
-            if events:
-                self._handle(events, self._last_reply)
-            r = self.builder.flush()
-            if r is not None:
-                self.receipts.append(r)
-                for cb in self._on_receipt:
-                    cb(r)
-            return r
+    def _pending_notes(self) -> list[str]:
+        if self.held:
+            return [f"{len(self.held)} bytes held unprinted while {'/'.join(self.status.faults)}"]
+        return []
 
     def close(self) -> None:
         with self._lock:
