@@ -37,7 +37,8 @@ def register(sub) -> None:
     s.add_argument("--usbip", metavar="HOST:PORT", help="serve a USB printer over USB/IP (usually port 3240)")
     s.add_argument("--profile", default="tm-t88", help="tm-t88 (default) or gb18030-clone")
     s.add_argument("--journal", metavar="DIR", help="write each finished receipt as JSON, text, PNG and .bin")
-    s.add_argument("--fault", help="start in this fault mode (paper_out, cover_open, offline, silent, slow...)")
+    s.add_argument("--fault",
+                   help="start in this fault mode (paper_out, cover_open, offline, silent, slow...)")
     s.add_argument("--slow-delay", type=float, default=2.0, help="seconds a 'slow' printer waits to answer")
     s.add_argument("--control", default="127.0.0.1:0", metavar="HOST:PORT",
                    help="control socket for `posrig printer fault` (default: a free port on 127.0.0.1)")
@@ -53,7 +54,8 @@ def register(sub) -> None:
     g.add_argument("--tcp", metavar="HOST:PORT")
     g.add_argument("--serial", metavar="PATH")
     g.add_argument("--usb", metavar="VENDOR:PRODUCT")
-    st.add_argument("--usbip", metavar="HOST:PORT", help="reach the USB printer over USB/IP instead of libusb")
+    st.add_argument("--usbip", metavar="HOST:PORT",
+                    help="reach the USB printer over USB/IP instead of libusb")
     st.add_argument("--timeout", type=float, default=2.0)
     st.set_defaults(func=status)
 

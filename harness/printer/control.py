@@ -14,6 +14,8 @@ import threading
 from harness.printer.core import PrinterCore
 from harness.printer.status import FaultError
 
+USAGE = "fault NAME|none, status, receipts, discard-held"
+
 
 class ControlServer:
     def __init__(self, core: PrinterCore, listener: socket.socket, poll: float = 0.1):
@@ -35,7 +37,7 @@ class ControlServer:
         """Run one control command; returns the JSON-able answer."""
         words = line.split()
         if not words:
-            return {"ok": False, "error": "empty command; use: fault NAME|none, status, receipts, discard-held"}
+            return {"ok": False, "error": f"empty command; use: {USAGE}"}
         cmd, args = words[0], words[1:]
         try:
             if cmd == "fault":
@@ -45,8 +47,7 @@ class ControlServer:
             elif cmd == "receipts":
                 return {"ok": True, "receipts": [r.to_dict() for r in self.core.receipts]}
             elif cmd != "status":
-                return {"ok": False, "error": f"unknown command {cmd!r}; use: fault NAME|none, status, receipts, "
-                                              "discard-held"}
+                return {"ok": False, "error": f"unknown command {cmd!r}; use: {USAGE}"}
         except FaultError as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": True, "status": self.core.status.to_dict(), "held_bytes": len(self.core.held),

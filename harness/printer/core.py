@@ -2,14 +2,16 @@
 
 Bytes arrive with a `reply` callable (how to answer the sender). On arrival, before anything else, the receive
 layer scans for real-time commands (DLE EOT n) and answers each at once with one byte, also when the bytes lie
-inside image data and also when the printer is offline. Everything else goes, in order, to the decoder: GS r, GS I
-and ESC u/v are answered in stream order, GS a switches automatic status back (ASB) on, cuts finish receipts.
+inside image data and also when the printer is offline. Everything else goes, in order, to the decoder: GS
+r, GS I and ESC u/v are answered in stream order, GS a switches automatic status back (ASB) on, cuts finish
+receipts.
 
 What happens to bytes while the printer is not ready (paper out, cover open, switched offline, error), as on a
-real TM printer: they are *held* in the receive buffer, unprinted (no receipt can complete); real-time status is
-still answered. When the fault clears the held bytes are printed in order. Bytes beyond the profile's receive
-buffer (64 KiB) are lost and counted in `lost_bytes` (a real printer raises BUSY; over TCP the client sees a
-stalled write). `discard_held()` models the operator switching the printer off and on: held bytes are dropped.
+real TM printer: they are *held* in the receive buffer, unprinted (no receipt can complete); real-time
+status is still answered. When the fault clears the held bytes are printed in order. Bytes beyond the
+profile's receive buffer (64 KiB) are lost and counted in `lost_bytes` (a real printer raises BUSY; over TCP
+the client sees a stalled write). `discard_held()` models the operator switching the printer off and on:
+held bytes are dropped.
 """
 
 from __future__ import annotations
@@ -221,8 +223,8 @@ class PrinterCore(ReceiptLog):
 
     # -- faults ----------------------------------------------------------------------------------
     def set_fault(self, fault: str | None) -> None:
-        """Put the printer in fault mode(s) (see `status.FAULTS`), None to clear. Held bytes print on recovery;
-        with ASB enabled the new status is sent to the last client."""
+        """Put the printer in fault mode(s) (see `status.FAULTS`), None to clear. Held bytes print on
+        recovery; with ASB enabled the new status is sent to the last client."""
         with self._lock:
             before = self.status.asb()
             self.status.apply_fault(fault)

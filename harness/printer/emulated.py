@@ -57,7 +57,8 @@ class EmulatedPrinter(ReceiptPrinter):
         elif self.transport == "usb":
             self._start_usb()
         else:
-            raise ValueError(f"printer {self.name}: transport {self.transport!r} is not one of tcp, serial, usb")
+            raise ValueError(f"printer {self.name}: transport {self.transport!r} is not one of tcp, serial, "
+                             "usb")
         self._transcript.write("ready", address=self._address, profile=self.profile.name)
 
     def _port(self, default: int) -> int:

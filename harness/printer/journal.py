@@ -2,8 +2,8 @@
 
     receipt-0001.json  receipt-0001.txt  receipt-0001.png  receipt-0001.bin
 
-Card numbers are masked in the JSON and text (never in .bin: those are the bytes as printed, kept as evidence of
-exactly what the till sent; a till that prints a full PAN is itself a finding).
+Card numbers are masked in the JSON and text (never in .bin: those are the bytes as printed, kept as
+evidence of exactly what the till sent; a till that prints a full PAN is itself a finding).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class ReceiptJournal:
             except FontMissingError as exc:
                 record["render_error"] = str(exc)
         p = stem.with_suffix(".json")
-        p.write_text(json.dumps(mask_obj(record), indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+        text = json.dumps(mask_obj(record), indent=2, ensure_ascii=False, default=str)
+        p.write_text(text, encoding="utf-8")
         paths.append(p)
         self.written += paths
         return paths

@@ -8,9 +8,10 @@ python-escpos works unchanged: `Usb(0x04B8, 0x0202, usb_args={"backend": get_bac
 
 The wire protocol (Linux `Documentation/usb/usbip_protocol.rst`): OP_REQ_DEVLIST / OP_REQ_IMPORT, then 48-byte
 USBIP_CMD_SUBMIT / RET_SUBMIT headers for every transfer (control on endpoint 0 with its 8-byte SETUP), and
-CMD_UNLINK / RET_UNLINK to cancel a transfer that timed out (a bulk IN the device NAKs). Device and configuration
-descriptors are fetched once at enumeration (import, GET_DESCRIPTOR, disconnect); `open_device` imports again
-and keeps that connection. `reset_device` is a no-op (USB/IP has no port reset for an importer).
+CMD_UNLINK / RET_UNLINK to cancel a transfer that timed out (a bulk IN the device NAKs). Device and
+configuration descriptors are fetched once at enumeration (import, GET_DESCRIPTOR, disconnect);
+`open_device` imports again and keeps that connection. `reset_device` is a no-op (USB/IP has no port reset
+for an importer).
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ def _check(status: int, what: str) -> None:
 
 
 def _parse_device(raw: bytes) -> dict:
-    (path, busid, busnum, devnum, speed, vid, pid, bcd, dcls, dsub, dproto, cfg, ncfg, nif) = USB_DEVICE.unpack(raw)
+    path, busid, busnum, devnum, speed, vid, pid, bcd, dcls, dsub, dproto, cfg, ncfg, nif = \
+        USB_DEVICE.unpack(raw)
     return {"path": path.split(b"\0")[0].decode(errors="replace"),
             "busid": busid.split(b"\0")[0].decode(errors="replace"), "busnum": busnum, "devnum": devnum,
             "speed": speed, "idVendor": vid, "idProduct": pid, "bcdDevice": bcd, "bDeviceClass": dcls,

@@ -1,12 +1,13 @@
-"""Real (physical) printers: a tap that passes a till's bytes through to the printer while decoding them, and a
-status reader (DLE EOT 1-4, and over USB the printer-class GET_PORT_STATUS / GET_DEVICE_ID).
+"""Real (physical) printers: a tap that passes a till's bytes through to the printer while decoding them,
+and a status reader (DLE EOT 1-4, and over USB the printer-class GET_PORT_STATUS / GET_DEVICE_ID).
 
     tap = PrinterTap(socket.create_server(("0.0.0.0", 9100)), TcpUpstream("192.0.2.30", 9100))
     tap.start(); ...; tap.log.wait_for_receipt(30)
     read_status("usb", "04b8:0202")  ->  {"online": True, "paper": "ok", "cover_open": False, ...}
 
-Rig entry (`printer.real`): transport/address name the physical printer; `options.tap` (HOST:PORT, or NODE:PORT)
-makes posrig listen there as the printer and forward to it; without a tap only the status is read.
+Rig entry (`printer.real`): transport/address name the physical printer; `options.tap` (HOST:PORT, or
+NODE:PORT) makes posrig listen there as the printer and forward to it; without a tap only the status is
+read.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def parse_status(replies: dict[int, int]) -> dict[str, Any]:
     """Flags from DLE EOT n reply bytes {n: byte}; raises StatusError for a byte not of the form 0xx1xx10."""
     for n, b in replies.items():
         if b & 0x93 != 0x12:
-            raise StatusError(f"DLE EOT {n} answer 0x{b:02x} is not a status byte (0xx1xx10): wrong port, or a "
-                              "printer that is not ESC/POS")
+            raise StatusError(f"DLE EOT {n} answer 0x{b:02x} is not a status byte (0xx1xx10): wrong port, "
+                              "or a printer that is not ESC/POS")
     s1, s2, s3, s4 = (replies.get(n) for n in (1, 2, 3, 4))
     out: dict[str, Any] = {"raw": {str(n): f"0x{b:02x}" for n, b in replies.items()}}
     if s1 is not None:
@@ -165,7 +166,8 @@ class _UsbPort(_Port):
 
 
 def open_port(transport: str, address: str, timeout: float = 2.0, usb_backend=None) -> _Port:
-    """A pipe to a physical printer: transport 'tcp' (HOST:PORT), 'serial' (PATH) or 'usb' (VENDOR:PRODUCT)."""
+    """A pipe to a physical printer: transport 'tcp' (HOST:PORT), 'serial' (PATH) or 'usb'
+    (VENDOR:PRODUCT)."""
     if transport == "tcp":
         return _TcpPort(address, timeout)
     if transport == "serial":
@@ -177,7 +179,8 @@ def open_port(transport: str, address: str, timeout: float = 2.0, usb_backend=No
 
 def read_status(transport: str, address: str, timeout: float = 2.0, usb_backend=None,
                 port: _Port | None = None) -> dict[str, Any]:
-    """Ask a physical printer DLE EOT 1-4 and return its flags (plus USB port status and device id over USB)."""
+    """Ask a physical printer DLE EOT 1-4 and return its flags (plus USB port status and device id over
+    USB)."""
     own = port is None
     port = port or open_port(transport, address, timeout, usb_backend)
     try:
@@ -187,7 +190,8 @@ def read_status(transport: str, address: str, timeout: float = 2.0, usb_backend=
             b = port.read_one(timeout)
             if b is None:
                 raise StatusError(f"printer at {transport} {address} did not answer DLE EOT {n} within "
-                                  f"{timeout:.1f}s: switched off, wrong port, or busy with a fault that blocks it")
+                                  f"{timeout:.1f}s: switched off, wrong port, or busy with a fault that "
+                                  "blocks it")
             parse_status({n: b})                     # a wrong answer stops here, before more is sent
             replies[n] = b
         status = parse_status(replies)
@@ -399,8 +403,8 @@ class RealPrinter(ReceiptPrinter):
 
     def wait_for_receipt(self, timeout: float) -> Receipt:
         if self.tap is None:
-            raise RuntimeError(f"printer {self.name} is real and not tapped: posrig cannot see what it prints; "
-                               "set options.tap in the rig and point the till at that address")
+            raise RuntimeError(f"printer {self.name} is real and not tapped: posrig cannot see what it "
+                               "prints; set options.tap in the rig and point the till at that address")
         return self.tap.log.wait_for_receipt(timeout)
 
     def set_fault(self, fault: str | None) -> None:

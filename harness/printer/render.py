@@ -90,8 +90,9 @@ def _font(px: int):
 
 def _check_font(receipt: Receipt) -> None:
     if _needs_cjk(receipt) and not os.path.exists(CJK_FONT):
-        raise FontMissingError(f"receipt {receipt.index} has Chinese/CJK text but the font {CJK_FONT} is missing: "
-                               f"install it with `apt-get install {FONT_PACKAGE}` (or set POSRIG_CJK_FONT)")
+        raise FontMissingError(f"receipt {receipt.index} has Chinese/CJK text but the font {CJK_FONT} is "
+                               f"missing: install it with `apt-get install {FONT_PACKAGE}` "
+                               "(or set POSRIG_CJK_FONT)")
 
 
 def _segment_image(text: str, style: TextStyle):
@@ -144,8 +145,9 @@ def barcode_image(b: BarcodeBlock):
             from barcode.writer import ImageWriter
 
             code = barcode.get(name, data if name != "ean13" else data[:12], writer=ImageWriter())
-            return code.render({"module_width": 0.2 * max(1, b.width) / 2, "module_height": max(4, b.height / 12),
-                                "write_text": True, "font_size": 8, "quiet_zone": 2, "dpi": 180})
+            options = {"module_width": 0.2 * max(1, b.width) / 2, "module_height": max(4, b.height / 12),
+                       "write_text": True, "font_size": 8, "quiet_zone": 2, "dpi": 180}
+            return code.render(options)
         except Exception:  # noqa: BLE001 - drawn as a labelled box instead
             pass
     im = Image.new("L", (PAPER_DOTS - 2 * MARGIN, max(40, b.height // 2)), 255)

@@ -1,8 +1,8 @@
 """The printer's one state machine: sensors, errors and faults, and every status byte derived from them.
 
-DLE EOT, GS r, ESC u/v, ASB (GS a) and the USB port status are all read from the same `PrinterStatus`, so they can
-never disagree. A printer is *ready* (prints) only when online: cover closed, paper present, no error, not
-switched offline.
+DLE EOT, GS r, ESC u/v, ASB (GS a) and the USB port status are all read from the same `PrinterStatus`, so
+they can never disagree. A printer is *ready* (prints) only when online: cover closed, paper present, no
+error, not switched offline.
 
 >>> s = PrinterStatus(); s.apply_fault("paper_out"); s.dle_eot(4).hex(), s.dle_eot(1).hex(), s.ready
 ('7e', '1a', False)
@@ -123,7 +123,8 @@ class PrinterStatus:
         b1 |= C.ASB1_OFFLINE if not self.online else 0
         b1 |= C.ASB1_COVER if self.cover_open else 0
         b1 |= C.ASB1_FEED if self.feed_button else 0
-        b2 = (C.ASB2_MECHANICAL if self.mechanical_error else 0) | (C.ASB2_AUTOCUTTER if self.cutter_error else 0)
+        b2 = C.ASB2_MECHANICAL if self.mechanical_error else 0
+        b2 |= C.ASB2_AUTOCUTTER if self.cutter_error else 0
         b2 |= C.ASB2_UNRECOVERABLE if self.unrecoverable_error else 0
         b3 = (C.ASB3_NEAR_END if self.paper in ("near_end", "end") else 0)
         b3 |= C.ASB3_PAPER_END if self.paper == "end" else 0
@@ -138,5 +139,5 @@ class PrinterStatus:
         return v
 
     def to_dict(self) -> dict:
-        return {"online": self.online, "faults": self.faults, "paper": self.paper, "cover_open": self.cover_open,
-                "drawer_open": self.drawer_open}
+        return {"online": self.online, "faults": self.faults, "paper": self.paper,
+                "cover_open": self.cover_open, "drawer_open": self.drawer_open}

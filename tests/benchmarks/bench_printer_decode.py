@@ -43,7 +43,8 @@ def image_receipt(rng: random.Random, n: int) -> bytes:
     payload = b"https://pay.example/r/%d" % n
     qr = (b"\x1d(k\x04\x001A2\x00\x1d(k\x03\x001C\x06\x1d(k\x03\x001E1"
           + b"\x1d(k" + (len(payload) + 3).to_bytes(2, "little") + b"1P0" + payload + b"\x1d(k\x03\x001Q0")
-    body = b"0p0\x01\x011" + (512).to_bytes(2, "little") + (200).to_bytes(2, "little") + rng.randbytes(64 * 200)
+    size = (512).to_bytes(2, "little") + (200).to_bytes(2, "little")
+    body = b"0p0\x01\x011" + size + rng.randbytes(64 * 200)
     graphics = b"\x1d(L" + len(body).to_bytes(2, "little") + body + b"\x1d(L\x02\x0002"
     return (b"\x1b@\x1dv0\x00" + w_bytes.to_bytes(2, "little") + h.to_bytes(2, "little") + logo
             + b"Thank you\n" + qr + graphics + b"TOTAL 12.50\n\x1dV\x01")

@@ -109,7 +109,8 @@ COMMANDS: tuple[Command, ...] = (
     # ESC
     Command(ESC + b"\x0c", "page_print"),
     Command(ESC + b" ", "char_spacing", 1),
-    Command(ESC + b"!", "print_mode", 1, "bit0 font B, bit3 bold, bit4 double height, bit5 double width, bit7 underline"),
+    Command(ESC + b"!", "print_mode", 1,
+            "bit0 font B, bit3 bold, bit4 double height, bit5 double width, bit7 underline"),
     Command(ESC + b"$", "absolute_position", 2),
     Command(ESC + b"%", "user_charset", 1),
     Command(ESC + b"&", "define_user_chars", "esc_amp"),

@@ -5,11 +5,12 @@
 >>> [e.kind for e in events]
 ['Initialize', 'Text', 'Feed', 'Cut']
 
-Rules that make chunking irrelevant: an event is emitted only once all its bytes are in; a text run ends only at
-a control byte (or at `finish()`); payloads with a length field (images, QR data, graphics) are taken in one slice
-once that many bytes are buffered, never byte by byte. Joining `e.raw` of all events returns the input exactly.
-Unknown commands are skipped by their length field where ESC/POS defines one (`GS ( x`, `FS ( x`, `ESC ( x`,
-`GS 8 L`) and otherwise by their two prefix bytes, each recorded as an `Unknown` event.
+Rules that make chunking irrelevant: an event is emitted only once all its bytes are in; a text run ends
+only at a control byte (or at `finish()`); payloads with a length field (images, QR data, graphics) are
+taken in one slice once that many bytes are buffered, never byte by byte. Joining `e.raw` of all events
+returns the input exactly. Unknown commands are skipped by their length field where ESC/POS defines one (`GS
+( x`, `FS ( x`, `ESC ( x`, `GS 8 L`) and otherwise by their two prefix bytes, each recorded as an `Unknown`
+event.
 """
 
 from __future__ import annotations
@@ -167,12 +168,14 @@ _STYLE_1 = {"bold": "bold", "underline": "underline", "double_strike": "double_s
             "align": "align", "invert": "invert", "upside_down": "upside_down", "rotate_90": "rotate_90",
             "print_mode": "print_mode", "chinese_print_mode": "chinese_print_mode",
             "chinese_underline": "chinese_underline", "chinese_quadruple": "chinese_quadruple"}
-_CONTROL_NAMES = {"horizontal_tab", "form_feed", "carriage_return", "cancel", "page_print", "line_spacing_default",
-                  "page_mode", "standard_mode", "macro_define", "print_counter"}
+_BIT0_STYLES = {"bold", "double_strike", "invert", "upside_down"}       # only bit 0 of n counts
+_CONTROL_NAMES = {"horizontal_tab", "form_feed", "carriage_return", "cancel", "page_print",
+                  "line_spacing_default", "page_mode", "standard_mode", "macro_define", "print_counter"}
 
 
 class Decoder:
-    """Feed bytes in any chunks; get events. `finish()` flushes a trailing text run and reports a cut-short command.
+    """Feed bytes in any chunks; get events. `finish()` flushes a trailing text run and reports a cut-short
+    command.
 
     `codepage`/`chinese` are the power-on defaults of the profile; ESC @ returns to them.
     """
@@ -314,8 +317,8 @@ class Decoder:
         plen = len(cmd.prefix)
         p = raw[plen:]
         if name in _STYLE_1:
-            return Style(raw, offset, _STYLE_1[name], p[0] & (0x01 if name in ("bold", "double_strike", "invert",
-                                                                                 "upside_down") else 0xFF))
+            mask = 0x01 if name in _BIT0_STYLES else 0xFF
+            return Style(raw, offset, _STYLE_1[name], p[0] & mask)
         if name in _CONTROL_NAMES:
             return Control(raw, offset, name)
         handler = _HANDLERS.get(name)

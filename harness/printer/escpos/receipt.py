@@ -1,8 +1,8 @@
 """Receipts: what lies between cuts, laid out from the decoder's events.
 
 >>> builder = ReceiptBuilder()
->>> for receipt in builder.add(decode(b"TOTAL 12.50\\n\\x1dV\\x00")): print(receipt.lines, receipt.amounts, receipt.cut)
-['TOTAL 12.50'] [Decimal('12.50')] full
+>>> for receipt in builder.add(decode(b"TOTAL 12.50\\n\\x1dV\\x00")): print(receipt.lines, receipt.amounts,
+receipt.cut) ['TOTAL 12.50'] [Decimal('12.50')] full
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from harness.printer.escpos.events import (
     Text,
 )
 
-AMOUNT = re.compile(r"(?<![\d.,])-?\d{1,3}(?:([.,' ])\d{3})*[.,]\d{2}(?![\d])|(?<![\d.,])-?\d+[.,]\d{2}(?![\d])")
+AMOUNT = re.compile(r"(?<![\d.,])-?\d{1,3}(?:([.,' ])\d{3})*[.,]\d{2}(?![\d])"
+                    r"|(?<![\d.,])-?\d+[.,]\d{2}(?![\d])")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class ReceiptImage:
 
     def to_pil(self):
         """The image as a Pillow '1' image (black = 0)."""
-        from PIL import Image as PILImage, ImageOps
+        from PIL import Image as PILImage
+        from PIL import ImageOps
 
         need = self.row_bytes * self.height
         data = self.bits[:need].ljust(need, b"\x00")
@@ -106,7 +108,8 @@ class FeedBlock:
 
 @dataclass
 class Receipt:
-    """One receipt (the events up to and including a cut). `cut` is None for a receipt cut short (no cut yet)."""
+    """One receipt (the events up to and including a cut). `cut` is None for a receipt cut short (no cut
+    yet)."""
 
     index: int
     events: list[Event]
@@ -179,7 +182,8 @@ def _to_decimal(text: str) -> Decimal | None:
 
 
 class ReceiptBuilder:
-    """Turns events into receipts; one `Receipt` per cut. Keeps the style state across receipts (as a printer)."""
+    """Turns events into receipts; one `Receipt` per cut. Keeps the style state across receipts (as a
+    printer)."""
 
     def __init__(self, profile: str = ""):
         self.profile = profile
@@ -222,13 +226,13 @@ class ReceiptBuilder:
                 self._image(e)
             elif isinstance(e, Barcode):
                 self._flush_line(False)
-                self.blocks.append(BarcodeBlock(e.symbology, e.data.decode("latin-1"), e.height, e.width, e.hri,
-                                                self.align))
+                self.blocks.append(BarcodeBlock(e.symbology, e.data.decode("latin-1"), e.height, e.width,
+                                                e.hri, self.align))
             elif isinstance(e, Symbol) and e.is_qr_print:
                 self._flush_line(False)
                 if e.payload is not None:
-                    self.blocks.append(QrBlock(e.payload.decode("utf-8", errors="replace"), e.size, e.error_level,
-                                               self.align))
+                    data = e.payload.decode("utf-8", errors="replace")
+                    self.blocks.append(QrBlock(data, e.size, e.error_level, self.align))
             elif isinstance(e, DrawerPulse):
                 self.pulses.append(e.pin)
             elif isinstance(e, Initialize):

@@ -1,8 +1,8 @@
 """Serial printing on a pty pair: the slave path (e.g. /dev/pts/7) is what a till opens as its serial port.
 
 The slave is put in raw mode and kept open by us, so clients may open and close it one after another
-(python-escpos `Serial(devfile=path)`, pyserial with dsrdtr=True, `stty`, `cat > path`). Bytes we send while no
-client has the port open wait in the tty's input queue; `flush_input()` drops them.
+(python-escpos `Serial(devfile=path)`, pyserial with dsrdtr=True, `stty`, `cat > path`). Bytes we send while
+no client has the port open wait in the tty's input queue; `flush_input()` drops them.
 """
 
 from __future__ import annotations

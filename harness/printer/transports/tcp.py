@@ -1,4 +1,5 @@
-"""Raw TCP printing (port 9100 style): one client at a time, in order of arrival; nothing sent unasked but ASB."""
+"""Raw TCP printing (port 9100 style): one client at a time, in order of arrival; nothing sent unasked but
+ASB."""
 
 from __future__ import annotations
 

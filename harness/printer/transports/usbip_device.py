@@ -1,15 +1,15 @@
 """The emulated printer as a USB printer-class device (class 7/1/2: bulk OUT 0x01, bulk IN 0x82) served over
-USB/IP (TCP, usbipd-compatible: the Linux `usbip attach` or our pyusb backend `harness.printer.pyusb_usbip` can
-import it).
+USB/IP (TCP, usbipd-compatible: the Linux `usbip attach` or our pyusb backend `harness.printer.pyusb_usbip`
+can import it).
 
 Built on PyPI `usbip` (MIT): its `USBDevice`/`Interface` give descriptors and URB handling, its
-`protocol.serve_connection` the wire protocol. We run our own accept loop on a socket we bind (so it can live in a
-network namespace, on an ephemeral port, and close within the device's close_timeout), instead of usbip's
-process-wide listener table.
+`protocol.serve_connection` the wire protocol. We run our own accept loop on a socket we bind (so it can
+live in a network namespace, on an ephemeral port, and close within the device's close_timeout), instead of
+usbip's process-wide listener table.
 
 Printer-class requests: GET_DEVICE_ID (IEEE 1284 id from the profile), GET_PORT_STATUS (from the same state
-machine as DLE EOT), SOFT_RESET. OUT data goes to `PrinterCore.receive`; replies are queued on bulk IN, where a
-host's IN transfer waits for them (NAK until data), as on a real printer.
+machine as DLE EOT), SOFT_RESET. OUT data goes to `PrinterCore.receive`; replies are queued on bulk IN,
+where a host's IN transfer waits for them (NAK until data), as on a real printer.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import pytest
 from harness.printer.core import PrinterCore
 
 
-
 class Served:
     """A PrinterCore behind one transport, with a factory for a python-escpos client reaching it."""
 

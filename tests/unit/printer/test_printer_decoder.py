@@ -29,7 +29,8 @@ def test_every_event_keeps_its_bytes_and_offset():
 @pytest.mark.parametrize(("data", "attr", "value"), [
     (C.ESC + b"E\x01", "bold", 1), (C.ESC + b"E\x00", "bold", 0), (C.ESC + b"-\x02", "underline", 2),
     (C.ESC + b"a\x01", "align", 1), (C.ESC + b"M\x01", "font", 1), (C.GS + b"B\x01", "invert", 1),
-    (C.GS + b"!\x11", "size", (2, 2)), (C.GS + b"!\x70", "size", (8, 1)), (C.ESC + b"!\x38", "print_mode", 0x38),
+    (C.GS + b"!\x11", "size", (2, 2)), (C.GS + b"!\x70", "size", (8, 1)),
+    (C.ESC + b"!\x38", "print_mode", 0x38),
     (C.ESC + b"G\x01", "double_strike", 1), (C.ESC + b"{\x01", "upside_down", 1),
     (C.FS + b"!\x0c", "chinese_print_mode", 0x0C),
 ])

@@ -16,7 +16,8 @@ FIXED = [C.INITIALIZE, C.CUT_FULL, C.CUT_PARTIAL, b"\x1dVA\x03", b"\x1bE\x01", b
 texts = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=20)
     .map(lambda s: s.encode()),
-    st.text(alphabet=st.sampled_from("中文收据牛奶¥€超市𠀀"), min_size=1, max_size=6).map(lambda s: s.encode("gb18030")),
+    st.text(alphabet=st.sampled_from("中文收据牛奶¥€超市𠀀"), min_size=1, max_size=6)
+    .map(lambda s: s.encode("gb18030")),
 )
 
 

@@ -55,7 +55,8 @@ def test_styled_text_barcode_qr_images_cut_and_drawer(serve, transport):
     assert (first.bold, first.width, first.height, r.blocks[0].align) == (True, 2, 2, 1)
     assert (second.bold, second.underline, r.blocks[1].align) == (False, 1, 0)
     assert r.blocks[2].segments[0][1].invert
-    assert [(b.symbology, b.data) for b in r.barcodes] == [("EAN13", "4006381333931"), ("CODE128", "{BPOS-4711")]
+    assert [(b.symbology, b.data) for b in r.barcodes] == [("EAN13", "4006381333931"),
+                                                           ("CODE128", "{BPOS-4711")]
     assert r.qr_codes == ["https://pay.example/r/4711"]
     assert [i.mode for i in r.images] == ["raster", "column", "graphics"]
     for decoded in r.images:

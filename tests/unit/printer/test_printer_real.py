@@ -9,7 +9,14 @@ import pytest
 from escpos.printer import Network
 
 from harness.printer.pyusb_usbip import get_backend
-from harness.printer.real import PrinterTap, SerialUpstream, StatusError, TcpUpstream, parse_status, read_status
+from harness.printer.real import (
+    PrinterTap,
+    SerialUpstream,
+    StatusError,
+    TcpUpstream,
+    parse_status,
+    read_status,
+)
 
 
 def physical_address(served) -> str:
@@ -45,7 +52,7 @@ def test_tap_passes_bytes_through_and_decodes_them(serve, upstream_kind):
 
 def test_tap_reports_an_unreachable_printer(serve):
     dead = socket.create_server(("127.0.0.1", 0))
-    address = "127.0.0.1:%d" % dead.getsockname()[1]
+    address = f"127.0.0.1:{dead.getsockname()[1]}"
     dead.close()
     tap = PrinterTap(socket.create_server(("127.0.0.1", 0)), TcpUpstream(address, timeout=1))
     tap.start()
@@ -101,7 +108,7 @@ def test_status_reader_rejects_bytes_that_are_not_status():
     t.start()
     try:
         with pytest.raises(StatusError, match="not a status byte"):
-            read_status("tcp", "127.0.0.1:%d" % srv.getsockname()[1], timeout=1)
+            read_status("tcp", f"127.0.0.1:{srv.getsockname()[1]}", timeout=1)
     finally:
         t.join(2)
         srv.close()
