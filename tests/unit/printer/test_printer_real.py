@@ -118,3 +118,45 @@ def test_parse_status_all_groups():
     s = parse_status({1: 0x16, 2: 0x52, 3: 0x1A, 4: 0x1E})
     assert s["online"] and s["drawer_pin3_high"] and s["error"] and s["autocutter_error"]
     assert s["paper"] == "near_end"
+
+
+def test_real_printer_driver_taps_and_reads_status(serve, tmp_path):
+    from escpos.printer import Network as Till
+
+    from harness.devices import DeviceContext
+    from harness.evidence import Evidence
+    from harness.printer.real import RealPrinter
+    from harness.rig import DeviceSpec, Timing
+
+    physical = serve("tcp")
+    spec = DeviceSpec(name="printer", kind="printer", mode="real", driver="real", transport="tcp",
+                      address=physical.server.address, node="till", profile="tm-t88",
+                      options={"tap": "till:0"})
+    ev = Evidence(tmp_path / "ev")
+    with RealPrinter(spec, DeviceContext(rig=None, evidence=ev, timing=Timing(1.0))) as printer:
+        assert printer.read_status()["online"] is True
+        host, port = printer.address["tap"].split(":")
+        till = Till(host, int(port), timeout=5)
+        till.open()
+        till.text("through the tap 1.00\n")
+        till.cut()
+        assert printer.wait_for_receipt(5).lines == ["through the tap 1.00"]
+        till.close()
+        with pytest.raises(RuntimeError, match="take the paper roll out"):
+            printer.set_fault("paper_out")
+    assert (ev.path / "printer" / "receipt-0001.png").exists()
+    assert b"through the tap" in (ev.path / "printer-stream.bin").read_bytes()
+
+
+def test_untapped_real_printer_says_how_to_see_receipts(tmp_path):
+    from harness.devices import DeviceContext
+    from harness.evidence import Evidence
+    from harness.printer.real import RealPrinter
+    from harness.rig import DeviceSpec, Timing
+
+    spec = DeviceSpec(name="printer", kind="printer", mode="real", driver="real", transport="usb",
+                      address="04b8:0202", node="till", profile="tm-t88")
+    with RealPrinter(spec, DeviceContext(rig=None, evidence=Evidence(tmp_path), timing=Timing(1.0))) as p:
+        assert p.receipts == []
+        with pytest.raises(RuntimeError, match="options.tap"):
+            p.wait_for_receipt(0.1)
