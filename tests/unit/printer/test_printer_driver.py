@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 import pytest
 from escpos.printer import Network, Serial, Usb
@@ -37,6 +38,9 @@ def test_rig_printer_fixture_serves_the_till_node(printer, bench, evidence):
         printer.set_fault("paper_out")
         assert not p.is_online() and p.paper_status() == 0
         sale(p, "9.99")
+        deadline = time.monotonic() + 5
+        while b"9.99" not in printer.core.held and time.monotonic() < deadline:
+            time.sleep(0.01)
         with pytest.raises(TimeoutError, match="held unprinted"):
             printer.wait_for_receipt(0.1)
         printer.set_fault(None)
