@@ -23,7 +23,7 @@ from harness.devices import DeviceContext
 from harness.printer import ReceiptPrinter
 from harness.printer.core import PrinterCore
 from harness.printer.escpos.receipt import Receipt
-from harness.printer.journal import ReceiptJournal
+from harness.printer.journal import ReceiptJournal, mask_bytes
 from harness.printer.profiles import get_profile
 
 
@@ -115,7 +115,8 @@ class EmulatedPrinter(ReceiptPrinter):
             tail = self.core.flush()
             if tail is not None and self._transcript:
                 self._transcript.write("uncut", lines=tail.lines, bytes=len(tail.raw))
-        ev.write_bytes(f"{self.name}-stream.bin", bytes(self.core.stream), "every byte the printer received")
+        ev.write_bytes(f"{self.name}-stream.bin", mask_bytes(bytes(self.core.stream)),
+                       "every byte the printer received (card numbers masked in place)")
         ev.write_json(f"{self.name}-summary.json", {
             "profile": self.profile.name, "address": self._address, "status": self.core.status.to_dict(),
             "bytes_received": len(self.core.stream), "bytes_held_unprinted": len(self.core.held),

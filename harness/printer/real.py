@@ -24,7 +24,7 @@ from harness.printer import ReceiptPrinter
 from harness.printer.core import ReceiptLog
 from harness.printer.escpos import commands as C
 from harness.printer.escpos.receipt import Receipt
-from harness.printer.journal import ReceiptJournal
+from harness.printer.journal import ReceiptJournal, mask_bytes
 from harness.printer.profiles import get_profile
 
 log = logging.getLogger(__name__)
@@ -419,7 +419,7 @@ class RealPrinter(ReceiptPrinter):
         self._closed = True
         if self.tap is not None:
             self.tap.close()
-            self.ctx.evidence.write_bytes(f"{self.name}-stream.bin", bytes(self.tap.log.stream),
+            self.ctx.evidence.write_bytes(f"{self.name}-stream.bin", mask_bytes(bytes(self.tap.log.stream)),
                                           "bytes the till sent through the tap")
             self.ctx.evidence.write_bytes(f"{self.name}-replies.bin", bytes(self.tap.replies),
                                           "bytes the printer sent back")
