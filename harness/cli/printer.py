@@ -195,7 +195,7 @@ def tap(args) -> int:
 
 def render(args) -> int:
     from harness.printer.core import ReceiptLog
-    from harness.printer.render import FontMissingError, render_html, render_image, render_text
+    from harness.printer.render import FontMissingError, render_html_page, render_image, render_text
 
     try:
         data = Path(args.file).read_bytes()
@@ -225,7 +225,7 @@ def render(args) -> int:
             out.save(args.output, format="PNG")
             return 0
         text = "".join(render_text(r) for r in receipts) if args.format == "text" else \
-            "\n".join(render_html(r) for r in receipts)
+            render_html_page(receipts)
     except FontMissingError as exc:
         print(f"posrig receipt render: {exc}", file=sys.stderr)
         return 1

@@ -237,6 +237,18 @@ _CSS = """body{background:#ddd;font-family:'WenQuanYi Zen Hei','Noto Sans CJK SC
 
 def render_html(receipt: Receipt) -> str:
     """A standalone HTML page: styled text, and barcodes, QR codes and images embedded as PNG."""
+    return render_html_page([receipt])
+
+
+def render_html_page(receipts: list[Receipt]) -> str:
+    """One HTML page showing several receipts one under the other."""
+    title = f"receipt {receipts[0].index}" if len(receipts) == 1 else f"{len(receipts)} receipts"
+    body = "\n".join(_html_receipt(r) for r in receipts)
+    return (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title><style>{_CSS}'
+            f"</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def _html_receipt(receipt: Receipt) -> str:
     align = {0: "", 1: " c", 2: " r"}
     rows = []
     for b in receipt.blocks:
@@ -262,9 +274,7 @@ def render_html(receipt: Receipt) -> str:
     for pin in receipt.drawer_pulses:
         rows.append(f'<div class="note">drawer pulse, pin {pin}</div>')
     rows.append(f'<div class="cut-{receipt.cut or "none"} note">{receipt.cut or "no"} cut</div>')
-    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>receipt "
-            f"{receipt.index}</title><style>{_CSS}</style></head>\n<body><div class=\"receipt\">\n"
-            + "\n".join(rows) + "\n</div></body></html>\n")
+    return '<div class="receipt">\n' + "\n".join(rows) + "\n</div>"
 
 
 RENDERERS = {"text": render_text, "html": render_html, "png": render_png}
