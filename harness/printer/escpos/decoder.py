@@ -196,9 +196,18 @@ class Decoder:
         self.qr_model, self.qr_size, self.qr_error = 2, 3, "L"
         self.qr_data: bytes | None = None
         self.graphics: tuple[int, int, bytes] | None = None   # (width, height, bits) stored by GS ( L fn 112
+        self._codec = self.codec
+
+    def _set_mode(self, codepage: int | None = None, chinese: bool | None = None) -> None:
+        if codepage is not None:
+            self.codepage = codepage
+        if chinese is not None:
+            self.chinese = chinese
+        self._codec = self.codec              # cached: read once per text run
 
     @property
     def codec(self) -> str:
+        """The codec text is decoded with now: GB18030 in Chinese mode, else the ESC t code page."""
         if self.chinese:
             return C.CHINESE_CODEC
         return C.CODE_PAGES.get(self.codepage, "cp437")
@@ -253,7 +262,7 @@ class Decoder:
                 if end == n and not final:
                     self._need = n + 1
                     break
-                events.append(Text(bytes(buf[pos:end]), base + pos, self.codec))
+                events.append(Text(bytes(buf[pos:end]), base + pos, self._codec))
                 pos = end
                 continue
             if b == 0x0A:
@@ -327,12 +336,12 @@ class Decoder:
         return Setting(raw, offset, name, p)
 
     def _code_page(self, raw, p, offset):
-        self.codepage = p[0]
+        self._set_mode(codepage=p[0])
         return CodePage(raw, offset, p[0], C.CODE_PAGES.get(p[0]))
 
     def _chinese(self, on: bool):
         def handler(self, raw, p, offset):
-            self.chinese = on
+            self._set_mode(chinese=on)
             return ChineseMode(raw, offset, on)
         return handler
 

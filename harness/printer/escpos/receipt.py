@@ -188,6 +188,7 @@ class ReceiptBuilder:
     def __init__(self, profile: str = ""):
         self.profile = profile
         self.count = 0
+        self._style_cache: dict[tuple, TextStyle] = {}
         self._reset_style()
         self._start_receipt()
 
@@ -280,6 +281,16 @@ class ReceiptBuilder:
             self.blocks.append(FeedBlock(e.amount))
 
     def _apply_style(self, e: Style) -> None:
+        key = (self.style, e.attr, e.value)
+        cached = self._style_cache.get(key)
+        if cached is not None:
+            self.style = cached
+            return
+        self._style_change(e)
+        if e.attr != "align":
+            self._style_cache[key] = self.style
+
+    def _style_change(self, e: Style) -> None:
         s, v = self.style, e.value
         if e.attr == "bold":
             s = replace(s, bold=bool(v))
