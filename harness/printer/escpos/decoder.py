@@ -339,12 +339,6 @@ class Decoder:
         self._set_mode(codepage=p[0])
         return CodePage(raw, offset, p[0], C.CODE_PAGES.get(p[0]))
 
-    def _chinese(self, on: bool):
-        def handler(self, raw, p, offset):
-            self._set_mode(chinese=on)
-            return ChineseMode(raw, offset, on)
-        return handler
-
     def _initialize(self, raw, p, offset):
         self._reset_modes()
         return Initialize(raw, offset)
@@ -381,11 +375,6 @@ class Decoder:
 
     def _legacy_cut(self, raw, p, offset):
         return Cut(raw, offset, "partial", raw[1], None)
-
-    def _status(self, request: str):
-        def handler(self, raw, p, offset):
-            return StatusRequest(raw, offset, request, p[0] if p else 0)
-        return handler
 
     def _barcode_setting(self, raw, p, offset):
         if raw[1] == 0x68:
@@ -485,10 +474,23 @@ def column_to_raster(data: bytes, width: int, bands: int) -> bytes:
     return bytes(out)
 
 
+def _chinese_mode(on: bool) -> Callable:
+    def handler(self: Decoder, raw: bytes, p: bytes, offset: int) -> Event:
+        self._set_mode(chinese=on)
+        return ChineseMode(raw, offset, on)
+    return handler
+
+
+def _status_request(request: str) -> Callable:
+    def handler(self: Decoder, raw: bytes, p: bytes, offset: int) -> Event:
+        return StatusRequest(raw, offset, request, p[0] if p else 0)
+    return handler
+
+
 _HANDLERS: dict[str, Callable] = {
     "code_page": Decoder._code_page,
-    "chinese_on": Decoder._chinese(None, True),
-    "chinese_off": Decoder._chinese(None, False),
+    "chinese_on": _chinese_mode(True),
+    "chinese_off": _chinese_mode(False),
     "initialize": Decoder._initialize,
     "char_size": Decoder._char_size,
     "feed_lines": Decoder._feed_lines,
@@ -497,13 +499,13 @@ _HANDLERS: dict[str, Callable] = {
     "reverse_feed_dots": Decoder._reverse_dots,
     "drawer_pulse": Decoder._drawer,
     "realtime_function": Decoder._realtime_fn,
-    "realtime_status": Decoder._status(None, "dle_eot"),
-    "realtime_request": Decoder._status(None, "dle_enq"),
-    "transmit_status": Decoder._status(None, "gs_r"),
-    "transmit_id": Decoder._status(None, "gs_i"),
-    "automatic_status_back": Decoder._status(None, "asb"),
-    "peripheral_status": Decoder._status(None, "esc_u"),
-    "paper_sensor_status": Decoder._status(None, "esc_v"),
+    "realtime_status": _status_request("dle_eot"),
+    "realtime_request": _status_request("dle_enq"),
+    "transmit_status": _status_request("gs_r"),
+    "transmit_id": _status_request("gs_i"),
+    "automatic_status_back": _status_request("asb"),
+    "peripheral_status": _status_request("esc_u"),
+    "paper_sensor_status": _status_request("esc_v"),
     "cut": Decoder._cut,
     "cut_partial_legacy": Decoder._legacy_cut,
     "barcode_height": Decoder._barcode_setting,
