@@ -45,7 +45,7 @@ class ReceiptLog:
     def __init__(self, profile: Profile | str | None = None,
                  on_receipt: Callable[[Receipt], None] | None = None):
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
-        self.decoder = Decoder(self.profile.codepage, self.profile.chinese)
+        self.decoder = Decoder(self.profile.codepage, self.profile.chinese, self.profile.chinese_codec)
         self.builder = ReceiptBuilder(self.profile.name)
         self.receipts: list[Receipt] = []
         self.stream = bytearray()             # every byte received, in order (evidence)

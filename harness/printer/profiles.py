@@ -19,6 +19,7 @@ class Profile:
     usb_product: int
     codepage: int = 0                 # ESC t default
     chinese: bool = False             # boots in Chinese (GB18030) mode
+    chinese_codec: str = "gb18030"    # what Chinese mode decodes: gb18030 (1/2/4 bytes) or gbk (2 bytes only)
     columns: int = 42                 # font A characters per line
     dots: int = 512                   # printable width in dots
     model_id: int = 0x20              # GS I 1
@@ -55,6 +56,11 @@ PROFILES: dict[str, Profile] = {
     "gb18030-clone": Profile(name="gb18030-clone", vendor="POS80", model="POS-80C", firmware="1.00 GB18030",
                              usb_vendor=0x0416, usb_product=0x5011, codepage=0, chinese=True, model_id=0x20,
                              type_id=0x03, extra_ids={69: "CHINA GB18030"}),
+    # A GBK-only clone: 4-byte GB18030 sequences print as their ASCII bytes, e.g. "¥" (81 30 84 36) shows as
+    # "0 6"-like garbage (node-escpos #332): the bug a till meets when it sends GB18030 to such a printer.
+    "gbk-clone": Profile(name="gbk-clone", vendor="POS58", model="POS-58 GBK", firmware="1.00 GBK",
+                         usb_vendor=0x0416, usb_product=0x5011, codepage=0, chinese=True, chinese_codec="gbk",
+                         model_id=0x20, type_id=0x03, extra_ids={69: "CHINA GBK"}),
 }
 
 

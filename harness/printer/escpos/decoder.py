@@ -180,9 +180,10 @@ class Decoder:
     `codepage`/`chinese` are the power-on defaults of the profile; ESC @ returns to them.
     """
 
-    def __init__(self, codepage: int = 0, chinese: bool = False):
+    def __init__(self, codepage: int = 0, chinese: bool = False, chinese_codec: str = C.CHINESE_CODEC):
         self.default_codepage = codepage
         self.default_chinese = chinese
+        self.chinese_codec = chinese_codec
         self._buf = bytearray()
         self._base = 0          # stream offset of _buf[0]
         self._need = 0          # bytes the buffer must hold before parsing can progress
@@ -209,7 +210,7 @@ class Decoder:
     def codec(self) -> str:
         """The codec text is decoded with now: GB18030 in Chinese mode, else the ESC t code page."""
         if self.chinese:
-            return C.CHINESE_CODEC
+            return self.chinese_codec
         return C.CODE_PAGES.get(self.codepage, "cp437")
 
     @property
@@ -521,7 +522,8 @@ _HANDLERS: dict[str, Callable] = {
 }
 
 
-def decode(data: bytes, codepage: int = 0, chinese: bool = False) -> list[Event]:
+def decode(data: bytes, codepage: int = 0, chinese: bool = False,
+           chinese_codec: str = C.CHINESE_CODEC) -> list[Event]:
     """Decode a whole byte string (a convenience over `Decoder`)."""
-    d = Decoder(codepage, chinese)
+    d = Decoder(codepage, chinese, chinese_codec)
     return d.feed(data) + d.finish()

@@ -220,3 +220,10 @@ def test_implausible_declared_length_does_not_swallow_the_stream():
     events = decode(C.GS + b"v0\x00\xff\xff\xff\xff" + b"after\n")
     assert events[0].kind == "Unknown" and "garbage" in events[0].reason
     assert [e.text for e in events if e.kind == "Text"][-1].endswith("after")
+
+
+def test_gbk_only_printer_garbles_four_byte_gb18030():
+    data = "牛奶¥5".encode("gb18030") + b"\n"
+    gbk = [e.text for e in decode(data, chinese=True, chinese_codec="gbk") if e.kind == "Text"][0]
+    assert gbk.startswith("牛奶") and "¥" not in gbk and gbk.endswith("5")
+    assert [e.text for e in decode(data, chinese=True) if e.kind == "Text"] == ["牛奶¥5"]
