@@ -132,8 +132,18 @@ def _interfaces(rig: Rig) -> Iterator[Check]:
                         "present" if present else f"no interface {ifname}; `ip link` lists the NICs here")
 
 
+def _receipt_font(rig: Rig) -> Iterator[Check]:
+    if not rig.of_kind("printer"):
+        return
+    from harness.printer.render import CJK_FONT, FONT_PACKAGE
+
+    ok = os.path.exists(CJK_FONT)
+    yield Check("receipt font (CJK)", ok, CJK_FONT if ok else
+                f"{CJK_FONT} missing: apt-get install {FONT_PACKAGE} (Chinese receipts cannot be drawn)")
+
+
 CHECKS: list[Callable[[Rig], Iterator[Check]]] = [
-    _privileges, _namespaces, _nfqueue, _drivers, _real_devices, _interfaces,
+    _privileges, _namespaces, _nfqueue, _drivers, _real_devices, _interfaces, _receipt_font,
 ]
 
 

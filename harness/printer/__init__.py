@@ -16,7 +16,9 @@ class ReceiptPrinter(Device):
     @property
     @abc.abstractmethod
     def address(self) -> dict[str, Any]:
-        """Where the till reaches the printer, per transport: {'tcp': 'IP:PORT', 'serial': PATH, 'usb': ...}."""
+        """Where the till reaches the printer, per transport.
+
+        {'tcp': 'IP:PORT'}, {'serial': PATH} or {'usb': 'VENDOR:PRODUCT', 'usbip': 'IP:PORT'}."""
 
     @property
     @abc.abstractmethod
@@ -29,4 +31,6 @@ class ReceiptPrinter(Device):
 
     @abc.abstractmethod
     def set_fault(self, fault: str | None) -> None:
-        """Put the printer in a fault mode ('paper_out', 'cover_open', 'offline', 'silent', 'slow') or None."""
+        """Put the printer in a fault mode ('paper_out', 'cover_open', 'offline', 'silent', 'slow'), or None.
+
+        Several at once are joined by commas ('paper_out,slow'); see `harness.printer.status.FAULTS`."""

@@ -1,0 +1,121 @@
+"""`posrig printer serve|fault|status|tap` and `posrig receipt render`, run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from escpos.printer import Network, Serial, Usb
+
+from harness.printer.pyusb_usbip import get_backend
+
+POSRIG = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([*POSRIG, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`posrig printer serve` on every transport, its ready line parsed; terminated afterwards."""
+    journal = tmp_path / "journal"
+    proc = subprocess.Popen([*POSRIG, "printer", "serve", "--tcp", "127.0.0.1:0", "--serial", "--usbip",
+                             "127.0.0.1:0", "--journal", str(journal), "--profile", "gb18030-clone"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        ready = json.loads(line)
+        yield ready, journal
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, proc.stderr.read()
+
+
+def test_serve_prints_one_ready_line_and_journals_receipts(served):
+    ready, journal = served
+    assert set(ready) >= {"tcp", "serial", "usb", "usbip", "control", "journal"}
+    host, port = ready["tcp"].split(":")
+    p = Network(host, int(port), timeout=5)
+    p.open()
+    p.text("网络 1.00\n")
+    p.cut()
+    p.close()
+    _wait_for_files(journal, 4)          # one printer, three interfaces: let each receipt finish first
+    s = Serial(devfile=ready["serial"], timeout=0.3)
+    s.open()
+    s.text("串口 2.00\n")
+    s.cut()
+    s.close()
+    _wait_for_files(journal, 8)
+    h, up = ready["usbip"].split(":")
+    u = Usb(0x0416, 0x5011, usb_args={"backend": get_backend(h, int(up))})
+    u.text("USB 3.00\n")
+    u.cut()
+    u.close()
+    files = _wait_for_files(journal, 12)
+    texts = sorted((journal / f"receipt-000{i}.txt").read_text() for i in (1, 2, 3))
+    assert [t.splitlines()[0] for t in texts] == ["USB 3.00", "串口 2.00", "网络 1.00"]
+    assert {f.suffix for f in files} == {".json", ".txt", ".png", ".bin"}
+
+
+def _wait_for_files(folder: Path, count: int, timeout: float = 10) -> list[Path]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = sorted(folder.glob("receipt-*")) if folder.exists() else []
+        if len(files) >= count:
+            return files
+        time.sleep(0.05)
+    raise AssertionError(f"journal {folder} has {len(files)} files, expected {count}")
+
+
+def test_fault_control_and_status_reader(served):
+    ready, _ = served
+    out = run("printer", "fault", "--control", ready["control"], "paper_out")
+    assert out.returncode == 0 and json.loads(out.stdout)["status"]["faults"] == ["paper_out"]
+    st = run("printer", "status", "--tcp", ready["tcp"], "--timeout", "2")
+    assert st.returncode == 0, st.stderr
+    assert json.loads(st.stdout)["paper"] == "end"
+    st = run("printer", "status", "--usb", ready["usb"], "--usbip", ready["usbip"])
+    assert json.loads(st.stdout)["online"] is False
+    bad = run("printer", "fault", "--control", ready["control"], "on_fire")
+    assert bad.returncode == 2 and "known faults" in bad.stdout
+    assert run("printer", "fault", "--control", ready["control"], "none").returncode == 0
+    assert json.loads(run("printer", "status", "--serial", ready["serial"]).stdout)["online"] is True
+
+
+def test_receipt_render_formats(tmp_path):
+    raw = tmp_path / "r.bin"
+    raw.write_bytes(b"\x1b@\x1ba\x01\x1bE\x01SHOP\n\x1bE\x00\x1ba\x00Tea  2.50\n"
+                    b"\x1d(k\x04\x001A2\x00\x1d(k\x08\x001P0abcde\x1d(k\x03\x001Q0\x1dV\x00")
+    text = run("receipt", "render", str(raw), "--format", "text")
+    assert text.returncode == 0 and "SHOP" in text.stdout and "[QR abcde]" in text.stdout
+    html = run("receipt", "render", str(raw), "--format", "html")
+    assert '<span class="b">SHOP</span>' in html.stdout and "data:image/png;base64," in html.stdout
+    png = tmp_path / "r.png"
+    assert run("receipt", "render", str(raw), "--format", "png", "-o", str(png)).returncode == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = run("receipt", "render", str(tmp_path / "nope.bin"))
+    assert missing.returncode == 1 and "nope.bin" in missing.stderr
+
+
+def test_render_names_the_missing_cjk_font(tmp_path):
+    raw = tmp_path / "cn.bin"
+    raw.write_bytes(b"\x1c&" + "收据".encode("gb18030") + b"\n\x1dV\x00")
+    env = {**os.environ, "POSRIG_CJK_FONT": str(tmp_path / "absent.ttc")}
+    out = subprocess.run([*POSRIG, "receipt", "render", str(raw), "--format", "png", "-o",
+                          str(tmp_path / "x.png")], capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 1 and "apt-get install fonts-wqy-zenhei" in out.stderr
