@@ -1,0 +1,1 @@
+"""Acceptance reports: per-scenario records (acceptance.json), pytest-html extras, the stage x fault grid."""

@@ -1,0 +1,92 @@
+"""Self-describing acceptance records, in the spirit of OpenHTF's test record and EMVCo L3 reports.
+
+A scenario test fills a `ScenarioRecord`; the plugin carries it (also across pytest-xdist workers) and writes
+`acceptance.json`: the rig, versions, device identities, and per scenario the verdict, expected vs observed,
+elapsed time, seed and evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness.masking import mask_obj
+
+VERDICTS = ("OK", "FAIL", "ERROR", "INCONCLUSIVE")
+PACKAGES = ("posrig", "pytest", "scapy", "NetfilterQueue", "pyiso8583", "python-escpos", "pytest-html", "Pillow")
+
+
+@dataclass
+class ScenarioRecord:
+    """What one acceptance scenario did and concluded."""
+
+    id: str                                   # e.g. "terminal-host/0210-lost/approve"
+    link: str = ""
+    stage: str = ""
+    fault: str = ""
+    outcome: str = ""                          # the card's outcome at the host: approve | decline
+    verdict: str = "ERROR"                     # OK | FAIL | ERROR | INCONCLUSIVE
+    expected: str = ""
+    observed: str = ""
+    elapsed: float = 0.0
+    seed: int = 0
+    violations: list[str] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)     # {t, source, event}
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    receipts: list[dict[str, Any]] = field(default_factory=list)     # {index, kind, text, png}
+    evidence: list[dict[str, str]] = field(default_factory=list)     # {name, path, mime}
+    devices: list[dict[str, Any]] = field(default_factory=list)
+    nodeid: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict {self.verdict!r} is not one of {VERDICTS}")
+
+    def to_json(self) -> str:
+        return json.dumps(mask_obj(asdict(self)), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ScenarioRecord:
+        return cls(**json.loads(text))
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def write_acceptance_json(path: Path, records: list[ScenarioRecord], rig: Any, started: float,
+                          extra: dict[str, Any] | None = None) -> Path:
+    """Write the whole run's acceptance.json (masked)."""
+    counts = {v: sum(1 for r in records if r.verdict == v) for v in VERDICTS}
+    devices: dict[str, dict] = {}
+    for r in records:
+        for d in r.devices:
+            devices.setdefault(d.get("name", "?"), d)
+    doc = {
+        "format": "posrig-acceptance/1",
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "elapsed": round(time.time() - started, 3),
+        "command": " ".join(sys.argv),
+        "rig": None if rig is None else {"name": rig.name, "file": str(rig.path), "sha256": rig.sha256,
+                                         "timing_scale": rig.timing.scale},
+        "versions": versions(),
+        "devices": list(devices.values()),
+        "summary": {"scenarios": len(records), **counts, "passed": counts["OK"] == len(records) and bool(records)},
+        "scenarios": [json.loads(r.to_json()) for r in sorted(records, key=lambda r: r.id)],
+        **(extra or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2))
+    return path
