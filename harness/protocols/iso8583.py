@@ -29,14 +29,14 @@ MAX_MESSAGE = 8192           # larger length prefixes are treated as garbage, no
 MTI_NAMES = {
     "0100": "authorization request", "0110": "authorization response",
     "0200": "financial request", "0210": "financial response",
-    "0220": "financial advice", "0230": "financial advice response",
+    "0220": "financial advice", "0221": "financial advice repeat", "0230": "financial advice response",
     "0400": "reversal request", "0410": "reversal response",
     "0420": "reversal advice", "0421": "reversal advice repeat", "0430": "reversal advice response",
     "0500": "reconciliation request", "0510": "reconciliation response",
     "0800": "network management request", "0810": "network management response",
 }
-RESPONSE_MTI = {"0100": "0110", "0200": "0210", "0220": "0230", "0400": "0410", "0420": "0430", "0421": "0430",
-                "0500": "0510", "0800": "0810"}
+RESPONSE_MTI = {"0100": "0110", "0200": "0210", "0220": "0230", "0221": "0230", "0400": "0410", "0420": "0430",
+                "0421": "0430", "0500": "0510", "0800": "0810"}
 
 # Field numbers by name (pyiso8583 keys fields by their number as a string).
 PAN, PROCESSING_CODE, AMOUNT, TRANSMISSION_TIME, STAN = "2", "3", "4", "7", "11"

@@ -110,6 +110,11 @@ class TerminalCore:
     def seconds(self, name: str) -> float:
         return self.timing.seconds(self.timers[name])
 
+    @property
+    def saf_budget(self) -> float:
+        """How long a payment or end-of-day tries to settle stored reversals/advices before going online."""
+        return 2 * self.seconds("host") + self.seconds("host_connect")
+
     # -- test controls ------------------------------------------------------------------------------------------------
     def present_card(self, which: str | TestCard = DEFAULT_CARD, delay: float = 0.0) -> TestCard:
         """Queue a card for the running or next payment, presented `delay` real seconds after it asks for one."""
@@ -199,7 +204,7 @@ class TerminalCore:
             return self._fail(txn, 0x05, "declined", base)
         # Online: settle what is owed to the host first.
         status(0x04)                                                  # waiting for the host
-        if not self.flush_saf(self.seconds("host") + self.seconds("host_connect")):
+        if not self.flush_saf(self.saf_budget):
             self._note("saf_pending_blocks_sale", txn=txn)
             return self._unreachable(txn, c, amount, currency, base)
         stan = f"{self.journal.next_number('stan'):06d}"
@@ -254,7 +259,7 @@ class TerminalCore:
         self._queue_reversal(txn, request, reason)
         self.journal.update(txn, state="reversal_pending", result_code=result_code, reversal="pending",
                             reversal_reason=reason)
-        self.flush_saf(self.seconds("host") + self.seconds("host_connect"))
+        self.flush_saf(self.saf_budget)
 
     def _fail(self, txn: int, code: int, state: str, base: dict[str, Any] | None = None, **extra: Any) -> Outcome:
         self.journal.update(txn, state=state, result_code=code, **extra)
@@ -325,7 +330,7 @@ class TerminalCore:
             self.journal.update(original["id"], state="voided")
             self.journal.update(txn, state="approved", result_code=0)
             return Outcome(txn, 0, {**base, "result_code": 0}, approved=True)
-        if not self.flush_saf(self.seconds("host") + self.seconds("host_connect")):
+        if not self.flush_saf(self.saf_budget):
             return self._fail(txn, 0xA3, "failed", base)
         request = {"t": "0400", iso8583.PROCESSING_CODE: "000000", iso8583.AMOUNT: f"{original['amount']:012d}",
                    iso8583.STAN: original["stan"], iso8583.TRANSMISSION_TIME: self._stamp(time.time()),
@@ -359,7 +364,7 @@ class TerminalCore:
         now = datetime.now()
         base = {"trace": trace, "amount": total, "currency": self.currency, "time": now.strftime("%H%M%S"),
                 "date": now.strftime("%m%d"), "terminal_id": self.terminal_id, "totals": self._totals(sales)}
-        if not self.flush_saf(self.seconds("host") + self.seconds("host_connect")):
+        if not self.flush_saf(self.saf_budget):
             return self._fail(txn, 0xA3, "failed", base)
         stan = f"{self.journal.next_number('stan'):06d}"
         request = {"t": "0500", iso8583.STAN: stan, iso8583.TRANSMISSION_TIME: now.strftime("%m%d%H%M%S"),
@@ -412,14 +417,21 @@ class TerminalCore:
 
     def flush_saf(self, budget: float) -> bool:
         """Send every stored reversal/advice once, within `budget` seconds. True when nothing is owed any more."""
-        deadline = time.monotonic() + budget
         if not self._saf_lock.acquire(timeout=budget):
             return False
+        deadline = time.monotonic() + budget
         try:
-            for item in self.journal.saf_pending():
-                if time.monotonic() > deadline or not self._send_saf(item):
+            while True:
+                pending = self.journal.saf_pending()
+                if not pending:
+                    return True
+                if time.monotonic() >= deadline or self._closing.is_set():
                     return False
-            return not self.journal.saf_pending()
+                for item in pending:
+                    if not self._send_saf(item):
+                        pause = min(self.seconds("host_connect"), max(0.0, deadline - time.monotonic()))
+                        self._closing.wait(pause)          # not a tight loop against a host that is down
+                        break
         finally:
             self._saf_lock.release()
 
@@ -452,7 +464,7 @@ class TerminalCore:
                 return
             if self.journal.saf_pending() and not self._in_progress:
                 try:
-                    self.flush_saf(self.seconds("host") + self.seconds("host_connect"))
+                    self.flush_saf(self.saf_budget)
                 except Exception:  # noqa: BLE001 - the loop must survive; logged
                     log.exception("store-and-forward attempt failed")
 
