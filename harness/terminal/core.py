@@ -67,7 +67,8 @@ class TerminalCore:
                  connect: Any = None, transcript: Any = None, terminal_id: str = "29001234",
                  merchant_id: str = "POSRIG000000001", currency: int = 978, auto_present: bool = True,
                  offline: bool = False, floor_limit: int = 0, spec: str = iso8583.DEFAULT_SPEC,
-                 framing: str = "2byte", timers: dict[str, float] | None = None, unconfirmed: str = "book"):
+                 framing: str = "2byte", timers: dict[str, float] | None = None, unconfirmed: str = "book",
+                 default_card: TestCard = DEFAULT_CARD):
         self.journal = journal
         self.timing = timing or Timing()
         self.transcript = transcript
@@ -75,6 +76,7 @@ class TerminalCore:
         self.merchant_id = merchant_id
         self.currency = currency
         self.auto_present = auto_present
+        self.default_card = default_card
         self.offline = offline
         self.floor_limit = floor_limit
         if unconfirmed not in ("book", "reverse"):
@@ -161,7 +163,7 @@ class TerminalCore:
                 c, delay = self._cards.get_nowait()
             except queue.Empty:
                 if self.auto_present:
-                    c, delay = DEFAULT_CARD, 0.0
+                    c, delay = self.default_card, 0.0
                 else:
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -189,7 +191,7 @@ class TerminalCore:
         except TimeoutError:
             return self._fail(txn, 0x6C, "aborted")
         base = self._status_fields(txn, c)
-        self.journal.update(txn, masked_pan=c.masked_pan, card_name=c.card_name)
+        self.journal.update(txn, masked_pan=c.masked_pan, card_name=c.card_name, card_type=c.card_type)
         if c.removed == "before_online":
             status(0x0C)
             return self._fail(txn, 0x64, "failed", base)

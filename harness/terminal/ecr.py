@@ -342,7 +342,7 @@ class EcrServer:
         status = {"result_code": row["result_code"] if row["result_code"] is not None else 0xFF,
                   "amount": row["amount"], "trace": row["trace"], "time": when.strftime("%H%M%S"),
                   "date": when.strftime("%m%d"), "pan": row["masked_pan"], "card_name": row["card_name"],
-                  "terminal_id": self.core.terminal_id, "aid": (row["auth_code"] or "")[:8] or None,
+                  "card_type": row["card_type"], "terminal_id": self.core.terminal_id, "aid": (row["auth_code"] or "")[:8] or None,
                   "receipt_no": row["receipt_no"], "currency": row["currency"],
                   "additional_text": f"OFFLINE {row['host_rc']}" if row["offline"] else None}
         s.request(self._status_apdu(status), self.t3)

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     kind TEXT NOT NULL,                 -- sale | void | end_of_day
     state TEXT NOT NULL,                -- started | approved | declined | aborted | failed | reversed | ...
     amount INTEGER, currency INTEGER,
-    masked_pan TEXT, card_name TEXT,
+    masked_pan TEXT, card_name TEXT, card_type INTEGER,
     trace INTEGER, receipt_no INTEGER,
     stan TEXT, rrn TEXT, auth_code TEXT, host_rc TEXT,
     result_code INTEGER,                -- the ZVT result code the till was given
@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS saf (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
-COLUMNS = ("kind", "state", "amount", "currency", "masked_pan", "card_name", "trace", "receipt_no", "stan", "rrn",
+COLUMNS = ("kind", "state", "amount", "currency", "masked_pan", "card_name", "card_type", "trace", "receipt_no",
+           "stan", "rrn",
            "auth_code", "host_rc", "result_code", "offline", "goods", "reversal", "reversal_reason", "original_id")
 COUNTER_LIMITS = {"trace": 999999, "receipt_no": 9999, "stan": 999999}
 
