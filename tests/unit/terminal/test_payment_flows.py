@@ -295,3 +295,30 @@ def test_journal_survives_restart_and_resumes_reversal(make_terminal, tmp_path, 
     assert acquirer.mtis().count("0421") == 1
     assert second.journal.last("sale")["state"] == "reversed"
     assert [r["state"] for r in acquirer.ledger()] == ["reversed"]
+
+
+def test_every_timer_scales_with_the_rig(terminal, ecr, acquirer):
+    core = terminal.core
+    assert core.seconds("t3") == 5.0 * 0.05 and core.seconds("host") == 10.0 * 0.05
+    assert core.host.timeout == 0.5
+    terminal.set_timer("host", 60)                         # 3 s at scale 0.05: a 0.8 s answer is in time
+    assert core.host.timeout == 60 * 0.05
+    acquirer.delay["0210"] = 0.8
+    assert ecr.converse(ecr.authorization(100)).completed
+
+
+def test_close_leaves_no_thread_behind(make_terminal):
+    term = make_terminal(name="short-lived")
+    term.auto_present = False
+    ecr = Ecr(term.ecr_address)
+    ecr.send(ecr.authorization(100))                       # a payment waiting for a card when closing
+    ecr.expect_ack()
+    term.close()
+    ecr.close()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        left = [t.name for t in threading.enumerate() if t.name.startswith(("zvt-", "terminal-"))]
+        if not left:
+            break
+        time.sleep(0.05)
+    assert left == []
