@@ -1,4 +1,5 @@
-"""`posrig terminal serve|status|receipt`: run the emulated ZVT terminal, or query a ZVT terminal (real or emulated).
+"""`posrig terminal serve|status|receipt`: run the emulated ZVT terminal, or query a ZVT terminal (real or
+emulated).
 
     posrig terminal serve --ecr 0.0.0.0:20007 --host 127.0.0.1:5000 [--journal FILE] [--evidence DIR]
                           [--scale 1.0] [--card approve] [--no-auto-present] [--offline --floor-limit 2500]
@@ -6,8 +7,9 @@
     posrig terminal status  --ecr 192.0.2.40:20007
     posrig terminal receipt --ecr 192.0.2.40:20007
 
-`serve` prints one JSON line when ready ({"ready": true, "ecr": "IP:PORT", ...}) and runs until SIGTERM/SIGINT.
-Standalone, every payment gets the default card (approve) unless --card names another test card.
+`serve` prints one JSON line when ready ({"ready": true, "ecr": "IP:PORT", ...}) and runs until
+SIGTERM/SIGINT. Standalone, every payment gets the default card (approve) unless --card names another test
+card.
 """
 
 from __future__ import annotations
@@ -32,20 +34,38 @@ def register(sub) -> None:
     serve.add_argument("--journal", default="terminal-journal.sqlite", metavar="FILE", help="SQLite journal")
     serve.add_argument("--evidence", default=None, metavar="DIR", help="write the transcript here")
     serve.add_argument("--scale", type=float, default=1.0, help="timing scale for every protocol timer")
-    serve.add_argument("--card", default="approve", help="test card presented automatically (default approve)")
+    serve.add_argument(
+        "--card", default="approve", help="test card presented automatically (default approve)"
+    )
     serve.add_argument("--no-auto-present", action="store_true", help="never present a card by itself")
     serve.add_argument("--offline", action="store_true", help="approve offline within the floor limit")
     serve.add_argument("--floor-limit", type=int, default=0, metavar="MINOR", help="offline floor limit")
-    serve.add_argument("--ecr-receipts", dest="ecr_receipts", action="store_true", default=None,
-                       help="always send receipt lines (06 D1) to the till")
-    serve.add_argument("--no-ecr-receipts", dest="ecr_receipts", action="store_false",
-                       help="never send receipt lines")
-    serve.add_argument("--unconfirmed", choices=("book", "reverse"), default="book",
-                       help="what to do with an approval the till never confirms")
-    serve.add_argument("--terminal-id", default="29001234", help="8-digit terminal id (ZVT 29, ISO 8583 field 41)")
-    serve.add_argument("--timer", action="append", default=[], metavar="NAME=SECONDS",
-                       help="nominal timer, e.g. host=10 (t3, t4, goods_retry, card, host, host_connect, "
-                            "reversal_retry)")
+    serve.add_argument(
+        "--ecr-receipts",
+        dest="ecr_receipts",
+        action="store_true",
+        default=None,
+        help="always send receipt lines (06 D1) to the till",
+    )
+    serve.add_argument(
+        "--no-ecr-receipts", dest="ecr_receipts", action="store_false", help="never send receipt lines"
+    )
+    serve.add_argument(
+        "--unconfirmed",
+        choices=("book", "reverse"),
+        default="book",
+        help="what to do with an approval the till never confirms",
+    )
+    serve.add_argument(
+        "--terminal-id", default="29001234", help="8-digit terminal id (ZVT 29, ISO 8583 field 41)"
+    )
+    serve.add_argument(
+        "--timer",
+        action="append",
+        default=[],
+        metavar="NAME=SECONDS",
+        help="nominal timer, e.g. host=10 (t3, t4, goods_retry, card, host, host_connect, reversal_retry)",
+    )
     serve.set_defaults(func=run_serve)
     for name, helptext in (("status", "05 01 Status Enquiry"), ("receipt", "06 20 Repeat Receipt")):
         q = tsub.add_parser(name, help=helptext + " on a ZVT terminal")
@@ -64,7 +84,9 @@ def _timers(items: list[str]) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep:
-            raise SystemExit(f"posrig terminal serve: bad --timer {item!r}; expected NAME=SECONDS, e.g. host=10")
+            raise SystemExit(
+                f"posrig terminal serve: bad --timer {item!r}; expected NAME=SECONDS, e.g. host=10"
+            )
     return out
 
 
@@ -95,10 +117,19 @@ def run_serve(args) -> int:
     transcript = evidence.transcript("terminal") if evidence else None
     journal = Journal(args.journal)
     try:
-        core = TerminalCore(journal=journal, host_address=host, timing=Timing(args.scale), transcript=transcript,
-                            terminal_id=args.terminal_id, auto_present=not args.no_auto_present,
-                            offline=args.offline, floor_limit=args.floor_limit, timers=timers,
-                            unconfirmed=args.unconfirmed, default_card=default_card)
+        core = TerminalCore(
+            journal=journal,
+            host_address=host,
+            timing=Timing(args.scale),
+            transcript=transcript,
+            terminal_id=args.terminal_id,
+            auto_present=not args.no_auto_present,
+            offline=args.offline,
+            floor_limit=args.floor_limit,
+            timers=timers,
+            unconfirmed=args.unconfirmed,
+            default_card=default_card,
+        )
     except (KeyError, ValueError) as exc:
         print(f"posrig terminal serve: {exc}", file=sys.stderr)
         return 2
@@ -108,9 +139,19 @@ def run_serve(args) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     ip, port = server.address
-    print(json.dumps({"ready": True, "ecr": f"{ip}:{port}", "host": f"{host[0]}:{host[1]}",
-                      "journal": str(Path(args.journal).resolve()), "card": default_card.name,
-                      "scale": args.scale}), flush=True)
+    print(
+        json.dumps(
+            {
+                "ready": True,
+                "ecr": f"{ip}:{port}",
+                "host": f"{host[0]}:{host[1]}",
+                "journal": str(Path(args.journal).resolve()),
+                "card": default_card.name,
+                "scale": args.scale,
+            }
+        ),
+        flush=True,
+    )
     stop.wait()
     core.close()
     server.close()
@@ -125,8 +166,16 @@ def run_query(args) -> int:
     from harness.rig import DeviceSpec
     from harness.terminal.real import RealTerminal, TerminalError
 
-    spec = DeviceSpec(name="terminal", kind="terminal", mode="real", driver="real", transport="tcp",
-                      address=args.ecr, node="terminal", options={"password": int(args.password)})
+    spec = DeviceSpec(
+        name="terminal",
+        kind="terminal",
+        mode="real",
+        driver="real",
+        transport="tcp",
+        address=args.ecr,
+        node="terminal",
+        options={"password": int(args.password)},
+    )
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,8 +1,8 @@
 """ZVT (ECR interface of German-standard payment terminals, revision 13.x) declared as data, with its codec.
 
-An APDU is CLASS, INSTR, LENGTH, DATA. LENGTH is one byte, or FF followed by two bytes (low byte first) when the
-data is 255 bytes or longer. DATA is a fixed positional prefix (per command) followed by BMPs: a one-byte number,
-then a value whose length is fixed, LLVAR (F1 F2 = 12 bytes), LLLVAR (F0 F1 F2) or BER-TLV (BMP 06).
+An APDU is CLASS, INSTR, LENGTH, DATA. LENGTH is one byte, or FF followed by two bytes (low byte first) when
+the data is 255 bytes or longer. DATA is a fixed positional prefix (per command) followed by BMPs: a one-byte
+number, then a value whose length is fixed, LLVAR (F1 F2 = 12 bytes), LLLVAR (F0 F1 F2) or BER-TLV (BMP 06).
 
 >>> raw = encode("authorization", amount=1999, currency=978)
 >>> raw.hex(" ")
@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_PORT = 20007
-MAX_APDU_DATA = 4096          # incoming APDUs announcing more are treated as garbage, not waited for
+MAX_APDU_DATA = 4096  # incoming APDUs announcing more are treated as garbage, not waited for
 
-# -- control fields ---------------------------------------------------------------------------------------------
+# -- control fields ------------------------------------------------------------------------------------------
 # (CLASS, INSTR) -> name. The single source of truth for command bytes.
 COMMANDS: dict[tuple[int, int], str] = {
     (0x80, 0x00): "ack",
-    (0x84, 0x00): "ack_84",                  # positive acknowledgement in the 84 class
+    (0x84, 0x00): "ack_84",  # positive acknowledgement in the 84 class
     (0x04, 0x0F): "status_information",
     (0x04, 0xFF): "intermediate_status",
     (0x05, 0x01): "status_enquiry",
@@ -43,12 +43,17 @@ COMMANDS: dict[tuple[int, int], str] = {
     (0x06, 0xD3): "print_text_block",
 }
 CONTROL: dict[str, tuple[int, int]] = {name: cf for cf, name in COMMANDS.items()}
-NACK_CLASS = 0x84                            # 84 xx: negative acknowledgement with error code xx (xx != 00)
+NACK_CLASS = 0x84  # 84 xx: negative acknowledgement with error code xx (xx != 00)
 KNOWN_CLASSES = frozenset({0x04, 0x05, 0x06, 0x08, 0x80, 0x84})
 
-# Positional (untagged) fields that start a command's data, before its BMPs: (name, length, encoding, optional).
+# Positional (untagged) fields that start a command's data, before its BMPs: (name, length, encoding,
+# optional).
 PREFIX: dict[str, tuple[tuple[str, int, str, bool], ...]] = {
-    "registration": (("password", 3, "bcd", False), ("config_byte", 1, "int", False), ("currency", 2, "bcd", True)),
+    "registration": (
+        ("password", 3, "bcd", False),
+        ("config_byte", 1, "int", False),
+        ("currency", 2, "bcd", True),
+    ),
     "status_enquiry": (("password", 3, "bcd", True),),
     "repeat_receipt": (("password", 3, "bcd", True),),
     "reversal": (("password", 3, "bcd", False),),
@@ -56,15 +61,16 @@ PREFIX: dict[str, tuple[tuple[str, int, str, bool], ...]] = {
     "log_off": (),
     "abort": (("result_code", 1, "int", True),),
     "intermediate_status": (("status", 1, "int", False), ("timeout", 1, "int", True)),
-    "print_line": (("attribute", 1, "int", False), ("text", -1, "text", False)),   # -1 = rest of the data
+    "print_line": (("attribute", 1, "int", False), ("text", -1, "text", False)),  # -1 = rest of the data
     "nack": (),
 }
 # Commands whose data is positional only (no BMPs follow).
 NO_BMPS = frozenset({"print_line", "intermediate_status", "abort"})
 
-# -- BMPs ---------------------------------------------------------------------------------------------------------
+# -- BMPs ----------------------------------------------------------------------------------------------------
 # number -> (name, length kind, fixed size, encoding). Kinds: fixed, ll (LLVAR), lll (LLLVAR), tlv.
-# Encodings: int (binary), bcd (packed decimal, int), digits (BCD string, E = masked digit, F = pad), ascii, raw.
+# Encodings: int (binary), bcd (packed decimal, int), digits (BCD string, E = masked digit, F = pad),
+# ascii, raw.
 
 
 @dataclass(frozen=True)
@@ -76,49 +82,52 @@ class Bmp:
     encoding: str
 
 
-BMPS: dict[int, Bmp] = {b.number: b for b in (
-    Bmp(0x01, "timeout", "fixed", 1, "int"),
-    Bmp(0x02, "max_status_infos", "fixed", 1, "int"),
-    Bmp(0x03, "service_byte", "fixed", 1, "int"),
-    Bmp(0x04, "amount", "fixed", 6, "bcd"),
-    Bmp(0x05, "pump_no", "fixed", 1, "int"),
-    Bmp(0x06, "tlv", "tlv", 0, "raw"),
-    Bmp(0x0B, "trace", "fixed", 3, "bcd"),
-    Bmp(0x0C, "time", "fixed", 3, "digits"),            # HHMMSS
-    Bmp(0x0D, "date", "fixed", 2, "digits"),            # MMDD
-    Bmp(0x0E, "expiry", "fixed", 2, "digits"),          # YYMM
-    Bmp(0x17, "card_sequence_no", "fixed", 2, "bcd"),
-    Bmp(0x19, "payment_type", "fixed", 1, "int"),       # also status-byte (06 00 completion)
-    Bmp(0x22, "pan", "ll", 0, "digits"),
-    Bmp(0x23, "track2", "ll", 0, "digits"),
-    Bmp(0x24, "track3", "lll", 0, "digits"),
-    Bmp(0x27, "result_code", "fixed", 1, "int"),
-    Bmp(0x29, "terminal_id", "fixed", 4, "digits"),
-    Bmp(0x2A, "vu_number", "fixed", 15, "ascii"),
-    Bmp(0x2D, "track1", "ll", 0, "ascii"),
-    Bmp(0x2E, "sync_chip_data", "lll", 0, "raw"),
-    Bmp(0x37, "original_trace", "fixed", 3, "bcd"),
-    Bmp(0x3A, "cvv", "fixed", 2, "digits"),
-    Bmp(0x3B, "aid", "fixed", 8, "ascii"),              # authorisation attribute (approval code)
-    Bmp(0x3C, "additional_text", "lll", 0, "ascii"),
-    Bmp(0x3D, "password", "fixed", 3, "bcd"),
-    Bmp(0x49, "currency", "fixed", 2, "bcd"),
-    Bmp(0x60, "totals", "lll", 0, "raw"),
-    Bmp(0x87, "receipt_no", "fixed", 2, "bcd"),
-    Bmp(0x88, "turnover_no", "fixed", 3, "bcd"),
-    Bmp(0x8A, "card_type", "fixed", 1, "int"),
-    Bmp(0x8B, "card_name", "ll", 0, "ascii"),
-    Bmp(0x8C, "card_type_id", "fixed", 1, "int"),
-    Bmp(0x9A, "geldkarte", "lll", 0, "raw"),
-    Bmp(0xA0, "result_code_as", "fixed", 1, "int"),
-    Bmp(0xA7, "chip_data", "ll", 0, "raw"),
-    Bmp(0xAA, "date_long", "fixed", 3, "digits"),       # YYMMDD
-    Bmp(0xAF, "ef_info", "lll", 0, "raw"),
-    Bmp(0xBA, "aid_parameter", "fixed", 5, "raw"),
-)}
+BMPS: dict[int, Bmp] = {
+    b.number: b
+    for b in (
+        Bmp(0x01, "timeout", "fixed", 1, "int"),
+        Bmp(0x02, "max_status_infos", "fixed", 1, "int"),
+        Bmp(0x03, "service_byte", "fixed", 1, "int"),
+        Bmp(0x04, "amount", "fixed", 6, "bcd"),
+        Bmp(0x05, "pump_no", "fixed", 1, "int"),
+        Bmp(0x06, "tlv", "tlv", 0, "raw"),
+        Bmp(0x0B, "trace", "fixed", 3, "bcd"),
+        Bmp(0x0C, "time", "fixed", 3, "digits"),  # HHMMSS
+        Bmp(0x0D, "date", "fixed", 2, "digits"),  # MMDD
+        Bmp(0x0E, "expiry", "fixed", 2, "digits"),  # YYMM
+        Bmp(0x17, "card_sequence_no", "fixed", 2, "bcd"),
+        Bmp(0x19, "payment_type", "fixed", 1, "int"),  # also status-byte (06 00 completion)
+        Bmp(0x22, "pan", "ll", 0, "digits"),
+        Bmp(0x23, "track2", "ll", 0, "digits"),
+        Bmp(0x24, "track3", "lll", 0, "digits"),
+        Bmp(0x27, "result_code", "fixed", 1, "int"),
+        Bmp(0x29, "terminal_id", "fixed", 4, "digits"),
+        Bmp(0x2A, "vu_number", "fixed", 15, "ascii"),
+        Bmp(0x2D, "track1", "ll", 0, "ascii"),
+        Bmp(0x2E, "sync_chip_data", "lll", 0, "raw"),
+        Bmp(0x37, "original_trace", "fixed", 3, "bcd"),
+        Bmp(0x3A, "cvv", "fixed", 2, "digits"),
+        Bmp(0x3B, "aid", "fixed", 8, "ascii"),  # authorisation attribute (approval code)
+        Bmp(0x3C, "additional_text", "lll", 0, "ascii"),
+        Bmp(0x3D, "password", "fixed", 3, "bcd"),
+        Bmp(0x49, "currency", "fixed", 2, "bcd"),
+        Bmp(0x60, "totals", "lll", 0, "raw"),
+        Bmp(0x87, "receipt_no", "fixed", 2, "bcd"),
+        Bmp(0x88, "turnover_no", "fixed", 3, "bcd"),
+        Bmp(0x8A, "card_type", "fixed", 1, "int"),
+        Bmp(0x8B, "card_name", "ll", 0, "ascii"),
+        Bmp(0x8C, "card_type_id", "fixed", 1, "int"),
+        Bmp(0x9A, "geldkarte", "lll", 0, "raw"),
+        Bmp(0xA0, "result_code_as", "fixed", 1, "int"),
+        Bmp(0xA7, "chip_data", "ll", 0, "raw"),
+        Bmp(0xAA, "date_long", "fixed", 3, "digits"),  # YYMMDD
+        Bmp(0xAF, "ef_info", "lll", 0, "raw"),
+        Bmp(0xBA, "aid_parameter", "fixed", 5, "raw"),
+    )
+}
 BMP_BY_NAME: dict[str, Bmp] = {b.name: b for b in BMPS.values()}
 
-# -- code tables ---------------------------------------------------------------------------------------------------
+# -- code tables ---------------------------------------------------------------------------------------------
 RESULT_CODES: dict[int, str] = {
     0x00: "no error",
     0x05: "declined by the authorisation system (do not honour)",
@@ -158,16 +167,27 @@ def result_from_iso(field39: str) -> int:
 
 
 INTERMEDIATE_STATUS: dict[int, str] = {
-    0x01: "please watch PIN-pad", 0x04: "waiting for response from FEP", 0x05: "sending auto-reversal",
-    0x0A: "insert card", 0x0B: "please remove card", 0x0E: "please wait", 0x0F: "automatic end-of-day batch",
-    0x14: "credit not sufficient", 0x15: "incorrect PIN", 0x17: "please wait", 0x1C: "approved, please take goods",
-    0x1D: "declined", 0xF1: "offline", 0xF2: "online", 0xF3: "offline transaction",
+    0x01: "please watch PIN-pad",
+    0x04: "waiting for response from FEP",
+    0x05: "sending auto-reversal",
+    0x0A: "insert card",
+    0x0B: "please remove card",
+    0x0E: "please wait",
+    0x0F: "automatic end-of-day batch",
+    0x14: "credit not sufficient",
+    0x15: "incorrect PIN",
+    0x17: "please wait",
+    0x1C: "approved, please take goods",
+    0x1D: "declined",
+    0xF1: "offline",
+    0xF2: "online",
+    0xF3: "offline transaction",
 }
 
 # Registration config-byte bits (06 00).
-CONFIG_ECR_PRINTS_PAYMENT = 0x02          # ECR prints payment receipts: PT sends them as 06 D1 lines
-CONFIG_ECR_PRINTS_ADMIN = 0x04            # ECR prints administration receipts (end-of-day, ...)
-CONFIG_INTERMEDIATE_STATUS = 0x08         # PT sends 04 FF intermediate status
+CONFIG_ECR_PRINTS_PAYMENT = 0x02  # ECR prints payment receipts: PT sends them as 06 D1 lines
+CONFIG_ECR_PRINTS_ADMIN = 0x04  # ECR prints administration receipts (end-of-day, ...)
+CONFIG_INTERMEDIATE_STATUS = 0x08  # PT sends 04 FF intermediate status
 CONFIG_ECR_CONTROLS_PAYMENT = 0x10
 CONFIG_ECR_CONTROLS_ADMIN = 0x20
 CONFIG_PRINT_TEXT_BLOCK = 0x80
@@ -176,7 +196,7 @@ CONFIG_PRINT_TEXT_BLOCK = 0x80
 PRINT_NORMAL = 0x00
 PRINT_LAST_LINE = 0x81
 
-TERMINAL_STATUS_READY = 0x00             # terminal-status-code in the 05 01 completion
+TERMINAL_STATUS_READY = 0x00  # terminal-status-code in the 05 01 completion
 
 
 class ZvtError(ValueError):
@@ -187,7 +207,7 @@ class ZvtError(ValueError):
         self.code = code
 
 
-# -- primitive encodings --------------------------------------------------------------------------------------------
+# -- primitive encodings -------------------------------------------------------------------------------------
 def bcd_encode(value: int, size: int) -> bytes:
     """Packed BCD, right-aligned, `size` bytes: bcd_encode(1999, 6) -> 00 00 00 00 19 99."""
     digits = str(int(value)).rjust(size * 2, "0")
@@ -204,7 +224,8 @@ def bcd_decode(raw: bytes) -> int:
 
 
 def digits_encode(digits: str, size: int = 0) -> bytes:
-    """BCD digit string; 'E' marks a masked digit, odd lengths padded with F. `size` pads with F to fixed bytes."""
+    """BCD digit string; 'E' marks a masked digit, odd lengths padded with F. `size` pads with F to fixed
+    bytes."""
     text = digits.upper().replace("*", "E")
     if any(c not in "0123456789E" for c in text):
         raise ZvtError(f"card digits may only be 0-9 or masked: {digits!r}")
@@ -245,7 +266,7 @@ def tlv_length(data: bytes, at: int) -> tuple[int, int]:
     n = first & 0x7F
     if n == 0 or n > 2 or at + 1 + n > len(data):
         raise ZvtError(f"bad TLV length byte {first:02X}")
-    return int.from_bytes(data[at + 1: at + 1 + n], "big"), 1 + n
+    return int.from_bytes(data[at + 1 : at + 1 + n], "big"), 1 + n
 
 
 def tlv_container(content: bytes) -> bytes:
@@ -258,7 +279,7 @@ def tlv_container(content: bytes) -> bytes:
     return bytes([0x82]) + n.to_bytes(2, "big") + content
 
 
-# -- APDU framing -------------------------------------------------------------------------------------------------------
+# -- APDU framing --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Apdu:
     cls: int
@@ -313,16 +334,18 @@ class ApduReader:
             if n > self.max_data:
                 bad = bytes(self._buf)
                 self._buf.clear()
-                raise ZvtError(f"APDU {cls:02X} {ins:02X} announces {n} data bytes (max {self.max_data}); "
-                               f"{len(bad)} bytes dropped")
+                raise ZvtError(
+                    f"APDU {cls:02X} {ins:02X} announces {n} data bytes (max {self.max_data}); "
+                    f"{len(bad)} bytes dropped"
+                )
             if len(self._buf) < head + n:
                 break
-            out.append(Apdu(cls, ins, bytes(self._buf[head: head + n])))
+            out.append(Apdu(cls, ins, bytes(self._buf[head : head + n])))
             del self._buf[: head + n]
         return out
 
 
-# -- BMP section -------------------------------------------------------------------------------------------------------
+# -- BMP section ---------------------------------------------------------------------------------------------
 def _decode_value(bmp: Bmp, raw: bytes) -> Any:
     if bmp.encoding == "int":
         return int.from_bytes(raw, "big")
@@ -364,15 +387,16 @@ def parse_bmps(data: bytes, fields: dict[str, Any] | None = None) -> dict[str, A
             places = 2 if bmp.kind == "ll" else 3
             if i + places > len(data):
                 raise ZvtError(f"BMP {number:02X} ({bmp.name}): length field cut short")
-            n = llvar_length(data[i: i + places])
+            n = llvar_length(data[i : i + places])
             i += places
         else:
             n, used = tlv_length(data, i)
             i += used
         if i + n > len(data):
-            raise ZvtError(f"BMP {number:02X} ({bmp.name}) needs {n} bytes at offset {i}, "
-                           f"only {len(data) - i} left")
-        fields[bmp.name] = _decode_value(bmp, data[i: i + n])
+            raise ZvtError(
+                f"BMP {number:02X} ({bmp.name}) needs {n} bytes at offset {i}, only {len(data) - i} left"
+            )
+        fields[bmp.name] = _decode_value(bmp, data[i : i + n])
         i += n
     return fields
 
@@ -396,7 +420,7 @@ def build_bmps(items: list[tuple[str, Any]]) -> bytes:
     return bytes(out)
 
 
-# -- whole messages ----------------------------------------------------------------------------------------------------
+# -- whole messages ------------------------------------------------------------------------------------------
 @dataclass
 class Message:
     """A decoded APDU: its command name and its fields (positional prefix and BMPs by name)."""
@@ -425,19 +449,19 @@ def decode_apdu(apdu: Apdu) -> Message:
                 break
             raise ZvtError(f"{name}: {fname} ({size} bytes) missing")
         if optional and name == "registration" and fname == "currency" and data[i] in (0x03, 0x06):
-            break                             # no currency code: the BMP section (03 / 06) starts here
-        chunk = data[i: i + size]
+            break  # no currency code: the BMP section (03 / 06) starts here
+        chunk = data[i : i + size]
         fields[fname] = bcd_decode(chunk) if enc == "bcd" else int.from_bytes(chunk, "big")
         i += size
     rest = data[i:]
     if name == "completion" and rest and rest[0] >= 0xF0:
         # 05 01 answer: <sw-version LLLVAR> <terminal-status-code> [06 TLV]
         n = llvar_length(rest[:3])
-        fields["sw_version"] = rest[3: 3 + n].decode("latin-1")
+        fields["sw_version"] = rest[3 : 3 + n].decode("latin-1")
         if len(rest) < 4 + n:
             raise ZvtError("completion: terminal-status-code missing")
         fields["terminal_status"] = rest[3 + n]
-        rest = rest[4 + n:]
+        rest = rest[4 + n :]
     if name in NO_BMPS:
         if name == "abort" and rest:
             fields["extra"] = rest

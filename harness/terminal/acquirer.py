@@ -1,7 +1,8 @@
-"""The terminal's ISO 8583 client towards the acquirer host: one persistent TCP connection, one request in flight.
+"""The terminal's ISO 8583 client towards the acquirer host: one persistent TCP connection, one request in
+flight.
 
-A response is matched to the request waiting for it by MTI and STAN; anything else that arrives (a late 0210 for a
-request already given up and reversed) is written to the transcript as ignored and otherwise dropped.
+A response is matched to the request waiting for it by MTI and STAN; anything else that arrives (a late 0210
+for a request already given up and reversed) is written to the transcript as ignored and otherwise dropped.
 
 >>> client = AcquirerClient(("127.0.0.1", 5000), timeout=0.5)      # doctest: +SKIP
 >>> client.exchange({"t": "0200", "11": "000001", ...})             # doctest: +SKIP
@@ -38,9 +39,17 @@ def _plain_connect(address: tuple[str, int], timeout: float) -> socket.socket:
 class AcquirerClient:
     """ISO 8583 over TCP (2-byte length framing by default) to one acquirer host."""
 
-    def __init__(self, address: tuple[str, int], *, timeout: float = 10.0, connect_timeout: float = 5.0,
-                 connect: Connector | None = None, spec: str = iso8583.DEFAULT_SPEC,
-                 framing: str = "2byte", transcript: Any = None):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        connect: Connector | None = None,
+        spec: str = iso8583.DEFAULT_SPEC,
+        framing: str = "2byte",
+        transcript: Any = None,
+    ):
         self.address = address
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -50,14 +59,14 @@ class AcquirerClient:
         self.transcript = transcript
         self._sock: socket.socket | None = None
         self._reader: threading.Thread | None = None
-        self._flight = threading.Lock()               # one request in flight
+        self._flight = threading.Lock()  # one request in flight
         self._cond = threading.Condition()
         self._waiting: tuple[str, str] | None = None  # (response MTI, STAN)
         self._answer: dict[str, Any] | None = None
         self._closed = False
-        self.ignored: list[dict[str, Any]] = []       # late or unmatched messages, for tests and evidence
+        self.ignored: list[dict[str, Any]] = []  # late or unmatched messages, for tests and evidence
 
-    # -- connection ------------------------------------------------------------------------------------------------
+    # -- connection ------------------------------------------------------------------------------------------
     def _ensure_connected(self) -> socket.socket:
         with self._cond:
             if self._sock is not None:
@@ -66,12 +75,16 @@ class AcquirerClient:
             sock = self._connect(self.address, self.connect_timeout)
         except OSError as exc:
             self._note("connect_failed", address=f"{self.address[0]}:{self.address[1]}", error=str(exc))
-            raise HostUnreachable(f"acquirer host {self.address[0]}:{self.address[1]} unreachable: {exc}") from exc
+            raise HostUnreachable(
+                f"acquirer host {self.address[0]}:{self.address[1]} unreachable: {exc}"
+            ) from exc
         sock.settimeout(None)
         with self._cond:
             self._sock = sock
         self._note("connected", address=f"{self.address[0]}:{self.address[1]}")
-        reader = threading.Thread(target=self._read_loop, args=(sock,), name="terminal-iso8583-reader", daemon=True)
+        reader = threading.Thread(
+            target=self._read_loop, args=(sock,), name="terminal-iso8583-reader", daemon=True
+        )
         self._reader = reader
         reader.start()
         return sock
@@ -129,9 +142,10 @@ class AcquirerClient:
             self._note("late_response_ignored", summary=iso8583.describe(msg), fields=msg)
             log.info("ignored unmatched host message: %s", iso8583.describe(msg))
 
-    # -- exchange ---------------------------------------------------------------------------------------------------
+    # -- exchange --------------------------------------------------------------------------------------------
     def exchange(self, fields: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        """Send a request and return its response. Raises HostUnreachable (not sent) or HostTimeout (no answer)."""
+        """Send a request and return its response. Raises HostUnreachable (not sent) or HostTimeout (no
+        answer)."""
         if self._closed:
             raise HostUnreachable("acquirer client closed")
         timeout = self.timeout if timeout is None else timeout
@@ -146,7 +160,7 @@ class AcquirerClient:
                 try:
                     sock.sendall(raw)
                 except OSError:
-                    self._drop(sock)                      # stale connection: one fresh attempt
+                    self._drop(sock)  # stale connection: one fresh attempt
                     sock = self._ensure_connected()
                     sock.sendall(raw)
                 self._note("tx", summary=iso8583.describe(fields), fields=fields)

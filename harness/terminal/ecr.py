@@ -1,8 +1,8 @@
 """The emulated terminal's ZVT ECR interface: a TCP server speaking to the till (the ECR) on port 20007.
 
-Each connection has a reader thread (acknowledgements, 06 B0 abort and new commands arrive at any time) and runs
-one command at a time in a worker thread. Malformed bytes are answered with 84 9A and the connection keeps serving.
-Every APDU is written, decoded and card-number-masked, to the transcript.
+Each connection has a reader thread (acknowledgements, 06 B0 abort and new commands arrive at any time) and
+runs one command at a time in a worker thread. Malformed bytes are answered with 84 9A and the connection
+keeps serving. Every APDU is written, decoded and card-number-masked, to the transcript.
 """
 
 from __future__ import annotations
@@ -24,14 +24,23 @@ SW_VERSION = "posrig-emulated-terminal 1.0"
 ACK = zvt.encode("ack")
 
 
-def receipt_lines(row: dict[str, Any], status: dict[str, Any], merchant: str = "POSRIG TEST MERCHANT") -> list[str]:
+def receipt_lines(
+    row: dict[str, Any], status: dict[str, Any], merchant: str = "POSRIG TEST MERCHANT"
+) -> list[str]:
     """The customer receipt as text lines (PCI: masked card number, no expiry date)."""
     result = status.get("result_code", row.get("result_code"))
-    kind = {"sale": "CARD PAYMENT", "void": "REVERSAL", "end_of_day": "END OF DAY"}.get(row["kind"], row["kind"])
+    kind = {"sale": "CARD PAYMENT", "void": "REVERSAL", "end_of_day": "END OF DAY"}.get(
+        row["kind"], row["kind"]
+    )
     amount = status.get("amount", row.get("amount")) or 0
     when = datetime.fromtimestamp(row["created"])
-    lines = [merchant, kind, f"TERMINAL-ID {status.get('terminal_id', '')}", when.strftime("DATE %d.%m.%Y TIME %H:%M:%S"),
-             f"TRACE {status.get('trace', row.get('trace'))}"]
+    lines = [
+        merchant,
+        kind,
+        f"TERMINAL-ID {status.get('terminal_id', '')}",
+        when.strftime("DATE %d.%m.%Y TIME %H:%M:%S"),
+        f"TRACE {status.get('trace', row.get('trace'))}",
+    ]
     if status.get("receipt_no") is not None:
         lines.append(f"RECEIPT {status['receipt_no']}")
     if status.get("pan"):
@@ -57,7 +66,7 @@ class EcrSession:
         self._send_lock = threading.Lock()
         self.thread = threading.Thread(target=self._read_loop, name=f"zvt-ecr-{peer}", daemon=True)
 
-    # -- I/O ----------------------------------------------------------------------------------------------------------
+    # -- I/O -------------------------------------------------------------------------------------------------
     def send(self, raw: bytes) -> bool:
         msg = zvt.decode_apdu(zvt.ApduReader().feed(raw)[0])
         self.server.note("tx", peer=self.peer, apdu=raw.hex(" "), decoded=zvt.describe(msg))
@@ -151,12 +160,18 @@ def _hex(apdu: zvt.Apdu, msg: zvt.Message | None = None) -> str:
 class EcrServer:
     """Accepts ECR connections on a listening socket and runs their ZVT commands against a TerminalCore."""
 
-    def __init__(self, core: TerminalCore, listener: socket.socket, *, transcript: Any = None,
-                 ecr_receipts: bool | None = None):
+    def __init__(
+        self,
+        core: TerminalCore,
+        listener: socket.socket,
+        *,
+        transcript: Any = None,
+        ecr_receipts: bool | None = None,
+    ):
         self.core = core
         self.listener = listener
         self.transcript = transcript
-        self.ecr_receipts = ecr_receipts          # None: as the ECR asked in Registration (config-byte bit 02)
+        self.ecr_receipts = ecr_receipts  # None: as the ECR asked in Registration (config-byte bit 02)
         self.config_byte = zvt.CONFIG_INTERMEDIATE_STATUS
         self.registered_currency: int | None = None
         self.sessions: list[EcrSession] = []
@@ -164,9 +179,13 @@ class EcrServer:
         self._closed = threading.Event()
         self._accept = threading.Thread(target=self._accept_loop, name="zvt-accept", daemon=True)
         self.handlers = {
-            "registration": self._registration, "authorization": self._authorization,
-            "repeat_receipt": self._repeat_receipt, "status_enquiry": self._status_enquiry,
-            "reversal": self._reversal, "end_of_day": self._end_of_day, "log_off": self._log_off,
+            "registration": self._registration,
+            "authorization": self._authorization,
+            "repeat_receipt": self._repeat_receipt,
+            "status_enquiry": self._status_enquiry,
+            "reversal": self._reversal,
+            "end_of_day": self._end_of_day,
+            "log_off": self._log_off,
         }
 
     @property
@@ -210,7 +229,7 @@ class EcrServer:
             self.core.end()
             self.core.busy.release()
 
-    # -- helpers -------------------------------------------------------------------------------------------------------
+    # -- helpers ---------------------------------------------------------------------------------------------
     @property
     def t3(self) -> float:
         return self.core.seconds("t3")
@@ -218,7 +237,9 @@ class EcrServer:
     def _prints(self, admin: bool = False) -> bool:
         if self.ecr_receipts is not None:
             return self.ecr_receipts
-        return bool(self.config_byte & (zvt.CONFIG_ECR_PRINTS_ADMIN if admin else zvt.CONFIG_ECR_PRINTS_PAYMENT))
+        return bool(
+            self.config_byte & (zvt.CONFIG_ECR_PRINTS_ADMIN if admin else zvt.CONFIG_ECR_PRINTS_PAYMENT)
+        )
 
     def _print_receipt(self, s: EcrSession, row: dict[str, Any], status: dict[str, Any]) -> None:
         lines = receipt_lines(row, status)
@@ -235,8 +256,23 @@ class EcrServer:
             s.request(zvt.encode("abort", result_code=code), self.t3)
 
     def _status_apdu(self, status: dict[str, Any]) -> bytes:
-        order = ("result_code", "amount", "trace", "original_trace", "time", "date", "pan", "card_name", "card_type",
-                 "terminal_id", "aid", "receipt_no", "currency", "additional_text", "totals")
+        order = (
+            "result_code",
+            "amount",
+            "trace",
+            "original_trace",
+            "time",
+            "date",
+            "pan",
+            "card_name",
+            "card_type",
+            "terminal_id",
+            "aid",
+            "receipt_no",
+            "currency",
+            "additional_text",
+            "totals",
+        )
         return zvt.encode("status_information", **{k: status[k] for k in order if status.get(k) is not None})
 
     def _deliver_status(self, s: EcrSession, status: dict[str, Any]) -> str:
@@ -267,23 +303,34 @@ class EcrServer:
                 return
             sent[0] += 1
             s.request(zvt.encode("intermediate_status", status=code), self.t3)
+
         return status
 
-    # -- commands ---------------------------------------------------------------------------------------------------
+    # -- commands --------------------------------------------------------------------------------------------
     def _registration(self, s: EcrSession, msg: zvt.Message) -> None:
         self.config_byte = int(msg.fields.get("config_byte", 0))
         self.registered_currency = msg.fields.get("currency")
         if self.registered_currency is not None and self.registered_currency != self.core.currency:
             self._finish(s, False, 0x6F)
             return
-        s.request(zvt.encode("completion", payment_type=0x00, terminal_id=self.core.terminal_id,
-                             currency=self.registered_currency), self.t3)
+        s.request(
+            zvt.encode(
+                "completion",
+                payment_type=0x00,
+                terminal_id=self.core.terminal_id,
+                currency=self.registered_currency,
+            ),
+            self.t3,
+        )
 
     def _log_off(self, s: EcrSession, msg: zvt.Message) -> None:
         return
 
     def _status_enquiry(self, s: EcrSession, msg: zvt.Message) -> None:
-        s.request(zvt.encode("completion", sw_version=SW_VERSION, terminal_status=zvt.TERMINAL_STATUS_READY), self.t3)
+        s.request(
+            zvt.encode("completion", sw_version=SW_VERSION, terminal_status=zvt.TERMINAL_STATUS_READY),
+            self.t3,
+        )
 
     def _authorization(self, s: EcrSession, msg: zvt.Message) -> None:
         f = msg.fields
@@ -295,8 +342,9 @@ class EcrServer:
             self._finish(s, False, 0x6F)
             return
         card_timeout = self.core.timing.seconds(f["timeout"]) if f.get("timeout") else None
-        outcome = self.core.authorize(int(f["amount"]), currency, card_timeout,
-                                      status=self._intermediate(s, f.get("max_status_infos")))
+        outcome = self.core.authorize(
+            int(f["amount"]), currency, card_timeout, status=self._intermediate(s, f.get("max_status_infos"))
+        )
         self._report(s, outcome)
 
     def _report(self, s: EcrSession, outcome: Outcome) -> None:
@@ -339,12 +387,21 @@ class EcrServer:
             return
         row = rows[-1]
         when = datetime.fromtimestamp(row["created"])
-        status = {"result_code": row["result_code"] if row["result_code"] is not None else 0xFF,
-                  "amount": row["amount"], "trace": row["trace"], "time": when.strftime("%H%M%S"),
-                  "date": when.strftime("%m%d"), "pan": row["masked_pan"], "card_name": row["card_name"],
-                  "card_type": row["card_type"], "terminal_id": self.core.terminal_id, "aid": (row["auth_code"] or "")[:8] or None,
-                  "receipt_no": row["receipt_no"], "currency": row["currency"],
-                  "additional_text": f"OFFLINE {row['host_rc']}" if row["offline"] else None}
+        status = {
+            "result_code": row["result_code"] if row["result_code"] is not None else 0xFF,
+            "amount": row["amount"],
+            "trace": row["trace"],
+            "time": when.strftime("%H%M%S"),
+            "date": when.strftime("%m%d"),
+            "pan": row["masked_pan"],
+            "card_name": row["card_name"],
+            "card_type": row["card_type"],
+            "terminal_id": self.core.terminal_id,
+            "aid": (row["auth_code"] or "")[:8] or None,
+            "receipt_no": row["receipt_no"],
+            "currency": row["currency"],
+            "additional_text": f"OFFLINE {row['host_rc']}" if row["offline"] else None,
+        }
         s.request(self._status_apdu(status), self.t3)
         if self._prints():
             self._print_receipt(s, row, status)
@@ -366,7 +423,7 @@ class EcrServer:
             self._print_receipt(s, row, outcome.status)
         self._finish(s, outcome.result_code == 0, outcome.result_code)
 
-    # -- lifecycle ---------------------------------------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------------------------
     def note(self, event: str, **fields: Any) -> None:
         if self.transcript is not None:
             self.transcript.write(event, link="zvt", **fields)
@@ -374,7 +431,7 @@ class EcrServer:
     def close(self, timeout: float = 2.0) -> None:
         self._closed.set()
         try:
-            self.listener.shutdown(socket.SHUT_RDWR)      # wakes the accept() of the accept thread
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the accept thread
         except OSError:
             pass
         try:

@@ -13,7 +13,8 @@ Test API (the `terminal` fixture):
 >>> terminal.journal.last("sale")["state"]      # doctest: +SKIP   'approved'
 
 Rig options: auto_present, offline, floor_limit (minor units), ecr_receipts (true/false; default: as the ECR
-registered), unconfirmed (book|reverse), terminal_id, currency, timers {name: nominal seconds}, journal (path).
+registered), unconfirmed (book|reverse), terminal_id, currency, timers {name: nominal seconds}, journal
+(path).
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class EmulatedTerminal(PaymentTerminal):
     def start(self) -> None:
         ctx, opts = self.ctx, self.options
         ns = ctx.namespace
-        _, port = parse_address(getattr(self.spec, "address", None) or f"terminal:{DEFAULT_ECR_PORT}",
-                                DEFAULT_ECR_PORT)
+        _, port = parse_address(
+            getattr(self.spec, "address", None) or f"terminal:{DEFAULT_ECR_PORT}", DEFAULT_ECR_PORT
+        )
         if ns is not None:
             listener = ns.listen(("0.0.0.0", port))
             ip = ns.ip or ctx.bench.address_of(self.spec.node)
@@ -73,19 +75,30 @@ class EmulatedTerminal(PaymentTerminal):
             ip = "127.0.0.1"
         self._ecr_address = (ip, listener.getsockname()[1])
         host_address = self._host_address()
-        self._journal = Journal(opts.get("journal") or ctx.evidence.file(f"{self.name}-journal.sqlite",
-                                                                         "terminal journal (SQLite)"))
+        self._journal = Journal(
+            opts.get("journal")
+            or ctx.evidence.file(f"{self.name}-journal.sqlite", "terminal journal (SQLite)")
+        )
         self._transcript = ctx.evidence.transcript(self.name)
         connect = (lambda addr, timeout: ns.connect(addr, timeout)) if ns is not None else None
         try:
             self.core = TerminalCore(
-                journal=self._journal, host_address=host_address, timing=ctx.timing, connect=connect,
-                transcript=self._transcript, terminal_id=str(opts.get("terminal_id", "29001234")),
-                currency=int(opts.get("currency", 978)), auto_present=bool(opts.get("auto_present", True)),
-                offline=bool(opts.get("offline", False)), floor_limit=int(opts.get("floor_limit", 0)),
-                timers=opts.get("timers") or {}, unconfirmed=str(opts.get("unconfirmed", "book")))
-            self.server = EcrServer(self.core, listener, transcript=self._transcript,
-                                    ecr_receipts=opts.get("ecr_receipts"))
+                journal=self._journal,
+                host_address=host_address,
+                timing=ctx.timing,
+                connect=connect,
+                transcript=self._transcript,
+                terminal_id=str(opts.get("terminal_id", "29001234")),
+                currency=int(opts.get("currency", 978)),
+                auto_present=bool(opts.get("auto_present", True)),
+                offline=bool(opts.get("offline", False)),
+                floor_limit=int(opts.get("floor_limit", 0)),
+                timers=opts.get("timers") or {},
+                unconfirmed=str(opts.get("unconfirmed", "book")),
+            )
+            self.server = EcrServer(
+                self.core, listener, transcript=self._transcript, ecr_receipts=opts.get("ecr_receipts")
+            )
             self.server.start()
         except BaseException:
             listener.close()
@@ -96,12 +109,14 @@ class EmulatedTerminal(PaymentTerminal):
             return parse_address(self.options["host"], 5000)
         bench = self.ctx.bench
         if bench is None:
-            raise RuntimeError("the emulated terminal needs the rig's host: run it on a bench, or set "
-                               "options.host: HOST:PORT in the rig")
+            raise RuntimeError(
+                "the emulated terminal needs the rig's host: run it on a bench, or set "
+                "options.host: HOST:PORT in the rig"
+            )
         address = bench.host.address
         return (str(address[0]), int(address[1]))
 
-    # -- PaymentTerminal -----------------------------------------------------------------------------------------------
+    # -- PaymentTerminal -------------------------------------------------------------------------------------
     @property
     def ecr_address(self) -> tuple[str, int]:
         if self._ecr_address is None:
@@ -116,11 +131,14 @@ class EmulatedTerminal(PaymentTerminal):
 
     def identity(self) -> dict[str, Any]:
         ident = super().identity()
-        ident.update(model="posrig emulated ZVT terminal", protocol="ZVT 13.x over TCP",
-                     ecr=f"{self._ecr_address[0]}:{self._ecr_address[1]}" if self._ecr_address else None)
+        ident.update(
+            model="posrig emulated ZVT terminal",
+            protocol="ZVT 13.x over TCP",
+            ecr=f"{self._ecr_address[0]}:{self._ecr_address[1]}" if self._ecr_address else None,
+        )
         return ident
 
-    # -- test API -----------------------------------------------------------------------------------------------------
+    # -- test API --------------------------------------------------------------------------------------------
     def present_card(self, which: str | TestCard = "approve", delay: float = 0.0) -> TestCard:
         """Hand the terminal a test card for the running or next payment, after `delay` real seconds."""
         return self._core.present_card(which, delay)
@@ -130,7 +148,8 @@ class EmulatedTerminal(PaymentTerminal):
         return self._core.abort("cashier")
 
     def set_timer(self, name: str, nominal: float) -> None:
-        """Set a protocol timer (t3, t4, goods_retry, card, host, host_connect, reversal_retry) in nominal seconds."""
+        """Set a protocol timer (t3, t4, goods_retry, card, host, host_connect, reversal_retry) in nominal
+        seconds."""
         self._core.set_timer(name, nominal)
 
     @property
@@ -149,7 +168,9 @@ class EmulatedTerminal(PaymentTerminal):
             elif key in ("offline", "floor_limit", "unconfirmed"):
                 setattr(self._core, key, value)
             else:
-                raise KeyError(f"unknown terminal option {key!r}; use offline, floor_limit, unconfirmed, ecr_receipts")
+                raise KeyError(
+                    f"unknown terminal option {key!r}; use offline, floor_limit, unconfirmed, ecr_receipts"
+                )
 
     def flush_reversals(self, budget: float = 2.0) -> bool:
         """Try to deliver every stored reversal/advice now; True when none is owed."""
@@ -163,7 +184,7 @@ class EmulatedTerminal(PaymentTerminal):
 
     def close(self) -> None:
         if self.core is not None:
-            self.core.close()                       # aborts a waiting payment, stops store-and-forward
+            self.core.close()  # aborts a waiting payment, stops store-and-forward
         if self.server is not None:
             self.server.close(timeout=2.0)
         if self._transcript is not None:

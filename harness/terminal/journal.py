@@ -1,12 +1,13 @@
-"""The terminal's durable journal (SQLite): every transaction and its final state, the store-and-forward queue of
-reversals and advices still owed to the host, and the trace / receipt / STAN counters.
+"""The terminal's durable journal (SQLite): every transaction and its final state, the store-and-forward queue
+of reversals and advices still owed to the host, and the trace / receipt / STAN counters.
 
 >>> j = Journal(":memory:")
 >>> t = j.open("sale", amount=1999, currency=978, masked_pan="411111******1111")
 >>> j.update(t, state="approved", stan="000001")["state"]
 'approved'
 
-Card numbers are stored masked only. Survives restarts: open the same file again and pending reversals resume.
+Card numbers are stored masked only. Survives restarts: open the same file again and pending reversals
+resume.
 """
 
 from __future__ import annotations
@@ -49,9 +50,27 @@ CREATE TABLE IF NOT EXISTS saf (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
-COLUMNS = ("kind", "state", "amount", "currency", "masked_pan", "card_name", "card_type", "trace", "receipt_no",
-           "stan", "rrn",
-           "auth_code", "host_rc", "result_code", "offline", "goods", "reversal", "reversal_reason", "original_id")
+COLUMNS = (
+    "kind",
+    "state",
+    "amount",
+    "currency",
+    "masked_pan",
+    "card_name",
+    "card_type",
+    "trace",
+    "receipt_no",
+    "stan",
+    "rrn",
+    "auth_code",
+    "host_rc",
+    "result_code",
+    "offline",
+    "goods",
+    "reversal",
+    "reversal_reason",
+    "original_id",
+)
 COUNTER_LIMITS = {"trace": 999999, "receipt_no": 9999, "stan": 999999}
 
 
@@ -66,7 +85,9 @@ class Journal:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
+            self._db.execute(
+                "PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY"
+            )
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
 
@@ -74,7 +95,7 @@ class Journal:
         with self._lock:
             self._db.close()
 
-    # -- counters ------------------------------------------------------------------------------------------------
+    # -- counters --------------------------------------------------------------------------------------------
     def next_number(self, name: str) -> int:
         """Next trace / receipt_no / stan, 1-based, wrapping at the field's limit. Durable."""
         limit = COUNTER_LIMITS[name]
@@ -84,7 +105,7 @@ class Journal:
             self._db.execute("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)", (name, value))
             return value
 
-    # -- transactions ----------------------------------------------------------------------------------------------
+    # -- transactions ----------------------------------------------------------------------------------------
     def open(self, kind: str, **fields: Any) -> int:
         now = time.time()
         fields = {k: v for k, v in fields.items() if k in COLUMNS}
@@ -94,7 +115,8 @@ class Journal:
         with self._lock:
             cur = self._db.execute(
                 f"INSERT INTO transactions({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                (kind, *fields.values(), now, now, history))
+                (kind, *fields.values(), now, now, history),
+            )
             return int(cur.lastrowid)
 
     def update(self, txn_id: int, **fields: Any) -> dict[str, Any]:
@@ -109,8 +131,10 @@ class Journal:
             if "state" in fields and (not history or history[-1]["state"] != fields["state"]):
                 history.append({"t": round(now, 3), "state": fields["state"]})
             sets = ", ".join(f"{k}=?" for k in fields)
-            self._db.execute(f"UPDATE transactions SET {sets}{', ' if sets else ''}updated=?, history=? WHERE id=?",
-                             (*fields.values(), now, json.dumps(history), txn_id))
+            self._db.execute(
+                f"UPDATE transactions SET {sets}{', ' if sets else ''}updated=?, history=? WHERE id=?",
+                (*fields.values(), now, json.dumps(history), txn_id),
+            )
             return self.get(txn_id)
 
     def get(self, txn_id: int) -> dict[str, Any] | None:
@@ -121,7 +145,9 @@ class Journal:
     def transactions(self, kind: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             if kind:
-                rows = self._db.execute("SELECT * FROM transactions WHERE kind=? ORDER BY id", (kind,)).fetchall()
+                rows = self._db.execute(
+                    "SELECT * FROM transactions WHERE kind=? ORDER BY id", (kind,)
+                ).fetchall()
             else:
                 rows = self._db.execute("SELECT * FROM transactions ORDER BY id").fetchall()
         return [dict(r) for r in rows]
@@ -132,17 +158,21 @@ class Journal:
 
     def by_receipt(self, receipt_no: int) -> dict[str, Any] | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM transactions WHERE receipt_no=? AND kind='sale' "
-                                   "ORDER BY id DESC LIMIT 1", (receipt_no,)).fetchone()
+            row = self._db.execute(
+                "SELECT * FROM transactions WHERE receipt_no=? AND kind='sale' ORDER BY id DESC LIMIT 1",
+                (receipt_no,),
+            ).fetchone()
         return dict(row) if row else None
 
-    # -- store and forward ------------------------------------------------------------------------------------------
+    # -- store and forward -----------------------------------------------------------------------------------
     def saf_add(self, txn_id: int | None, kind: str, mti: str, fields: dict[str, Any]) -> int:
         now = time.time()
         clean = {k: v for k, v in fields.items() if k != "2"}
         with self._lock:
-            cur = self._db.execute("INSERT INTO saf(txn_id, kind, mti, fields, created, updated) "
-                                   "VALUES (?, ?, ?, ?, ?, ?)", (txn_id, kind, mti, json.dumps(clean), now, now))
+            cur = self._db.execute(
+                "INSERT INTO saf(txn_id, kind, mti, fields, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                (txn_id, kind, mti, json.dumps(clean), now, now),
+            )
             return int(cur.lastrowid)
 
     def saf_pending(self) -> list[dict[str, Any]]:
@@ -157,11 +187,15 @@ class Journal:
 
     def saf_attempted(self, saf_id: int) -> None:
         with self._lock:
-            self._db.execute("UPDATE saf SET attempts=attempts+1, updated=? WHERE id=?", (time.time(), saf_id))
+            self._db.execute(
+                "UPDATE saf SET attempts=attempts+1, updated=? WHERE id=?", (time.time(), saf_id)
+            )
 
     def saf_acknowledged(self, saf_id: int) -> None:
         with self._lock:
-            self._db.execute("UPDATE saf SET state='acknowledged', updated=? WHERE id=?", (time.time(), saf_id))
+            self._db.execute(
+                "UPDATE saf SET state='acknowledged', updated=? WHERE id=?", (time.time(), saf_id)
+            )
 
     def saf_all(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -1,7 +1,7 @@
 """A physical ZVT payment terminal on the bench, driven over TCP (the ECR side of ZVT, via the shared codec).
 
-The harness uses it to read the terminal's status (05 01) and to fetch the last receipt (06 20) when checking a
-till's recovery, and can register (06 00) and run a payment (06 01) for bench self-tests.
+The harness uses it to read the terminal's status (05 01) and to fetch the last receipt (06 20) when checking
+a till's recovery, and can register (06 00) and run a payment (06 01) for bench self-tests.
 
 >>> t = RealTerminal(spec, ctx); t.start()            # doctest: +SKIP   spec.address = '192.0.2.40:20007'
 >>> t.status()["terminal_status"]                      # doctest: +SKIP
@@ -41,21 +41,25 @@ class RealTerminal(PaymentTerminal):
     def __init__(self, spec: Any, ctx: DeviceContext):
         super().__init__(spec, ctx)
         if not getattr(spec, "address", None):
-            raise TerminalError(f"terminal {spec.name!r}: a real terminal needs `address: IP:PORT` in the rig")
+            raise TerminalError(
+                f"terminal {spec.name!r}: a real terminal needs `address: IP:PORT` in the rig"
+            )
         self._address = parse_address(spec.address, DEFAULT_ECR_PORT)
         opts = dict(getattr(spec, "options", {}) or {})
         self.password = int(opts.get("password", 0))
-        self.config_byte = int(opts.get("config_byte", zvt.CONFIG_INTERMEDIATE_STATUS | zvt.CONFIG_ECR_PRINTS_PAYMENT))
+        self.config_byte = int(
+            opts.get("config_byte", zvt.CONFIG_INTERMEDIATE_STATUS | zvt.CONFIG_ECR_PRINTS_PAYMENT)
+        )
         self.command_timeout = ctx.timing.seconds(float(opts.get("timeout", T4)))
         self.t3 = ctx.timing.seconds(T3)
-        self.observed: list[dict[str, Any]] = []       # every command's outcome, in order
+        self.observed: list[dict[str, Any]] = []  # every command's outcome, in order
         self._sock: socket.socket | None = None
         self._reader = zvt.ApduReader()
         self._pending: list[zvt.Apdu] = []
         self._lock = threading.Lock()
         self._transcript = None
 
-    # -- device ----------------------------------------------------------------------------------------------------
+    # -- device ----------------------------------------------------------------------------------------------
     def start(self) -> None:
         self._transcript = self.ctx.evidence.transcript(self.name)
         self._connect()
@@ -69,8 +73,10 @@ class RealTerminal(PaymentTerminal):
                 else:
                     self._sock = socket.create_connection(self._address, timeout=self.t3 * 2)
             except OSError as exc:
-                raise TerminalError(f"cannot reach the ZVT terminal at {self._address[0]}:{self._address[1]}: "
-                                    f"{exc}; check its IP, that ECR-over-TCP is enabled and the port") from exc
+                raise TerminalError(
+                    f"cannot reach the ZVT terminal at {self._address[0]}:{self._address[1]}: "
+                    f"{exc}; check its IP, that ECR-over-TCP is enabled and the port"
+                ) from exc
             self._reader = zvt.ApduReader()
             self._pending = []
         return self._sock
@@ -95,11 +101,13 @@ class RealTerminal(PaymentTerminal):
         """A physical terminal's own journal is not readable over ZVT: what this driver observed instead."""
         return list(self.observed)
 
-    # -- ZVT commands ----------------------------------------------------------------------------------------------------
+    # -- ZVT commands ----------------------------------------------------------------------------------------
     def register(self, config_byte: int | None = None, currency: int | None = 978) -> dict[str, Any]:
         """06 00 Registration."""
         cb = self.config_byte if config_byte is None else config_byte
-        return self._command(zvt.encode("registration", password=self.password, config_byte=cb, currency=currency))
+        return self._command(
+            zvt.encode("registration", password=self.password, config_byte=cb, currency=currency)
+        )
 
     def status(self) -> dict[str, Any]:
         """05 01 Status Enquiry: {'sw_version', 'terminal_status', ...} from the completion."""
@@ -117,13 +125,22 @@ class RealTerminal(PaymentTerminal):
     def _command(self, raw: bytes, status_answer: bytes | None = None) -> dict[str, Any]:
         with self._lock:
             sock = self._connect()
-            result: dict[str, Any] = {"ok": False, "status": None, "statuses": [], "receipt": [],
-                                      "intermediate": [], "completion": {}, "result_code": None}
+            result: dict[str, Any] = {
+                "ok": False,
+                "status": None,
+                "statuses": [],
+                "receipt": [],
+                "intermediate": [],
+                "completion": {},
+                "result_code": None,
+            }
             self._send(sock, raw)
             first = self._receive(sock, self.t3)
             if first.name != "ack":
-                raise TerminalError(f"expected 80 00 00 after {zvt.decode_apdu(zvt.ApduReader().feed(raw)[0]).name},"
-                                    f" got {zvt.describe(first)}")
+                raise TerminalError(
+                    f"expected 80 00 00 after {zvt.decode_apdu(zvt.ApduReader().feed(raw)[0]).name},"
+                    f" got {zvt.describe(first)}"
+                )
             deadline = time.monotonic() + self.command_timeout
             while True:
                 msg = self._receive(sock, max(0.01, deadline - time.monotonic()))

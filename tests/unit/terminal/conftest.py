@@ -36,8 +36,16 @@ def make_terminal(tmp_path, acquirer):
         address = host or acquirer.address
         options.setdefault("host", f"{address[0]}:{address[1]}")
         options.setdefault("journal", str(tmp_path / f"{name}-journal.sqlite"))
-        spec = DeviceSpec(name=name, kind="terminal", mode="emulated", driver="emulated", transport="tcp",
-                          address="terminal:20007", node="terminal", options=options)
+        spec = DeviceSpec(
+            name=name,
+            kind="terminal",
+            mode="emulated",
+            driver="emulated",
+            transport="tcp",
+            address="terminal:20007",
+            node="terminal",
+            options=options,
+        )
         ctx = DeviceContext(rig=None, evidence=Evidence(tmp_path / "evidence"), timing=Timing(SCALE))
         term = EmulatedTerminal(spec, ctx)
         term.start()

@@ -12,9 +12,35 @@ from dataclasses import dataclass, field
 
 # BMP number -> length: an int = fixed bytes, "LL" / "LLL" = F-digit length prefix, "TLV" = BER length.
 BMP_LENGTHS: dict[int, object] = {
-    0x01: 1, 0x02: 1, 0x03: 1, 0x04: 6, 0x05: 1, 0x06: "TLV", 0x0B: 3, 0x0C: 3, 0x0D: 2, 0x0E: 2, 0x17: 2,
-    0x19: 1, 0x22: "LL", 0x23: "LL", 0x27: 1, 0x29: 4, 0x2A: 15, 0x37: 3, 0x3B: 8, 0x3C: "LLL", 0x49: 2,
-    0x60: "LLL", 0x87: 2, 0x88: 3, 0x8A: 1, 0x8B: "LL", 0x8C: 1, 0xA0: 1, 0xBA: 5,
+    0x01: 1,
+    0x02: 1,
+    0x03: 1,
+    0x04: 6,
+    0x05: 1,
+    0x06: "TLV",
+    0x0B: 3,
+    0x0C: 3,
+    0x0D: 2,
+    0x0E: 2,
+    0x17: 2,
+    0x19: 1,
+    0x22: "LL",
+    0x23: "LL",
+    0x27: 1,
+    0x29: 4,
+    0x2A: 15,
+    0x37: 3,
+    0x3B: 8,
+    0x3C: "LLL",
+    0x49: 2,
+    0x60: "LLL",
+    0x87: 2,
+    0x88: 3,
+    0x8A: 1,
+    0x8B: "LL",
+    0x8C: 1,
+    0xA0: 1,
+    0xBA: 5,
 }
 
 
@@ -52,7 +78,7 @@ def parse_bmps(data: bytes) -> dict[int, bytes]:
             i += 1
         else:
             n = kind
-        out[number] = data[i: i + n]
+        out[number] = data[i : i + n]
         i += n
     return out
 
@@ -166,7 +192,7 @@ class Ecr:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- raw I/O -----------------------------------------------------------------------------------------------------
+    # -- raw I/O ---------------------------------------------------------------------------------------------
     def send(self, raw: bytes) -> None:
         self.sock.sendall(raw)
 
@@ -191,9 +217,10 @@ class Ecr:
     def ack(self) -> None:
         self.send(b"\x80\x00\x00")
 
-    # -- commands ----------------------------------------------------------------------------------------------------
-    def authorization(self, amount: int, currency: int | None = 978, timeout_s: int | None = None,
-                      extra: bytes = b"") -> bytes:
+    # -- commands --------------------------------------------------------------------------------------------
+    def authorization(
+        self, amount: int, currency: int | None = 978, timeout_s: int | None = None, extra: bytes = b""
+    ) -> bytes:
         data = b"\x04" + bcd(amount, 6)
         if currency is not None:
             data += b"\x49" + bcd(currency, 2)
@@ -211,8 +238,13 @@ class Ecr:
         assert got.control == (0x80, 0x00), f"expected 80 00 acknowledgement, got {got}"
         return got
 
-    def converse(self, command: bytes, status_answer: bytes | list[bytes] = b"\x80\x00\x00",
-                 timeout: float | None = None, on_message=None) -> Dialogue:
+    def converse(
+        self,
+        command: bytes,
+        status_answer: bytes | list[bytes] = b"\x80\x00\x00",
+        timeout: float | None = None,
+        on_message=None,
+    ) -> Dialogue:
         """Send a command, expect 80 00, then acknowledge everything until 06 0F / 06 1E.
         `status_answer` answers the 04 0F (a list = successive answers, for 84 9C)."""
         answers = list(status_answer) if isinstance(status_answer, list) else [status_answer]

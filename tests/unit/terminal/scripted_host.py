@@ -1,8 +1,9 @@
 """A scriptable ISO 8583 acquirer for the terminal's unit tests (real TCP, pyiso8583, a SQLite ledger).
 
-The rig's own acquirer is `harness.host.emulated.EmulatedHost` (another branch); this one exists so the terminal's
-tests can drop, delay and decline exactly the message a test needs, and it uses pyiso8583 directly, not the
-terminal's framing code. Ledger states: approved, declined, reversed; offline advices are recorded as approved.
+The rig's own acquirer is `harness.host.emulated.EmulatedHost` (another branch); this one exists so the
+terminal's tests can drop, delay and decline exactly the message a test needs, and it uses pyiso8583 directly,
+not the terminal's framing code. Ledger states: approved, declined, reversed; offline advices are recorded as
+approved.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ class ScriptedHost:
         self.listener.listen(8)
         self.address = self.listener.getsockname()[:2]
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
-        self.db.execute("CREATE TABLE ledger (stan TEXT, mti TEXT, amount INTEGER, pan TEXT, rc TEXT, state TEXT)")
+        self.db.execute(
+            "CREATE TABLE ledger (stan TEXT, mti TEXT, amount INTEGER, pan TEXT, rc TEXT, state TEXT)"
+        )
         self.lock = threading.Lock()
         self.received: list[dict] = []
-        self.drop: dict[str, int] = {}           # response MTI -> how many to swallow
-        self.delay: dict[str, float] = {}        # response MTI -> seconds before answering
+        self.drop: dict[str, int] = {}  # response MTI -> how many to swallow
+        self.delay: dict[str, float] = {}  # response MTI -> seconds before answering
         self.conns: list[socket.socket] = []
         self.threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -39,7 +42,7 @@ class ScriptedHost:
         t.start()
         self.threads.append(t)
 
-    # -- scripting ---------------------------------------------------------------------------------------------------
+    # -- scripting -------------------------------------------------------------------------------------------
     def drop_responses(self, mti: str, count: int = 1) -> None:
         self.drop[mti] = self.drop.get(mti, 0) + count
 
@@ -59,7 +62,7 @@ class ScriptedHost:
             time.sleep(0.01)
         return predicate()
 
-    # -- server ------------------------------------------------------------------------------------------------------
+    # -- server ----------------------------------------------------------------------------------------------
     def _accept(self) -> None:
         while not self._stop.is_set():
             try:
@@ -85,7 +88,7 @@ class ScriptedHost:
                 (n,) = struct.unpack(">H", buf[:2])
                 if len(buf) < 2 + n:
                     break
-                raw, buf = buf[2: 2 + n], buf[2 + n:]
+                raw, buf = buf[2 : 2 + n], buf[2 + n :]
                 msg, _ = iso8583.decode(bytearray(raw), default_ascii)
                 self.received.append(msg)
                 answer = self._answer(msg)
@@ -106,24 +109,44 @@ class ScriptedHost:
     def _answer(self, msg: dict) -> dict | None:
         mti = msg["t"]
         stan = msg.get("11", "")
-        response = {"0200": "0210", "0220": "0230", "0221": "0230", "0400": "0410", "0420": "0430",
-                    "0421": "0430", "0500": "0510"}[mti]
+        response = {
+            "0200": "0210",
+            "0220": "0230",
+            "0221": "0230",
+            "0400": "0410",
+            "0420": "0430",
+            "0421": "0430",
+            "0500": "0510",
+        }[mti]
         rc = "00"
         with self.lock:
             if mti == "0200":
                 rc = DECLINES.get(msg.get("2", ""), "00")
                 pan = msg.get("2", "")
-                self.db.execute("INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?)",
-                                (stan, mti, int(msg["4"]), pan[:6] + "*" * (len(pan) - 10) + pan[-4:], rc,
-                                 "approved" if rc == "00" else "declined"))
+                self.db.execute(
+                    "INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        stan,
+                        mti,
+                        int(msg["4"]),
+                        pan[:6] + "*" * (len(pan) - 10) + pan[-4:],
+                        rc,
+                        "approved" if rc == "00" else "declined",
+                    ),
+                )
             elif mti in ("0220", "0221"):
-                if not self.db.execute("SELECT 1 FROM ledger WHERE stan=? AND mti='0220'", (stan,)).fetchone():
-                    self.db.execute("INSERT INTO ledger VALUES (?, '0220', ?, '', ?, 'approved')",
-                                    (stan, int(msg["4"]), msg.get("39", "")))
+                if not self.db.execute(
+                    "SELECT 1 FROM ledger WHERE stan=? AND mti='0220'", (stan,)
+                ).fetchone():
+                    self.db.execute(
+                        "INSERT INTO ledger VALUES (?, '0220', ?, '', ?, 'approved')",
+                        (stan, int(msg["4"]), msg.get("39", "")),
+                    )
             elif mti in ("0400", "0420", "0421"):
                 original_stan = msg.get("90", "")[4:10]
-                self.db.execute("UPDATE ledger SET state='reversed' WHERE stan=? AND state='approved'",
-                                (original_stan,))
+                self.db.execute(
+                    "UPDATE ledger SET state='reversed' WHERE stan=? AND state='approved'", (original_stan,)
+                )
         answer = {"t": response, "11": stan, "39": rc}
         for f in ("3", "4", "41", "42", "49"):
             if f in msg:

@@ -1,4 +1,4 @@
-"""The other ZVT commands: Registration, Status Enquiry, Repeat Receipt, Reversal, End-of-Day, receipt lines."""
+"""The other ZVT commands: Registration, Status Enquiry, Repeat Receipt, Reversal, End-of-Day, print lines."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ def test_status_enquiry(terminal, ecr):
     d = ecr.converse(apdu(0x05, 0x01, PASSWORD))
     assert d.completed
     data = d.end.data
-    n = (data[0] & 0xF) * 100 + (data[1] & 0xF) * 10 + (data[2] & 0xF)      # LLLVAR sw-version
-    assert data[3: 3 + n].decode().startswith("posrig")
-    assert data[3 + n] == 0x00                                                 # terminal ready
+    n = (data[0] & 0xF) * 100 + (data[1] & 0xF) * 10 + (data[2] & 0xF)  # LLLVAR sw-version
+    assert data[3 : 3 + n].decode().startswith("posrig")
+    assert data[3 + n] == 0x00  # terminal ready
 
 
 def test_receipt_lines_when_registered_for_ecr_printing(terminal, ecr, acquirer):
@@ -37,7 +37,7 @@ def test_receipt_lines_when_registered_for_ecr_printing(terminal, ecr, acquirer)
     lines = d.print_lines
     text = "\n".join(t for _, t in lines)
     assert "APPROVED" in text and "411111******1111" in text and "AMOUNT EUR 19.99" in text
-    assert "2812" not in text                                    # no expiry date on a receipt
+    assert "2812" not in text  # no expiry date on a receipt
     assert all(attr == 0x00 for attr, _ in lines[:-1]) and lines[-1][0] & 0x80 and lines[-1][0] != 0xFF
     assert find_unmasked_pans(text) == []
     # not registered for printing: no lines
@@ -55,11 +55,11 @@ def test_declined_receipt_says_so(make_terminal):
 
 
 def test_repeat_receipt_reports_the_last_outcome(terminal, ecr, acquirer):
-    assert ecr.converse(apdu(0x06, 0x20, PASSWORD)).abort_code == 0x83       # nothing to repeat yet
+    assert ecr.converse(apdu(0x06, 0x20, PASSWORD)).abort_code == 0x83  # nothing to repeat yet
     first = ecr.converse(ecr.authorization(1234))
     again = ecr.converse(apdu(0x06, 0x20, PASSWORD))
     assert again.completed
-    assert again.status.bmps == first.status.bmps                            # the same Status-Information
+    assert again.status.bmps == first.status.bmps  # the same Status-Information
     # a lost answer: the repeat says it failed, so the till must not print a sale receipt
     acquirer.drop_responses("0210")
     assert ecr.converse(ecr.authorization(777)).abort_code == 0xA1
@@ -71,13 +71,13 @@ def test_reversal_06_30_of_a_receipt(terminal, ecr, acquirer):
     sale = ecr.converse(ecr.authorization(2500)).status
     d = ecr.converse(apdu(0x06, 0x30, PASSWORD + b"\x87" + bcd(sale.receipt_no, 2)))
     assert d.completed and d.status.result_code == 0 and d.status.amount == 2500
-    assert unbcd(d.status.bmps[0x37]) == sale.trace                          # original trace
+    assert unbcd(d.status.bmps[0x37]) == sale.trace  # original trace
     assert acquirer.mtis()[-1] == "0400"
     assert [r["state"] for r in acquirer.ledger()] == ["reversed"]
     rows = terminal.journal.transactions()
     assert [(r["kind"], r["state"]) for r in rows] == [("sale", "voided"), ("void", "approved")]
     again = ecr.converse(apdu(0x06, 0x30, PASSWORD + b"\x87" + bcd(sale.receipt_no, 2)))
-    assert again.abort_code == 0xB4                                          # already reversed
+    assert again.abort_code == 0xB4  # already reversed
     assert ecr.converse(apdu(0x06, 0x30, PASSWORD + b"\x87" + bcd(99, 2))).abort_code == 0x83
 
 
@@ -92,8 +92,8 @@ def test_end_of_day_settles_after_owed_reversals(terminal, ecr, acquirer):
     assert d.completed
     assert d.status.result_code == 0 and d.status.amount == 1250
     totals = d.status.bmps[0x60]
-    assert unbcd(totals[0:2]) == 1 and unbcd(totals[2:4]) == 4                # receipts 1..4
-    visa = totals[4 + 4 * 7: 4 + 5 * 7]
+    assert unbcd(totals[0:2]) == 1 and unbcd(totals[2:4]) == 4  # receipts 1..4
+    visa = totals[4 + 4 * 7 : 4 + 5 * 7]
     assert visa[0] == 2 and unbcd(visa[1:]) == 1250
     mtis = acquirer.mtis()
     assert mtis[-1] == "0500"
@@ -114,7 +114,7 @@ def test_end_of_day_refused_while_host_down(make_terminal, acquirer):
 
 
 def test_intermediate_status_limited_by_ecr(terminal, ecr):
-    d = ecr.converse(ecr.authorization(100, extra=b"\x02\x01"))             # BMP 02: at most 1 status
+    d = ecr.converse(ecr.authorization(100, extra=b"\x02\x01"))  # BMP 02: at most 1 status
     assert d.completed and len(d.intermediate) == 1
-    assert ecr.converse(Ecr.registration(config_byte=0x00)).completed         # no intermediate status wanted
+    assert ecr.converse(Ecr.registration(config_byte=0x00)).completed  # no intermediate status wanted
     assert ecr.converse(ecr.authorization(100)).intermediate == []

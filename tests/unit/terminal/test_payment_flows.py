@@ -1,5 +1,6 @@
 """Payment flows driven over ZVT by an independent ECR: the Status-Information, the terminal journal and the
-acquirer's ledger must agree for every one."""
+acquirer's ledger must agree for every one.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_approval(terminal, ecr, acquirer):
     st = d.status
     assert st.pan == "411111******1111"
     assert len(st.time) == 6 and len(st.date) == 4
-    assert d.intermediate[0] == 0x0A                       # insert card
+    assert d.intermediate[0] == 0x0A  # insert card
     row = terminal.journal.last("sale")
     agree(st, row, acquirer.ledger())
     assert row["goods"] == "booked"
@@ -52,18 +53,18 @@ def test_decline_and_insufficient_funds(terminal, ecr, acquirer):
 
 
 def test_host_unreachable_aborts(make_terminal, acquirer):
-    acquirer.close()                                       # nobody listens any more
+    acquirer.close()  # nobody listens any more
     term = make_terminal()
     with Ecr(term.ecr_address) as ecr:
         d = ecr.converse(ecr.authorization(1200))
     assert d.abort_code == 0xA3
-    assert d.status.result_code == 0xA3                    # the card was read: status tells the outcome
+    assert d.status.result_code == 0xA3  # the card was read: status tells the outcome
     assert term.journal.last("sale")["state"] == "failed"
     assert acquirer.ledger() == []
 
 
 def test_answer_lost_is_reversed_and_late_answer_ignored(terminal, ecr, acquirer):
-    acquirer.delay["0210"] = 0.5 * 3                       # answer after the terminal's host timeout (0.5 s)
+    acquirer.delay["0210"] = 0.5 * 3  # answer after the terminal's host timeout (0.5 s)
     d = ecr.converse(ecr.authorization(4242))
     assert d.abort_code == 0xA1
     assert acquirer.wait_for(lambda: "0420" in acquirer.mtis())
@@ -80,8 +81,8 @@ def test_answer_lost_is_reversed_and_late_answer_ignored(terminal, ecr, acquirer
 
 def test_reversal_repeated_until_acknowledged_before_next_sale(terminal, ecr, acquirer):
     acquirer.drop_responses("0210")
-    acquirer.drop_responses("0430", 2)                     # the 0420 and the first 0421 go unanswered
-    terminal.set_timer("reversal_retry", 60)               # only the next sale may flush it
+    acquirer.drop_responses("0430", 2)  # the 0420 and the first 0421 go unanswered
+    terminal.set_timer("reversal_retry", 60)  # only the next sale may flush it
     d = ecr.converse(ecr.authorization(1000))
     assert d.abort_code == 0xA1
     assert terminal.journal.last("sale")["state"] == "reversal_pending"
@@ -89,7 +90,7 @@ def test_reversal_repeated_until_acknowledged_before_next_sale(terminal, ecr, ac
     assert d.completed
     mtis = acquirer.mtis()
     assert mtis[:2] == ["0200", "0420"]
-    assert mtis.index("0421") < len(mtis) - 1 - mtis[::-1].index("0200")   # reversal settled before the sale
+    assert mtis.index("0421") < len(mtis) - 1 - mtis[::-1].index("0200")  # reversal settled before the sale
     first, second = terminal.journal.transactions("sale")
     assert first["state"] == "reversed" and second["state"] == "approved"
     ledger = {r["stan"]: r["state"] for r in acquirer.ledger()}
@@ -103,11 +104,11 @@ def test_repeated_request_while_busy_is_refused(terminal, ecr, acquirer):
     request = ecr.authorization(3300)
     ecr.send(request)
     ecr.expect_ack()
-    assert ecr.receive().control == (0x04, 0xFF)            # insert card
+    assert ecr.receive().control == (0x04, 0xFF)  # insert card
     ecr.ack()
-    ecr.send(request)                                       # the till repeats the same request
+    ecr.send(request)  # the till repeats the same request
     got = ecr.receive()
-    assert (got.cls, got.ins) == (0x84, 0xA0)               # receiver not ready: no second payment
+    assert (got.cls, got.ins) == (0x84, 0xA0)  # receiver not ready: no second payment
     terminal.present_card("approve")
     msgs = []
     while not msgs or msgs[-1].control not in ((0x06, 0x0F), (0x06, 0x1E)):
@@ -141,7 +142,7 @@ def test_ecr_abort_06_b0(terminal, ecr, acquirer):
             assert m.data[0] == 0x6C
             ecr.ack()
             break
-    assert (0x80, 0x00) in ends                             # the 06 B0 was acknowledged
+    assert (0x80, 0x00) in ends  # the 06 B0 was acknowledged
     assert terminal.journal.last("sale")["state"] == "aborted"
 
 
@@ -156,18 +157,18 @@ def test_abort_during_host_wait_reverses_the_approval(terminal, ecr, acquirer):
 
 
 def test_malformed_apdus_keep_the_terminal_serving(terminal, ecr, acquirer):
-    ecr.send(b"\x17\x42\x99garbage")                       # unknown class
+    ecr.send(b"\x17\x42\x99garbage")  # unknown class
     assert ecr.receive().control == (0x84, 0x9A)
-    ecr.send(apdu(0x06, 0x01, b"\x04\x00\x00"))            # amount BMP cut short
+    ecr.send(apdu(0x06, 0x01, b"\x04\x00\x00"))  # amount BMP cut short
     assert ecr.receive().control == (0x84, 0x9A)
-    ecr.send(apdu(0x06, 0x01, b"\x04" + bcd(100, 6) + b"\x77\x01"))   # unknown BMP 77
+    ecr.send(apdu(0x06, 0x01, b"\x04" + bcd(100, 6) + b"\x77\x01"))  # unknown BMP 77
     assert ecr.receive().control == (0x84, 0x9A)
-    ecr.send(apdu(0x06, 0x99))                             # unknown command
+    ecr.send(apdu(0x06, 0x99))  # unknown command
     assert ecr.receive().control == (0x84, 0x83)
-    ecr.send(b"\x06\x01\xff\xff\xff")                       # extended length of 65535: refused, dropped
+    ecr.send(b"\x06\x01\xff\xff\xff")  # extended length of 65535: refused, dropped
     assert ecr.receive().control == (0x84, 0x9A)
     half = ecr.authorization(1500)
-    ecr.send(half[:4])                                      # half an APDU, then the rest
+    ecr.send(half[:4])  # half an APDU, then the rest
     time.sleep(0.05)
     ecr.send(half[4:])
     ecr.expect_ack()
@@ -184,9 +185,9 @@ def test_malformed_apdus_keep_the_terminal_serving(terminal, ecr, acquirer):
 
 def test_extended_length_request_is_understood(terminal, ecr):
     text = ("x" * 300).encode()
-    extra = b"\x3c" + bytes([0xF0 | 3, 0xF0 | 0, 0xF0 | 0]) + text     # additional data, LLLVAR 300
+    extra = b"\x3c" + bytes([0xF0 | 3, 0xF0 | 0, 0xF0 | 0]) + text  # additional data, LLLVAR 300
     raw = ecr.authorization(1234, extra=extra)
-    assert raw[2] == 0xFF                                   # FF LL HH form
+    assert raw[2] == 0xFF  # FF LL HH form
     d = ecr.converse(raw)
     assert d.completed and d.status.amount == 1234
 
@@ -208,7 +209,7 @@ def test_issue_of_goods(terminal, ecr, acquirer):
 
 
 def test_unconfirmed_status_is_booked_or_reversed_by_policy(terminal, ecr, acquirer):
-    d = ecr.converse(ecr.authorization(100), status_answer=b"")     # the till never answers the 04 0F
+    d = ecr.converse(ecr.authorization(100), status_answer=b"")  # the till never answers the 04 0F
     assert d.completed
     assert terminal.journal.last("sale")["goods"] == "unconfirmed"
     terminal.configure(unconfirmed="reverse")
@@ -224,8 +225,8 @@ def test_card_side_failures(terminal, ecr, acquirer):
     terminal.present_card("card_removed")
     d = ecr.converse(ecr.authorization(100))
     assert d.abort_code == 0x64
-    assert acquirer.ledger() == []                          # neither went online
-    terminal.present_card("removed_after_online")           # host approves, the card is gone: auto-reversal
+    assert acquirer.ledger() == []  # neither went online
+    terminal.present_card("removed_after_online")  # host approves, the card is gone: auto-reversal
     d = ecr.converse(ecr.authorization(100))
     assert d.abort_code == 0x64
     assert acquirer.wait_for(lambda: [r["state"] for r in acquirer.ledger()] == ["reversed"])
@@ -241,7 +242,7 @@ def test_card_presented_after_delay(terminal, ecr):
 
 def test_card_timeout_from_ecr(terminal, ecr):
     terminal.auto_present = False
-    d = ecr.converse(ecr.authorization(100, timeout_s=4))   # 4 s nominal = 0.2 s at scale 0.05
+    d = ecr.converse(ecr.authorization(100, timeout_s=4))  # 4 s nominal = 0.2 s at scale 0.05
     assert d.abort_code == 0x6C
 
 
@@ -252,8 +253,8 @@ def test_offline_approval_within_floor_limit(make_terminal, acquirer):
     with Ecr(term.ecr_address) as ecr:
         d = ecr.converse(ecr.authorization(2000))
         assert d.completed
-        assert d.status.bmps[0x3C] == b"OFFLINE Y3"         # marked offline in the result
-        d = ecr.converse(ecr.authorization(3000))           # above the floor limit: no offline approval
+        assert d.status.bmps[0x3C] == b"OFFLINE Y3"  # marked offline in the result
+        d = ecr.converse(ecr.authorization(3000))  # above the floor limit: no offline approval
         assert d.abort_code == 0xA3
         term.present_card("offline_only")
         d = ecr.converse(ecr.authorization(1000))
@@ -301,7 +302,7 @@ def test_every_timer_scales_with_the_rig(terminal, ecr, acquirer):
     core = terminal.core
     assert core.seconds("t3") == 5.0 * 0.05 and core.seconds("host") == 10.0 * 0.05
     assert core.host.timeout == 0.5
-    terminal.set_timer("host", 60)                         # 3 s at scale 0.05: a 0.8 s answer is in time
+    terminal.set_timer("host", 60)  # 3 s at scale 0.05: a 0.8 s answer is in time
     assert core.host.timeout == 60 * 0.05
     acquirer.delay["0210"] = 0.8
     assert ecr.converse(ecr.authorization(100)).completed
@@ -311,7 +312,7 @@ def test_close_leaves_no_thread_behind(make_terminal):
     term = make_terminal(name="short-lived")
     term.auto_present = False
     ecr = Ecr(term.ecr_address)
-    ecr.send(ecr.authorization(100))                       # a payment waiting for a card when closing
+    ecr.send(ecr.authorization(100))  # a payment waiting for a card when closing
     ecr.expect_ack()
     term.close()
     ecr.close()

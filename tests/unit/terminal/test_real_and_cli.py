@@ -1,5 +1,6 @@
 """RealTerminal (the driver for a physical ZVT terminal) with the emulator standing in for the hardware, and
-`posrig terminal serve|status|receipt` as a separate process."""
+`posrig terminal serve|status|receipt` as a separate process.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +24,19 @@ POSRIG = [sys.executable, "-c", "import sys; from harness.cli import main; sys.e
 
 
 def real_terminal(address: tuple[str, int], tmp_path: Path) -> RealTerminal:
-    spec = DeviceSpec(name="pt", kind="terminal", mode="real", driver="real", transport="tcp",
-                      address=f"{address[0]}:{address[1]}", node="terminal", options={})
-    term = RealTerminal(spec, DeviceContext(rig=None, evidence=Evidence(tmp_path / "real"), timing=Timing(0.05)))
+    spec = DeviceSpec(
+        name="pt",
+        kind="terminal",
+        mode="real",
+        driver="real",
+        transport="tcp",
+        address=f"{address[0]}:{address[1]}",
+        node="terminal",
+        options={},
+    )
+    term = RealTerminal(
+        spec, DeviceContext(rig=None, evidence=Evidence(tmp_path / "real"), timing=Timing(0.05))
+    )
     term.start()
     return term
 
@@ -35,7 +46,7 @@ def test_real_driver_reads_status_and_repeats_the_last_receipt(terminal, acquire
     try:
         status = real.status()
         assert status["ok"] and status["terminal_status"] == 0 and status["sw_version"].startswith("posrig")
-        assert real.register()["ok"]                                   # config 0x0A: receipts to the ECR
+        assert real.register()["ok"]  # config 0x0A: receipts to the ECR
         paid = real.authorize(4321)
         assert paid["ok"] and paid["status"]["result_code"] == 0 and paid["receipt"]
         receipt = real.repeat_last_receipt()
@@ -43,7 +54,7 @@ def test_real_driver_reads_status_and_repeats_the_last_receipt(terminal, acquire
         assert receipt["status"]["amount"] == 4321
         assert receipt["status"]["receipt_no"] == terminal.journal.last("sale")["receipt_no"]
         assert receipt["status"]["pan"] == "411111******1111"
-        assert receipt["receipt"] == paid["receipt"]                   # the same slip, printed again
+        assert receipt["receipt"] == paid["receipt"]  # the same slip, printed again
         terminal.present_card("decline")
         declined = real.authorize(100)
         assert not declined["ok"] and declined["result_code"] == 5
@@ -61,8 +72,16 @@ def test_real_driver_explains_an_unreachable_terminal(tmp_path):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    spec = DeviceSpec(name="pt", kind="terminal", mode="real", driver="real", transport="tcp",
-                      address=f"127.0.0.1:{port}", node="terminal", options={})
+    spec = DeviceSpec(
+        name="pt",
+        kind="terminal",
+        mode="real",
+        driver="real",
+        transport="tcp",
+        address=f"127.0.0.1:{port}",
+        node="terminal",
+        options={},
+    )
     term = RealTerminal(spec, DeviceContext(rig=None, evidence=Evidence(tmp_path), timing=Timing(0.05)))
     with pytest.raises(TerminalError, match="cannot reach the ZVT terminal"):
         term.start()
@@ -71,12 +90,31 @@ def test_real_driver_explains_an_unreachable_terminal(tmp_path):
 
 @pytest.fixture
 def served(acquirer, tmp_path):
-    cmd = [*POSRIG, "terminal", "serve", "--ecr", "127.0.0.1:0", "--host", "%s:%d" % acquirer.address,
-           "--journal", str(tmp_path / "cli-journal.sqlite"), "--evidence", str(tmp_path / "cli-evidence"),
-           "--scale", "0.05", "--ecr-receipts"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_child_preexec, cwd=Path(__file__).parents[3],
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        *POSRIG,
+        "terminal",
+        "serve",
+        "--ecr",
+        "127.0.0.1:0",
+        "--host",
+        f"{acquirer.address[0]}:{acquirer.address[1]}",
+        "--journal",
+        str(tmp_path / "cli-journal.sqlite"),
+        "--evidence",
+        str(tmp_path / "cli-evidence"),
+        "--scale",
+        "0.05",
+        "--ecr-receipts",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_child_preexec,
+        cwd=Path(__file__).parents[3],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         line = proc.stdout.readline()
         assert line, proc.stderr.read()
@@ -99,13 +137,15 @@ def test_cli_serve_runs_a_payment(served, acquirer, tmp_path):
         d = ecr.converse(ecr.authorization(999))
     assert d.completed and d.print_lines
     assert [r["state"] for r in acquirer.ledger()] == ["approved"]
-    out = subprocess.run([*POSRIG, "terminal", "receipt", "--ecr", ready["ecr"]], capture_output=True,
-                         text=True, timeout=30)
+    out = subprocess.run(
+        [*POSRIG, "terminal", "receipt", "--ecr", ready["ecr"]], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0, out.stderr
     receipt = json.loads(out.stdout)
     assert receipt["status"]["amount"] == 999 and any("APPROVED" in line for line in receipt["receipt"])
-    out = subprocess.run([*POSRIG, "terminal", "status", "--ecr", ready["ecr"]], capture_output=True,
-                         text=True, timeout=30)
+    out = subprocess.run(
+        [*POSRIG, "terminal", "status", "--ecr", ready["ecr"]], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0 and json.loads(out.stdout)["terminal_status"] == 0
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(5) == 0
@@ -114,9 +154,14 @@ def test_cli_serve_runs_a_payment(served, acquirer, tmp_path):
 
 
 def test_cli_rejects_bad_arguments(acquirer):
-    out = subprocess.run([*POSRIG, "terminal", "serve", "--host", "nowhere", "--card", "gold"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [*POSRIG, "terminal", "serve", "--host", "nowhere", "--card", "gold"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 2 and "gold" in out.stderr and "approve" in out.stderr
-    out = subprocess.run([*POSRIG, "terminal", "status", "--ecr", "127.0.0.1:1"], capture_output=True,
-                         text=True, timeout=30)
+    out = subprocess.run(
+        [*POSRIG, "terminal", "status", "--ecr", "127.0.0.1:1"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 1 and "cannot reach the ZVT terminal" in out.stderr

@@ -1,6 +1,7 @@
 """The terminal against the rig's real acquirer (`EmulatedHost`), started by the bench in the emulated rig's
-namespaces: the ECR connects from the till's node, the terminal reaches the host through the link node.
-For every flow the Status-Information, the terminal journal and the host ledger agree."""
+namespaces: the ECR connects from the till's node, the terminal reaches the host through the link node. For
+every flow the Status-Information, the terminal journal and the host ledger agree.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ pytestmark = pytest.mark.needs_netns
 @pytest.fixture
 def rig_terminal(bench):
     try:
-        term = bench.terminal            # starts the EmulatedHost first (needs = ("host",))
-    except Exception as exc:             # noqa: BLE001
+        term = bench.terminal  # starts the EmulatedHost first (needs = ("host",))
+    except Exception as exc:  # noqa: BLE001
         pytest.skip(f"bench cannot start: {exc}")
     return term
 
@@ -66,13 +67,14 @@ def test_decline_agrees_with_host_ledger(bench, rig_terminal, till_ecr):
 
 
 def test_answer_lost_host_ledger_shows_the_reversal(bench, rig_terminal, till_ecr):
-    bench.host.behave("silent", amount=4242)          # the host books the sale and never answers
+    bench.host.behave("silent", amount=4242)  # the host books the sale and never answers
     d = till_ecr.converse(till_ecr.authorization(4242))
     assert d.abort_code == 0xA1
     row = rig_terminal.journal.last("sale")
     ledger = bench.host.ledger
-    assert wait_for(lambda: ledger.payment(stan=row["stan"], terminal=rig_terminal.core.terminal_id).state
-                    == "reversed")
+    assert wait_for(
+        lambda: ledger.payment(stan=row["stan"], terminal=rig_terminal.core.terminal_id).state == "reversed"
+    )
     assert wait_for(lambda: rig_terminal.journal.last("sale")["state"] == "reversed")
     assert [m["mti"] for m in ledger.messages(direction="rx")][-1] in ("0420", "0421")
     assert not ledger.holds_money(stan=row["stan"], terminal=rig_terminal.core.terminal_id)

@@ -11,7 +11,7 @@ def test_short_and_extended_lengths():
     assert zvt.frame(0x06, 0x0F) == bytes.fromhex("060f00")
     assert zvt.frame(0x06, 0xD1, b"x" * 254)[:3] == bytes.fromhex("06d1fe")
     long = zvt.frame(0x06, 0xD1, b"x" * 300)
-    assert long[:5] == bytes.fromhex("06d1ff2c01")            # FF, then 300 = 0x012C low byte first
+    assert long[:5] == bytes.fromhex("06d1ff2c01")  # FF, then 300 = 0x012C low byte first
     assert len(long) == 305
     assert zvt.frame(0x06, 0xD1, b"x" * 255)[:5] == bytes.fromhex("06d1ffff00")
     [apdu] = zvt.ApduReader().feed(long)
@@ -23,7 +23,7 @@ def test_reader_waits_for_half_apdus_and_splits_several():
     raw = bytes.fromhex("800000") + bytes.fromhex("061e016c") + zvt.frame(0x06, 0xD1, b"y" * 400)
     out = []
     for i in range(0, len(raw), 7):
-        out += reader.feed(raw[i: i + 7])
+        out += reader.feed(raw[i : i + 7])
     assert [a.name for a in out] == ["ack", "abort", "print_line"]
     assert reader.pending == b""
 
@@ -55,9 +55,17 @@ def test_registration_with_and_without_currency():
 
 
 def test_status_information_masked_pan_llvar_and_ascii():
-    # 27 00 | 22 F0 F8 41 11 11 EE EE EE 11 11 | 8B F0 F4 'VISA' | 3B '123456  ' | 87 0042 | 0C 101112 | 0D 1122
-    raw = bytes.fromhex("040f2e" "2700" "22f0f8411111eeeeee1111" "8bf0f4" + b"VISA".hex() + "3b" +
-                        b"123456  ".hex() + "870042" "0c101112" "0d1122" "0b000017")
+    # 27 00 | 22 F0 F8 41 11 11 EE EE EE 11 11 | 8B F0 F4 'VISA' | 3B '123456  ' | 87 0042 | 0C 101112 | 0D
+    # 1122
+    raw = bytes.fromhex(
+        "040f2e"
+        "2700"
+        "22f0f8411111eeeeee1111"
+        "8bf0f4" + b"VISA".hex() + "3b" + b"123456  ".hex() + "870042"
+        "0c101112"
+        "0d1122"
+        "0b000017"
+    )
     raw = raw[:2] + bytes([len(raw) - 3]) + raw[3:]
     msg = zvt.decode_apdu(zvt.ApduReader().feed(raw)[0])
     assert msg.fields["pan"] == "411111******1111"
@@ -76,7 +84,7 @@ def test_bcd_and_llvar_primitives():
     with pytest.raises(zvt.ZvtError, match="BCD"):
         zvt.bcd_decode(b"\x1a")
     with pytest.raises(zvt.ZvtError):
-        zvt.bcd_encode(10 ** 12, 6)
+        zvt.bcd_encode(10**12, 6)
 
 
 def test_malformed_bmps_name_the_problem():
@@ -97,5 +105,7 @@ def test_status_enquiry_completion_and_nack():
 
 
 def test_iso_response_codes_map_to_result_codes():
-    assert zvt.result_from_iso("00") == 0 and zvt.result_from_iso("05") == 5 and zvt.result_from_iso("51") == 51
+    assert (
+        zvt.result_from_iso("00") == 0 and zvt.result_from_iso("05") == 5 and zvt.result_from_iso("51") == 51
+    )
     assert zvt.result_from_iso("Z3") == 0xFF and zvt.result_from_iso("91") == 0xFF
