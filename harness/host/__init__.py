@@ -21,4 +21,13 @@ class AcquirerHost(Device):
     @property
     @abc.abstractmethod
     def ledger(self) -> Any:
-        """The durable ledger: query API for settled payments, payments by STAN/RRN, totals."""
+        """The durable ledger (harness.host.ledger.Ledger): settled payments, payments by STAN/RRN, totals."""
+
+    def behave(self, what: str = "approve", **kwargs: Any) -> int:
+        """Set how the host answers matching requests from now on (see harness.host.emulated). Emulated hosts
+        only: a real acquirer cannot be told to misbehave."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be given behaviours; use the emulated host")
+
+    def clear_behaviours(self) -> None:
+        """Drop the behaviours set by the test."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be given behaviours; use the emulated host")

@@ -16,6 +16,8 @@ not found (remembered: an original arriving later is booked reversed), 30 format
 40 unsupported message type, 94 same terminal + STAN repeated with different content, 95 reconciliation totals
 differ (the cut-over still happens: the host's books are what is charged).
 
+Reversals are full reversals (a differing field 4 is noted; partial reversals are not emulated).
+
 Repeats (all but 0800): a request whose terminal, STAN and message class (0200 = 0201) were seen within
 `window` seconds with the same content (every field but MTI and field 7) gets the stored answer again and
 books nothing; the same terminal and STAN with other content gets 94.
@@ -55,6 +57,9 @@ from harness.protocols.iso8583 import (
 
 FORMAT_ERROR, NOT_FOUND, UNSUPPORTED, DUPLICATE, RECONCILE_ERROR, INVALID = "30", "25", "40", "94", "95", "12"
 KINDS = {"0100": "authorization", "0200": "financial", "0220": "advice"}
+# Answers to reversals and reconciliations that a repeat gets again. Others (refused by a test's rule,
+# original not found yet) are not kept: the repeat is processed afresh, idempotently (reversed only once).
+FINAL_ANSWERS = ("00", "12", "95")
 # Fields a request must carry, by message class.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "0100": (STAN, TERMINAL_ID, AMOUNT),
@@ -254,7 +259,8 @@ class Acquirer:
             decision = Decision(
                 self._answer(fields, resp_mti, choice.behaviour.code), choice.behaviour, choice.reason
             )
-        self._remember(db, fields, cls, decision)
+        if cls in KINDS or decision.response.get(RESPONSE_CODE) in FINAL_ANSWERS:
+            self._remember(db, fields, cls, decision)
         return decision
 
     def _payment(
@@ -312,10 +318,17 @@ class Acquirer:
             return Decision(resp, choice.behaviour, f"{choice.reason}; reversal refused, nothing changed")
         original = self._find(db, terminal, ostan, omti)
         if original is None:
-            db.execute(
-                "INSERT INTO orphan_reversals (at, terminal, original_mti, original_stan) VALUES (?,?,?,?)",
-                (time.time(), terminal, omti, ostan),
-            )
+            known = db.execute(
+                "SELECT 1 FROM orphan_reversals WHERE terminal = ? AND original_stan = ? "
+                "AND applied_to IS NULL AND original_mti IS ?",
+                (terminal, ostan, omti),
+            ).fetchone()
+            if not known:
+                db.execute(
+                    "INSERT INTO orphan_reversals (at, terminal, original_mti, original_stan) "
+                    "VALUES (?,?,?,?)",
+                    (time.time(), terminal, omti, ostan),
+                )
             resp = self._answer(fields, resp_mti, NOT_FOUND)
             return Decision(
                 resp,
@@ -326,9 +339,15 @@ class Acquirer:
         resp = self._answer(fields, resp_mti, APPROVED, rrn=original["rrn"])
         if state == "approved":
             self._set_state(db, pid, "approved", "reversed", f"{fields['t']} STAN {fields[STAN]}")
-            return Decision(
+            decision = Decision(
                 resp, choice.behaviour, f"reversed payment {pid} ({original['mti']} STAN {ostan})", pid
             )
+            if AMOUNT in fields and fields[AMOUNT].isdigit() and int(fields[AMOUNT]) != original["amount"]:
+                decision.notes.append(
+                    f"reversal amount {int(fields[AMOUNT])} differs from the payment's {original['amount']}: "
+                    "reversed in full (partial reversals are not emulated)"
+                )
+            return decision
         if state == "settled":
             resp[RESPONSE_CODE] = INVALID
             return Decision(

@@ -15,8 +15,9 @@ Public API (stable; the terminal emulator and the oracle use it):
     host.kill(), host.restart()    process mode: SIGKILL the host process; start it again, same ledger
 
 Rig options (`devices.host.options`): spec (ascii | binary), framing (2byte | 4ascii | none), rules (a
-YAML/JSON rules file), window (seconds a repeated request is recognised, default 600), process (true: run
-`posrig host serve` as a child process instead of threads in this process), synchronous (FULL | NORMAL).
+YAML/JSON rules file, relative to the rig file), window (seconds a repeated request is recognised, default
+600), process (true: run `posrig host serve` as a child process instead of threads in this process),
+synchronous (FULL | NORMAL).
 
 Placement: in the emulated rig the host listens on 0.0.0.0:PORT inside its namespace (`address: host:5000`)
 and the terminal reaches it at the host node's IP; without namespaces it listens on 127.0.0.1 on an ephemeral
@@ -84,7 +85,7 @@ class EmulatedHost(AcquirerHost):
                 f"host {spec.name!r}: options.spec {self.spec_name!r}; expected one of {', '.join(SPECS)}"
             )
         self.framing: str = Framing(opts.get("framing", "2byte")).name
-        self.rules_file: str | None = opts.get("rules")
+        self.rules_file: str | None = self._rig_relative(opts.get("rules"))
         self.window = float(opts.get("window", 600.0))
         self.process_mode = bool(opts.get("process", False))
         self.synchronous = str(opts.get("synchronous", "FULL")).upper()
@@ -98,6 +99,15 @@ class EmulatedHost(AcquirerHost):
         self._bind: tuple[str, int] | None = None
         self._address: tuple[str, int] | None = None
         self._closed = False
+
+    def _rig_relative(self, path: str | None) -> str | None:
+        """A rules file named in the rig is found relative to the rig file (absolute paths stay)."""
+        if not path:
+            return None
+        p = Path(path).expanduser()
+        if not p.is_absolute():
+            p = Path(self.ctx.rig.path).parent / p
+        return str(p)
 
     # -- placement -------------------------------------------------------------------------------
     def _configured_port(self) -> int:

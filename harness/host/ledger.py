@@ -284,6 +284,8 @@ class Ledger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -295,13 +297,17 @@ class Ledger:
             db = connect(self.path)
             db.row_factory = sqlite3.Row
             self._local.db = db
+            with self._opened_lock:
+                self._opened.append(db)
         return db
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
+        """Close the connections this object opened (one per thread that queried)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for db in opened:
             db.close()
-            self._local.db = None
+        self._local = threading.local()
 
     # -- payments --------------------------------------------------------------------------------
     def payments(self, state: str | None = None, terminal: str | None = None) -> list[Payment]:

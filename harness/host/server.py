@@ -277,6 +277,8 @@ class HostServer:
             self._timers.clear()
         for t in timers:
             t.cancel()
+        for t in timers:
+            t.join(max(0.0, deadline - time.monotonic()))
         for p in peers:
             p.shut()
         for p in peers:

@@ -31,9 +31,23 @@ from harness.netns import _child_preexec  # noqa: E402
 
 
 def start_host(ledger: Path, synchronous: str) -> tuple[subprocess.Popen, tuple[str, int]]:
-    proc = subprocess.Popen([*posrig_command(), "host", "serve", "--listen", "127.0.0.1:0", "--ledger", str(ledger),
-                             "--synchronous", synchronous], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, preexec_fn=_child_preexec)
+    proc = subprocess.Popen(
+        [
+            *posrig_command(),
+            "host",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ledger",
+            str(ledger),
+            "--synchronous",
+            synchronous,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_child_preexec,
+    )
     ready = read_ready_line(proc, 20)
     if ready is None:
         proc.kill()
@@ -52,13 +66,25 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-def terminal(address: tuple[str, int], tid: int, count: int, latencies: list[float], go: threading.Event) -> None:
+def terminal(
+    address: tuple[str, int], tid: int, count: int, latencies: list[float], go: threading.Event
+) -> None:
     sock = socket.create_connection(address)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     go.wait()
     for stan in range(1, count + 1):
-        raw, _ = iso8583.encode({"t": "0200", "2": "4111111111111111", "3": "000000", "4": "000000001000",
-                                 "11": f"{stan:06d}", "41": f"T{tid:07d}", "49": "978"}, default_ascii)
+        raw, _ = iso8583.encode(
+            {
+                "t": "0200",
+                "2": "4111111111111111",
+                "3": "000000",
+                "4": "000000001000",
+                "11": f"{stan:06d}",
+                "41": f"T{tid:07d}",
+                "49": "978",
+            },
+            default_ascii,
+        )
         t0 = time.perf_counter()
         sock.sendall(struct.pack(">H", len(raw)) + raw)
         (n,) = struct.unpack(">H", recv_exact(sock, 2))
@@ -74,8 +100,10 @@ def run(synchronous: str, connections: int, per_conn: int) -> dict:
         try:
             latencies: list[float] = []
             go = threading.Event()
-            threads = [threading.Thread(target=terminal, args=(address, i, per_conn, latencies, go))
-                       for i in range(connections)]
+            threads = [
+                threading.Thread(target=terminal, args=(address, i, per_conn, latencies, go))
+                for i in range(connections)
+            ]
             for t in threads:
                 t.start()
             time.sleep(0.2)
@@ -89,8 +117,12 @@ def run(synchronous: str, connections: int, per_conn: int) -> dict:
             proc.wait(10)
             proc.stdout.close()
     lat = sorted(latencies)
-    return {"auth_per_s": len(lat) / elapsed, "p50_ms": 1000 * lat[len(lat) // 2],
-            "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], "requests": len(lat)}
+    return {
+        "auth_per_s": len(lat) / elapsed,
+        "p50_ms": 1000 * lat[len(lat) // 2],
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+        "requests": len(lat),
+    }
 
 
 def median_round(rounds: list[dict]) -> dict:
@@ -102,7 +134,9 @@ def median_round(rounds: list[dict]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--per-conn", type=int, default=50, help="authorizations per connection with 20 connections")
+    ap.add_argument(
+        "--per-conn", type=int, default=50, help="authorizations per connection with 20 connections"
+    )
     ap.add_argument("--single", type=int, default=300, help="authorizations on the single connection")
     args = ap.parse_args()
     figures: dict[str, dict] = {}
@@ -111,12 +145,16 @@ def main() -> None:
             rounds = [run(sync, conns, per) for _ in range(args.rounds)]
             figures[f"{name}_{sync.lower()}"] = median_round(rounds)
             r = figures[f"{name}_{sync.lower()}"]
-            print(f"{name:6} synchronous={sync:6}: {r['auth_per_s']:8.1f} auth/s  p50 {r['p50_ms']:6.2f} ms  "
-                  f"p99 {r['p99_ms']:6.2f} ms  ({r['requests']} requests, median of {args.rounds})")
-    figures["ratio_20conn_vs_1conn_full"] = round(figures["20conn_full"]["auth_per_s"]
-                                                   / figures["1conn_full"]["auth_per_s"], 2)
-    figures["ratio_full_vs_normal_1conn"] = round(figures["1conn_full"]["auth_per_s"]
-                                                   / figures["1conn_normal"]["auth_per_s"], 2)
+            print(
+                f"{name:6} synchronous={sync:6}: {r['auth_per_s']:8.1f} auth/s  p50 {r['p50_ms']:6.2f} ms  "
+                f"p99 {r['p99_ms']:6.2f} ms  ({r['requests']} requests, median of {args.rounds})"
+            )
+    figures["ratio_20conn_vs_1conn_full"] = round(
+        figures["20conn_full"]["auth_per_s"] / figures["1conn_full"]["auth_per_s"], 2
+    )
+    figures["ratio_full_vs_normal_1conn"] = round(
+        figures["1conn_full"]["auth_per_s"] / figures["1conn_normal"]["auth_per_s"], 2
+    )
     print(json.dumps(figures))
 
 

@@ -131,3 +131,32 @@ def test_bad_rules_file_names_the_problem(tmp_path, text, words):
     path.write_text(text)
     with pytest.raises(RuleError, match=words):
         load_rules(path)
+
+
+def test_refused_reversal_is_processed_when_repeated(srv):
+    srv.ledger.add_rule(Rule(Match(mti="0420"), Behaviour.decline("96"), times=1))
+    c = srv.client()
+    c.exchange(sale(1))
+    assert c.exchange(reversal(2, original_stan=1, mti="0420"))["39"] == "96"
+    assert srv.ledger.payment(stan="000001").state == "approved"
+    assert c.exchange(reversal(2, original_stan=1, mti="0421"))["39"] == "00"
+    assert srv.ledger.payment(stan="000001").state == "reversed"
+
+
+def test_reversal_repeated_after_its_late_original_is_acknowledged(srv):
+    c = srv.client()
+    assert c.exchange(reversal(2, original_stan=1, mti="0420"))["39"] == "25"
+    assert c.exchange(reversal(2, original_stan=1, mti="0421"))["39"] == "25"
+    c.exchange(sale(1))
+    assert c.exchange(reversal(2, original_stan=1, mti="0421"))["39"] == "00"
+    assert srv.ledger.payment(stan="000001").state == "reversed"
+    assert len(srv.ledger.payments()) == 1
+
+
+def test_reversal_with_another_amount_reverses_in_full_and_says_so(srv):
+    c = srv.client()
+    c.exchange(sale(1, amount=1000))
+    assert c.exchange(reversal(2, original_stan=1, amount=400))["39"] == "00"
+    assert srv.ledger.payment(stan="000001").state == "reversed"
+    note = srv.ledger.messages(direction="rx", mti="0400")[0]["note"]
+    assert "partial reversals are not emulated" in note

@@ -117,3 +117,14 @@ def test_in_the_host_namespace(host, topology, bench):
     finally:
         client.close()
     assert host.ledger.payment(stan="000001").state == "approved"
+
+
+def test_rules_file_relative_to_the_rig(tmp_path):
+    (tmp_path / "rules.yaml").write_text("- match: {amount: 4321}\n  behaviour: {code: '57'}\n")
+    bench = bench_for(tmp_path, options="{rules: rules.yaml}")
+    try:
+        c = Client(bench.host.address)
+        assert c.exchange(sale(1, amount=4321))["39"] == "57"
+        c.close()
+    finally:
+        assert bench.close() == []
