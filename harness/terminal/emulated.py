@@ -190,6 +190,14 @@ class EmulatedTerminal(PaymentTerminal):
         if self._transcript is not None:
             self._transcript.close()
         if self._journal is not None:
+            try:
+                self.ctx.evidence.write_json(
+                    f"{self.name}-journal.json",
+                    {"transactions": self._journal.transactions(), "store_and_forward": self._journal.saf_all()},
+                    "terminal journal at close",
+                )
+            except Exception:  # noqa: BLE001 - evidence is best effort at teardown; the SQLite file stays
+                pass
             self._journal.close()
         self.server = self.core = None
         self._transcript = None

@@ -95,3 +95,31 @@ def test_end_of_day_totals_match_the_host(bench, rig_terminal, till_ecr):
     [batch] = bench.host.ledger.batches()
     assert batch["host_totals"] is not None
     assert all(p.state == "settled" for p in bench.host.ledger.payments())
+
+
+def test_host_unreachable_agrees_with_host_ledger(bench, rig_terminal, till_ecr):
+    ledger = bench.host.ledger
+    before = len(ledger.payments())
+    bench.host.close()                                 # the acquirer is gone
+    d = till_ecr.converse(till_ecr.authorization(1500))
+    assert d.abort_code == 0xA3 and d.status.result_code == 0xA3
+    assert rig_terminal.journal.last("sale")["state"] == "failed"
+    assert len(ledger.payments()) == before
+
+
+def test_cashier_abort_leaves_no_payment_anywhere(bench, rig_terminal, till_ecr):
+    rig_terminal.auto_present = False
+    ecr = till_ecr
+    ecr.send(ecr.authorization(100))
+    ecr.expect_ack()
+    assert ecr.receive().control == (0x04, 0xFF)
+    ecr.ack()
+    assert rig_terminal.abort()
+    while True:
+        m = ecr.receive()
+        ecr.ack()
+        if m.control == (0x06, 0x1E):
+            assert m.data[0] == 0x6C
+            break
+    assert rig_terminal.journal.last("sale")["state"] == "aborted"
+    assert bench.host.ledger.payments() == []
