@@ -193,7 +193,10 @@ class EmulatedTerminal(PaymentTerminal):
             try:
                 self.ctx.evidence.write_json(
                     f"{self.name}-journal.json",
-                    {"transactions": self._journal.transactions(), "store_and_forward": self._journal.saf_all()},
+                    {
+                        "transactions": self._journal.transactions(),
+                        "store_and_forward": self._journal.saf_all(),
+                    },
                     "terminal journal at close",
                 )
             except Exception:  # noqa: BLE001 - evidence is best effort at teardown; the SQLite file stays
