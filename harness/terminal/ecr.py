@@ -163,7 +163,7 @@ class EcrServer:
     def __init__(
         self,
         core: TerminalCore,
-        listener: socket.socket,
+        listener: socket.socket | None,
         *,
         transcript: Any = None,
         ecr_receipts: bool | None = None,
@@ -190,22 +190,31 @@ class EcrServer:
 
     @property
     def address(self) -> tuple[str, int]:
+        if self.listener is None:
+            raise RuntimeError("this ECR interface is serial: it has no TCP address")
         return self.listener.getsockname()[:2]
 
     def start(self) -> None:
         self._accept.start()
 
     def _accept_loop(self) -> None:
+        if self.listener is None:
+            return
         while not self._closed.is_set():
             try:
                 sock, peer = self.listener.accept()
             except OSError:
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            session = EcrSession(self, sock, f"{peer[0]}:{peer[1]}")
-            self.note("connected", peer=session.peer)
-            self.sessions = [s for s in self.sessions if not s.closed.is_set()] + [session]
-            session.thread.start()
+            self.attach(sock, f"{peer[0]}:{peer[1]}")
+
+    def attach(self, link: Any, peer: str) -> EcrSession:
+        """Serve one ECR connection: an accepted socket, or a serial link shaped like one."""
+        session = EcrSession(self, link, peer)
+        self.note("connected", peer=session.peer)
+        self.sessions = [s for s in self.sessions if not s.closed.is_set()] + [session]
+        session.thread.start()
+        return session
 
     def submit(self, session: EcrSession, msg: zvt.Message) -> None:
         if not self.core.busy.acquire(blocking=False):
@@ -430,14 +439,15 @@ class EcrServer:
 
     def close(self, timeout: float = 2.0) -> None:
         self._closed.set()
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the accept thread
-        except OSError:
-            pass
-        try:
-            self.listener.close()
-        except OSError:
-            pass
+        if self.listener is not None:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the accept thread
+            except OSError:
+                pass
+            try:
+                self.listener.close()
+            except OSError:
+                pass
         for s in list(self.sessions):
             s.close()
         deadline = time.monotonic() + timeout

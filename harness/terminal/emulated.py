@@ -19,6 +19,7 @@ registered), unconfirmed (book|reverse), terminal_id, currency, timers {name: no
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from harness.devices import DeviceContext
@@ -27,6 +28,7 @@ from harness.terminal.cards import TestCard
 from harness.terminal.core import TerminalCore
 from harness.terminal.ecr import EcrServer
 from harness.terminal.journal import Journal
+from harness.terminal.serial_link import PtyPort, SerialLink
 
 DEFAULT_ECR_PORT = 20007
 
@@ -55,25 +57,34 @@ class EmulatedTerminal(PaymentTerminal):
         self._journal: Journal | None = None
         self._transcript = None
         self._ecr_address: tuple[str, int] | None = None
+        self._pty: PtyPort | None = None
+        self.serial = False
 
     def start(self) -> None:
         ctx, opts = self.ctx, self.options
         ns = ctx.namespace
-        _, port = parse_address(
-            getattr(self.spec, "address", None) or f"terminal:{DEFAULT_ECR_PORT}", DEFAULT_ECR_PORT
-        )
-        if ns is not None:
+        self.serial = getattr(self.spec, "transport", "tcp") == "serial"
+        listener = None
+        if self.serial:
+            if getattr(self.spec, "address", "pty") not in (None, "pty"):
+                raise ValueError(
+                    f"terminal {self.name!r}: the emulated terminal's serial port is a pty; "
+                    "set `address: pty` (a real serial line needs the real terminal)"
+                )
+            self._pty = PtyPort()
+        elif ns is not None:
+            _, port = parse_address(
+                getattr(self.spec, "address", None) or f"terminal:{DEFAULT_ECR_PORT}", DEFAULT_ECR_PORT
+            )
             listener = ns.listen(("0.0.0.0", port))
             ip = ns.ip or ctx.bench.address_of(self.spec.node)
+            self._ecr_address = (ip, listener.getsockname()[1])
         else:
-            import socket
-
             listener = socket.socket()
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(("127.0.0.1", 0))
             listener.listen(16)
-            ip = "127.0.0.1"
-        self._ecr_address = (ip, listener.getsockname()[1])
+            self._ecr_address = ("127.0.0.1", listener.getsockname()[1])
         host_address = self._host_address()
         self._journal = Journal(
             opts.get("journal")
@@ -100,8 +111,14 @@ class EmulatedTerminal(PaymentTerminal):
                 self.core, listener, transcript=self._transcript, ecr_receipts=opts.get("ecr_receipts")
             )
             self.server.start()
+            if self._pty is not None:
+                link = SerialLink(self._pty.master, self.core.seconds("t3"), self._transcript)
+                self.server.attach(link, self._pty.path)
         except BaseException:
-            listener.close()
+            if listener is not None:
+                listener.close()
+            if self._pty is not None:
+                self._pty.close()
             raise
 
     def _host_address(self) -> tuple[str, int]:
@@ -120,8 +137,15 @@ class EmulatedTerminal(PaymentTerminal):
     @property
     def ecr_address(self) -> tuple[str, int]:
         if self._ecr_address is None:
+            if self._pty is not None:
+                raise RuntimeError(f"terminal {self.name!r} speaks ZVT on a serial pty: use ecr_device")
             raise RuntimeError("terminal not started")
         return self._ecr_address
+
+    @property
+    def ecr_device(self) -> str | None:
+        """The pty path the till opens as its serial port (transport: serial), else None."""
+        return self._pty.path if self._pty is not None else None
 
     @property
     def journal(self) -> Journal:
@@ -133,8 +157,8 @@ class EmulatedTerminal(PaymentTerminal):
         ident = super().identity()
         ident.update(
             model="posrig emulated ZVT terminal",
-            protocol="ZVT 13.x over TCP",
-            ecr=f"{self._ecr_address[0]}:{self._ecr_address[1]}" if self._ecr_address else None,
+            protocol="ZVT 13.x over " + ("RS-232 (pty)" if self._pty is not None else "TCP"),
+            ecr=f"{self._ecr_address[0]}:{self._ecr_address[1]}" if self._ecr_address else self.ecr_device,
         )
         return ident
 
@@ -187,6 +211,9 @@ class EmulatedTerminal(PaymentTerminal):
             self.core.close()  # aborts a waiting payment, stops store-and-forward
         if self.server is not None:
             self.server.close(timeout=2.0)
+        if self._pty is not None:
+            self._pty.close()
+            self._pty = None
         if self._transcript is not None:
             self._transcript.close()
         if self._journal is not None:

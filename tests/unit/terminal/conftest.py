@@ -32,7 +32,9 @@ def make_terminal(tmp_path, acquirer):
     """Start an EmulatedTerminal on loopback talking to `acquirer` (or `host=`), options as in a rig file."""
     started: list[EmulatedTerminal] = []
 
-    def make(name: str = "terminal", host: tuple[str, int] | None = None, **options) -> EmulatedTerminal:
+    def make(
+        name: str = "terminal", host: tuple[str, int] | None = None, transport: str = "tcp", **options
+    ) -> EmulatedTerminal:
         address = host or acquirer.address
         options.setdefault("host", f"{address[0]}:{address[1]}")
         options.setdefault("journal", str(tmp_path / f"{name}-journal.sqlite"))
@@ -41,8 +43,8 @@ def make_terminal(tmp_path, acquirer):
             kind="terminal",
             mode="emulated",
             driver="emulated",
-            transport="tcp",
-            address="terminal:20007",
+            transport=transport,
+            address="pty" if transport == "serial" else "terminal:20007",
             node="terminal",
             options=options,
         )

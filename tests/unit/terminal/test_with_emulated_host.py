@@ -100,7 +100,7 @@ def test_end_of_day_totals_match_the_host(bench, rig_terminal, till_ecr):
 def test_host_unreachable_agrees_with_host_ledger(bench, rig_terminal, till_ecr):
     ledger = bench.host.ledger
     before = len(ledger.payments())
-    bench.host.close()                                 # the acquirer is gone
+    bench.host.close()  # the acquirer is gone
     d = till_ecr.converse(till_ecr.authorization(1500))
     assert d.abort_code == 0xA3 and d.status.result_code == 0xA3
     assert rig_terminal.journal.last("sale")["state"] == "failed"
