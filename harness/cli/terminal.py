@@ -29,7 +29,12 @@ def register(sub) -> None:
     p = sub.add_parser("terminal", help="run the emulated ZVT payment terminal, or query a ZVT terminal")
     tsub = p.add_subparsers(dest="terminal_command", metavar="ACTION")
     serve = tsub.add_parser("serve", help="run the emulated terminal (ZVT to the till, ISO 8583 to the host)")
-    serve.add_argument("--ecr", default="127.0.0.1:20007", metavar="HOST:PORT", help="ZVT listen address")
+    serve.add_argument(
+        "--ecr",
+        default="127.0.0.1:20007",
+        metavar="HOST:PORT",
+        help="ZVT listen address, or 'pty' for RS-232",
+    )
     serve.add_argument("--host", required=True, metavar="HOST:PORT", help="the acquirer host (ISO 8583)")
     serve.add_argument("--journal", default="terminal-journal.sqlite", metavar="FILE", help="SQLite journal")
     serve.add_argument("--evidence", default=None, metavar="DIR", help="write the transcript here")
@@ -96,23 +101,28 @@ def run_serve(args) -> int:
     from harness.terminal.ecr import EcrServer
     from harness.terminal.emulated import DEFAULT_ECR_PORT, parse_address
     from harness.terminal.journal import Journal
+    from harness.terminal.serial_link import PtyPort, SerialLink
 
     try:
-        ecr = parse_address(args.ecr, DEFAULT_ECR_PORT)
+        ecr = None if args.ecr == "pty" else parse_address(args.ecr, DEFAULT_ECR_PORT)
         host = parse_address(args.host, 5000)
         default_card = card(args.card)
         timers = _timers(args.timer)
     except ValueError as exc:
         print(f"posrig terminal serve: {exc}", file=sys.stderr)
         return 2
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind(ecr)
-    except OSError as exc:
-        print(f"posrig terminal serve: cannot listen on {args.ecr}: {exc}", file=sys.stderr)
-        return 1
-    listener.listen(16)
+    listener, pty = None, None
+    if ecr is None:
+        pty = PtyPort()
+    else:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(ecr)
+        except OSError as exc:
+            print(f"posrig terminal serve: cannot listen on {args.ecr}: {exc}", file=sys.stderr)
+            return 1
+        listener.listen(16)
     evidence = Evidence(Path(args.evidence)) if args.evidence else None
     transcript = evidence.transcript("terminal") if evidence else None
     journal = Journal(args.journal)
@@ -135,15 +145,17 @@ def run_serve(args) -> int:
         return 2
     server = EcrServer(core, listener, transcript=transcript, ecr_receipts=args.ecr_receipts)
     server.start()
+    if pty is not None:
+        server.attach(SerialLink(pty.master, core.seconds("t3"), transcript), pty.path)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    ip, port = server.address
+    where = pty.path if pty is not None else "{}:{}".format(*server.address)
     print(
         json.dumps(
             {
                 "ready": True,
-                "ecr": f"{ip}:{port}",
+                "ecr": where,
                 "host": f"{host[0]}:{host[1]}",
                 "journal": str(Path(args.journal).resolve()),
                 "card": default_card.name,
@@ -155,6 +167,8 @@ def run_serve(args) -> int:
     stop.wait()
     core.close()
     server.close()
+    if pty is not None:
+        pty.close()
     journal.close()
     if transcript:
         transcript.close()

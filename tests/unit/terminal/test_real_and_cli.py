@@ -17,6 +17,7 @@ from ecr_client import Ecr
 from harness.devices import DeviceContext
 from harness.evidence import Evidence
 from harness.netns import _child_preexec
+from harness.protocols import zvt
 from harness.rig import DeviceSpec, Timing
 from harness.terminal.real import RealTerminal, TerminalError
 
@@ -165,3 +166,36 @@ def test_cli_rejects_bad_arguments(acquirer):
         [*POSRIG, "terminal", "status", "--ecr", "127.0.0.1:1"], capture_output=True, text=True, timeout=30
     )
     assert out.returncode == 1 and "cannot reach the ZVT terminal" in out.stderr
+
+
+def test_cli_serves_zvt_on_a_pty(acquirer, tmp_path):
+    import serial
+
+    cmd = [
+        *POSRIG,
+        "terminal",
+        "serve",
+        "--ecr",
+        "pty",
+        "--host",
+        f"{acquirer.address[0]}:{acquirer.address[1]}",
+        "--journal",
+        str(tmp_path / "j.sqlite"),
+        "--scale",
+        "0.05",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_child_preexec
+    )
+    try:
+        ready = json.loads(proc.stdout.readline() or proc.stderr.read())
+        assert ready["ecr"].startswith("/dev/")
+        with serial.Serial(ready["ecr"], 9600, timeout=2) as port:
+            status_enquiry = bytes.fromhex("050103000000")
+            c = zvt.crc16(status_enquiry + b"\x03")
+            port.write(b"\x10\x02" + status_enquiry + b"\x10\x03" + bytes([c & 0xFF, c >> 8]))
+            assert port.read(1) == b"\x06"  # link-level ACK
+            assert port.read(2) == b"\x10\x02"  # then the 80 00 00 frame
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
