@@ -173,6 +173,10 @@ class TerminalCore:
     def aborted(self) -> bool:
         return self._abort.is_set()
 
+    def wait_abort(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True as soon as the running payment is aborted."""
+        return self._abort.wait(seconds)
+
     def wait_for_card(self, timeout: float) -> TestCard:
         """The next presented card; raises TransactionAborted on abort, TimeoutError when none comes."""
         deadline = time.monotonic() + timeout
@@ -234,6 +238,8 @@ class TerminalCore:
         request = self._financial_request("0200", c, amount, currency, stan)
         self.journal.update(txn, stan=stan, state="online")
         self._requests[txn] = request
+        for old in list(self._requests)[:-64]:  # only recent sales can still be reversed by the ECR
+            self._requests.pop(old, None)
         try:
             answer = self.host.exchange(request)
         except HostUnreachable:

@@ -217,15 +217,17 @@ class EcrServer:
         return session
 
     def submit(self, session: EcrSession, msg: zvt.Message) -> None:
-        if not self.core.busy.acquire(blocking=False):
-            self.note("busy", peer=session.peer, command=msg.name)
-            session.send(zvt.encode("nack", result_code=0xA0))
-            return
         worker = threading.Thread(target=self._run, args=(session, msg), name=f"zvt-{msg.name}", daemon=True)
         self.workers = [w for w in self.workers if w.is_alive()] + [worker]
         worker.start()
 
     def _run(self, session: EcrSession, msg: zvt.Message) -> None:
+        # A command arriving while another finishes (its last acknowledgement just read) waits up to T3;
+        # one arriving in the middle of a payment is refused with 84 A0 (receiver not ready).
+        if not self.core.busy.acquire(timeout=self.t3):
+            self.note("busy", peer=session.peer, command=msg.name)
+            session.send(zvt.encode("nack", result_code=0xA0))
+            return
         self.core.begin()
         try:
             session.send(ACK)
@@ -298,7 +300,8 @@ class EcrServer:
                 if time.monotonic() + self.core.seconds("goods_retry") > deadline:
                     return "unconfirmed"
                 self.note("goods_wait", seconds=round(self.core.seconds("goods_retry"), 3))
-                time.sleep(self.core.seconds("goods_retry"))
+                if self.core.wait_abort(self.core.seconds("goods_retry")):
+                    return "aborted"  # the cashier gave up while the till waited
                 continue
             return "refused"
 
@@ -390,7 +393,9 @@ class EcrServer:
         self._finish(s, code == 0, code)
 
     def _repeat_receipt(self, s: EcrSession, msg: zvt.Message) -> None:
-        rows = [r for r in self.core.journal.transactions() if r["receipt_no"] is not None]
+        # The last payment or reversal, whatever its outcome: a till asking after an abort must not be shown
+        # an older approval as if it were the answer.
+        rows = [r for r in self.core.journal.transactions() if r["kind"] in ("sale", "void")]
         if not rows:
             self._finish(s, False, 0x83)
             return
@@ -402,7 +407,7 @@ class EcrServer:
             "trace": row["trace"],
             "time": when.strftime("%H%M%S"),
             "date": when.strftime("%m%d"),
-            "pan": row["masked_pan"],
+            "pan": row["masked_pan"] or None,
             "card_name": row["card_name"],
             "card_type": row["card_type"],
             "terminal_id": self.core.terminal_id,

@@ -68,3 +68,24 @@ def terminal(make_terminal):
 def ecr(terminal):
     with Ecr(terminal.ecr_address) as client:
         yield client
+
+
+@pytest.fixture
+def dead_host():
+    """An address where nobody listens, kept bound (not listening) so no other socket takes the port:
+    connecting is refused. `.release()` frees the port for a host that comes up later.
+    """
+    import socket
+
+    class Dead:
+        def __init__(self):
+            self.sock = socket.socket()
+            self.sock.bind(("127.0.0.1", 0))
+            self.address = self.sock.getsockname()[:2]
+
+        def release(self):
+            self.sock.close()
+
+    dead = Dead()
+    yield dead
+    dead.release()

@@ -104,10 +104,8 @@ def test_end_of_day_settles_after_owed_reversals(terminal, ecr, acquirer):
     assert int(sent["76"]) == 2 and int(sent["88"]) == 1250
 
 
-def test_end_of_day_refused_while_host_down(make_terminal, acquirer):
-    address = acquirer.address
-    acquirer.close()
-    term = make_terminal(host=address)
+def test_end_of_day_refused_while_host_down(make_terminal, dead_host):
+    term = make_terminal(host=dead_host.address)
     with Ecr(term.ecr_address) as ecr:
         d = ecr.converse(apdu(0x06, 0x50, PASSWORD))
     assert d.abort_code == 0xA3
@@ -118,3 +116,25 @@ def test_intermediate_status_limited_by_ecr(terminal, ecr):
     assert d.completed and len(d.intermediate) == 1
     assert ecr.converse(Ecr.registration(config_byte=0x00)).completed  # no intermediate status wanted
     assert ecr.converse(ecr.authorization(100)).intermediate == []
+
+
+def test_repeat_receipt_after_an_abort_does_not_show_the_older_approval(terminal, ecr, acquirer):
+    import threading
+
+    assert ecr.converse(ecr.authorization(1000)).completed
+    terminal.auto_present = False
+    threading.Timer(0.1, terminal.abort).start()
+    assert ecr.converse(ecr.authorization(2000)).abort_code == 0x6C
+    st = ecr.converse(apdu(0x06, 0x20, PASSWORD)).status
+    assert st.result_code == 0x6C and st.amount == 2000 and 0x22 not in st.bmps
+
+
+def test_abort_while_the_till_holds_the_goods_reverses(terminal, ecr, acquirer):
+    import threading
+
+    terminal.set_timer("goods_retry", 4)  # 0.2 s between repeats
+    threading.Timer(0.3, terminal.abort).start()
+    d = ecr.converse(ecr.authorization(600), status_answer=b"\x84\x9c\x00")  # the till keeps saying "wait"
+    assert d.abort_code == 0x6C
+    assert acquirer.wait_for(lambda: [r["state"] for r in acquirer.ledger()] == ["reversed"])
+    assert acquirer.wait_for(lambda: terminal.journal.last("sale")["state"] == "reversed")

@@ -52,9 +52,8 @@ def test_decline_and_insufficient_funds(terminal, ecr, acquirer):
     assert [r["stan"] for r in terminal.journal.transactions("sale")] == [s for s, _ in states]
 
 
-def test_host_unreachable_aborts(make_terminal, acquirer):
-    acquirer.close()  # nobody listens any more
-    term = make_terminal()
+def test_host_unreachable_aborts(make_terminal, acquirer, dead_host):
+    term = make_terminal(host=dead_host.address)  # nobody listens there
     with Ecr(term.ecr_address) as ecr:
         d = ecr.converse(ecr.authorization(1200))
     assert d.abort_code == 0xA3
@@ -246,10 +245,8 @@ def test_card_timeout_from_ecr(terminal, ecr):
     assert d.abort_code == 0x6C
 
 
-def test_offline_approval_within_floor_limit(make_terminal, acquirer):
-    address = acquirer.address
-    acquirer.close()
-    term = make_terminal(offline=True, floor_limit=2500, host=address)
+def test_offline_approval_within_floor_limit(make_terminal, dead_host):
+    term = make_terminal(offline=True, floor_limit=2500, host=dead_host.address)
     with Ecr(term.ecr_address) as ecr:
         d = ecr.converse(ecr.authorization(2000))
         assert d.completed
@@ -264,16 +261,14 @@ def test_offline_approval_within_floor_limit(make_terminal, acquirer):
     assert [s["kind"] for s in term.journal.saf_pending()] == ["advice", "advice"]
 
 
-def test_offline_advices_reach_the_host_later(make_terminal, tmp_path):
+def test_offline_advices_reach_the_host_later(make_terminal, dead_host):
     from scripted_host import ScriptedHost
 
-    probe = ScriptedHost()
-    address = probe.address
-    probe.close()
-    term = make_terminal(offline=True, floor_limit=5000, host=address)
+    term = make_terminal(offline=True, floor_limit=5000, host=dead_host.address)
     with Ecr(term.ecr_address) as ecr:
         assert ecr.converse(ecr.authorization(1500)).completed
-    late = ScriptedHost(bind=address)
+    dead_host.release()
+    late = ScriptedHost(bind=dead_host.address)
     try:
         assert term.flush_reversals(5.0)
         assert [r["mti"] for r in late.ledger()] == ["0220"]
