@@ -7,9 +7,9 @@ emulated).
     posrig terminal status  --ecr 192.0.2.40:20007
     posrig terminal receipt --ecr 192.0.2.40:20007
 
-`serve` prints one JSON line when ready ({"ready": true, "ecr": "IP:PORT", ...}) and runs until
-SIGTERM/SIGINT. Standalone, every payment gets the default card (approve) unless --card names another test
-card.
+`serve` prints one JSON line when ready ({"event": "ready", "ready": true, "ecr": "IP:PORT", ...}) and runs
+until SIGTERM/SIGINT. Standalone, every payment gets the default card (approve) unless --card names another
+test card.
 """
 
 from __future__ import annotations
@@ -154,6 +154,7 @@ def run_serve(args) -> int:
     print(
         json.dumps(
             {
+                "event": "ready",
                 "ready": True,
                 "ecr": where,
                 "host": f"{host[0]}:{host[1]}",

@@ -79,6 +79,7 @@ class AcquirerClient:
                 f"acquirer host {self.address[0]}:{self.address[1]} unreachable: {exc}"
             ) from exc
         sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._cond:
             self._sock = sock
         self._note("connected", address=f"{self.address[0]}:{self.address[1]}")
