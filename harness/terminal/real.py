@@ -8,6 +8,7 @@ a till's recovery, and can register (06 00) and run a payment (06 01) for bench 
 0
 >>> t.repeat_last_receipt()["status"]["result_code"]   # doctest: +SKIP
 
+Transport tcp (address IP:PORT) or serial (address /dev/ttyUSB0; options baudrate 9600, stopbits 2).
 Options: password (6 digits, default 000000), config_byte (registration, default 0x08 | 0x02 = intermediate
 status + receipts to the ECR), timeout (nominal seconds for a whole command, default T4 = 180).
 """
@@ -35,17 +36,20 @@ class TerminalError(RuntimeError):
 class RealTerminal(PaymentTerminal):
     """A ZVT terminal reached over TCP at the rig's address."""
 
-    needs = ()
     close_timeout = 3.0
 
     def __init__(self, spec: Any, ctx: DeviceContext):
         super().__init__(spec, ctx)
         if not getattr(spec, "address", None):
             raise TerminalError(
-                f"terminal {spec.name!r}: a real terminal needs `address: IP:PORT` in the rig"
+                f"terminal {spec.name!r}: a real terminal needs `address: IP:PORT` (tcp) or a device path "
+                "such as /dev/ttyUSB0 (serial) in the rig"
             )
-        self._address = parse_address(spec.address, DEFAULT_ECR_PORT)
+        self.serial_device = spec.address if getattr(spec, "transport", "tcp") == "serial" else None
+        self._address = ("", 0) if self.serial_device else parse_address(spec.address, DEFAULT_ECR_PORT)
         opts = dict(getattr(spec, "options", {}) or {})
+        self.baudrate = int(opts.get("baudrate", 9600))
+        self.stopbits = int(opts.get("stopbits", 2))
         self.password = int(opts.get("password", 0))
         self.config_byte = int(
             opts.get("config_byte", zvt.CONFIG_INTERMEDIATE_STATUS | zvt.CONFIG_ECR_PRINTS_PAYMENT)
@@ -53,7 +57,8 @@ class RealTerminal(PaymentTerminal):
         self.command_timeout = ctx.timing.seconds(float(opts.get("timeout", T4)))
         self.t3 = ctx.timing.seconds(T3)
         self.observed: list[dict[str, Any]] = []  # every command's outcome, in order
-        self._sock: socket.socket | None = None
+        self._sock: Any = None  # a TCP socket, or a SerialLink on RS-232
+        self._port: Any = None  # the pyserial port under the SerialLink
         self._reader = zvt.ApduReader()
         self._pending: list[zvt.Apdu] = []
         self._lock = threading.Lock()
@@ -64,7 +69,11 @@ class RealTerminal(PaymentTerminal):
         self._transcript = self.ctx.evidence.transcript(self.name)
         self._connect()
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> Any:
+        if self._sock is None and self.serial_device:
+            self._sock = self._open_serial()
+            self._reader = zvt.ApduReader()
+            self._pending = []
         if self._sock is None:
             ns = self.ctx.namespace
             try:
@@ -81,7 +90,30 @@ class RealTerminal(PaymentTerminal):
             self._pending = []
         return self._sock
 
+    def _open_serial(self) -> Any:
+        """ZVT over RS-232: 8 data bits, no parity, `stopbits` (2 by default), at `baudrate` (9600)."""
+        import serial
+
+        from harness.terminal.serial_link import SerialLink
+
+        try:
+            self._port = serial.Serial(
+                self.serial_device, self.baudrate, bytesize=8, parity="N", stopbits=self.stopbits, timeout=0
+            )
+        except (OSError, serial.SerialException) as exc:
+            raise TerminalError(
+                f"cannot open the ZVT terminal's serial port {self.serial_device}: {exc}; check the cable, "
+                "the device path and that this user may open it (group dialout)"
+            ) from exc
+        return SerialLink(self._port.fileno(), self.t3, self._transcript)
+
     def close(self) -> None:
+        if self._port is not None:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+            self._port.close()
+            self._port = None
         if self._sock is not None:
             try:
                 self._sock.close()
@@ -94,7 +126,14 @@ class RealTerminal(PaymentTerminal):
 
     @property
     def ecr_address(self) -> tuple[str, int]:
+        if self.serial_device:
+            raise TerminalError(f"terminal {self.name!r} is on a serial line: see ecr_device")
         return self._address
+
+    @property
+    def ecr_device(self) -> str | None:
+        """The serial device of a terminal on RS-232, else None."""
+        return self.serial_device
 
     @property
     def journal(self) -> list[dict[str, Any]]:

@@ -50,6 +50,7 @@ class SerialLink:
         self._write_lock = threading.Lock()
         self._stop_r, self._stop_w = os.pipe()
         self._closed = threading.Event()
+        self._timeout: float | None = None
         self._thread = threading.Thread(target=self._read_loop, name="zvt-serial-reader", daemon=True)
         self._thread.start()
 
@@ -92,8 +93,14 @@ class SerialLink:
         self._frames.put(None)
 
     # -- socket-like surface for EcrSession ----------------------------------------------------------------
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
     def recv(self, _size: int) -> bytes:
-        frame = self._frames.get()
+        try:
+            frame = self._frames.get(timeout=self._timeout)
+        except queue.Empty:
+            raise TimeoutError("no frame from the serial line in time") from None
         if frame is None:
             self._frames.put(None)  # every later recv also sees the end
             return b""

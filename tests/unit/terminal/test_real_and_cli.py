@@ -199,3 +199,30 @@ def test_cli_serves_zvt_on_a_pty(acquirer, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
+
+
+def test_real_driver_over_rs232(make_terminal, acquirer, tmp_path):
+    emulated = make_terminal(name="serial-pt", transport="serial")
+    spec = DeviceSpec(
+        name="pt",
+        kind="terminal",
+        mode="real",
+        driver="real",
+        transport="serial",
+        address=emulated.ecr_device,
+        node="terminal",
+        options={},
+    )
+    real = RealTerminal(
+        spec, DeviceContext(rig=None, evidence=Evidence(tmp_path / "rs232"), timing=Timing(0.05))
+    )
+    real.start()
+    try:
+        assert real.ecr_device == emulated.ecr_device
+        assert real.status()["terminal_status"] == 0
+        paid = real.authorize(1111)
+        assert paid["ok"] and paid["status"]["amount"] == 1111
+        assert real.repeat_last_receipt()["status"]["trace"] == paid["status"]["trace"]
+    finally:
+        real.close()
+    assert [r["state"] for r in acquirer.ledger()] == ["approved"]
