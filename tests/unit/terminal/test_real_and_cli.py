@@ -226,3 +226,55 @@ def test_real_driver_over_rs232(make_terminal, acquirer, tmp_path):
     finally:
         real.close()
     assert [r["state"] for r in acquirer.ledger()] == ["approved"]
+
+
+def test_stored_reversal_survives_sigkill(acquirer, tmp_path):
+    """The terminal dies right after storing a reversal; restarted on the same journal, it repeats it."""
+    journal = tmp_path / "killed.sqlite"
+    host = f"{acquirer.address[0]}:{acquirer.address[1]}"
+    acquirer.drop_responses("0210")
+    acquirer.drop_responses("0430", 1000)  # nothing acknowledges the reversal before the kill
+
+    def serve(*extra):
+        cmd = [
+            *POSRIG,
+            "terminal",
+            "serve",
+            "--ecr",
+            "127.0.0.1:0",
+            "--host",
+            host,
+            "--journal",
+            str(journal),
+            "--scale",
+            "0.05",
+            *extra,
+        ]
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=_child_preexec
+        )
+        return proc, json.loads(proc.stdout.readline())
+
+    proc, ready = serve()
+    try:
+        h, p = ready["ecr"].rsplit(":", 1)
+        with Ecr((h, int(p))) as ecr:
+            assert ecr.converse(ecr.authorization(6600)).abort_code == 0xA1
+        assert acquirer.wait_for(lambda: "0420" in acquirer.mtis())
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5)
+    assert acquirer.ledger()[0]["state"] == "reversed"  # the host got it, the terminal never heard back
+    acquirer.drop.clear()
+    seen = len(acquirer.mtis())
+    proc, _ = serve("--timer", "reversal_retry=2")  # repeats every 0.1 s at this scale
+    try:
+        assert acquirer.wait_for(lambda: "0421" in acquirer.mtis()[seen:], timeout=10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    from harness.terminal.journal import Journal
+
+    j = Journal(journal)
+    assert j.last("sale")["state"] == "reversed" and [s["state"] for s in j.saf_all()] == ["acknowledged"]
+    j.close()
