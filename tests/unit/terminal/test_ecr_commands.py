@@ -138,3 +138,28 @@ def test_abort_while_the_till_holds_the_goods_reverses(terminal, ecr, acquirer):
     assert d.abort_code == 0x6C
     assert acquirer.wait_for(lambda: [r["state"] for r in acquirer.ledger()] == ["reversed"])
     assert acquirer.wait_for(lambda: terminal.journal.last("sale")["state"] == "reversed")
+
+
+def test_void_of_an_offline_sale(make_terminal, dead_host):
+    from scripted_host import ScriptedHost
+
+    term = make_terminal(
+        offline=True, floor_limit=5000, host=dead_host.address, timers={"reversal_retry": 600}
+    )
+    with Ecr(term.ecr_address) as ecr:
+        kept = ecr.converse(ecr.authorization(1000)).status  # offline, advice owed
+        withdrawn = ecr.converse(ecr.authorization(2000)).status
+        d = ecr.converse(apdu(0x06, 0x30, PASSWORD + b"\x87" + bcd(withdrawn.receipt_no, 2)))
+        assert d.completed  # never reached the host: the advice is simply withdrawn
+        dead_host.release()
+        host = ScriptedHost(bind=dead_host.address)
+        try:
+            assert term.flush_reversals(5.0)
+            assert [(r["mti"], r["amount"]) for r in host.ledger()] == [("0220", 1000)]
+            d = ecr.converse(apdu(0x06, 0x30, PASSWORD + b"\x87" + bcd(kept.receipt_no, 2)))
+            assert d.completed  # delivered already: reversed at the host with a 0420 naming the 0220
+            assert host.wait_for(lambda: [r["state"] for r in host.ledger()] == ["reversed"])
+            reversal = [m for m in host.received if m["t"] == "0420"][0]
+            assert reversal["90"].startswith("0220")
+        finally:
+            host.close()

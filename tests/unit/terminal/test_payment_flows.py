@@ -318,3 +318,22 @@ def test_close_leaves_no_thread_behind(make_terminal):
             break
         time.sleep(0.05)
     assert left == []
+
+
+def test_transcript_is_decoded_and_readable(terminal, ecr, tmp_path):
+    """Every APDU is in the transcript, hex intact (not mangled by the PAN masker) and decoded, PAN masked."""
+    import json
+
+    from harness.masking import find_unmasked_pans
+
+    assert ecr.converse(ecr.authorization(200000)).completed  # BCD digits that once looked like a PAN
+    text = (tmp_path / "evidence" / "terminal.jsonl").read_text()
+    records = [json.loads(line) for line in text.splitlines()]
+    status = [r for r in records if r.get("decoded", "").startswith("status_information")][0]
+    raw = bytes.fromhex(status["apdu"].replace(":", ""))
+    assert raw[:2] == b"\x04\x0f" and len(raw) == raw[2] + 3
+    assert "pan=411111******1111" in status["decoded"]
+    assert find_unmasked_pans(text) == []
+    assert {"sale_started", "card_presented", "sale_approved", "issue_of_goods"} <= {
+        r["event"] for r in records
+    }

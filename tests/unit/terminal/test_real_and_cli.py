@@ -63,7 +63,7 @@ def test_real_driver_reads_status_and_repeats_the_last_receipt(terminal, acquire
     finally:
         real.close()
     text = (tmp_path / "real" / "pt.jsonl").read_text()
-    assert "06 20" in text and "4111111111111111" not in text
+    assert "06:20" in text and "4111111111111111" not in text
 
 
 def test_real_driver_explains_an_unreachable_terminal(tmp_path):
