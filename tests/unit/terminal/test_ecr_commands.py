@@ -163,3 +163,41 @@ def test_void_of_an_offline_sale(make_terminal, dead_host):
             assert reversal["90"].startswith("0220")
         finally:
             host.close()
+
+
+def test_link_drop_mid_payment_then_query(terminal, acquirer):
+    """The till loses the connection while the payment runs; it reconnects and asks with 06 20."""
+    import time
+
+    terminal.present_card("approve", delay=0.3)
+    first = Ecr(terminal.ecr_address)
+    first.send(first.authorization(4400))
+    first.expect_ack()
+    first.close()  # the link drops while the terminal waits for the card
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (terminal.journal.last("sale") or {}).get("goods") is None:
+        time.sleep(0.02)
+    row = terminal.journal.last("sale")
+    assert row["state"] == "approved" and row["goods"] == "unconfirmed"  # booked: the host has the money
+    with Ecr(terminal.ecr_address) as again:
+        st = again.converse(apdu(0x06, 0x20, PASSWORD)).status
+    assert st.result_code == 0 and st.amount == 4400 and st.trace == row["trace"]
+    assert [r["state"] for r in acquirer.ledger()] == ["approved"]
+
+
+def test_link_drop_mid_payment_with_reverse_policy(make_terminal, acquirer):
+    import time
+
+    term = make_terminal(unconfirmed="reverse")
+    term.present_card("approve", delay=0.3)
+    first = Ecr(term.ecr_address)
+    first.send(first.authorization(4500))
+    first.expect_ack()
+    first.close()
+    assert acquirer.wait_for(lambda: [r["state"] for r in acquirer.ledger()] == ["reversed"])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and term.journal.last("sale")["state"] != "reversed":
+        time.sleep(0.02)
+    with Ecr(term.ecr_address) as again:
+        st = again.converse(apdu(0x06, 0x20, PASSWORD)).status
+    assert st.result_code == 0x6C and st.amount == 4500  # the till must not print a sale receipt

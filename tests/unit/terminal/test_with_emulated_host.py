@@ -123,3 +123,30 @@ def test_cashier_abort_leaves_no_payment_anywhere(bench, rig_terminal, till_ecr)
             break
     assert rig_terminal.journal.last("sale")["state"] == "aborted"
     assert bench.host.ledger.payments() == []
+
+
+def test_repeated_request_charges_once(bench, rig_terminal, till_ecr):
+    rig_terminal.present_card("approve", delay=0.8)  # well past T3 (0.25 s), when a busy terminal says 84 A0
+    request = till_ecr.authorization(3100)
+    till_ecr.send(request)
+    till_ecr.expect_ack()
+    till_ecr.send(request)  # the till repeats itself while the payment runs
+    nacks, end = 0, None
+    while end is None:
+        m = till_ecr.receive()
+        if m.cls == 0x84:
+            nacks += 1  # 84 A0: not ready, no second payment
+            continue
+        till_ecr.ack()
+        if m.control in ((0x06, 0x0F), (0x06, 0x1E)):
+            end = m
+    assert nacks == 1 and end.control == (0x06, 0x0F)
+    assert [p.amount for p in bench.host.ledger.payments()] == [3100]
+    assert len(rig_terminal.journal.transactions("sale")) == 1
+
+
+def test_malformed_apdus_then_a_payment(bench, rig_terminal, till_ecr):
+    till_ecr.send(b"\x42\x42\x42")
+    assert till_ecr.receive().control == (0x84, 0x9A)
+    assert till_ecr.converse(till_ecr.authorization(10)).completed
+    assert [p.state for p in bench.host.ledger.payments()] == ["approved"]
