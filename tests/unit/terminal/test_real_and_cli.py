@@ -267,14 +267,15 @@ def test_stored_reversal_survives_sigkill(acquirer, tmp_path):
     assert acquirer.ledger()[0]["state"] == "reversed"  # the host got it, the terminal never heard back
     acquirer.drop.clear()
     seen = len(acquirer.mtis())
-    proc, _ = serve("--timer", "reversal_retry=2")  # repeats every 0.1 s at this scale
-    try:
-        assert acquirer.wait_for(lambda: "0421" in acquirer.mtis()[seen:], timeout=10)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(5) == 0
     from harness.terminal.journal import Journal
 
-    j = Journal(journal)
-    assert j.last("sale")["state"] == "reversed" and [s["state"] for s in j.saf_all()] == ["acknowledged"]
-    j.close()
+    proc, _ = serve("--timer", "reversal_retry=2")  # repeats every 0.1 s at this scale
+    j = Journal(journal)  # a second reader of the live journal (WAL)
+    try:
+        assert acquirer.wait_for(lambda: "0421" in acquirer.mtis()[seen:], timeout=10)
+        assert acquirer.wait_for(lambda: j.last("sale")["state"] == "reversed", timeout=10)
+        assert [s["state"] for s in j.saf_all()] == ["acknowledged"]
+    finally:
+        j.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
