@@ -1,4 +1,4 @@
-"""Payment terminals (ZVT towards the till, ISO 8583 towards the host): the interface every driver implements."""
+"""Payment terminals (ZVT to the till, ISO 8583 to the host): the interface every driver implements."""
 
 from __future__ import annotations
 

@@ -1,0 +1,208 @@
+"""`posrig terminal serve|status|receipt`: run the emulated ZVT terminal, or query a ZVT terminal (real or
+emulated).
+
+    posrig terminal serve --ecr 0.0.0.0:20007 --host 127.0.0.1:5000 [--journal FILE] [--evidence DIR]
+                          [--scale 1.0] [--card approve] [--no-auto-present] [--offline --floor-limit 2500]
+                          [--ecr-receipts | --no-ecr-receipts] [--unconfirmed book|reverse] [--timer host=10]
+    posrig terminal status  --ecr 192.0.2.40:20007
+    posrig terminal receipt --ecr 192.0.2.40:20007
+
+`serve` prints one JSON line when ready ({"event": "ready", "ready": true, "ecr": "IP:PORT", ...}) and runs
+until SIGTERM/SIGINT. Standalone, every payment gets the default card (approve) unless --card names another
+test card.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+from harness.evidence import Evidence
+from harness.rig import Timing
+
+
+def register(sub) -> None:
+    p = sub.add_parser("terminal", help="run the emulated ZVT payment terminal, or query a ZVT terminal")
+    tsub = p.add_subparsers(dest="terminal_command", metavar="ACTION")
+    serve = tsub.add_parser("serve", help="run the emulated terminal (ZVT to the till, ISO 8583 to the host)")
+    serve.add_argument(
+        "--ecr",
+        default="127.0.0.1:20007",
+        metavar="HOST:PORT",
+        help="ZVT listen address, or 'pty' for RS-232",
+    )
+    serve.add_argument("--host", required=True, metavar="HOST:PORT", help="the acquirer host (ISO 8583)")
+    serve.add_argument("--journal", default="terminal-journal.sqlite", metavar="FILE", help="SQLite journal")
+    serve.add_argument("--evidence", default=None, metavar="DIR", help="write the transcript here")
+    serve.add_argument("--scale", type=float, default=1.0, help="timing scale for every protocol timer")
+    serve.add_argument(
+        "--card", default="approve", help="test card presented automatically (default approve)"
+    )
+    serve.add_argument("--no-auto-present", action="store_true", help="never present a card by itself")
+    serve.add_argument("--offline", action="store_true", help="approve offline within the floor limit")
+    serve.add_argument("--floor-limit", type=int, default=0, metavar="MINOR", help="offline floor limit")
+    serve.add_argument(
+        "--ecr-receipts",
+        dest="ecr_receipts",
+        action="store_true",
+        default=None,
+        help="always send receipt lines (06 D1) to the till",
+    )
+    serve.add_argument(
+        "--no-ecr-receipts", dest="ecr_receipts", action="store_false", help="never send receipt lines"
+    )
+    serve.add_argument(
+        "--unconfirmed",
+        choices=("book", "reverse"),
+        default="book",
+        help="what to do with an approval the till never confirms",
+    )
+    serve.add_argument(
+        "--terminal-id", default="29001234", help="8-digit terminal id (ZVT 29, ISO 8583 field 41)"
+    )
+    serve.add_argument(
+        "--timer",
+        action="append",
+        default=[],
+        metavar="NAME=SECONDS",
+        help="nominal timer, e.g. host=10 (t3, t4, goods_retry, card, host, host_connect, reversal_retry)",
+    )
+    serve.set_defaults(func=run_serve)
+    for name, helptext in (("status", "05 01 Status Enquiry"), ("receipt", "06 20 Repeat Receipt")):
+        q = tsub.add_parser(name, help=helptext + " on a ZVT terminal")
+        q.add_argument("--ecr", required=True, metavar="HOST:PORT", help="the terminal's ZVT address")
+        q.add_argument("--password", default="000000", help="terminal password (6 digits)")
+        q.set_defaults(func=run_query, query=name)
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _timers(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise SystemExit(
+                f"posrig terminal serve: bad --timer {item!r}; expected NAME=SECONDS, e.g. host=10"
+            )
+    return out
+
+
+def run_serve(args) -> int:
+    from harness.terminal.cards import card
+    from harness.terminal.core import TerminalCore
+    from harness.terminal.ecr import EcrServer
+    from harness.terminal.emulated import DEFAULT_ECR_PORT, parse_address
+    from harness.terminal.journal import Journal
+    from harness.terminal.serial_link import PtyPort, SerialLink
+
+    try:
+        ecr = None if args.ecr == "pty" else parse_address(args.ecr, DEFAULT_ECR_PORT)
+        host = parse_address(args.host, 5000)
+        default_card = card(args.card)
+        timers = _timers(args.timer)
+    except ValueError as exc:
+        print(f"posrig terminal serve: {exc}", file=sys.stderr)
+        return 2
+    listener, pty = None, None
+    if ecr is None:
+        pty = PtyPort()
+    else:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(ecr)
+        except OSError as exc:
+            print(f"posrig terminal serve: cannot listen on {args.ecr}: {exc}", file=sys.stderr)
+            return 1
+        listener.listen(16)
+    evidence = Evidence(Path(args.evidence)) if args.evidence else None
+    transcript = evidence.transcript("terminal") if evidence else None
+    journal = Journal(args.journal)
+    try:
+        core = TerminalCore(
+            journal=journal,
+            host_address=host,
+            timing=Timing(args.scale),
+            transcript=transcript,
+            terminal_id=args.terminal_id,
+            auto_present=not args.no_auto_present,
+            offline=args.offline,
+            floor_limit=args.floor_limit,
+            timers=timers,
+            unconfirmed=args.unconfirmed,
+            default_card=default_card,
+        )
+    except (KeyError, ValueError) as exc:
+        print(f"posrig terminal serve: {exc}", file=sys.stderr)
+        return 2
+    server = EcrServer(core, listener, transcript=transcript, ecr_receipts=args.ecr_receipts)
+    server.start()
+    if pty is not None:
+        server.attach(SerialLink(pty.master, core.seconds("t3"), transcript), pty.path)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    where = pty.path if pty is not None else "{}:{}".format(*server.address)
+    print(
+        json.dumps(
+            {
+                "event": "ready",
+                "ready": True,
+                "ecr": where,
+                "host": f"{host[0]}:{host[1]}",
+                "journal": str(Path(args.journal).resolve()),
+                "card": default_card.name,
+                "scale": args.scale,
+            }
+        ),
+        flush=True,
+    )
+    stop.wait()
+    core.close()
+    server.close()
+    if pty is not None:
+        pty.close()
+    journal.close()
+    if transcript:
+        transcript.close()
+    return 0
+
+
+def run_query(args) -> int:
+    from harness.devices import DeviceContext
+    from harness.rig import DeviceSpec
+    from harness.terminal.real import RealTerminal, TerminalError
+
+    spec = DeviceSpec(
+        name="terminal",
+        kind="terminal",
+        mode="real",
+        driver="real",
+        transport="tcp",
+        address=args.ecr,
+        node="terminal",
+        options={"password": int(args.password)},
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = DeviceContext(rig=None, evidence=Evidence(Path(tmp)), timing=Timing(1.0))
+        term = RealTerminal(spec, ctx)
+        try:
+            term.start()
+            result = term.status() if args.query == "status" else term.repeat_last_receipt()
+        except TerminalError as exc:
+            print(f"posrig terminal {args.query}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            term.close()
+    print(json.dumps(result, default=lambda b: b.hex() if isinstance(b, bytes) else str(b)))
+    return 0 if result.get("ok") else 1

@@ -1,0 +1,242 @@
+"""A physical ZVT payment terminal on the bench, driven over TCP (the ECR side of ZVT, via the shared codec).
+
+The harness uses it to read the terminal's status (05 01) and to fetch the last receipt (06 20) when checking
+a till's recovery, and can register (06 00) and run a payment (06 01) for bench self-tests.
+
+>>> t = RealTerminal(spec, ctx); t.start()            # doctest: +SKIP   spec.address = '192.0.2.40:20007'
+>>> t.status()["terminal_status"]                      # doctest: +SKIP
+0
+>>> t.repeat_last_receipt()["status"]["result_code"]   # doctest: +SKIP
+
+Transport tcp (address IP:PORT) or serial (address /dev/ttyUSB0; options baudrate 9600, stopbits 2).
+Options: password (6 digits, default 000000), config_byte (registration, default 0x08 | 0x02 = intermediate
+status + receipts to the ECR), timeout (nominal seconds for a whole command, default T4 = 180).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+from harness.devices import DeviceContext
+from harness.protocols import zvt
+from harness.terminal import PaymentTerminal
+from harness.terminal.emulated import DEFAULT_ECR_PORT, parse_address
+
+T3 = 5.0
+T4 = 180.0
+
+
+class TerminalError(RuntimeError):
+    """The terminal did not answer as ZVT requires; the message says what was expected and what came."""
+
+
+class RealTerminal(PaymentTerminal):
+    """A ZVT terminal reached over TCP at the rig's address."""
+
+    close_timeout = 3.0
+
+    def __init__(self, spec: Any, ctx: DeviceContext):
+        super().__init__(spec, ctx)
+        if not getattr(spec, "address", None):
+            raise TerminalError(
+                f"terminal {spec.name!r}: a real terminal needs `address: IP:PORT` (tcp) or a device path "
+                "such as /dev/ttyUSB0 (serial) in the rig"
+            )
+        self.serial_device = spec.address if getattr(spec, "transport", "tcp") == "serial" else None
+        self._address = ("", 0) if self.serial_device else parse_address(spec.address, DEFAULT_ECR_PORT)
+        opts = dict(getattr(spec, "options", {}) or {})
+        self.baudrate = int(opts.get("baudrate", 9600))
+        self.stopbits = int(opts.get("stopbits", 2))
+        self.password = int(opts.get("password", 0))
+        self.config_byte = int(
+            opts.get("config_byte", zvt.CONFIG_INTERMEDIATE_STATUS | zvt.CONFIG_ECR_PRINTS_PAYMENT)
+        )
+        self.command_timeout = ctx.timing.seconds(float(opts.get("timeout", T4)))
+        self.t3 = ctx.timing.seconds(T3)
+        self.observed: list[dict[str, Any]] = []  # every command's outcome, in order
+        self._sock: Any = None  # a TCP socket, or a SerialLink on RS-232
+        self._port: Any = None  # the pyserial port under the SerialLink
+        self._reader = zvt.ApduReader()
+        self._pending: list[zvt.Apdu] = []
+        self._lock = threading.Lock()
+        self._transcript = None
+
+    # -- device ----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._transcript = self.ctx.evidence.transcript(self.name)
+        self._connect()
+
+    def _connect(self) -> Any:
+        if self._sock is None and self.serial_device:
+            self._sock = self._open_serial()
+            self._reader = zvt.ApduReader()
+            self._pending = []
+        if self._sock is None:
+            ns = self.ctx.namespace
+            try:
+                if ns is not None:
+                    self._sock = ns.connect(self._address, self.t3 * 2)
+                else:
+                    self._sock = socket.create_connection(self._address, timeout=self.t3 * 2)
+            except OSError as exc:
+                raise TerminalError(
+                    f"cannot reach the ZVT terminal at {self._address[0]}:{self._address[1]}: "
+                    f"{exc}; check its IP, that ECR-over-TCP is enabled and the port"
+                ) from exc
+            self._reader = zvt.ApduReader()
+            self._pending = []
+        return self._sock
+
+    def _open_serial(self) -> Any:
+        """ZVT over RS-232: 8 data bits, no parity, `stopbits` (2 by default), at `baudrate` (9600)."""
+        import serial
+
+        from harness.terminal.serial_link import SerialLink
+
+        try:
+            self._port = serial.Serial(
+                self.serial_device, self.baudrate, bytesize=8, parity="N", stopbits=self.stopbits, timeout=0
+            )
+        except (OSError, serial.SerialException) as exc:
+            raise TerminalError(
+                f"cannot open the ZVT terminal's serial port {self.serial_device}: {exc}; check the cable, "
+                "the device path and that this user may open it (group dialout)"
+            ) from exc
+        return SerialLink(self._port.fileno(), self.t3, self._transcript)
+
+    def close(self) -> None:
+        if self._port is not None:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+            self._port.close()
+            self._port = None
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+        if self._transcript is not None:
+            self._transcript.close()
+            self._transcript = None
+
+    @property
+    def ecr_address(self) -> tuple[str, int]:
+        if self.serial_device:
+            raise TerminalError(f"terminal {self.name!r} is on a serial line: see ecr_device")
+        return self._address
+
+    @property
+    def ecr_device(self) -> str | None:
+        """The serial device of a terminal on RS-232, else None."""
+        return self.serial_device
+
+    @property
+    def journal(self) -> list[dict[str, Any]]:
+        """A physical terminal's own journal is not readable over ZVT: what this driver observed instead."""
+        return list(self.observed)
+
+    # -- ZVT commands ----------------------------------------------------------------------------------------
+    def register(self, config_byte: int | None = None, currency: int | None = 978) -> dict[str, Any]:
+        """06 00 Registration."""
+        cb = self.config_byte if config_byte is None else config_byte
+        return self._command(
+            zvt.encode("registration", password=self.password, config_byte=cb, currency=currency)
+        )
+
+    def status(self) -> dict[str, Any]:
+        """05 01 Status Enquiry: {'sw_version', 'terminal_status', ...} from the completion."""
+        out = self._command(zvt.encode("status_enquiry", password=self.password))
+        return {**out["completion"], "ok": out["ok"]}
+
+    def repeat_last_receipt(self) -> dict[str, Any]:
+        """06 20 Repeat Receipt: {'status': Status-Information fields, 'receipt': [lines], 'ok': bool}."""
+        return self._command(zvt.encode("repeat_receipt", password=self.password))
+
+    def authorize(self, amount: int, currency: int = 978, goods: bytes | None = None) -> dict[str, Any]:
+        """06 01 Authorization of `amount` minor units; `goods` answers the 04 0F (default 80 00 00)."""
+        return self._command(zvt.encode("authorization", amount=amount, currency=currency), goods)
+
+    def _command(self, raw: bytes, status_answer: bytes | None = None) -> dict[str, Any]:
+        with self._lock:
+            sock = self._connect()
+            result: dict[str, Any] = {
+                "ok": False,
+                "status": None,
+                "statuses": [],
+                "receipt": [],
+                "intermediate": [],
+                "completion": {},
+                "result_code": None,
+            }
+            self._send(sock, raw)
+            first = self._receive(sock, self.t3)
+            if first.name != "ack":
+                raise TerminalError(
+                    f"expected 80 00 00 after {zvt.decode_apdu(zvt.ApduReader().feed(raw)[0]).name},"
+                    f" got {zvt.describe(first)}"
+                )
+            deadline = time.monotonic() + self.command_timeout
+            while True:
+                msg = self._receive(sock, max(0.01, deadline - time.monotonic()))
+                if msg.name == "status_information":
+                    result["statuses"].append(msg.fields)
+                    result["status"] = msg.fields
+                    self._send(sock, status_answer or zvt.encode("ack"))
+                    continue
+                self._send(sock, zvt.encode("ack"))
+                if msg.name == "intermediate_status":
+                    result["intermediate"].append(msg.fields.get("status"))
+                elif msg.name == "print_line":
+                    result["receipt"].append(msg.fields.get("text", ""))
+                elif msg.name == "completion":
+                    result.update(ok=True, completion=msg.fields, result_code=0)
+                    break
+                elif msg.name == "abort":
+                    result.update(ok=False, result_code=msg.fields.get("result_code"))
+                    break
+            self.observed.append(result)
+            return result
+
+    def _send(self, sock: socket.socket, raw: bytes) -> None:
+        self._note("tx", raw)
+        try:
+            sock.sendall(raw)
+        except OSError as exc:
+            self._sock = None
+            raise TerminalError(f"connection to the terminal lost while sending: {exc}") from exc
+
+    def _receive(self, sock: socket.socket, timeout: float) -> zvt.Message:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._pending:
+                apdu = self._pending.pop(0)
+                msg = zvt.decode_apdu(apdu)
+                self._note("rx", apdu.to_bytes(), msg)
+                return msg
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TerminalError(f"no answer from the terminal within {timeout:.2f}s")
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                self._sock = None
+                raise TerminalError(f"connection to the terminal lost: {exc}") from exc
+            if not chunk:
+                self._sock = None
+                raise TerminalError("the terminal closed the connection")
+            self._pending += self._reader.feed(chunk)
+
+    def _note(self, direction: str, raw: bytes, msg: zvt.Message | None = None) -> None:
+        if self._transcript is None:
+            return
+        if msg is None:
+            msg = zvt.decode_apdu(zvt.ApduReader().feed(raw)[0])
+        self._transcript.write(direction, link="zvt", apdu=zvt.hexdump(raw), decoded=zvt.describe(msg))
