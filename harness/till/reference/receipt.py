@@ -131,12 +131,16 @@ class ReceiptPrinterClient:
                     for line in content.lines[1:]:
                         p.textln(line)
                     if content.qr:
-                        p.qr(content.qr, native=True, size=4, center=True)
+                        p.set(align="center")
+                        p.qr(content.qr, native=True, size=4)
+                        p.set(align="left")
                     p.cut()
                 if kick_drawer:
                     p.cashdraw(2)
             except (OSError, EscposError) as exc:
                 raise PrintError(f"printer connection failed while printing: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - whatever broke, the receipt did not come out
+                raise PrintError(f"receipt could not be rendered: {type(exc).__name__}: {exc}") from exc
             why = self._state(p)
             if why:
                 raise PrintError(f"receipt not completed: {why}")
