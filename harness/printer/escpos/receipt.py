@@ -1,0 +1,317 @@
+"""Receipts: what lies between cuts, laid out from the decoder's events.
+
+>>> builder = ReceiptBuilder()
+>>> for receipt in builder.add(decode(b"TOTAL 12.50\\n\\x1dV\\x00")): print(receipt.lines, receipt.amounts, receipt.cut)
+['TOTAL 12.50'] [Decimal('12.50')] full
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from harness.printer.escpos.events import (
+    Barcode,
+    Cut,
+    DrawerPulse,
+    Event,
+    Feed,
+    Image,
+    Initialize,
+    Style,
+    Symbol,
+    Text,
+)
+
+AMOUNT = re.compile(r"(?<![\d.,])-?\d{1,3}(?:([.,' ])\d{3})*[.,]\d{2}(?![\d])|(?<![\d.,])-?\d+[.,]\d{2}(?![\d])")
+
+
+@dataclass(frozen=True)
+class TextStyle:
+    bold: bool = False
+    underline: int = 0
+    double_strike: bool = False
+    font: int = 0               # 0 = A (12x24), 1 = B (9x17)
+    invert: bool = False
+    width: int = 1
+    height: int = 1
+    upside_down: bool = False
+
+
+@dataclass
+class TextLine:
+    """One printed line: styled segments and the alignment in force when it was printed."""
+
+    segments: list[tuple[str, TextStyle]]
+    align: int = 0              # 0 left, 1 centre, 2 right
+
+    @property
+    def text(self) -> str:
+        return "".join(s for s, _ in self.segments)
+
+
+@dataclass
+class ReceiptImage:
+    """A bit image as printed: packed 1-bit rows, MSB first, 1 = black."""
+
+    mode: str
+    width: int
+    height: int
+    bits: bytes
+    align: int = 0
+
+    @property
+    def row_bytes(self) -> int:
+        return (self.width + 7) // 8
+
+    def to_pil(self):
+        """The image as a Pillow '1' image (black = 0)."""
+        from PIL import Image as PILImage, ImageOps
+
+        need = self.row_bytes * self.height
+        data = self.bits[:need].ljust(need, b"\x00")
+        im = PILImage.frombytes("1", (self.width, self.height), data)
+        return ImageOps.invert(im.convert("L")).convert("1")
+
+    def pixel(self, x: int, y: int) -> bool:
+        """True when the dot at (x, y) is black."""
+        return bool(self.bits[y * self.row_bytes + (x >> 3)] & (0x80 >> (x & 7)))
+
+
+@dataclass
+class BarcodeBlock:
+    symbology: str
+    data: str
+    height: int
+    width: int
+    hri: int
+    align: int = 0
+
+
+@dataclass
+class QrBlock:
+    data: str
+    size: int
+    error_level: str
+    align: int = 0
+
+
+@dataclass
+class FeedBlock:
+    dots: int
+
+
+@dataclass
+class Receipt:
+    """One receipt (the events up to and including a cut). `cut` is None for a receipt cut short (no cut yet)."""
+
+    index: int
+    events: list[Event]
+    blocks: list[Any]
+    cut: str | None
+    drawer_pulses: list[int]
+    started: float
+    finished: float
+    profile: str = ""
+    codec_notes: list[str] = field(default_factory=list)
+
+    @property
+    def raw(self) -> bytes:
+        return b"".join(e.raw for e in self.events)
+
+    @property
+    def lines(self) -> list[str]:
+        out = [b.text for b in self.blocks if isinstance(b, TextLine)]
+        while out and not out[-1].strip():
+            out.pop()
+        while out and not out[0].strip():
+            out.pop(0)
+        return out
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def amounts(self) -> list[Decimal]:
+        """Money amounts printed (e.g. '12.50', '1,234.00', '12,50'), in order."""
+        found = []
+        for line in self.lines:
+            for m in AMOUNT.finditer(line):
+                found.append(_to_decimal(m.group(0)))
+        return [a for a in found if a is not None]
+
+    @property
+    def barcodes(self) -> list[BarcodeBlock]:
+        return [b for b in self.blocks if isinstance(b, BarcodeBlock)]
+
+    @property
+    def qr_codes(self) -> list[str]:
+        return [b.data for b in self.blocks if isinstance(b, QrBlock)]
+
+    @property
+    def images(self) -> list[ReceiptImage]:
+        return [b for b in self.blocks if isinstance(b, ReceiptImage)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "profile": self.profile, "cut": self.cut, "lines": self.lines,
+            "amounts": [str(a) for a in self.amounts],
+            "barcodes": [{"symbology": b.symbology, "data": b.data} for b in self.barcodes],
+            "qr_codes": self.qr_codes,
+            "images": [{"mode": i.mode, "width": i.width, "height": i.height} for i in self.images],
+            "drawer_pulses": self.drawer_pulses, "bytes": len(self.raw),
+            "started": self.started, "finished": self.finished,
+            "unknown": [e.to_dict() for e in self.events if e.kind in ("Unknown", "Incomplete")],
+        }
+
+
+def _to_decimal(text: str) -> Decimal | None:
+    sep = text[-3]
+    digits = re.sub(r"[^\d-]", "", text[:-3])
+    try:
+        return Decimal(f"{digits}.{text[-2:]}") if sep in ".," else None
+    except InvalidOperation:
+        return None
+
+
+class ReceiptBuilder:
+    """Turns events into receipts; one `Receipt` per cut. Keeps the style state across receipts (as a printer)."""
+
+    def __init__(self, profile: str = ""):
+        self.profile = profile
+        self.count = 0
+        self._reset_style()
+        self._start_receipt()
+
+    def _reset_style(self) -> None:
+        self.style = TextStyle()
+        self.align = 0
+
+    def _start_receipt(self) -> None:
+        self.events: list[Event] = []
+        self.blocks: list[Any] = []
+        self.pulses: list[int] = []
+        self.segments: list[tuple[str, TextStyle]] = []
+        self.graphic_in_line = False
+        self.column_open = False
+        self.started: float | None = None
+
+    @property
+    def pending_events(self) -> list[Event]:
+        return list(self.events)
+
+    def add(self, events: list[Event]) -> list[Receipt]:
+        """Take events in stream order; return the receipts they completed."""
+        done = []
+        for e in events:
+            if self.started is None:
+                self.started = time.time()
+            self.events.append(e)
+            if isinstance(e, Text):
+                self.segments.append((e.text, self.style))
+                self.column_open = False
+            elif isinstance(e, Feed):
+                self._feed(e)
+            elif isinstance(e, Style):
+                self._apply_style(e)
+            elif isinstance(e, Image):
+                self._image(e)
+            elif isinstance(e, Barcode):
+                self._flush_line(False)
+                self.blocks.append(BarcodeBlock(e.symbology, e.data.decode("latin-1"), e.height, e.width, e.hri,
+                                                self.align))
+            elif isinstance(e, Symbol) and e.is_qr_print:
+                self._flush_line(False)
+                if e.payload is not None:
+                    self.blocks.append(QrBlock(e.payload.decode("utf-8", errors="replace"), e.size, e.error_level,
+                                               self.align))
+            elif isinstance(e, DrawerPulse):
+                self.pulses.append(e.pin)
+            elif isinstance(e, Initialize):
+                self._flush_line(False)
+                self._reset_style()
+            elif isinstance(e, Cut):
+                self._flush_line(False)
+                done.append(self._finish(e.mode))
+        return done
+
+    def flush(self) -> Receipt | None:
+        """The receipt in progress (no cut yet), or None when nothing was received since the last cut."""
+        if not self.events:
+            return None
+        self._flush_line(False)
+        return self._finish(None)
+
+    def _finish(self, cut: str | None) -> Receipt:
+        r = Receipt(self.count, self.events, self.blocks, cut, self.pulses, self.started or time.time(),
+                    time.time(), self.profile)
+        self.count += 1
+        self._start_receipt()
+        return r
+
+    def _flush_line(self, blank_allowed: bool) -> None:
+        if self.segments:
+            self.blocks.append(TextLine(self.segments, self.align))
+            self.segments = []
+        elif blank_allowed and not self.graphic_in_line:
+            self.blocks.append(TextLine([], self.align))
+        self.graphic_in_line = False
+
+    def _feed(self, e: Feed) -> None:
+        if e.unit == "line":
+            self._flush_line(True)
+            return
+        had_text = bool(self.segments)
+        self._flush_line(False)
+        self.column_open = False
+        if e.unit == "lines" and e.amount > 0:
+            extra = e.amount - 1 if had_text else e.amount
+            if extra:
+                self.blocks.append(FeedBlock(extra * 30))
+        elif e.unit == "dots" and e.amount > 0:
+            self.blocks.append(FeedBlock(e.amount))
+
+    def _apply_style(self, e: Style) -> None:
+        s, v = self.style, e.value
+        if e.attr == "bold":
+            s = replace(s, bold=bool(v))
+        elif e.attr == "underline":
+            s = replace(s, underline=v - 48 if v >= 48 else v)
+        elif e.attr == "double_strike":
+            s = replace(s, double_strike=bool(v))
+        elif e.attr == "font":
+            s = replace(s, font=1 if v in (1, 49) else 0)
+        elif e.attr == "invert":
+            s = replace(s, invert=bool(v))
+        elif e.attr == "upside_down":
+            s = replace(s, upside_down=bool(v))
+        elif e.attr == "size":
+            s = replace(s, width=v[0], height=v[1])
+        elif e.attr == "print_mode":
+            s = replace(s, font=v & 1, bold=bool(v & 0x08), height=2 if v & 0x10 else 1,
+                        width=2 if v & 0x20 else 1, underline=1 if v & 0x80 else 0)
+        elif e.attr == "align":
+            self.align = v - 48 if v >= 48 else v
+            if self.align not in (0, 1, 2):
+                self.align = 0
+        self.style = s
+
+    def _image(self, e: Image) -> None:
+        if e.mode == "column":
+            last = self.blocks[-1] if self.blocks else None
+            if self.column_open and isinstance(last, ReceiptImage) and last.width == e.width:
+                last.bits += e.bits
+                last.height += e.height
+            else:
+                self._flush_line(False)
+                self.blocks.append(ReceiptImage("column", e.width, e.height, bytes(e.bits), self.align))
+            self.column_open = True
+            self.graphic_in_line = True
+            return
+        self._flush_line(False)
+        self.column_open = False
+        self.blocks.append(ReceiptImage(e.mode, e.width, e.height, bytes(e.bits), self.align))
