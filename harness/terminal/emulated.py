@@ -1,0 +1,174 @@
+"""The emulated payment terminal driver: ZVT towards the till, ISO 8583 towards the rig's acquirer host.
+
+In the emulated rig it listens at `terminal:20007` inside its namespace and reaches the host at
+`ctx.bench.host.address`. Without a topology it listens on 127.0.0.1 at an ephemeral port.
+
+Test API (the `terminal` fixture):
+
+>>> terminal.present_card("decline")            # doctest: +SKIP   the next payment's card
+>>> terminal.present_card("approve", delay=0.2) # doctest: +SKIP   presented 0.2 s after the terminal asks
+>>> terminal.auto_present = False               # doctest: +SKIP   wait for present_card() (default: approve)
+>>> terminal.abort()                            # doctest: +SKIP   cashier presses abort
+>>> terminal.set_timer("host", 10)              # doctest: +SKIP   nominal seconds, scaled by the rig
+>>> terminal.journal.last("sale")["state"]      # doctest: +SKIP   'approved'
+
+Rig options: auto_present, offline, floor_limit (minor units), ecr_receipts (true/false; default: as the ECR
+registered), unconfirmed (book|reverse), terminal_id, currency, timers {name: nominal seconds}, journal (path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.devices import DeviceContext
+from harness.terminal import PaymentTerminal
+from harness.terminal.cards import TestCard
+from harness.terminal.core import TerminalCore
+from harness.terminal.ecr import EcrServer
+from harness.terminal.journal import Journal
+
+DEFAULT_ECR_PORT = 20007
+
+
+def parse_address(text: str, default_port: int) -> tuple[str, int]:
+    """'HOST:PORT' (or ':PORT', 'HOST') -> (host, port); raises ValueError naming the bad text."""
+    host, sep, port = str(text).rpartition(":")
+    if not sep:
+        host, port = str(text), str(default_port)
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"bad address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:{default_port}")
+    return host or "0.0.0.0", int(port)
+
+
+class EmulatedTerminal(PaymentTerminal):
+    """A ZVT payment terminal emulated in-process (threads, real sockets, SQLite journal)."""
+
+    needs = ("host",)
+    close_timeout = 5.0
+
+    def __init__(self, spec: Any, ctx: DeviceContext):
+        super().__init__(spec, ctx)
+        self.options = dict(getattr(spec, "options", {}) or {})
+        self.core: TerminalCore | None = None
+        self.server: EcrServer | None = None
+        self._journal: Journal | None = None
+        self._transcript = None
+        self._ecr_address: tuple[str, int] | None = None
+
+    def start(self) -> None:
+        ctx, opts = self.ctx, self.options
+        ns = ctx.namespace
+        _, port = parse_address(getattr(self.spec, "address", None) or f"terminal:{DEFAULT_ECR_PORT}",
+                                DEFAULT_ECR_PORT)
+        if ns is not None:
+            listener = ns.listen(("0.0.0.0", port))
+            ip = ns.ip or ctx.bench.address_of(self.spec.node)
+        else:
+            import socket
+
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(16)
+            ip = "127.0.0.1"
+        self._ecr_address = (ip, listener.getsockname()[1])
+        host_address = self._host_address()
+        self._journal = Journal(opts.get("journal") or ctx.evidence.file(f"{self.name}-journal.sqlite",
+                                                                         "terminal journal (SQLite)"))
+        self._transcript = ctx.evidence.transcript(self.name)
+        connect = (lambda addr, timeout: ns.connect(addr, timeout)) if ns is not None else None
+        try:
+            self.core = TerminalCore(
+                journal=self._journal, host_address=host_address, timing=ctx.timing, connect=connect,
+                transcript=self._transcript, terminal_id=str(opts.get("terminal_id", "29001234")),
+                currency=int(opts.get("currency", 978)), auto_present=bool(opts.get("auto_present", True)),
+                offline=bool(opts.get("offline", False)), floor_limit=int(opts.get("floor_limit", 0)),
+                timers=opts.get("timers") or {}, unconfirmed=str(opts.get("unconfirmed", "book")))
+            self.server = EcrServer(self.core, listener, transcript=self._transcript,
+                                    ecr_receipts=opts.get("ecr_receipts"))
+            self.server.start()
+        except BaseException:
+            listener.close()
+            raise
+
+    def _host_address(self) -> tuple[str, int]:
+        if "host" in self.options:
+            return parse_address(self.options["host"], 5000)
+        bench = self.ctx.bench
+        if bench is None:
+            raise RuntimeError("the emulated terminal needs the rig's host: run it on a bench, or set "
+                               "options.host: HOST:PORT in the rig")
+        address = bench.host.address
+        return (str(address[0]), int(address[1]))
+
+    # -- PaymentTerminal -----------------------------------------------------------------------------------------------
+    @property
+    def ecr_address(self) -> tuple[str, int]:
+        if self._ecr_address is None:
+            raise RuntimeError("terminal not started")
+        return self._ecr_address
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            raise RuntimeError("terminal not started")
+        return self._journal
+
+    def identity(self) -> dict[str, Any]:
+        ident = super().identity()
+        ident.update(model="posrig emulated ZVT terminal", protocol="ZVT 13.x over TCP",
+                     ecr=f"{self._ecr_address[0]}:{self._ecr_address[1]}" if self._ecr_address else None)
+        return ident
+
+    # -- test API -----------------------------------------------------------------------------------------------------
+    def present_card(self, which: str | TestCard = "approve", delay: float = 0.0) -> TestCard:
+        """Hand the terminal a test card for the running or next payment, after `delay` real seconds."""
+        return self._core.present_card(which, delay)
+
+    def abort(self) -> bool:
+        """The cashier presses abort on the terminal. False when no payment is running."""
+        return self._core.abort("cashier")
+
+    def set_timer(self, name: str, nominal: float) -> None:
+        """Set a protocol timer (t3, t4, goods_retry, card, host, host_connect, reversal_retry) in nominal seconds."""
+        self._core.set_timer(name, nominal)
+
+    @property
+    def auto_present(self) -> bool:
+        return self._core.auto_present
+
+    @auto_present.setter
+    def auto_present(self, value: bool) -> None:
+        self._core.auto_present = bool(value)
+
+    def configure(self, **options: Any) -> None:
+        """Change offline / floor_limit / unconfirmed / ecr_receipts while running."""
+        for key, value in options.items():
+            if key == "ecr_receipts":
+                self.server.ecr_receipts = value
+            elif key in ("offline", "floor_limit", "unconfirmed"):
+                setattr(self._core, key, value)
+            else:
+                raise KeyError(f"unknown terminal option {key!r}; use offline, floor_limit, unconfirmed, ecr_receipts")
+
+    def flush_reversals(self, budget: float = 2.0) -> bool:
+        """Try to deliver every stored reversal/advice now; True when none is owed."""
+        return self._core.flush_saf(budget)
+
+    @property
+    def _core(self) -> TerminalCore:
+        if self.core is None:
+            raise RuntimeError("terminal not started")
+        return self.core
+
+    def close(self) -> None:
+        if self.core is not None:
+            self.core.close()                       # aborts a waiting payment, stops store-and-forward
+        if self.server is not None:
+            self.server.close(timeout=2.0)
+        if self._transcript is not None:
+            self._transcript.close()
+        if self._journal is not None:
+            self._journal.close()
+        self.server = self.core = None
+        self._transcript = None
