@@ -27,25 +27,51 @@ MAX_MESSAGE = 8192           # larger length prefixes are treated as garbage, no
 
 # Message type indicators of the flows the harness emulates and faults.
 MTI_NAMES = {
-    "0100": "authorization request", "0110": "authorization response",
-    "0200": "financial request", "0210": "financial response",
-    "0220": "financial advice", "0230": "financial advice response",
-    "0400": "reversal request", "0410": "reversal response",
+    "0100": "authorization request", "0101": "authorization request repeat", "0110": "authorization response",
+    "0200": "financial request", "0201": "financial request repeat", "0210": "financial response",
+    "0220": "financial advice", "0221": "financial advice repeat", "0230": "financial advice response",
+    "0400": "reversal request", "0401": "reversal request repeat", "0410": "reversal response",
     "0420": "reversal advice", "0421": "reversal advice repeat", "0430": "reversal advice response",
-    "0500": "reconciliation request", "0510": "reconciliation response",
-    "0800": "network management request", "0810": "network management response",
+    "0500": "reconciliation request", "0501": "reconciliation request repeat",
+    "0510": "reconciliation response",
+    "0800": "network management request", "0801": "network management request repeat",
+    "0810": "network management response",
 }
-RESPONSE_MTI = {"0100": "0110", "0200": "0210", "0220": "0230", "0400": "0410", "0420": "0430", "0421": "0430",
-                "0500": "0510", "0800": "0810"}
+RESPONSE_MTI = {"0100": "0110", "0200": "0210", "0220": "0230", "0400": "0410", "0420": "0430",
+                "0500": "0510", "0800": "0810",     # repeats (last digit 1) are answered like the original
+                "0101": "0110", "0201": "0210", "0221": "0230", "0401": "0410", "0421": "0430",
+                "0501": "0510", "0801": "0810"}
 
 # Field numbers by name (pyiso8583 keys fields by their number as a string).
 PAN, PROCESSING_CODE, AMOUNT, TRANSMISSION_TIME, STAN = "2", "3", "4", "7", "11"
 LOCAL_TIME, LOCAL_DATE, RRN, AUTH_CODE, RESPONSE_CODE = "12", "13", "37", "38", "39"
 TERMINAL_ID, MERCHANT_ID, CURRENCY, ORIGINAL_DATA = "41", "42", "49", "90"
+NETWORK_CODE = "70"
+# Reconciliation totals (0500/0510): counts n10, amounts n16, net settlement x+n16 ('C'/'D' + 16 digits).
+CREDITS_COUNT, CREDITS_REVERSAL_COUNT, DEBITS_COUNT, DEBITS_REVERSAL_COUNT = "74", "75", "76", "77"
+CREDITS_AMOUNT, CREDITS_REVERSAL_AMOUNT, DEBITS_AMOUNT, DEBITS_REVERSAL_AMOUNT = "86", "87", "88", "89"
+NET_SETTLEMENT = "97"
+
+
+def original_data(mti: str, stan: str, transmission: str = "0000000000") -> str:
+    """Field 90 (n42) naming the message a reversal undoes: original MTI, STAN, transmission time, ids."""
+    return f"{mti:0>4}{stan:0>6}{transmission:0>10}".ljust(42, "0")
+
+
+def parse_original_data(value: str) -> tuple[str, str]:
+    """(original MTI, original STAN) from field 90."""
+    return value[:4], value[4:10]
 
 
 class FramingError(ValueError):
-    """The byte stream cannot be split into messages (e.g. an impossible length prefix)."""
+    """The byte stream cannot be split into messages (e.g. an impossible length prefix).
+
+    `frames` holds the whole messages that came before the bad bytes in the same chunk: they are not lost.
+    """
+
+    def __init__(self, message: str, frames: list[bytes] | None = None):
+        super().__init__(message)
+        self.frames = frames or []
 
 
 class MessageError(ValueError):
@@ -108,12 +134,14 @@ class FrameReader:
                 if not digits.isdigit():
                     bad = bytes(self._buf)
                     self._buf.clear()
-                    raise FramingError(f"4-digit ASCII length expected, got {digits!r}; {len(bad)} bytes dropped")
+                    raise FramingError(
+                        f"4-digit ASCII length expected, got {digits!r}; {len(bad)} bytes dropped", out)
                 n = int(digits)
             if n == 0 or n > self.max_message:
                 bad = bytes(self._buf)
                 self._buf.clear()
-                raise FramingError(f"length prefix {n} outside 1..{self.max_message}; {len(bad)} bytes dropped")
+                raise FramingError(
+                    f"length prefix {n} outside 1..{self.max_message}; {len(bad)} bytes dropped", out)
             if len(self._buf) < head + n:
                 break
             out.append(bytes(self._buf[head : head + n]))

@@ -1,0 +1,343 @@
+"""`EmulatedHost`: posrig plays the card acquirer (ISO 8583 over TCP) with a durable SQLite ledger.
+
+Public API (stable; the terminal emulator and the oracle use it):
+
+    host.address                   (ip, port) the terminal connects to
+    host.ledger                    harness.host.ledger.Ledger: payments(), payment(stan=, terminal=, rrn=),
+                                   holds_money(...), settled_payments(), totals(), messages(), batches()
+    host.behave(what, **match)     set a behaviour from the test, newest rule first; returns the rule id
+                                     what: approve | decline | slow | silent | twice | close, or a Behaviour
+                                     code="51", delay_ms=15000 (nominal, x rig timing scale), times=1
+                                     match: amount=999 or "9.99", pan=, pan_prefix=, mti="0420",
+                                     terminal=, stan=
+    host.clear_behaviours()        drop the rules set from tests (magic amounts, test cards, rules file stay)
+    host.ledger_path, host.spec_name, host.framing
+    host.kill(), host.restart()    process mode: SIGKILL the host process; start it again, same ledger
+
+Rig options (`devices.host.options`): spec (ascii | binary), framing (2byte | 4ascii | none), rules (a
+YAML/JSON rules file), window (seconds a repeated request is recognised, default 600), process (true: run
+`posrig host serve` as a child process instead of threads in this process), synchronous (FULL | NORMAL).
+
+Placement: in the emulated rig the host listens on 0.0.0.0:PORT inside its namespace (`address: host:5000`)
+and the terminal reaches it at the host node's IP; without namespaces it listens on 127.0.0.1 on an ephemeral
+port; on a physical bench it binds to the address in the rig (the bench NIC the real terminal is configured to
+use). Evidence: `host.jsonl` (every message decoded, direction and time, card numbers masked),
+`host-ledger.sqlite` (the ledger itself) and, at close, `host-ledger.json` (payments and totals).
+
+Behaviour rules are stored in the ledger file (table `rules`), which the host re-reads before its next request
+when another process changed it: the same `behave()` works whether the host runs as threads or as a child
+process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.devices import DeviceContext
+from harness.host import AcquirerHost
+from harness.host.behaviour import Behaviour, Match, Rule, RuleError, load_rules
+from harness.host.ledger import Ledger
+from harness.host.server import HostServer
+from harness.protocols.iso8583 import DEFAULT_SPEC, SPECS, Framing
+
+DEFAULT_PORT = 5000
+READY_TIMEOUT = 15.0
+
+
+class HostError(RuntimeError):
+    """The emulated host could not start or be controlled; the message says what to change."""
+
+
+def _child_preexec() -> None:
+    from harness.netns import _child_preexec as preexec
+
+    preexec()
+
+
+class EmulatedHost(AcquirerHost):
+    """The emulated acquirer: threads in this process (default) or a `posrig host serve` child."""
+
+    close_timeout = 8.0
+
+    def __init__(self, spec: Any, ctx: DeviceContext):
+        super().__init__(spec, ctx)
+        opts = dict(spec.options or {})
+        unknown = set(opts) - {"spec", "framing", "rules", "window", "process", "synchronous"}
+        if unknown:
+            raise HostError(
+                f"host {spec.name!r}: unknown option(s) {sorted(unknown)}; expected spec, framing, "
+                "rules, window, process, synchronous"
+            )
+        self.spec_name: str = opts.get("spec", DEFAULT_SPEC)
+        if self.spec_name not in SPECS:
+            raise HostError(
+                f"host {spec.name!r}: options.spec {self.spec_name!r}; expected one of {', '.join(SPECS)}"
+            )
+        self.framing: str = Framing(opts.get("framing", "2byte")).name
+        self.rules_file: str | None = opts.get("rules")
+        self.window = float(opts.get("window", 600.0))
+        self.process_mode = bool(opts.get("process", False))
+        self.synchronous = str(opts.get("synchronous", "FULL")).upper()
+        self.ledger_path: Path = ctx.evidence.file(
+            "host-ledger.sqlite", "acquirer host ledger (SQLite)", "application/vnd.sqlite3"
+        )
+        self._server: HostServer | None = None
+        self._proc: subprocess.Popen | None = None
+        self._transcript = None
+        self._ledger: Ledger | None = None
+        self._bind: tuple[str, int] | None = None
+        self._address: tuple[str, int] | None = None
+        self._closed = False
+
+    # -- placement -------------------------------------------------------------------------------
+    def _configured_port(self) -> int:
+        if self.spec.address:
+            return int(str(self.spec.address).rsplit(":", 1)[1])
+        return DEFAULT_PORT
+
+    def _placement(self) -> tuple[tuple[str, int], str]:
+        """(bind address, advertised ip)."""
+        ns = self.ctx.namespace
+        if ns is not None:
+            return ("0.0.0.0", self._configured_port()), str(ns.ip or "0.0.0.0")
+        if self.ctx.rig.network_mode == "bench":
+            if not self.spec.address:
+                raise HostError(
+                    f"host {self.name!r}: a bench rig needs `address: IP:PORT` (the bench NIC the "
+                    "terminal is configured to use)"
+                )
+            ip, port = str(self.spec.address).rsplit(":", 1)
+            return (ip, int(port)), ip
+        return ("127.0.0.1", 0), "127.0.0.1"
+
+    def _listen(self, bind: tuple[str, int]) -> socket.socket:
+        try:
+            if self.ctx.namespace is not None:
+                return self.ctx.namespace.listen(bind, backlog=64)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(bind)
+            s.listen(64)
+            return s
+        except OSError as exc:
+            raise HostError(
+                f"host {self.name!r}: cannot listen on {bind[0]}:{bind[1]}: {exc.strerror}; "
+                "is another host running there, or is the address not on this machine?"
+            ) from None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        rules = self._file_rules()  # fail early on a bad rules file, in both modes
+        (bind, ip) = self._placement()
+        if self.process_mode:
+            self._bind = bind
+            port = self._spawn(bind)
+        else:
+            listener = self._listen(bind)
+            self._transcript = self.ctx.evidence.transcript("host")
+            self._server = HostServer(
+                listener,
+                self.ledger_path,
+                spec=self.spec_name,
+                framing=self.framing,
+                rules=rules,
+                window=self.window,
+                timing_scale=self.ctx.timing.scale,
+                transcript=self._transcript,
+                synchronous=self.synchronous,
+            )
+            self._server.start()
+            port = self._server.address[1]
+        self._address = (ip, port)
+        self._ledger = Ledger(self.ledger_path)
+
+    def _file_rules(self) -> list[Rule]:
+        if not self.rules_file:
+            return []
+        try:
+            return load_rules(self.rules_file)
+        except RuleError as exc:
+            raise HostError(f"host {self.name!r}: options.rules: {exc}") from None
+
+    def _command(self, bind: tuple[str, int]) -> list[str]:
+        cmd = [
+            *posrig_command(),
+            "host",
+            "serve",
+            "--listen",
+            f"{bind[0]}:{bind[1]}",
+            "--ledger",
+            str(self.ledger_path),
+            "--spec",
+            self.spec_name,
+            "--framing",
+            self.framing,
+            "--window",
+            str(self.window),
+            "--timing-scale",
+            str(self.ctx.timing.scale),
+            "--synchronous",
+            self.synchronous,
+            "--transcript",
+            str(self.ctx.evidence.file("host.jsonl", "host transcript", "application/x-ndjson")),
+        ]
+        if self.rules_file:
+            cmd += ["--rules", str(self.rules_file)]
+        return cmd
+
+    def _spawn(self, bind: tuple[str, int]) -> int:
+        cmd = self._command(bind)
+        log_path = self.ctx.evidence.file("host-serve.log", "host process log", "text/plain")
+        with open(log_path, "ab") as errlog:
+            kwargs: dict[str, Any] = {
+                "stdin": subprocess.DEVNULL,
+                "stdout": subprocess.PIPE,
+                "stderr": errlog,
+            }
+            if self.ctx.namespace is not None:
+                self._proc = self.ctx.namespace.popen(cmd, **kwargs)
+            else:
+                self._proc = subprocess.Popen(cmd, preexec_fn=_child_preexec, **kwargs)
+        ready = read_ready_line(self._proc, READY_TIMEOUT)
+        if ready is None:
+            self._stop_process()
+            raise HostError(
+                f"host {self.name!r}: `posrig host serve` did not report ready within {READY_TIMEOUT:g}s; "
+                f"see {log_path}"
+            )
+        return int(ready["listen"].rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        """SIGKILL the host process (process mode): a crash, with no chance to clean up."""
+        if self._proc is None:
+            raise HostError("kill() needs the host in process mode (rig option `process: true`)")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._proc.pid, signal.SIGKILL)
+        self._proc.wait(5)
+
+    def restart(self) -> None:
+        """Start the host process again on the same ledger and port (after kill())."""
+        if not self.process_mode or self._bind is None or self._address is None:
+            raise HostError("restart() needs the host in process mode (rig option `process: true`)")
+        self._stop_process()
+        self._spawn((self._bind[0], self._address[1]) if self._bind[1] == 0 else self._bind)
+
+    def _stop_process(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(3)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.close(timeout=self.close_timeout / 2)
+        self._stop_process()
+        if self._transcript is not None:
+            self._transcript.close()
+        if self._ledger is not None:
+            with contextlib.suppress(Exception):
+                self.ctx.evidence.write_json(
+                    "host-ledger.json", self._ledger.summary(), "acquirer ledger: payments and totals"
+                )
+            self._ledger.close()
+
+    # -- interface -------------------------------------------------------------------------------
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._address is None:
+            raise HostError(f"host {self.name!r} is not started")
+        return self._address
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            raise HostError(f"host {self.name!r} is not started")
+        return self._ledger
+
+    def behave(
+        self,
+        what: str | Behaviour = "approve",
+        *,
+        code: str | None = None,
+        delay_ms: float = 0.0,
+        scaled: bool = True,
+        times: int | None = None,
+        label: str = "",
+        **match: Any,
+    ) -> int:
+        """Set how the host answers matching requests from now on (newest rule wins). Returns the rule id.
+
+        >>> host.behave("decline", code="51", amount="12.34")
+        >>> host.behave("silent", mti="0420", times=1)        # swallow one reversal advice: expect 0421
+        """
+        behaviour = what if isinstance(what, Behaviour) else Behaviour.named(what, code, delay_ms, scaled)
+        rule = Rule(Match.from_dict(match), behaviour, times, label)
+        return self.ledger.add_rule(rule)
+
+    def clear_behaviours(self) -> None:
+        self.ledger.clear_rules()
+
+    def identity(self) -> dict[str, Any]:
+        info = super().identity()
+        info.update(
+            address=f"{self._address[0]}:{self._address[1]}" if self._address else None,
+            spec=self.spec_name,
+            framing=self.framing,
+            ledger=str(self.ledger_path),
+            runs="process" if self.process_mode else "threads",
+        )
+        return info
+
+
+def posrig_command() -> list[str]:
+    """How to run `posrig` with this interpreter: the installed script beside it, else `python -c`."""
+    script = Path(sys.executable).with_name("posrig")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())"]
+
+
+def read_ready_line(proc: subprocess.Popen, timeout: float) -> dict[str, Any] | None:
+    """Wait for `posrig host serve`'s JSON ready line on its stdout; None when it exits or times out first."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    buf = b""
+    fd = proc.stdout.fileno()
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, min(0.2, deadline - time.monotonic())))
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return None
+            buf += chunk
+            if b"\n" in buf:
+                line = buf.split(b"\n", 1)[0]
+                try:
+                    msg = json.loads(line)
+                except json.JSONDecodeError:
+                    return None
+                return msg if msg.get("event") == "ready" else None
+        elif proc.poll() is not None:
+            return None
+    return None

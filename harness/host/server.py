@@ -1,0 +1,286 @@
+"""The acquirer's TCP front end: accepts terminals, frames and decodes ISO 8583, books, then answers.
+
+One thread per connection reads and decodes; every message is booked through the ledger's single writer
+(`Bookkeeper`) and the answer leaves only after the booking committed. Delayed answers are sent by timers, so
+a connection keeps reading (a reversal can arrive while its original's answer is still held back).
+
+Bad input never stops the host: a frame that does not decode is booked and answered with response code 30 when
+its MTI is readable (else ignored); an impossible length prefix or garbage that cannot be framed is booked and
+that connection is closed (its stream cannot be resynchronised). Other connections are untouched.
+
+>>> server = HostServer(socket.create_server(("127.0.0.1", 0)), "ledger.sqlite")
+>>> server.start(); server.address
+('127.0.0.1', 40123)
+>>> server.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.evidence import Transcript
+from harness.host.acquirer import Acquirer, Connection, Decision, mask_pan_text, masked_fields
+from harness.host.behaviour import Rule
+from harness.host.ledger import Bookkeeper
+from harness.protocols import iso8583 as iso
+
+log = logging.getLogger(__name__)
+ACCEPT_POLL = 0.2
+
+
+class _Peer:
+    """One terminal connection: its socket, a send lock, and whether it was closed."""
+
+    def __init__(self, conn: Connection, sock: socket.socket):
+        self.conn = conn
+        self.sock = sock
+        self.send_lock = threading.Lock()
+        self.closed = False
+        self.thread: threading.Thread | None = None
+
+    def shut(self) -> None:
+        with self.send_lock:
+            if self.closed:
+                return
+            self.closed = True
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.close()
+
+
+class HostServer:
+    """ISO 8583 acquirer host on a bound, listening socket (in a namespace, on a bench NIC or loopback)."""
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        ledger_path: str | Path,
+        *,
+        spec: str = iso.DEFAULT_SPEC,
+        framing: str = "2byte",
+        rules: list[Rule] | None = None,
+        window: float = 600.0,
+        timing_scale: float = 1.0,
+        transcript: Transcript | None = None,
+        synchronous: str = "FULL",
+        max_message: int = iso.MAX_MESSAGE,
+    ):
+        if spec not in iso.SPECS:
+            raise ValueError(f"unknown ISO 8583 spec {spec!r}; expected one of {', '.join(iso.SPECS)}")
+        self.listener = listener
+        self.ledger_path = Path(ledger_path)
+        self.spec = spec
+        self.framing = iso.Framing(framing)
+        self.timing_scale = timing_scale
+        self.transcript = transcript
+        self.max_message = max_message
+        self.acquirer = Acquirer(rules, window=window)
+        self.synchronous = synchronous
+        self.bookkeeper: Bookkeeper | None = None
+        self._peers: dict[int, _Peer] = {}
+        self._timers: set[threading.Timer] = set()
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+        self._accept_thread: threading.Thread | None = None
+        self.stats = {"connections": 0, "received": 0, "answered": 0, "malformed": 0}
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.listener.getsockname()[:2]
+        return host, port
+
+    def start(self) -> None:
+        self.bookkeeper = Bookkeeper(
+            self.ledger_path, self.synchronous, before_batch=self.acquirer.refresh_rules
+        )
+        self.listener.settimeout(ACCEPT_POLL)
+        self._accept_thread = threading.Thread(target=self._accept, name="host-accept", daemon=True)
+        self._accept_thread.start()
+        log.info("acquirer host listening on %s:%d, ledger %s", *self.address, self.ledger_path)
+
+    # -- connections -----------------------------------------------------------------------------
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sock, addr = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if not self._stopping.is_set():
+                    log.exception("acquirer host: accept failed; no longer accepting")
+                return
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = _Peer(Connection(next(self._ids), f"{addr[0]}:{addr[1]}"), sock)
+            with self._lock:
+                if self._stopping.is_set():
+                    peer.shut()
+                    return
+                self._peers[peer.conn.id] = peer
+                self.stats["connections"] += 1
+            self._record("connect", peer)
+            peer.thread = threading.Thread(
+                target=self._serve, args=(peer,), name=f"host-conn-{peer.conn.id}", daemon=True
+            )
+            peer.thread.start()
+
+    def _serve(self, peer: _Peer) -> None:
+        reader = iso.FrameReader(self.framing, self.max_message)
+        try:
+            while not peer.closed:
+                try:
+                    data = peer.sock.recv(65536)
+                except OSError:
+                    break
+                if not data:
+                    if reader.pending:
+                        self._book_error(
+                            peer,
+                            reader.pending,
+                            "connection closed in the middle of a message "
+                            f"({len(reader.pending)} bytes of it received)",
+                        )
+                    break
+                at = time.time()
+                try:
+                    frames = reader.feed(data)
+                    bad = None
+                except iso.FramingError as exc:
+                    frames, bad = exc.frames, exc
+                for raw in frames:
+                    if not self._handle_frame(peer, raw, at):
+                        return
+                if bad is not None:
+                    self._book_error(peer, data, f"cannot frame the stream: {bad}; connection closed")
+                    break
+        except Exception:  # noqa: BLE001 - one connection's failure must not stop the host
+            log.exception("acquirer host: connection %d failed; closing it", peer.conn.id)
+        finally:
+            peer.shut()
+            self._record("disconnect", peer)
+            with self._lock:
+                self._peers.pop(peer.conn.id, None)
+
+    def _handle_frame(self, peer: _Peer, raw: bytes, at: float) -> bool:
+        """Book and answer one frame. False when the connection was closed on purpose."""
+        assert self.bookkeeper is not None
+        self.stats["received"] += 1
+        try:
+            fields = iso.decode(raw, self.spec)
+        except iso.MessageError as exc:
+            self.stats["malformed"] += 1
+            log.warning("acquirer host: connection %d sent a malformed frame: %s", peer.conn.id, exc)
+            error = str(exc)
+            self._record("rx-malformed", peer, error=error, raw=mask_pan_text(raw))
+            decision = self.bookkeeper.call(
+                lambda db: self.acquirer.handle_malformed(db, raw, error, peer.conn, at)
+            )
+        else:
+            self._record("rx", peer, fields=fields)
+            decision = self.bookkeeper.call(lambda db: self.acquirer.handle(db, fields, peer.conn, at))
+        return self._deliver(peer, decision)
+
+    def _book_error(self, peer: _Peer, raw: bytes, error: str) -> None:
+        self.stats["malformed"] += 1
+        log.warning("acquirer host: connection %d: %s", peer.conn.id, error)
+        self._record("rx-malformed", peer, error=error, raw=mask_pan_text(raw[:256]))
+        assert self.bookkeeper is not None
+        with contextlib.suppress(Exception):
+            self.bookkeeper.call(
+                lambda db: self.acquirer.handle_malformed(
+                    db, raw[:256], error, peer.conn, time.time(), answer=False
+                )
+            )
+
+    # -- answers ---------------------------------------------------------------------------------
+    def _deliver(self, peer: _Peer, decision: Decision) -> bool:
+        resp = decision.response
+        if resp is None:
+            return True
+        b = decision.behaviour
+        if b.delivery == "silent":
+            self._record("withheld", peer, fields=resp, reason=decision.reason)
+            return True
+        if b.delivery == "close":
+            self._record("close", peer, fields=resp, reason=decision.reason)
+            peer.shut()
+            return False
+        payload = self.framing.wrap(iso.encode(resp, self.spec))
+        copies = 2 if b.delivery == "twice" else 1
+        delay = b.delay_seconds(self.timing_scale)
+        if delay <= 0:
+            self._send(peer, payload, resp, copies, decision.reason)
+            return True
+        timer = threading.Timer(delay, self._send_later, (peer, payload, resp, copies, decision.reason))
+        timer.daemon = True
+        timer.name = f"host-delay-{peer.conn.id}"
+        with self._lock:
+            self._timers.add(timer)
+        self._record("delayed", peer, fields=resp, seconds=round(delay, 4))
+        timer.start()
+        return True
+
+    def _send_later(
+        self, peer: _Peer, payload: bytes, resp: dict[str, Any], copies: int, reason: str
+    ) -> None:
+        try:
+            self._send(peer, payload, resp, copies, reason)
+        finally:
+            with self._lock:
+                self._timers.discard(threading.current_thread())  # type: ignore[arg-type]
+
+    def _send(self, peer: _Peer, payload: bytes, resp: dict[str, Any], copies: int, reason: str) -> None:
+        for _ in range(copies):
+            with peer.send_lock:
+                if peer.closed:
+                    self._record("send-failed", peer, fields=resp, error="connection already closed")
+                    return
+                try:
+                    peer.sock.sendall(payload)
+                except OSError as exc:
+                    self._record("send-failed", peer, fields=resp, error=str(exc))
+                    return
+            self.stats["answered"] += 1
+            self._record("tx", peer, fields=resp, reason=reason)
+
+    def _record(self, event: str, peer: _Peer, fields: dict[str, Any] | None = None, **extra: Any) -> None:
+        if self.transcript is None:
+            return
+        record: dict[str, Any] = {"connection": peer.conn.id, "peer": peer.conn.peer}
+        if fields is not None:
+            mti = str(fields.get("t", ""))
+            record.update(mti=mti, name=iso.MTI_NAMES.get(mti, "unknown"), fields=masked_fields(fields))
+        record.update(extra)
+        self.transcript.write(event, **record)
+
+    # -- shutdown --------------------------------------------------------------------------------
+    def close(self, timeout: float = 3.0) -> None:
+        """Stop accepting, drop every connection and pending delayed answer, stop the ledger writer."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        if self._accept_thread is not None:
+            self._accept_thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            timers, peers = list(self._timers), list(self._peers.values())
+            self._timers.clear()
+        for t in timers:
+            t.cancel()
+        for p in peers:
+            p.shut()
+        for p in peers:
+            if p.thread is not None and p.thread is not threading.current_thread():
+                p.thread.join(max(0.0, deadline - time.monotonic()))
+        if self.bookkeeper is not None:
+            self.bookkeeper.close(max(0.1, deadline - time.monotonic()))
