@@ -30,6 +30,7 @@ from harness.till.reference.zvt_ecr import (
     PaymentResult,
     ResultLost,
     ZvtError,
+    is_offline,
     result_text,
 )
 
@@ -129,10 +130,11 @@ class Correct:
                     and (info.get("trace"), info.get("receipt_no")) not in self.till.journal.known_transactions())
             self.till.step(run, "query-answered", detail={"last": info, "abort": last.abort_code, "ours": ours})
             if ours and info.get("result") == RESULT_SUCCESS and last.abort_code is None:
-                self.till.settle_paid(run, info, offline=info.get("online_flag") == 0)
+                self.till.settle_paid(run, info, offline=is_offline(info))
             elif ours and info.get("result") not in (None, RESULT_SUCCESS):
-                self.till.finish(run, "declined", info, terminal_result=info.get("result"),
-                                 message=f"terminal reports: {result_text(info.get('result'))}")
+                code = info["result"]
+                self.till.finish(run, "declined" if 0x01 <= code <= 0x63 else "failed", info,
+                                 terminal_result=code, message=f"terminal reports: {result_text(code)}")
             else:
                 self.till.finish(run, "failed", {}, terminal_result=last.abort_code,
                                  message=f"terminal has no completed payment for this sale ({reason})")

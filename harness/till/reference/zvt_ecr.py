@@ -491,7 +491,12 @@ class PaymentResult:
 
     @property
     def offline(self) -> bool:
-        return (self.status_info or {}).get("online_flag") == 0
+        return is_offline(self.status_info or {})
+
+
+def is_offline(info: dict[str, Any]) -> bool:
+    """The terminal approved without the host: TLV 1F11 online flag 0, or BMP 3C text starting 'OFFLINE'."""
+    return info.get("online_flag") == 0 or str(info.get("additional_text") or "").upper().startswith("OFFLINE")
 
 
 StatusInfoHandler = Callable[[dict[str, Any]], bytes]     # 04 0F fields -> ANSWER_BOOK / ANSWER_NO_GOODS / ...

@@ -1,0 +1,67 @@
+"""The reference till on the emulated bench: its own process in the till namespace, the emulated ZVT terminal
+(with the emulated acquirer host behind it) and the emulated ESC/POS printer. Uses the posrig `bench` fixture."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import BASKET, TOTAL
+
+pytestmark = pytest.mark.needs_netns
+
+
+@pytest.fixture
+def profile_bench(bench, monkeypatch):
+    """bench with the till profile chosen by the test: profile_bench("trust-abort")."""
+
+    def choose(name: str):
+        monkeypatch.setenv("POSRIG_TILL_PROFILE", name)
+        return bench
+
+    return choose
+
+
+def settled(host) -> list:
+    return list(host.ledger.settled_payments())
+
+
+def test_correct_sale_on_the_emulated_bench(profile_bench):
+    bench = profile_bench("correct")
+    till = bench.till
+    out = till.sell(BASKET)
+    assert out.status == "paid" and out.receipt == "printed", out
+    assert out.masked_pan == "411111******1111" and out.auth_code
+    receipt = bench.printer.receipts[-1]
+    text = receipt.text if hasattr(receipt, "text") else str(receipt)
+    assert "4.88" in text and out.auth_code in text and "4111111111111111" not in text
+    assert len(settled(bench.host)) == 1
+    ident = till.identity()
+    assert ident["profile"] == "correct" and ident["till"]["profile"] == "correct"
+    assert till.journal()[-1]["id"] == out.sale_id
+
+
+def test_declined_card_prints_no_sale_receipt(profile_bench):
+    bench = profile_bench("correct")
+    till = bench.till
+    bench.terminal.present_card("decline")
+    out = till.sell(BASKET)
+    assert out.status == "declined" and out.receipt == "none"
+    assert bench.printer.receipts == [] and settled(bench.host) == []
+
+
+def test_cash_sale_pulses_the_drawer(profile_bench):
+    bench = profile_bench("correct")
+    out = bench.till.sell(BASKET, "cash")
+    assert out.status == "paid" and out.drawer_opened and out.receipt == "printed"
+    assert len(bench.printer.receipts) == 1
+
+
+@pytest.mark.parametrize("profile, prints", [("correct", False), ("print-on-timeout", True)])
+def test_host_response_lost(profile_bench, profile, prints):
+    """Stage 4: the host approves but its 0210 never arrives. The terminal times out and reverses."""
+    bench = profile_bench(profile)
+    till = bench.till
+    bench.host.behave("silent", amount=TOTAL)
+    out = till.sell(BASKET)
+    assert (out.receipt == "printed") is prints, out
+    assert (len(bench.printer.receipts) == 1) is prints
+    assert out.status == ("paid" if prints else out.status) and (out.status != "paid") is (not prints)
