@@ -62,14 +62,18 @@ RESULT_ABORT_TIMEOUT = 0x6C          # abort via timeout or abort key
 RESULT_COMMUNICATION_ERROR = 0x7D
 RESULT_DIALUP_ERROR = 0x9B           # error from dial-up / communication fault (host unreachable)
 RESULT_PLEASE_WAIT = 0x9C
+RESULT_REMOTE_NO_RESPONSE = 0xA1     # remote station (host) does not respond
+RESULT_NO_CONNECTION = 0xA3          # no connection to the host
 RESULT_SYSTEM_ERROR = 0xFF
-COMMUNICATION_FAILURES = frozenset({RESULT_COMMUNICATION_ERROR, RESULT_DIALUP_ERROR})
+COMMUNICATION_FAILURES = frozenset({RESULT_COMMUNICATION_ERROR, RESULT_DIALUP_ERROR, RESULT_REMOTE_NO_RESPONSE,
+                                    RESULT_NO_CONNECTION})
 RESULT_TEXT = {
     0x00: "no error", 0x05: "declined (do not honour)", 0x51: "declined (insufficient funds)",
     0x64: "card not readable", 0x66: "processing error", 0x6C: "abort via timeout or abort key",
     0x78: "card expired", 0x7D: "communication error", 0x83: "function not possible",
     0x9A: "ZVT protocol error", 0x9B: "error from dial-up/communication fault", 0x9C: "please wait",
-    0xA0: "receiver not ready", 0xFF: "system error",
+    0xA0: "receiver not ready", 0xA1: "remote station does not respond", 0xA3: "no connection",
+    0x37: "wrong PIN", 0xFF: "system error",
 }
 
 

@@ -65,3 +65,28 @@ def test_host_response_lost(profile_bench, profile, prints):
     assert (out.receipt == "printed") is prints, out
     assert (len(bench.printer.receipts) == 1) is prints
     assert out.status == ("paid" if prints else out.status) and (out.status != "paid") is (not prints)
+
+
+@pytest.mark.parametrize("profile, charged_without_receipt", [("correct", False), ("ignore-print-failure", True)])
+def test_printer_offline(profile_bench, profile, charged_without_receipt):
+    """Stage 9: the till cannot hand over goods. Correct answers 84 66 and the terminal reverses."""
+    bench = profile_bench(profile)
+    till = bench.till
+    bench.printer.set_fault("offline")
+    out = till.sell(BASKET)
+    assert bench.printer.receipts == []
+    assert (len(settled(bench.host)) == 1) is charged_without_receipt
+    assert out.status == ("paid" if charged_without_receipt else "failed")
+    if not charged_without_receipt:
+        assert "goods-refused" in out.states
+
+
+@pytest.mark.parametrize("profile, prints", [("correct", False), ("offline-as-approved", True)])
+def test_host_unreachable(profile_bench, profile, prints):
+    """Stage 3/13: the terminal cannot reach the host (no offline approval configured)."""
+    bench = profile_bench(profile)
+    till = bench.till
+    bench.host.behave("silent", amount=TOTAL)
+    out = till.sell(BASKET)
+    assert out.terminal_result in (0xA1, 0xA3)
+    assert (len(bench.printer.receipts) == 1) is prints and (out.status == "paid") is prints
