@@ -1,4 +1,5 @@
-"""`posrig till serve ...`: run the reference till on its own (for demos, or for a rig that starts it elsewhere).
+"""`posrig till serve ...`: run the reference till on its own (for demos, or for a rig that starts it
+elsewhere).
 
     posrig till serve --ecr 127.0.0.1:20007 --printer 127.0.0.1:9100 --profile correct \\
         --control 127.0.0.1:8080 --journal till.sqlite

@@ -1,8 +1,8 @@
 """Tills: the system under test. Drivers run the reference till, call a vendor's till, or prompt an operator.
 
 Every driver answers the same questions: sell a basket and say how the sale ended (a `SaleOutcome`, the till's
-own view), show its journal, and resolve what it left open. The oracle compares that view with the host ledger,
-the terminal journal and the printed receipts.
+own view), show its journal, and resolve what it left open. The oracle compares that view with the host
+ledger, the terminal journal and the printed receipts.
 """
 
 from __future__ import annotations

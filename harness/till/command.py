@@ -14,9 +14,10 @@
           health: "vendor-till-cli health"      # optional, run at start
           timeout: 300
 
-Placeholders: {basket} (the basket as JSON, shell-quoted), {basket_file} (a JSON file holding {"basket", "tender"}),
-{tender}, {amount_cents}. Without an explicit `sell` option the command is `<address> sell` with the request JSON
-on stdin. `sell` must print one sale outcome object (docs/till-contract.md); `journal` a {"sales": [...]} object.
+Placeholders: {basket} (the basket as JSON, shell-quoted), {basket_file} (a JSON file holding {"basket",
+"tender"}), {tender}, {amount_cents}. Without an explicit `sell` option the command is `<address> sell` with
+the request JSON on stdin. `sell` must print one sale outcome object (docs/till-contract.md); `journal` a
+{"sales": [...]} object.
 """
 
 from __future__ import annotations
@@ -53,10 +54,12 @@ class CommandTill(Till):
         return None
 
     def run(self, action: str, request: dict[str, Any] | None = None, **fields: Any) -> Any:
-        """Run the command for `action`; its stdout parsed as JSON. ContractError names the command on failure."""
+        """Run the command for `action`; its stdout parsed as JSON. ContractError names the command on
+        failure."""
         template = self._template(action)
         if template is None:
-            raise ContractError(f"till {self.name!r}: no command for {action!r}; set options.{action} or address")
+            raise ContractError(f"till {self.name!r}: no command for {action!r}; "
+                                f"set options.{action} or address")
         request = request or {}
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump(request, fh)
@@ -68,7 +71,8 @@ class CommandTill(Till):
             try:
                 command = template.format(**values)
             except KeyError as exc:
-                raise ContractError(f"till {self.name!r}: command {template!r} uses unknown placeholder {exc}; "
+                raise ContractError(f"till {self.name!r}: command {template!r} uses unknown placeholder "
+                                    f"{exc}; "
                                     f"known: {', '.join(values)}") from None
             argv = ["sh", "-c", command]
             if self.ctx.namespace is not None:
@@ -77,7 +81,8 @@ class CommandTill(Till):
                 proc = subprocess.run(argv, input=json.dumps(request), capture_output=True, text=True,
                                       timeout=self.timeout, preexec_fn=_child_preexec)
             except subprocess.TimeoutExpired:
-                raise ContractError(f"till command {command!r} did not finish within {self.timeout:.0f}s") from None
+                raise ContractError(f"till command {command!r} did not finish within "
+                                    f"{self.timeout:.0f}s") from None
         finally:
             Path(request_file).unlink(missing_ok=True)
         self.runs.append({"action": action, "command": command, "returncode": proc.returncode,
@@ -113,11 +118,13 @@ class CommandTill(Till):
             return []
         answer = self.run("journal")
         if not isinstance(answer, dict) or not isinstance(answer.get("sales"), list):
-            raise ContractError(f"till journal command must print {{\"sales\": [...]}}, printed {answer!r:.200}")
+            raise ContractError("till journal command must print {\"sales\": [...]}, "
+                                f"printed {answer!r:.200}")
         return answer["sales"]
 
     def recover(self) -> list[SaleOutcome]:
         if "recover" not in self.options:
             return []
         answer = self.run("recover")
-        return [SaleOutcome.from_dict(s, source="till recover command") for s in (answer or {}).get("sales", [])]
+        sales = (answer or {}).get("sales", [])
+        return [SaleOutcome.from_dict(s, source="till recover command") for s in sales]

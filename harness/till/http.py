@@ -59,7 +59,8 @@ class TillClient:
         return f"http://{self.host}:{self.port}"
 
     def request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
-        """The decoded JSON answer. ContractError for non-JSON or an error status, TillUnreachable when down."""
+        """The decoded JSON answer. ContractError for non-JSON or an error status, TillUnreachable when
+        down."""
         conn = _Connection(self.host, self.port, timeout or self.timeout, self.namespace)
         try:
             data = None if body is None else json.dumps(body).encode()
@@ -94,7 +95,8 @@ class TillClient:
     def journal(self) -> list[dict[str, Any]]:
         answer = self.request("GET", "/journal")
         if not isinstance(answer, dict) or not isinstance(answer.get("sales"), list):
-            raise ContractError(f"GET {self.url}/journal must answer {{\"sales\": [...]}}, got {answer!r:.200}")
+            raise ContractError(f"GET {self.url}/journal must answer {{\"sales\": [...]}}, "
+                                f"got {answer!r:.200}")
         return answer["sales"]
 
     def abort(self) -> dict[str, Any]:
@@ -104,7 +106,8 @@ class TillClient:
         answer = self.request("POST", "/recover", {}, timeout=timeout)
         sales = answer.get("sales") if isinstance(answer, dict) else None
         if not isinstance(sales, list):
-            raise ContractError(f"POST {self.url}/recover must answer {{\"sales\": [...]}}, got {answer!r:.200}")
+            raise ContractError(f"POST {self.url}/recover must answer {{\"sales\": [...]}}, "
+                                f"got {answer!r:.200}")
         return [SaleOutcome.from_dict(s, source=self.url) for s in sales]
 
 
@@ -124,12 +127,14 @@ class HttpTill(Till):
         self.client = client
         health = client.health()
         if not isinstance(health, dict) or health.get("ok") is not True:
-            raise ContractError(f"GET {client.url}/health must answer {{\"ok\": true, ...}}, got {health!r:.200}")
+            raise ContractError(f"GET {client.url}/health must answer {{\"ok\": true, ...}}, "
+                                f"got {health!r:.200}")
         self._identity = dict(health.get("identity") or {})
 
     def start(self) -> None:
         if not self.spec.address:
-            raise ContractError(f"till {self.name!r}: the http driver needs `address: http://HOST:PORT` in the rig")
+            raise ContractError(f"till {self.name!r}: the http driver needs "
+                                "`address: http://HOST:PORT` in the rig")
         self._connect(TillClient.from_url(self.spec.address, namespace=self.ctx.namespace))
 
     def close(self) -> None:

@@ -32,13 +32,15 @@ class ConsoleOperator:
 
     def __init__(self, input: IO[str], output: IO[str]):
         self.input, self.output = input, output
+        self._pending = b""           # bytes read from the input but not yet a whole line
 
     @classmethod
     def open(cls, input_path: str = "/dev/tty", output_path: str = "/dev/tty") -> ConsoleOperator:
         try:
             return cls(open(input_path, encoding="utf-8"), open(output_path, "w", encoding="utf-8"))
         except OSError as exc:
-            raise OperatorUnavailable(f"cannot prompt the operator on {input_path}/{output_path}: {exc}; run posrig "
+            raise OperatorUnavailable(f"cannot prompt the operator on {input_path}/{output_path}: {exc}; "
+                                      "run posrig "
                                       "from a terminal at the bench, or set the till's options.input/output "
                                       "to FIFOs") from exc
 
@@ -46,18 +48,27 @@ class ConsoleOperator:
         self.output.write(text.rstrip("\n") + "\n")
         self.output.flush()
 
+    def _line(self, deadline: float) -> str | None:
+        """The next line typed (unbuffered reads, so select() sees exactly what is pending); None on
+        timeout/EOF."""
+        fd = self.input.fileno()
+        while b"\n" not in self._pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 1024)
+            if not chunk:
+                return None
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode("utf-8", "replace")
+
     def ask(self, question: str, choices: dict[str, str], timeout: float) -> str | None:
         """The chosen key, or None when no valid answer came within `timeout` seconds."""
         keys = "/".join(f"{k}={v}" for k, v in choices.items())
         self.tell(f"{question} [{keys}]")
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([self.input], [], [], left)
-            if not ready:
-                break
-            line = self.input.readline()
-            if not line:
-                return None
+        while (line := self._line(deadline)) is not None:
             key = line.strip().lower()[:1]
             if key in choices:
                 return key
@@ -73,7 +84,8 @@ class ConsoleOperator:
 
 
 class OperatorTill(Till):
-    """Prompts a person to run each sale on the real till; the printer and terminal say what really happened."""
+    """Prompts a person to run each sale on the real till; the printer and terminal say what really
+    happened."""
 
     def __init__(self, spec: Any, ctx: Any):
         super().__init__(spec, ctx)
@@ -112,11 +124,13 @@ class OperatorTill(Till):
         lines = [f"posrig: sale {sale_id}: ring up on the till, then take payment by {tender.upper()}:"]
         for item in basket:
             qty = int(item.get("qty", 1))
-            lines.append(f"    {qty} x {item.get('name') or item.get('sku')}  {price_cents(item['price']) * qty / 100:.2f}")
+            name = item.get("name") or item.get("sku")
+            lines.append(f"    {qty} x {name}  {price_cents(item['price']) * qty / 100:.2f}")
         lines.append(f"    TOTAL {amount / 100:.2f}")
         self.operator.tell("\n".join(lines))
         t0 = time.monotonic()
-        key = self.operator.ask("When the till has finished, what does it show?", ANSWERS, self.answer_timeout)
+        key = self.operator.ask("When the till has finished, what does it show?", ANSWERS,
+                                self.answer_timeout)
         elapsed = time.monotonic() - t0
         receipt = "none"
         if printer is not None:
@@ -128,12 +142,16 @@ class OperatorTill(Till):
                     pass
             receipt = "printed" if len(printer.receipts) > receipts_before else "none"
         else:
-            got = self.operator.ask("Did a sale receipt come out?", {"y": "yes", "n": "no"}, self.answer_timeout)
+            got = self.operator.ask("Did a sale receipt come out?", {"y": "yes", "n": "no"},
+                                    self.answer_timeout)
             receipt = "printed" if got == "y" else "none"
-        new_tx = _count(getattr(terminal, "journal", None)) - journal_before if journal_before is not None else None
+        journal_after = _count(getattr(terminal, "journal", None))
+        new_tx = journal_after - journal_before if None not in (journal_after, journal_before) else None
         status = ANSWERS[key] if key else "unknown"
-        message = "operator's answer" if key else f"no answer from the operator within {self.answer_timeout:.0f}s"
-        outcome = SaleOutcome(sale_id=sale_id, status=status, tender=tender, amount_cents=amount, receipt=receipt,
+        message = ("operator's answer" if key
+                   else f"no answer from the operator within {self.answer_timeout:.0f}s")
+        outcome = SaleOutcome(sale_id=sale_id, status=status, tender=tender, amount_cents=amount,
+                              receipt=receipt,
                               message=message, elapsed=round(elapsed, 3),
                               extra={"operator_answer": key, "terminal_new_transactions": new_tx})
         self.sales.append(outcome.to_dict())

@@ -17,7 +17,8 @@ TENDERS = ("card", "cash")
 
 
 class ContractError(ValueError):
-    """A till answered something that is not the till contract (docs/till-contract.md); says what and where."""
+    """A till answered something that is not the till contract (docs/till-contract.md); says what and
+    where."""
 
 
 @dataclass
@@ -25,8 +26,9 @@ class SaleOutcome:
     """How the till says a sale ended.
 
     status: paid (money taken, goods handed over), declined (card refused), cancelled (cashier or customer
-    stopped it), failed (not charged: terminal unreachable, goods refused), unknown (the till could not find out;
-    it must not print a sale receipt). receipt: none | printed | pending (owed, will be reprinted) | failed.
+    stopped it), failed (not charged: terminal unreachable, goods refused), unknown (the till could not find
+    out; it must not print a sale receipt). receipt: none | printed | pending (owed, will be reprinted) |
+    failed.
     """
 
     sale_id: str
@@ -66,7 +68,8 @@ class SaleOutcome:
             raise ContractError(f"{source}: a sale outcome must be a JSON object, got {type(data).__name__}")
         for key in ("sale_id", "status", "tender", "amount_cents"):
             if key not in data:
-                raise ContractError(f"{source}: sale outcome lacks {key!r} (see docs/till-contract.md): {data}")
+                raise ContractError(f"{source}: sale outcome lacks {key!r} (see docs/till-contract.md): "
+                                    f"{data}")
         if data["status"] not in STATUSES:
             raise ContractError(f"{source}: status {data['status']!r} is not one of {', '.join(STATUSES)}")
         if data.get("receipt", "none") not in RECEIPTS:
@@ -98,11 +101,13 @@ def price_cents(price: Any, where: str = "price") -> int:
 def basket_total(basket: Any) -> int:
     """Total of a basket [{'sku', 'name'?, 'price', 'qty'?}] in cents; ValueError names the bad line."""
     if not isinstance(basket, list) or not basket:
-        raise ValueError("basket must be a non-empty list of items like {\"sku\": \"milk\", \"price\": \"1.19\"}")
+        raise ValueError("basket must be a non-empty list of items like "
+                         "{\"sku\": \"milk\", \"price\": \"1.19\"}")
     total = 0
     for i, item in enumerate(basket):
         if not isinstance(item, dict) or "price" not in item:
-            raise ValueError(f"basket[{i}]: each item needs at least a 'price' (and usually 'sku'), got {item!r}")
+            raise ValueError(f"basket[{i}]: each item needs at least a 'price' (and usually 'sku'), "
+                             f"got {item!r}")
         qty = item.get("qty", 1)
         if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
             raise ValueError(f"basket[{i}].qty: {qty!r} must be a positive integer")

@@ -54,7 +54,8 @@ class ReferenceTill(HttpTill):
     def sale_timeout(self) -> float:
         """Long enough for the slowest path of any profile: T4 plus every query, at the rig's scale."""
         t = PROFILES[self.profile].timers
-        nominal = t.overall + t.result + (t.query_attempts + 1) * (t.query_interval + 2 * t.ack + t.result) + 30
+        per_query = t.query_interval + 2 * t.ack + t.result
+        nominal = t.overall + t.result + (t.query_attempts + 1) * per_query + 30
         return max(self.ctx.timing.seconds(nominal), 10.0)
 
     def _devices(self) -> tuple[str, str]:
@@ -64,7 +65,8 @@ class ReferenceTill(HttpTill):
         printer = bench.printer.address
         tcp = printer.get("tcp") if isinstance(printer, dict) else printer
         if not tcp:
-            raise TillStartError(f"the reference till prints over TCP only; the rig's printer offers {printer!r}: "
+            raise TillStartError(f"the reference till prints over TCP only; the rig's printer offers "
+                                 f"{printer!r}: "
                                  "use `transport: tcp` for the printer")
         ip, port = bench.terminal.ecr_address
         return f"{ip}:{port}", str(tcp)
@@ -112,7 +114,8 @@ class ReferenceTill(HttpTill):
             self._stop_process()
             tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
             raise TillStartError(f"reference till did not report ready within {READY_TIMEOUT:.0f}s "
-                                 f"(got {line[:300]!r}); command: {' '.join(self.command)}; log {self.log_path}:\n"
+                                 f"(got {line[:300]!r}); command: {' '.join(self.command)}; "
+                                 f"log {self.log_path}:\n"
                                  f"{tail}")
         return ready
 
@@ -155,7 +158,8 @@ class ReferenceTill(HttpTill):
             proc.stdout.close()
 
     def kill(self) -> None:
-        """SIGKILL the till process (a crash), keeping its journal; `restart()` brings it back on the same file."""
+        """SIGKILL the till process (a crash), keeping its journal; `restart()` brings it back on the same
+        file."""
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=3)

@@ -90,7 +90,8 @@ class Register:
         return {"program": "posrig reference till", "version": __version__, "profile": self.policy.name,
                 "timing_scale": self.timing_scale, "timers": self.timers.__dict__,
                 "ecr": f"{self.ecr.address[0]}:{self.ecr.address[1]}",
-                "printer": f"{self.printer.address[0]}:{self.printer.address[1]}", "journal": str(self.journal.path)}
+                "printer": f"{self.printer.address[0]}:{self.printer.address[1]}",
+                "journal": str(self.journal.path)}
 
     def start(self) -> None:
         self._reprinter.start()
@@ -151,7 +152,8 @@ class Register:
         self.journal.transition(sale_id, "printed", receipt="printed", drawer_opened=int(kick_drawer))
 
     # -- selling --------------------------------------------------------------------------------------------
-    def sell(self, basket: list[dict[str, Any]], tender: str = "card", client_ref: str | None = None) -> SaleOutcome:
+    def sell(self, basket: list[dict[str, Any]], tender: str = "card",
+             client_ref: str | None = None) -> SaleOutcome:
         if tender not in TENDERS:
             raise ValueError(f"tender {tender!r} is not one of {', '.join(TENDERS)}")
         amount = basket_total(basket)
@@ -198,8 +200,9 @@ class Register:
                                                   "answered": exc.answered})
             self.policy.on_result_lost(run, exc)
             return
-        self.step(run, "terminal-done", detail={"completed": result.completed, "abort_code": result.abort_code,
-                                                "answered": result.answered, "intermediate": result.intermediate})
+        self.step(run, "terminal-done", detail={
+            "completed": result.completed, "abort_code": result.abort_code, "answered": result.answered,
+            "intermediate": result.intermediate})
         self.policy.on_result(run, result)
 
     def _answer(self, run: SaleRun, info: dict[str, Any]) -> bytes:
@@ -220,8 +223,9 @@ class Register:
         s = self.journal.sale(sale_id)
         return SaleOutcome(
             sale_id=s["id"], status=s["status"], tender=s["tender"], amount_cents=s["amount_cents"],
-            currency=s["currency"], receipt=s["receipt"], drawer_opened=s["drawer_opened"], offline=s["offline"],
-            masked_pan=s["masked_pan"], auth_code=s["auth_code"], trace=s["trace"], receipt_no=s["receipt_no"],
+            currency=s["currency"], receipt=s["receipt"], drawer_opened=s["drawer_opened"],
+            offline=s["offline"], masked_pan=s["masked_pan"], auth_code=s["auth_code"], trace=s["trace"],
+            receipt_no=s["receipt_no"],
             terminal_id=s["terminal_id"], terminal_result=s["terminal_result"], message=s["message"],
             elapsed=round(elapsed, 4), states=[e["state"] for e in s["events"]],
             extra={"profile": self.policy.name, "client_ref": s["client_ref"]})
@@ -238,7 +242,8 @@ class Register:
                     if s["status"] in ("pending", "unknown") and s["tender"] == "card":
                         self.policy.resolve_by_query(run, reason="recovering an unresolved sale")
                     elif s["status"] == "pending":
-                        self.finish(run, "failed", {}, message="the till stopped before this cash sale finished")
+                        self.finish(run, "failed", {},
+                                    message="the till stopped before this cash sale finished")
                     elif s["status"] == "paid":
                         self._reprint(s["id"])
                 finally:
@@ -262,7 +267,8 @@ class Register:
 
     def _reprint_loop(self) -> None:
         while not self._stop.wait(self.timers.reprint_interval):
-            owed = [s for s in self.journal.unresolved() if s["status"] == "paid" and s["receipt"] == "pending"]
+            owed = [s for s in self.journal.unresolved()
+                    if s["status"] == "paid" and s["receipt"] == "pending"]
             if not owed or not self._sale_lock.acquire(blocking=False):
                 continue
             try:
@@ -392,7 +398,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.till.reference", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.till.reference",
+                                     description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     add_serve_arguments(sub.add_parser("serve", help="run the reference till"))
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """The reference till's durable journal: every sale, each state it passed through, every ZVT message (masked)
-and everything it printed. One SQLite file, WAL mode, `synchronous=FULL`: each write is on disk before the till
-acts on it, so a till killed at any point restarts knowing which sales are unresolved.
+and everything it printed. One SQLite file, WAL mode, `synchronous=FULL`: each write is on disk before the
+till acts on it, so a till killed at any point restarts knowing which sales are unresolved.
 
     >>> j = Journal("till.sqlite")
     >>> sid = j.open_sale([{"sku": "milk", "price": "1.19"}], "card", 119)
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS sales (
     basket TEXT NOT NULL,
     client_ref TEXT,
     state TEXT NOT NULL,              -- the latest step (open, authorizing, result-lost, querying, ...)
-    status TEXT NOT NULL,             -- the till's verdict: pending, paid, declined, cancelled, failed, unknown
+    status TEXT NOT NULL,             -- verdict: pending, paid, declined, cancelled, failed, unknown
     receipt TEXT NOT NULL DEFAULT 'none',
     drawer_opened INTEGER NOT NULL DEFAULT 0,
     offline INTEGER NOT NULL DEFAULT 0,
@@ -67,7 +67,8 @@ CREATE INDEX IF NOT EXISTS events_sale ON events(sale_id);
 CREATE INDEX IF NOT EXISTS prints_sale ON prints(sale_id);
 """
 
-SALE_FIELDS = ("status", "receipt", "drawer_opened", "offline", "masked_pan", "auth_code", "trace", "receipt_no",
+SALE_FIELDS = ("status", "receipt", "drawer_opened", "offline", "masked_pan", "auth_code", "trace",
+               "receipt_no",
                "terminal_id", "terminal_result", "message")
 FINAL = ("paid", "declined", "cancelled", "failed")
 

@@ -1,16 +1,16 @@
-"""How the reference till decides, per profile. `correct` is the behaviour posrig demands; every other profile is
-one real mistake, made in the code path where tills really make it (the overridden method), not a switch that
-fakes the output. The oracle must catch each of them from the evidence alone.
+"""How the reference till decides, per profile. `correct` is the behaviour posrig demands; every other profile
+is one real mistake, made in the code path where tills really make it (the overridden method), not a switch
+that fakes the output. The oracle must catch each of them from the evidence alone.
 
-| profile                 | the mistake                                                         | caught at (stage)        |
-|-------------------------|---------------------------------------------------------------------|--------------------------|
-| correct                 | -                                                                   | -                        |
-| print-on-timeout        | short result timer, then treats silence as approval (the incident)  | host approved, 0210 lost |
-| print-before-completion | prints on 04 0F, before 06 0F; an abort after it is too late        | 04 0F ack lost, 2nd GenAC|
-| retry-without-query     | resends 06 01 after a lost result instead of asking                 | 04 0F / 06 0F lost       |
-| trust-abort             | sends 06 B0 and records "cancelled" without waiting for the outcome | late host approval       |
-| offline-as-approved     | takes "host unreachable" (result 7D/9B) for an offline approval     | terminal->host down      |
-| ignore-print-failure    | books without checking the printer, ignores print errors            | printer offline/no paper |
+| profile                 | the mistake                                                    | caught at       |
+|-------------------------|----------------------------------------------------------------|-----------------|
+| correct                 | -                                                              | -               |
+| print-on-timeout        | short result timer, then silence counts as approval (incident) | 0210 lost       |
+| print-before-completion | prints on 04 0F, before 06 0F; an abort after it is too late   | 04 0F ack lost  |
+| retry-without-query     | resends 06 01 after a lost result instead of asking            | 04 0F/06 0F lost|
+| trust-abort             | sends 06 B0, records "cancelled" without awaiting the outcome  | late approval   |
+| offline-as-approved     | takes "host unreachable" (7D/9B/A1/A3) for an offline approval | host down       |
+| ignore-print-failure    | books without checking the printer, ignores print errors       | printer offline |
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class NominalTimers:
     """Specified (unscaled) seconds; the till multiplies them by the rig's timing scale."""
 
     ack: float = 5.0               # ZVT T3: the terminal acknowledges a command
-    result: float = 40.0           # silence the till accepts while the terminal works (> terminal's host timeout
+    result: float = 40.0           # silence the till accepts while the terminal works (> its host timeout
                                    # 10 s + its reversal), reset by every message from the terminal
     overall: float = 180.0         # ZVT T4: the longest a transaction may take
     query_interval: float = 1.0    # between attempts to ask the terminal what happened
@@ -55,8 +55,9 @@ class NominalTimers:
 
 
 class Correct:
-    """Prints only after a confirmed approval; asks the terminal whenever the outcome is unknown; never retries
-    a payment blindly; refuses the goods (84 66) when it cannot print; owes and reprints a failed receipt."""
+    """Prints only after a confirmed approval; asks the terminal whenever the outcome is unknown; never
+    retries a payment blindly; refuses the goods (84 66) when it cannot print; owes and reprints a failed
+    receipt."""
 
     name = "correct"
     timers = NominalTimers()
@@ -89,7 +90,8 @@ class Correct:
             self.till.settle_paid(run, info, offline=result.offline)
         elif result.answered == "no-goods":
             status = "cancelled" if run.abort.is_set() else "failed"
-            self.till.finish(run, status, info, message="goods refused (84 66); the terminal reverses the payment")
+            self.till.finish(run, status, info,
+                             message="goods refused (84 66); the terminal reverses the payment")
         elif result.abort_code is not None and run.abort.is_set():
             self.till.finish(run, "cancelled", info, terminal_result=result.abort_code,
                              message=f"cancelled at the till: {result_text(result.abort_code)}")
@@ -126,9 +128,11 @@ class Correct:
                 time.sleep(t.query_interval)
                 continue
             info = last.status_info or {}
+            known = self.till.journal.known_transactions()
             ours = (info.get("amount") == run.amount_cents
-                    and (info.get("trace"), info.get("receipt_no")) not in self.till.journal.known_transactions())
-            self.till.step(run, "query-answered", detail={"last": info, "abort": last.abort_code, "ours": ours})
+                    and (info.get("trace"), info.get("receipt_no")) not in known)
+            self.till.step(run, "query-answered",
+                           detail={"last": info, "abort": last.abort_code, "ours": ours})
             if ours and info.get("result") == RESULT_SUCCESS and last.abort_code is None:
                 self.till.settle_paid(run, info, offline=is_offline(info))
             elif ours and info.get("result") not in (None, RESULT_SUCCESS):
@@ -158,8 +162,8 @@ class PrintOnTimeout(Correct):
     timers = NominalTimers(result=5.0)     # "the terminal always answers within 2 s"
 
     def on_result_lost(self, run: SaleRun, exc: ResultLost) -> None:
-        # The card was presented and the terminal took the request: a timeout means the bank was slow, not that
-        # the payment failed. Don't keep the customer waiting.
+        # The card was presented and the terminal took the request: a timeout means the bank was slow, not
+        # that the payment failed. Don't keep the customer waiting.
         self.till.settle_paid(run, exc.status_info or {}, offline=False)
 
 

@@ -1,7 +1,7 @@
 """Receipts of the reference till: what goes on the slip, and printing it with python-escpos over TCP.
 
-The till asks the printer for its status (DLE EOT 1: online; DLE EOT 4: paper) before it accepts a card payment
-and again after the receipt, because a TCP printer takes the bytes whether or not it has paper.
+The till asks the printer for its status (DLE EOT 1: online; DLE EOT 4: paper) before it accepts a card
+payment and again after the receipt, because a TCP printer takes the bytes whether or not it has paper.
 """
 
 from __future__ import annotations

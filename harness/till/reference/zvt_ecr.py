@@ -1,8 +1,8 @@
 """The reference till's own ZVT client (ECR side), written from the ZVT ECR-interface specification (13.x).
 
 Wire format: an APDU is `CLASS INSTR LEN DATA`; LEN 0xFF means two more bytes follow with the length,
-little-endian (extended form). Data of most commands is a run of bitmaps (BMP): one tag byte, then a value of a
-fixed length or with an `Fx Fy` (LL) / `Fx Fy Fz` (LLL) length prefix; BMP 06 holds a BER-TLV container.
+little-endian (extended form). Data of most commands is a run of bitmaps (BMP): one tag byte, then a value of
+a fixed length or with an `Fx Fy` (LL) / `Fx Fy Fz` (LLL) length prefix; BMP 06 holds a BER-TLV container.
 
     >>> encode_apdu(AUTHORIZATION, bmp(0x04, 1999))       # pay 19.99
     b'\\x06\\x01\\x07\\x04\\x00\\x00\\x00\\x00\\x19\\x99'
@@ -65,8 +65,8 @@ RESULT_PLEASE_WAIT = 0x9C
 RESULT_REMOTE_NO_RESPONSE = 0xA1     # remote station (host) does not respond
 RESULT_NO_CONNECTION = 0xA3          # no connection to the host
 RESULT_SYSTEM_ERROR = 0xFF
-COMMUNICATION_FAILURES = frozenset({RESULT_COMMUNICATION_ERROR, RESULT_DIALUP_ERROR, RESULT_REMOTE_NO_RESPONSE,
-                                    RESULT_NO_CONNECTION})
+COMMUNICATION_FAILURES = frozenset({RESULT_COMMUNICATION_ERROR, RESULT_DIALUP_ERROR,
+                                    RESULT_REMOTE_NO_RESPONSE, RESULT_NO_CONNECTION})
 RESULT_TEXT = {
     0x00: "no error", 0x05: "declined (do not honour)", 0x51: "declined (insufficient funds)",
     0x64: "card not readable", 0x66: "processing error", 0x6C: "abort via timeout or abort key",
@@ -135,7 +135,8 @@ BMP_TAGS = {b.name: tag for tag, b in BMPS.items()}
 
 TLV_ONLINE_FLAG = 0x1F11             # 0 = offline transaction, 1 = online
 TLV_NAMES = {0x1F11: "online_flag", 0x07: "text_lines", 0x42: "application_name", 0x43: "application_id",
-             0x41: "card_type_id", 0x1F10: "cardholder_auth", 0x1F12: "card_technology", 0xC4: "ecr_transaction"}
+             0x41: "card_type_id", 0x1F10: "cardholder_auth", 0x1F12: "card_technology",
+             0xC4: "ecr_transaction"}
 
 
 class ZvtError(Exception):
@@ -353,7 +354,8 @@ def parse_tlv(data: bytes) -> dict[str, Any]:
 
 
 def parse_bmps(data: bytes) -> dict[str, Any]:
-    """Bitmaps -> {name: value}. The PAN is returned masked. An unknown tag ends parsing (kept as `unparsed`)."""
+    """Bitmaps -> {name: value}. The PAN is returned masked. An unknown tag ends parsing (kept as
+    `unparsed`)."""
     out: dict[str, Any] = {}
     pos = 0
     while pos < len(data):
@@ -416,7 +418,8 @@ class EcrLink:
         try:
             sock = socket.create_connection(address, timeout=timeout)
         except OSError as exc:
-            raise NotStarted(f"cannot connect to the terminal's ECR port {address[0]}:{address[1]}: {exc}") from exc
+            raise NotStarted(f"cannot connect to the terminal's ECR port {address[0]}:{address[1]}: "
+                             f"{exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(sock, transcript)
 
@@ -462,7 +465,8 @@ class EcrLink:
 # -- the ECR client ------------------------------------------------------------------------------------------
 @dataclass
 class Timers:
-    """Seconds, already scaled. `ack` is T3; `result` is how long the till waits in silence for the terminal."""
+    """Seconds, already scaled. `ack` is T3; `result` is how long the till waits in silence for the
+    terminal."""
 
     ack: float = 5.0
     result: float = 40.0
@@ -500,10 +504,12 @@ class PaymentResult:
 
 def is_offline(info: dict[str, Any]) -> bool:
     """The terminal approved without the host: TLV 1F11 online flag 0, or BMP 3C text starting 'OFFLINE'."""
-    return info.get("online_flag") == 0 or str(info.get("additional_text") or "").upper().startswith("OFFLINE")
+    text = str(info.get("additional_text") or "")
+    return info.get("online_flag") == 0 or text.upper().startswith("OFFLINE")
 
 
-StatusInfoHandler = Callable[[dict[str, Any]], bytes]     # 04 0F fields -> ANSWER_BOOK / ANSWER_NO_GOODS / ...
+# 04 0F fields -> ANSWER_BOOK / ANSWER_NO_GOODS / ANSWER_WAIT
+StatusInfoHandler = Callable[[dict[str, Any]], bytes]
 
 
 class EcrClient:

@@ -6,12 +6,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from till_peers import MiniPrinter, ScriptedTerminal
 
 from harness.devices import DeviceContext
 from harness.evidence import Evidence
 from harness.rig import DeviceSpec, load_rig
 from harness.till.reference import ReferenceTill
-from till_peers import MiniPrinter, ScriptedTerminal
 
 ROOT = Path(__file__).resolve().parents[3]
 BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "price": "2.50"}]
@@ -30,7 +30,8 @@ def rig_emulated():
 
 @pytest.fixture
 def make_till(tmp_path, rig_emulated, monkeypatch):
-    """make_till(profile, terminal=ScriptedTerminal(...), printer=MiniPrinter(...)) -> (till, terminal, printer)."""
+    """make_till(profile, terminal=ScriptedTerminal(...), printer=MiniPrinter(...)) -> (till, terminal,
+    printer)."""
     monkeypatch.delenv("POSRIG_TILL_PROFILE", raising=False)
     made: list = []
 
@@ -39,7 +40,7 @@ def make_till(tmp_path, rig_emulated, monkeypatch):
         terminal = terminal or ScriptedTerminal("approve")
         printer = printer or MiniPrinter()
         made.extend([terminal, printer])
-        bench = SimpleNamespace(printer=SimpleNamespace(address={"tcp": "%s:%d" % printer.address}),
+        bench = SimpleNamespace(printer=SimpleNamespace(address={"tcp": "{}:{}".format(*printer.address)}),
                                 terminal=SimpleNamespace(ecr_address=terminal.address))
         ctx = DeviceContext(rig=rig_emulated, evidence=Evidence(tmp_path / f"ev-{len(made)}"),
                             timing=rig_emulated.timing, bench=bench)

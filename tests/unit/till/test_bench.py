@@ -1,7 +1,11 @@
 """The reference till on the emulated bench: its own process in the till namespace, the emulated ZVT terminal
-(with the emulated acquirer host behind it) and the emulated ESC/POS printer. Uses the posrig `bench` fixture."""
+(with the emulated acquirer host behind it) and the emulated ESC/POS printer. Uses the posrig `bench`
+fixture."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 import pytest
 from conftest import BASKET, TOTAL
@@ -67,7 +71,8 @@ def test_host_response_lost(profile_bench, profile, prints):
     assert out.status == ("paid" if prints else out.status) and (out.status != "paid") is (not prints)
 
 
-@pytest.mark.parametrize("profile, charged_without_receipt", [("correct", False), ("ignore-print-failure", True)])
+@pytest.mark.parametrize("profile, charged_without_receipt",
+                         [("correct", False), ("ignore-print-failure", True)])
 def test_printer_offline(profile_bench, profile, charged_without_receipt):
     """Stage 9: the till cannot hand over goods. Correct answers 84 66 and the terminal reverses."""
     bench = profile_bench(profile)
@@ -90,3 +95,41 @@ def test_host_unreachable(profile_bench, profile, prints):
     out = till.sell(BASKET)
     assert out.terminal_result in (0xA1, 0xA3)
     assert (len(bench.printer.receipts) == 1) is prints and (out.status == "paid") is prints
+
+
+def test_till_killed_mid_payment_recovers_from_its_journal(profile_bench):
+    """Stage 8: the till dies after sending the payment. Restarted on the same journal, it asks the terminal
+    and prints the receipt the customer is owed, once."""
+    bench = profile_bench("correct")
+    till = bench.till
+    bench.host.behave("slow", delay_ms=6000, amount=TOTAL)          # 0.3 s at the emulated rig's scale
+    failures: list = []
+
+    def sell():
+        try:
+            till.sell(BASKET)
+        except Exception as exc:  # noqa: BLE001 - the till is killed under it
+            failures.append(exc)
+
+    seller = threading.Thread(target=sell)
+    seller.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        sales = till.journal()
+        if sales and sales[-1]["state"] == "authorizing":
+            break
+        time.sleep(0.02)
+    till.kill()
+    seller.join(10)
+    assert failures, "the sale should have been cut by the kill"
+    deadline = time.monotonic() + 5
+    while bench.terminal.journal.last("sale")["state"] not in ("approved", "reversed", "failed") \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    till.restart()
+    till.recover()
+    sale = till.journal()[-1]
+    assert sale["state"] in ("printed", "failed"), sale["state"]
+    charged = len(settled(bench.host)) == 1
+    assert (sale["status"] == "paid") is charged
+    assert len(bench.printer.receipts) == (1 if charged else 0)

@@ -127,7 +127,8 @@ def _abort_soon(till, after: float) -> threading.Thread:
 
 
 def test_cashier_abort_racing_approval_correct_refuses_goods(make_till):
-    till, terminal, printer = make_till("correct", ScriptedTerminal("slow-approve", delay=0.6, reverses=False))
+    terminal = ScriptedTerminal("slow-approve", delay=0.6, reverses=False)
+    till, terminal, printer = make_till("correct", terminal)
     t = _abort_soon(till, 0.2)
     out = till.sell(BASKET)
     t.join()
@@ -136,7 +137,8 @@ def test_cashier_abort_racing_approval_correct_refuses_goods(make_till):
 
 
 def test_cashier_abort_racing_approval_trust_abort_says_cancelled_while_charged(make_till):
-    till, terminal, printer = make_till("trust-abort", ScriptedTerminal("slow-approve", delay=0.6, reverses=False))
+    terminal = ScriptedTerminal("slow-approve", delay=0.6, reverses=False)
+    till, terminal, printer = make_till("trust-abort", terminal)
     t = _abort_soon(till, 0.2)
     out = till.sell(BASKET)
     t.join()

@@ -9,7 +9,7 @@ import pytest
 
 from harness.till.reference import zvt_ecr as z
 
-# -- encoding: the till's requests, byte for byte -------------------------------------------------------------
+# -- encoding: the till's requests, byte for byte ------------------------------------------------------------
 
 
 def test_authorization_carries_amount_bcd_and_currency():
@@ -46,7 +46,7 @@ def test_ll_prefix():
     assert z.ll_prefix(123, 3) == bytes.fromhex("f1 f2 f3")
 
 
-# -- decoding: what a terminal sends ----------------------------------------------------------------------------
+# -- decoding: what a terminal sends -------------------------------------------------------------------------
 STATUS_INFO = bytes.fromhex(
     "04 0f 47"
     "27 00"                          # result: success
@@ -105,7 +105,7 @@ def test_abort_carries_the_result_code():
     assert apdu.name == "abort" and apdu.fields() == {"result": 0x6C}
 
 
-# -- the client against a scripted terminal on a real socket ----------------------------------------------------
+# -- the client against a scripted terminal on a real socket -------------------------------------------------
 class Script:
     """Accept one connection; for each step expect bytes from the till, then send bytes."""
 

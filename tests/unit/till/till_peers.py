@@ -1,8 +1,8 @@
 """Test peers for the till: a scripted ZVT terminal and a minimal ESC/POS printer on real loopback sockets.
 
-They speak the wire protocols byte for byte (their own framing, not the till's), hold a ledger and a print log the
-tests can check, and misbehave on request. They stand in until the emulated terminal and printer are merged; the
-tests in test_bench.py use the real emulators.
+They speak the wire protocols byte for byte (their own framing, not the till's), hold a ledger and a print log
+the tests can check, and misbehave on request. They stand in until the emulated terminal and printer are
+merged; the tests in test_bench.py use the real emulators.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class Charge:
     receipt_no: int = 0
 
 
-def status_information(result: int, amount: int, trace: int, receipt_no: int, *, online: bool = True) -> bytes:
+def status_information(result: int, amount: int, trace: int, receipt_no: int, *,
+                       online: bool = True) -> bytes:
     """A 04 0F as a terminal sends it after a card payment (spec BMP layout)."""
     pan = bytes.fromhex("4111111111111111")
     tlv = bytes.fromhex("1f1101") + (b"\x01" if online else b"\x00")
@@ -62,7 +63,8 @@ def status_information(result: int, amount: int, trace: int, receipt_no: int, *,
 
 class ScriptedTerminal:
     """A ZVT terminal (PT side). behaviour: approve | decline | silent | host-down | reject-after-status |
-    drop-after-booking | slow-approve. `reverses` False = a terminal that keeps a charge it could not report."""
+    drop-after-booking | slow-approve. `reverses` False = a terminal that keeps a charge it could not
+    report."""
 
     def __init__(self, behaviour: str = "approve", *, delay: float = 0.0, reverses: bool = True):
         self.behaviour = behaviour
@@ -152,7 +154,7 @@ class ScriptedTerminal:
         if self._exchange(conn, frame("04ff", b"\x01")) is None and self.behaviour != "slow-approve":
             return
         if self.behaviour == "silent":
-            time.sleep(self.delay or 30)           # the result never comes (the connection is closed by the till)
+            time.sleep(self.delay or 30)           # the result never comes (the till closes the connection)
             return
         if self.behaviour == "slow-approve":
             time.sleep(self.delay)
