@@ -89,6 +89,7 @@ class Register:
     def identity(self) -> dict[str, Any]:
         return {"program": "posrig reference till", "version": __version__, "profile": self.policy.name,
                 "timing_scale": self.timing_scale, "timers": self.timers.__dict__,
+                "timers_nominal": self.profile_cls.timers.__dict__,
                 "ecr": f"{self.ecr.address[0]}:{self.ecr.address[1]}",
                 "printer": f"{self.printer.address[0]}:{self.printer.address[1]}",
                 "journal": str(self.journal.path)}
@@ -161,6 +162,8 @@ class Register:
             raise TillBusy(f"sale {self._run.sale_id if self._run else '?'} is still in progress")
         t0 = time.monotonic()
         try:
+            if tender == "card":
+                self._resolve_open_payments()
             sale_id = self.journal.open_sale(basket, tender, amount, client_ref=client_ref)
             run = SaleRun(sale_id, amount, tender)
             self._run, self._current_sale = run, sale_id
@@ -250,6 +253,18 @@ class Register:
                     self._current_sale = None
                 resolved.append(self.outcome(s["id"]))
         return resolved
+
+    def _resolve_open_payments(self) -> None:
+        """Before the next card payment, find out what happened to an open one (it is still the newest)."""
+        sales = self.journal.sales(with_history=False)
+        for s in sales[-1:]:
+            if s["tender"] == "card" and s["status"] in ("pending", "unknown"):
+                run = SaleRun(s["id"], s["amount_cents"], s["tender"])
+                self._current_sale = s["id"]
+                try:
+                    self.policy.resolve_by_query(run, reason="resolving an open payment before the next sale")
+                finally:
+                    self._current_sale = None
 
     def _recover_quietly(self) -> None:
         try:

@@ -116,7 +116,12 @@ class Correct:
         self.resolve_by_query(run, reason=str(exc))
 
     def resolve_by_query(self, run: SaleRun, reason: str) -> None:
-        """Status enquiry (05 01), then repeat receipt (06 20): was this sale's payment taken?"""
+        """Status enquiry (05 01), then repeat receipt (06 20): was this sale's payment taken?
+
+        The terminal only repeats its *last* transaction, so "not ours" proves nothing unless this sale is the
+        till's newest: an older unresolved sale then stays `unknown` (no receipt) for manual
+        reconciliation."""
+        newest = self.till.journal.sales(with_history=False)[-1]["id"] == run.sale_id
         self.till.step(run, "querying", detail={"why": reason})
         t = self.till.timers
         for attempt in range(1, t.query_attempts + 1):
@@ -139,9 +144,13 @@ class Correct:
                 code = info["result"]
                 self.till.finish(run, "declined" if 0x01 <= code <= 0x63 else "failed", info,
                                  terminal_result=code, message=f"terminal reports: {result_text(code)}")
-            else:
+            elif newest:
                 self.till.finish(run, "failed", {}, terminal_result=last.abort_code,
                                  message=f"terminal has no completed payment for this sale ({reason})")
+            else:
+                self.till.finish(run, "unknown", {},
+                                 message="the terminal's last transaction is not this sale and later sales "
+                                         "were made: reconcile by hand")
             return
         self.till.finish(run, "unknown", {}, message=f"terminal unreachable, outcome unknown ({reason}); "
                                                      "no receipt until it is resolved (POST /recover)")

@@ -133,3 +133,26 @@ def test_till_killed_mid_payment_recovers_from_its_journal(profile_bench):
     charged = len(settled(bench.host)) == 1
     assert (sale["status"] == "paid") is charged
     assert len(bench.printer.receipts) == (1 if charged else 0)
+
+
+def test_cashier_abort_while_the_terminal_waits_for_the_card(profile_bench):
+    """Stage 12 (no race): the cashier aborts before any card; the terminal stops, nothing is charged."""
+    bench = profile_bench("correct")
+    till = bench.till
+    bench.terminal.auto_present = False
+    outcome: list = []
+    seller = threading.Thread(target=lambda: outcome.append(till.sell(BASKET)))
+    seller.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        sales = till.journal()
+        if sales and sales[-1]["state"] == "authorizing":
+            break
+        time.sleep(0.02)
+    time.sleep(0.1)
+    till.abort()
+    seller.join(15)
+    out = outcome[0]
+    assert out.status == "cancelled" and out.receipt == "none", out
+    assert out.terminal_result == 0x6C and "abort-sent" in out.states
+    assert bench.printer.receipts == [] and settled(bench.host) == []

@@ -164,3 +164,21 @@ def test_paper_out_after_booking_correct_owes_and_reprints(make_till):
     recovered = {o.sale_id: o for o in till.recover()}
     assert recovered[out2.sale_id].receipt == "printed"
     assert "REPRINT" in printer.text
+
+
+def test_unknown_payment_is_resolved_before_the_next_card_sale(make_till):
+    """The link drops before the result and the terminal refuses every query: the sale stays unknown, no
+    receipt. Before the next card sale the till asks again, finds the payment and prints the receipt it
+    owes."""
+    terminal = ScriptedTerminal("drop-after-booking")
+    terminal.refuse_queries = 100
+    till, _, printer = make_till("correct", terminal)
+    first = till.sell(BASKET)
+    assert first.status == "unknown" and first.receipt == "none" and sale_receipts(printer) == 0
+    terminal.refuse_queries = 0
+    terminal.behaviour = "approve"
+    second = till.sell([{"sku": "tea", "price": "3.00"}])
+    assert second.status == "paid"
+    journal = {s["id"]: s for s in till.journal()}
+    assert journal[first.sale_id]["status"] == "paid" and journal[first.sale_id]["receipt"] == "printed"
+    assert [c.amount for c in terminal.charged] == [TOTAL, 300] and sale_receipts(printer) == 2

@@ -70,6 +70,7 @@ class ScriptedTerminal:
         self.behaviour = behaviour
         self.delay = delay
         self.reverses = reverses
+        self.refuse_queries = 0                 # NAK (84 A0) this many 05 01 / 06 20 requests
         self.ledger: list[Charge] = []
         self.received: list[bytes] = []
         self._busy = threading.Lock()
@@ -131,6 +132,10 @@ class ScriptedTerminal:
 
     def _command(self, conn: socket.socket, req: bytes) -> None:
         cmd = req[:2].hex()
+        if cmd in ("0501", "0620") and self.refuse_queries > 0:
+            self.refuse_queries -= 1
+            conn.sendall(bytes.fromhex("84a000"))
+            return
         conn.sendall(ACK)
         if cmd == "0601":
             self._authorization(conn, int(req[4:10].hex()))
