@@ -6,21 +6,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from till_peers import MiniPrinter, ScriptedTerminal
+from till_peers import MiniPrinter, ScriptedTerminal, till_spec
 
 from harness.devices import DeviceContext
 from harness.evidence import Evidence
-from harness.rig import DeviceSpec, load_rig
+from harness.rig import load_rig
 from harness.till.reference import ReferenceTill
 
 ROOT = Path(__file__).resolve().parents[3]
-BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "price": "2.50"}]
-TOTAL = 488
-
-
-def till_spec(profile: str) -> DeviceSpec:
-    return DeviceSpec(name="till", kind="till", mode="emulated", driver="reference", transport="process",
-                      address=None, node="till", profile=profile)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import BASKET, TOTAL
+from till_peers import BASKET, TOTAL
 
 pytestmark = pytest.mark.needs_netns
 

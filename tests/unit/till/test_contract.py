@@ -9,8 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
-from conftest import BASKET, TOTAL, till_spec
-from till_peers import ScriptedTerminal
+from till_peers import BASKET, TOTAL, ScriptedTerminal, till_spec
 
 from harness.devices import DeviceContext
 from harness.evidence import Evidence

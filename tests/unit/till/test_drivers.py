@@ -12,8 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import BASKET, TOTAL
-from till_peers import MiniPrinter, ScriptedTerminal
+from till_peers import BASKET, TOTAL, MiniPrinter, ScriptedTerminal
 
 from harness.devices import DeviceContext
 from harness.evidence import Evidence

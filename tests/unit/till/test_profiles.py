@@ -6,8 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from conftest import BASKET, TOTAL
-from till_peers import MiniPrinter, ScriptedTerminal
+from till_peers import BASKET, TOTAL, MiniPrinter, ScriptedTerminal
 
 
 def sale_receipts(printer: MiniPrinter) -> int:

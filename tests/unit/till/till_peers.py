@@ -12,7 +12,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from harness.rig import DeviceSpec
+
 ACK = bytes.fromhex("800000")
+BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "price": "2.50"}]
+TOTAL = 488
+
+
+def till_spec(profile: str) -> DeviceSpec:
+    """The rig entry of a reference till with this profile."""
+    return DeviceSpec(name="till", kind="till", mode="emulated", driver="reference", transport="process",
+                      address=None, node="till", profile=profile)
 
 
 def frame(cls_instr: str, data: bytes = b"") -> bytes:
