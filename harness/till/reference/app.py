@@ -28,7 +28,7 @@ from harness.till.outcome import TENDERS, SaleOutcome, basket_total
 from harness.till.reference.journal import Journal
 from harness.till.reference.profiles import NominalTimers, profile
 from harness.till.reference.receipt import PrintError, ReceiptPrinterClient, sale_receipt
-from harness.till.reference.zvt_ecr import EcrClient, NotStarted, ResultLost, Timers
+from harness.till.reference.zvt_ecr import EcrClient, NotStarted, ResultLost, Timers, ZvtError
 
 log = logging.getLogger("posrig.till")
 
@@ -85,16 +85,25 @@ class Register:
         self._run: SaleRun | None = None
         self._stop = threading.Event()
         self._reprinter = threading.Thread(target=self._reprint_loop, name="till-reprinter", daemon=True)
+        self.registration = "not yet"
 
     def identity(self) -> dict[str, Any]:
         return {"program": "posrig reference till", "version": __version__, "profile": self.policy.name,
                 "timing_scale": self.timing_scale, "timers": self.timers.__dict__,
-                "timers_nominal": self.profile_cls.timers.__dict__,
+                "timers_nominal": self.profile_cls.timers.__dict__, "registration": self.registration,
                 "ecr": f"{self.ecr.address[0]}:{self.ecr.address[1]}",
                 "printer": f"{self.printer.address[0]}:{self.printer.address[1]}",
                 "journal": str(self.journal.path)}
 
     def start(self) -> None:
+        """Register with the terminal (best effort: a terminal that is down now may be up for the first sale),
+        start the reprinter, and resolve what a previous run left open."""
+        try:
+            done = self.ecr.register()
+            self.registration = "registered" if done.completed else f"refused: {done.result_code}"
+        except ZvtError as exc:
+            self.registration = f"failed: {exc}"
+            log.warning("registration with the terminal failed: %s", exc)
         self._reprinter.start()
         if self.journal.unresolved():
             threading.Thread(target=self._recover_quietly, name="till-recover", daemon=True).start()

@@ -197,7 +197,9 @@ class Journal:
             "SELECT * FROM sales WHERE status IN ('pending', 'unknown') "
             "OR (status = 'paid' AND receipt IN ('pending', 'failed')) ORDER BY seq")]
 
-    def known_transactions(self) -> set[tuple[int | None, int | None]]:
-        """(trace, receipt_no) of every terminal transaction already assigned to a sale."""
+    def known_transactions(self, exclude: str | None = None) -> set[tuple[int | None, int | None]]:
+        """(trace, receipt_no) of every terminal transaction already assigned to a sale (but `exclude`)."""
         return {(r["trace"], r["receipt_no"]) for r in self._rows(
-            "SELECT trace, receipt_no FROM sales WHERE trace IS NOT NULL OR receipt_no IS NOT NULL")}
+            "SELECT trace, receipt_no FROM sales "
+            "WHERE (trace IS NOT NULL OR receipt_no IS NOT NULL) AND id != ?",
+            (exclude or "",))}

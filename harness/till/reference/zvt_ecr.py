@@ -32,6 +32,7 @@ from harness.masking import mask_pan
 
 # -- commands (class, instruction), declared once -----------------------------------------------------------
 ACK = (0x80, 0x00)
+REGISTRATION = (0x06, 0x00)
 AUTHORIZATION = (0x06, 0x01)
 STATUS_INFORMATION = (0x04, 0x0F)
 INTERMEDIATE_STATUS = (0x04, 0xFF)
@@ -45,11 +46,17 @@ PRINT_LINE = (0x06, 0xD1)
 PRINT_TEXT_BLOCK = (0x06, 0xD3)
 
 COMMAND_NAMES = {
-    ACK: "ack", AUTHORIZATION: "authorization", STATUS_INFORMATION: "status-information",
+    ACK: "ack", REGISTRATION: "registration", AUTHORIZATION: "authorization",
+    STATUS_INFORMATION: "status-information",
     INTERMEDIATE_STATUS: "intermediate-status", COMPLETION: "completion", ABORT: "abort",
     ECR_ABORT: "ecr-abort", STATUS_ENQUIRY: "status-enquiry", REPEAT_RECEIPT: "repeat-receipt",
     REVERSAL: "reversal", PRINT_LINE: "print-line", PRINT_TEXT_BLOCK: "print-text-block",
 }
+
+# Registration config byte (06 00): what the ECR wants from the PT
+CONFIG_INTERMEDIATE_STATUS = 0x08    # PT sends 04 FF intermediate status
+CONFIG_ECR_CONTROLS_PAYMENT = 0x10   # payments are started from the ECR only (no amount input on the PT)
+ECR_CONFIG = CONFIG_INTERMEDIATE_STATUS | CONFIG_ECR_CONTROLS_PAYMENT
 
 # ECR answers to the terminal
 ANSWER_BOOK = bytes([0x80, 0x00, 0x00])          # "80 00": booked, goods handed over
@@ -217,6 +224,11 @@ def encode_apdu(command: tuple[int, int], data: bytes = b"") -> bytes:
 def authorization(amount_cents: int, currency: int = 978) -> bytes:
     """06 01: pay `amount_cents` (BMP 04) in `currency` (BMP 49, ISO 4217 numeric)."""
     return encode_apdu(AUTHORIZATION, bmp(0x04, amount_cents) + bmp(0x49, currency))
+
+
+def registration(password: str = "000000", config: int = ECR_CONFIG, currency: int = 978) -> bytes:
+    """06 00: password (3 BCD), config byte, currency (2 BCD, no BMP tag)."""
+    return encode_apdu(REGISTRATION, bcd(password, 3) + bytes([config]) + bcd(currency, 2))
 
 
 def status_enquiry(password: str = "000000") -> bytes:
@@ -626,6 +638,10 @@ class EcrClient:
             return self._until_end(link, None)
         finally:
             link.close()
+
+    def register(self) -> PaymentResult:
+        """06 00: tell the terminal how this ECR works (intermediate status, payments started by the ECR)."""
+        return self._simple(registration(self.password), "06 00 registration")
 
     def status_enquiry(self) -> PaymentResult:
         """05 01: is the terminal ready? (Its 04 0F carries the terminal status in BMP 27.)"""

@@ -19,6 +19,7 @@ def test_authorization_carries_amount_bcd_and_currency():
 
 def test_fixed_requests_match_the_spec():
     assert z.status_enquiry() == bytes.fromhex("05 01 03 000000")
+    assert z.registration() == bytes.fromhex("06 00 06 000000 18 0978")
     assert z.repeat_receipt("123456") == bytes.fromhex("06 20 03 123456")
     assert z.ecr_abort() == bytes.fromhex("06 b0 00")
     assert z.reversal(12) == bytes.fromhex("06 30 06 000000 87 0012")

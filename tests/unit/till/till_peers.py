@@ -80,6 +80,7 @@ class ScriptedTerminal:
         self.behaviour = behaviour
         self.delay = delay
         self.reverses = reverses
+        self.registered: bytes | None = None    # the data of the ECR's 06 00
         self.refuse_queries = 0                 # NAK (84 A0) this many 05 01 / 06 20 requests
         self.ledger: list[Charge] = []
         self.received: list[bytes] = []
@@ -92,6 +93,10 @@ class ScriptedTerminal:
         self._threads: list[threading.Thread] = []
         self._accept = threading.Thread(target=self._serve, daemon=True)
         self._accept.start()
+
+    def commands(self, cls_instr: str) -> int:
+        """How many requests of this command (e.g. '0601') the ECR sent."""
+        return sum(1 for r in self.received if r[:2] == bytes.fromhex(cls_instr))
 
     @property
     def charged(self) -> list[Charge]:
@@ -147,7 +152,10 @@ class ScriptedTerminal:
             conn.sendall(bytes.fromhex("84a000"))
             return
         conn.sendall(ACK)
-        if cmd == "0601":
+        if cmd == "0600":
+            self.registered = req[3:]
+            self._exchange(conn, frame("060f"))
+        elif cmd == "0601":
             self._authorization(conn, int(req[4:10].hex()))
         elif cmd == "0501":
             self._exchange(conn, frame("040f", b"\x27\x00"))
