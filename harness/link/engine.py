@@ -35,6 +35,7 @@ from harness.link.layers import CONNECT, protocol
 from harness.link.pcapng import PcapNgWriter
 from harness.link.tracker import ACK, RST, SYN, Connection, HalfStream, Message, Segment, Tracker, parse
 
+PROBE_DELAY = 0.01           # s between a forged RST and the liveness probe that checks it
 MAX_QUEUE = 8192             # packets the kernel queues for us (held packets count against it)
 FOREVER = float("inf")
 
@@ -147,6 +148,9 @@ class Probe:
     rst_seq: int
     rcv_nxt: int
     deadline: float
+    packet: bytes = b""
+    src_ip: str = ""
+    sent: bool = False
 
 
 class Engine:
@@ -170,6 +174,7 @@ class Engine:
         self.running = True
         self.queue_num: int | None = None
         self._after: list[tuple[ArmedFault, int]] = []
+        self._deferred: list[tuple[bytes, float, str]] | None = None   # injections made while deciding a packet
 
     # -- events ----------------------------------------------------------------------------------------
     def emit(self, ev: str, **fields: Any) -> None:
@@ -238,6 +243,15 @@ class Engine:
                 pkt.accept()
 
     def decide(self, pkt: Any) -> None:
+        self._deferred = []
+        try:
+            self._decide(pkt)
+        finally:
+            deferred, self._deferred = self._deferred, None
+            for raw, t, comment in deferred:          # after the packet that caused them, in the capture
+                self.record(raw, t, comment)
+
+    def _decide(self, pkt: Any) -> None:
         now = time.monotonic()
         wall = time.time()
         raw = pkt.get_payload()
@@ -482,11 +496,11 @@ class Engine:
             self.inject(rst, src_ip, dst_ip, f"forged RST to {name} by fault #{f.id} seq={seq % (1 << 32)}")
             rcv_nxt = to_half.absolute(to_half.delivered)
             probe = build_tcp(src_ip, src_port, dst_ip, dst_port, rcv_nxt - 1, ack, ACK, window=502)
-            self.inject(probe, src_ip, dst_ip, f"liveness probe to {name} by fault #{f.id}")
-            deadline = now + spec.param("verify_ms") / 1000.0
-            p = Probe(f, conn, dst_ip, dst_port, name, seq % (1 << 32), rcv_nxt, deadline)
-            self.probes.append(p)
-            self.at(deadline, "probe_timeout", p)
+            p = Probe(f, conn, dst_ip, dst_port, name, seq % (1 << 32), rcv_nxt,
+                      now + PROBE_DELAY + spec.param("verify_ms") / 1000.0, probe, src_ip)
+            # Probe a little later: what the end sent before the RST reached it is still on its way here.
+            self.at(now + PROBE_DELAY, "probe_send", p)
+            self.at(p.deadline, "probe_timeout", p)
             conn.reset_sent.add(name)
             forged.append({"to": name, "seq": seq % (1 << 32), "ack": ack, "expected": rcv_nxt})
             f.packets += 2
@@ -511,7 +525,10 @@ class Engine:
     def inject(self, packet: bytes, src: str, dst: str, comment: str) -> None:
         self.injector.send(packet, src, dst)
         self.stats["injected"] += 1
-        self.record(packet, time.time(), "posrig: injected: " + comment)
+        if self._deferred is not None:
+            self._deferred.append((packet, time.time(), "posrig: injected: " + comment))
+        else:
+            self.record(packet, time.time(), "posrig: injected: " + comment)
 
     # -- timers ----------------------------------------------------------------------------------------
     def release(self, key: tuple, force: bool = False) -> None:
@@ -538,6 +555,11 @@ class Engine:
                 f, start, end = arg
                 self.windows = [w for w in self.windows if w != (start, end, f)]
                 self.emit("window_end", id=f.id, t=time.time())
+            elif what == "probe_send":
+                arg.sent = True
+                self.probes.append(arg)
+                self.inject(arg.packet, arg.src_ip, arg.end_ip,
+                            f"liveness probe to {arg.end_name} by fault #{arg.fault.id}")
             elif what == "probe_timeout" and arg in self.probes:
                 self.verified(arg, taken=None)
             now = time.monotonic()

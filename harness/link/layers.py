@@ -53,9 +53,6 @@ class StreamMessage(Packet):
     def stage(self) -> str:
         return self.frame(bytes(self)[: self.head_size])[1]
 
-    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
-        return b"", s
-
     def guess_payload_class(self, payload: bytes) -> type[Packet]:
         try:
             whole = self.frame(payload[: self.head_size])
@@ -174,7 +171,9 @@ def bind_ports(ports: dict[str, int]) -> None:
 
 def messages(pkt: Packet) -> Iterator[StreamMessage]:
     """Every whole protocol message in a dissected packet (several when a segment carries several)."""
-    layer = pkt.getlayer(StreamMessage)
+    layer = pkt
+    while layer and not isinstance(layer, StreamMessage):
+        layer = layer.payload
     while isinstance(layer, StreamMessage):
         yield layer
         layer = layer.payload

@@ -6,7 +6,7 @@ import pytest
 
 from harness.link.emulated import EmulatedLink
 
-from .peers import Client, Server, iso_answer, zvt_answer
+from .peers import Client, Server, iso_answer, ZvtTerminal
 
 ISO_PORT = 5000
 ZVT_PORT = 20007
@@ -39,7 +39,7 @@ def acquirer(topology):
 @pytest.fixture
 def zvt_terminal(topology):
     """A ZVT terminal listening in the terminal namespace (06 01 -> 80 00, 04 0F, 06 0F)."""
-    srv = Server(topology.nodes["terminal"], topology.ip("terminal"), ZVT_PORT, "zvt", zvt_answer)
+    srv = Server(topology.nodes["terminal"], topology.ip("terminal"), ZVT_PORT, "zvt", ZvtTerminal())
     yield srv
     srv.close()
 

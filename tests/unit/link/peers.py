@@ -80,6 +80,7 @@ class Server:
                 c, _ = self.sock.accept()
             except (TimeoutError, OSError):
                 continue
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.conns.append(c)
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
@@ -125,16 +126,29 @@ class Server:
 
 def iso_answer(msg: bytes) -> list[bytes]:
     """The emulated acquirer: 0200 -> 0210 approved, 0800 -> 0810, 0420 -> 0430, same STAN."""
-    fields = iso.decode(msg)
+    try:
+        fields = iso.decode(msg)
+    except iso.MessageError:
+        return []                                   # garbage (e.g. a corrupted message): keep serving
     reply = iso.RESPONSE_MTI.get(fields["t"])
     return [iso.encode_frame({"t": reply, "11": fields.get("11", "000000"), "39": "00"})] if reply else []
 
 
-def zvt_answer(msg: bytes) -> list[bytes]:
-    """The emulated terminal: 06 01 -> ack, 04 0F status information, 06 0F completion."""
-    if msg[:2] == b"\x06\x01":
-        return [ACK, STATUS_INFO, COMPLETION]
-    return []
+class ZvtTerminal:
+    """The emulated terminal's answers: 06 01 -> 80 00 ack + 04 0F status information; the till's ack of the
+    status information -> 06 0F completion."""
+
+    def __init__(self) -> None:
+        self.awaiting_ack = False
+
+    def __call__(self, msg: bytes) -> list[bytes]:
+        if msg[:2] == b"\x06\x01":
+            self.awaiting_ack = True
+            return [ACK, STATUS_INFO]
+        if msg == ACK and self.awaiting_ack:
+            self.awaiting_ack = False
+            return [COMPLETION]
+        return []
 
 
 class Client:
