@@ -102,3 +102,63 @@ def test_bridge_fail_open_and_cleanup(rig, bridged, evidence, zvt):
     assert link.bridge not in links and "master" not in links
     assert "posrig" not in bridged.link.run(["iptables-save"])
     assert bridged.link.run(["sysctl", "-n", SYSCTL]).strip() == before
+
+
+BENCH_RIG = """
+name: bench-in-namespaces
+network: {mode: bench}
+devices:
+  terminal: {kind: terminal, mode: real, transport: tcp, address: "198.19.100.3:20007"}
+  till: {kind: till, mode: real, driver: operator, transport: operator}
+links:
+  till-terminal: {ends: [till, terminal], faultable: true, driver: bench, interfaces: [to-till, to-terminal],
+                  ports: {zvt: 20007}}
+"""
+
+
+def test_posrig_link_command_reports_what_fired(bridged, zvt, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    srv, connect = zvt
+    rig = tmp_path / "bench.yaml"
+    rig.write_text(BENCH_RIG)
+    cmd = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())", "link", "--rig", str(rig), "--netns", bridged.link.label,
+           "--evidence", str(tmp_path / "ev"), "--timeout", "20", "--linger", "1", "--json",
+           "till-terminal", "hold zvt:06 01 till->terminal ms=200", "drop zvt:06 0F terminal->till"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        events = []
+        for line in proc.stdout:
+            events.append(json.loads(line))
+            if events[-1]["kind"] == "waiting":
+                break
+        assert events and events[-1]["kind"] == "waiting", proc.stderr.read()
+        c = connect()
+        c.send(AUTHORIZE)
+        assert c.recv(2.0) == ACK and c.recv(2.0) == STATUS_INFO
+        c.send(ACK)
+        got = c.recv(0.5)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    events += [json.loads(line) for line in out.splitlines()]
+    assert got is None, events                                      # the completion was dropped
+    assert proc.returncode == 0, (err, events)
+    fired = [e for e in events if e["kind"] == "fired"]
+    assert [(e["stage"], e["direction"]) for e in fired] == [("zvt:06 01", "till->terminal"),
+                                                             ("zvt:06 0F", "terminal->till")]
+    assert (tmp_path / "ev" / "link-till-terminal.pcapng").stat().st_size > 0
+    assert "posrig" not in bridged.link.run(["iptables-save"])
+
+
+def test_posrig_link_command_rejects_bad_faults(tmp_path):
+    from harness.cli import main
+
+    rig = tmp_path / "bench.yaml"
+    rig.write_text(BENCH_RIG)
+    assert main(["link", "--rig", str(rig), "till-terminal", "drop 0210 till->nowhere x"]) == 2
+    assert main(["link", "--rig", str(rig), "nolink", "drop 0210"]) == 2
