@@ -3,10 +3,11 @@
     posrig link --rig rigs/bench.yaml terminal-host "drop 0210 host->terminal"
     posrig link --rig rigs/bench.yaml till-terminal "rst zvt:04 0F terminal->till to=both" --timeout 300
 
-Bridges the link's two NICs, arms the faults, prints each one as it fires (packet number in the capture, stage,
-STAN) and exits --linger seconds after all fired (0), at the timeout or on Ctrl-C (1 if a fault never fired). The capture and fault
-log are written to the evidence folder. Fault text: ACTION [STAGE] [A->B] [first|every|nth=N] [key=value ...];
-actions: drop, hold ms=, blackhole [ms=], rst [to=] [deliver=], flap count= down_ms= every_ms=, duplicate, corrupt.
+Bridges the link's two NICs, arms the faults, prints each one as it fires (packet number in the capture,
+stage, STAN) and exits --linger seconds after all fired (0), at the timeout or on Ctrl-C (1 if a fault never
+fired). The capture and fault log are written to the evidence folder.
+Fault text: ACTION [STAGE] [A->B] [first|every|nth=N] [key=value ...]; actions: drop, hold ms=,
+blackhole [ms=], rst [to=] [deliver=], flap count= down_ms= every_ms=, duplicate, corrupt (`--actions`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=_raw())
     p.add_argument("link", nargs="?", help="link name from the rig, e.g. terminal-host")
     p.add_argument("faults", nargs="*", metavar="FAULT", help='e.g. "drop 0210 host->terminal"')
-    p.add_argument("--rig", default="rigs/bench-example.yaml", help="rig file (default rigs/bench-example.yaml)")
-    p.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds (default 600)")
+    p.add_argument("--rig", default="rigs/bench-example.yaml",
+                   help="rig file (default rigs/bench-example.yaml)")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="give up after this many seconds (default 600)")
     p.add_argument("--linger", type=float, default=60.0, help="after every fault fired, keep their effects "
                    "(e.g. retransmissions of a dropped message stay dropped) this many seconds (default 60)")
     p.add_argument("--evidence", default=None, help="evidence folder (default evidence/link-<name>-<time>)")
@@ -58,7 +61,8 @@ def _say(args, text: str, **event) -> None:
 def run(args) -> int:
     if args.actions:
         for action, params in ACTIONS.items():
-            extra = ", ".join(f"{k}= ({meaning}; default {default})" for k, (_, default, meaning) in params.items())
+            extra = ", ".join(f"{k}= ({meaning}; default {default})"
+                              for k, (_, default, meaning) in params.items())
             print(f"{action:10} {extra}")
         return 0
     if not args.link or not args.faults:
@@ -71,8 +75,8 @@ def run(args) -> int:
             raise RigError(rig.path, "links", args.link, "one of: " + ", ".join(rig.links))
         spec = rig.links[args.link]
         if spec.driver != "bench":
-            print(f"posrig link: link {args.link} in {rig.path} is '{spec.driver}'; this command drives a bench "
-                  f"link (in emulated rigs use the `link` fixture in a test)", file=sys.stderr)
+            print(f"posrig link: link {args.link} in {rig.path} is '{spec.driver}'; this command drives a "
+                  f"bench link (in emulated rigs use the `link` fixture in a test)", file=sys.stderr)
             return 2
         faults = [FaultSpec.parse(text) for text in args.faults]
         cls = lookup("link", spec.driver)
@@ -80,7 +84,8 @@ def run(args) -> int:
         print(f"posrig link: {exc}", file=sys.stderr)
         return 2
     folder = Path(args.evidence or f"evidence/link-{args.link}-{time.strftime('%Y%m%d-%H%M%S')}")
-    ctx = DeviceContext(rig=rig, evidence=Evidence(folder), timing=rig.timing, namespace=_namespace(args.netns))
+    ctx = DeviceContext(rig=rig, evidence=Evidence(folder), timing=rig.timing,
+                        namespace=_namespace(args.netns))
     link = cls(spec, ctx)
     stop = {"now": False}
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))

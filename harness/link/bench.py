@@ -1,11 +1,12 @@
 """The bench link: posrig bridges two NICs (one towards each end device) and faults the traffic on the bridge.
 
-    [till] --eth1--[ pr<pid>-br0: eth1 + eth2, br_netfilter -> FORWARD -> NFQUEUE -> engine ]--eth2-- [terminal]
+    [till] --eth1--[ pr<pid>-br0: eth1 + eth2; br_netfilter -> FORWARD -> NFQUEUE -> engine ]--eth2-- [term]
 
 The bridge is created for the run and named with the per-run prefix (`pr<pid>-...`) that
-`harness.netns.reap_leftovers` removes after a killed run; the iptables rules carry `posrig-<pid>` comments for the
-same reason. br_netfilter's `bridge-nf-call-iptables` is switched on for the run and restored afterwards. The bridge
-has no IP: forged packets go out as Ethernet frames on the port where their destination was last seen.
+`harness.netns.reap_leftovers` removes after a killed run; the iptables rules carry `posrig-<pid>` comments
+for the same reason. br_netfilter's `bridge-nf-call-iptables` is switched on for the run and restored
+afterwards. The bridge has no IP: forged packets go out as Ethernet frames on the port where their destination
+was last seen.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ SYSCTL = "net.bridge.bridge-nf-call-iptables"
 class BenchLink(EngineLink):
     """A faultable link on a physical bench: the rig's `interfaces: [NIC_A, NIC_B]` are bridged for the run.
 
-    Runs in the machine's own network namespace, or in `ctx.namespace` when one is given (how it is tested here:
-    namespaces stand in for the NICs).
+    Runs in the machine's own network namespace, or in `ctx.namespace` when one is given (how it is tested
+    here: namespaces stand in for the NICs).
     """
 
     def __init__(self, spec: Any, ctx: Any):

@@ -71,7 +71,7 @@ class Fault:
         return self.fired[times - 1]
 
     def wait_verified(self, timeout: float = 5.0) -> list[dict[str, Any]]:
-        """For an RST fault: block until every forged reset was checked; raise ResetNotTaken unless all taken."""
+        """RST fault: wait until every forged reset was checked; raise ResetNotTaken unless all were taken."""
         self.wait_fired(timeout)
         expected = len(self.fired[-1].get("resets", []))
         if self.fired[-1].get("resets") and self.fired[-1]["resets"][0].get("seq") == 0:
@@ -80,8 +80,8 @@ class Fault:
         bad = [v for v in self.verified if not v["taken"]]
         if bad or len(self.verified) < expected:
             details = "; ".join(v["detail"] for v in bad) or "no answer to the liveness probe"
-            raise ResetNotTaken(f"link {self.link.name}: fault #{self.id} {self.spec.describe()}: forged reset "
-                                f"not taken: {details} (capture: {self.link.pcap_path})")
+            raise ResetNotTaken(f"link {self.link.name}: fault #{self.id} {self.spec.describe()}: "
+                                f"forged reset not taken: {details} (capture: {self.link.pcap_path})")
         return self.verified
 
     def never_fired_message(self) -> str:
@@ -109,8 +109,9 @@ class Fault:
         self.link.clear(self)
 
     def record(self) -> dict[str, Any]:
-        return {"id": self.id, "link": self.link.name, "spec": self.spec.to_json(), "describe": self.spec.describe(),
-                "required": self.required, "armed_at": self.armed_at, "fired": self.fired,
+        return {"id": self.id, "link": self.link.name, "spec": self.spec.to_json(),
+                "describe": self.spec.describe(), "required": self.required, "armed_at": self.armed_at,
+                "fired": self.fired,
                 "released": self.released, "verified": self.verified, "cleared_at": self.cleared_at}
 
     def __enter__(self) -> Fault:
@@ -150,7 +151,8 @@ class EngineLink(Link):
                                                  "faults marked as packet comments", "application/x-pcapng")
         self.fault_log_path: Path = ctx.evidence.file(f"link-{safe}-faults.json",
                                                       f"faults armed and fired on link {self.name}")
-        self._config_path = ctx.evidence.file(f"link-{safe}-engine.json", f"engine configuration of {self.name}")
+        self._config_path = ctx.evidence.file(f"link-{safe}-engine.json",
+                                              f"engine configuration of {self.name}")
         self._log_path = ctx.evidence.file(f"link-{safe}-engine.log", f"engine log of {self.name}")
 
     # -- what subclasses provide -------------------------------------------------------------------
@@ -193,7 +195,8 @@ class EngineLink(Link):
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_fh)
         finally:
             log_fh.close()
-        self._reader = threading.Thread(target=self._read_events, name=f"link-{self.name}-events", daemon=True)
+        self._reader = threading.Thread(target=self._read_events, name=f"link-{self.name}-events",
+                                        daemon=True)
         self._reader.start()
         ready = self._wait_event("ready", READY_TIMEOUT)
         if ready is None:
@@ -282,7 +285,7 @@ class EngineLink(Link):
         return self._arm(spec, required)
 
     def arm(self, spec: str | dict[str, Any] | FaultSpec, required: bool = True) -> Fault:
-        """Arm a fault given as text ("drop 0210 host->terminal"), a dict (e.g. from a rig file) or a FaultSpec."""
+        """Arm a fault given as text ("drop 0210 host->terminal"), a dict (from a rig file) or a FaultSpec."""
         if isinstance(spec, str):
             spec = FaultSpec.parse(spec)
         elif isinstance(spec, dict):

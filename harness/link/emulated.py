@@ -1,5 +1,5 @@
-"""The emulated link: the engine runs in the topology's middle "link" namespace, where the kernel routes between
-the segments, and FORWARD rules queue the packets travelling between the link's two end nodes.
+"""The emulated link: the engine runs in the topology's middle "link" namespace, where the kernel routes
+between the segments, and FORWARD rules queue the packets travelling between the link's two end nodes.
 """
 
 from __future__ import annotations

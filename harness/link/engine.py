@@ -1,8 +1,9 @@
 """The link engine: a process that receives the link's packets from NFQUEUE and decides on each one.
 
-Runs where the traffic is (the link namespace, or the bench machine with its bridge); the kernel forwards, iptables
-sends the link's packets to this engine's queue, and the engine gives every packet a verdict: accept, drop, hold
-for N ms (retain, accept later) or accept plus inject (forged RSTs, duplicates). It never terminates TCP.
+Runs where the traffic is (the link namespace, or the bench machine with its bridge); the kernel forwards,
+iptables sends the link's packets to this engine's queue, and the engine gives every packet a verdict: accept,
+drop, hold for N ms (retain, accept later) or accept plus inject (forged RSTs, duplicates). It never
+terminates TCP.
 
     python -m harness.link.engine CONFIG.json      # control on stdin, events on stdout, both JSON lines
 
@@ -74,8 +75,8 @@ def refresh_tcp_checksum(raw: bytes, seg: Segment) -> bytes:
 
 
 class Injector:
-    """Sends forged packets. Routed links use a raw IP socket; bridged links (no IP) send Ethernet frames out of
-    the bridge port the destination was last seen on, with the MAC addresses learned from the traffic."""
+    """Sends forged packets. Routed links use a raw IP socket; bridged links (no IP) send Ethernet frames out
+    of the bridge port the destination was last seen on, with the MAC addresses learned from the traffic."""
 
     def __init__(self, bridged: bool):
         self.bridged = bridged
@@ -138,7 +139,7 @@ class Hold:
 
 @dataclass
 class Probe:
-    """A liveness probe sent after a forged RST: the reset end answers RST if its socket is gone, ACK if not."""
+    """A probe sent after a forged RST: the reset end answers RST if its socket is gone, ACK if it is not."""
 
     fault: ArmedFault
     conn: Connection
@@ -158,7 +159,8 @@ class Engine:
         self.config = config
         self.link = config["link"]
         ports = {int(port): protocol(name) for name, port in config.get("ports", {}).items()}
-        self.tracker = Tracker(tuple(config["ends"]), ports, config.get("addresses") or {}, config.get("server"))
+        self.tracker = Tracker(tuple(config["ends"]), ports, config.get("addresses") or {},
+                               config.get("server"))
         self.injector = Injector(bridged=config.get("bridged", False))
         self.pcap_fh = open(config["pcap"], "wb") if config.get("pcap") else None
         self.pcap = PcapNgWriter(self.pcap_fh, interface=self.link) if self.pcap_fh else None
@@ -174,7 +176,7 @@ class Engine:
         self.running = True
         self.queue_num: int | None = None
         self._after: list[tuple[ArmedFault, int]] = []
-        self._deferred: list[tuple[bytes, float, str]] | None = None   # injections made while deciding a packet
+        self._deferred: list[tuple[bytes, float, str]] | None = None   # injected while deciding a packet
 
     # -- events ----------------------------------------------------------------------------------------
     def emit(self, ev: str, **fields: Any) -> None:
@@ -216,7 +218,6 @@ class Engine:
 
     def clear(self, fid: int | None) -> None:
         ids = list(self.faults) if fid is None else [fid]
-        now = time.monotonic()
         for i in ids:
             f = self.faults.get(i)
             if f is None:
@@ -342,7 +343,8 @@ class Engine:
             hold.fault.packets += 1
         self.after_verdict(seg, conn, half, raw)
 
-    def after_verdict(self, seg: Segment, conn: Connection | None, half: HalfStream | None, raw: bytes) -> None:
+    def after_verdict(self, seg: Segment, conn: Connection | None, half: HalfStream | None,
+                      raw: bytes) -> None:
         """Injections that must follow the original on the wire (duplicates)."""
         pending, self._after = self._after, []
         for f, copies in pending:
@@ -454,7 +456,7 @@ class Engine:
         return out
 
     def cut(self, f: ArmedFault, conn: Connection, seg: Segment, now: float, info: dict[str, Any]) -> str:
-        """Forge resets with the exact sequence numbers each receiver expects, then probe to prove them taken."""
+        """Forge resets with the sequence numbers the receivers expect, then probe to prove them taken."""
         spec = f.spec
         sender = conn.half(seg)
         receiver = conn.other(sender)
@@ -507,8 +509,8 @@ class Engine:
         info["resets"] = forged
         return "accept" if deliver else "drop"
 
-    def verified(self, probe: Probe, taken: bool | None, seg: Segment | None = None, packet: int | None = None,
-                 ) -> None:
+    def verified(self, probe: Probe, taken: bool | None, seg: Segment | None = None,
+                 packet: int | None = None) -> None:
         self.probes.remove(probe)
         if taken:
             detail = (f"{probe.end_name} answered the liveness probe with a RST: its socket is gone, "
@@ -516,11 +518,11 @@ class Engine:
         elif taken is None:
             detail = f"{probe.end_name} did not answer the liveness probe within the verify window"
         else:
-            detail = (f"{probe.end_name} answered the liveness probe with [{seg.flag_text()}] ack={seg.ack}: its "
-                      f"socket is still open, the forged RST (seq {probe.rst_seq}) was NOT taken; "
+            detail = (f"{probe.end_name} answered the liveness probe with [{seg.flag_text()}] ack={seg.ack}: "
+                      f"its socket is still open, the forged RST (seq {probe.rst_seq}) was NOT taken; "
                       f"it expected seq {probe.rcv_nxt}")
-        self.emit("verified", id=probe.fault.id, end=probe.end_name, taken=taken, detail=detail, packet=packet,
-                  t=time.time())
+        self.emit("verified", id=probe.fault.id, end=probe.end_name, taken=taken, detail=detail,
+                  packet=packet, t=time.time())
 
     def inject(self, packet: bytes, src: str, dst: str, comment: str) -> None:
         self.injector.send(packet, src, dst)
@@ -537,7 +539,7 @@ class Engine:
             return
         del self.holds[key]
         t = time.time()
-        for pkt, conn, half, seg, arrived in hold.packets:
+        for pkt, conn, half, seg, _arrived in hold.packets:
             pkt.accept()
             self.tracker.delivered(conn, half, seg)
         if hold.packets:
@@ -609,7 +611,7 @@ class Engine:
                             except Exception as exc:  # noqa: BLE001 - reported to the driver, engine goes on
                                 self.emit("error", message=f"bad control message {line[:200]!r}: {exc}")
         finally:
-            for key, hold in list(self.holds.items()):
+            for key in list(self.holds):
                 self.release(key, force=True)
             if self.pcap_fh is not None:
                 self.pcap_fh.flush()
@@ -632,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)      # an operator's Ctrl-C reaches the driver, which stops us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # an operator's Ctrl-C is for the driver; it stops us
     engine = Engine(config)
     try:
         engine.run()

@@ -1,4 +1,4 @@
-"""Faults the link can inject, declared as data: what to do, at which stage, in which direction, which occurrence.
+"""Faults the link can inject, declared as data: what, at which stage, in which direction, which occurrence.
 
 >>> FaultSpec.parse("drop 0210 host->terminal")
 FaultSpec(action='drop', stage='0210', direction='host->terminal', occurrence=1, params={})
@@ -6,8 +6,8 @@ FaultSpec(action='drop', stage='0210', direction='host->terminal', occurrence=1,
 {'ms': 1500}
 >>> FaultSpec.parse("flap count=3 down_ms=200 every_ms=1000")   # stage omitted: starts when armed
 
-The same spec travels from a test (`link.inject("drop", stage="0210", ...)`), a rig or the `posrig link` command
-to the engine process as JSON.
+The same spec travels from a test (`link.inject("drop", stage="0210", ...)`), a rig or the `posrig link`
+command to the engine process as JSON.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from harness.link.layers import is_stage
 ACTIONS: dict[str, dict[str, tuple[type, Any, str]]] = {
     "drop": {},
     "hold": {"ms": (float, None, "how long the message is held before it is let through")},
-    "blackhole": {"ms": (float, None, "how long everything is dropped, both directions (omit: until cleared)")},
+    "blackhole": {"ms": (float, None, "how long everything is dropped, both ways (omit: until cleared)")},
     "rst": {"to": (str, "both", "which end gets a forged reset: both, sender, receiver, or an end's name"),
             "deliver": (bool, False, "let the triggering segment through before resetting"),
-            "seq_offset": (int, 0, "add this to the forged sequence numbers (only to prove a wrong RST is caught)"),
+            "seq_offset": (int, 0, "added to the forged sequence numbers (to prove a wrong RST is caught)"),
             "verify_ms": (float, 1000.0, "how long to wait for the receivers' answer to the liveness probe")},
     "flap": {"count": (int, 3, "number of outages"), "down_ms": (float, 200.0, "length of each outage"),
              "every_ms": (float, 1000.0, "outage starts are this far apart")},
     "duplicate": {"copies": (int, 1, "extra copies sent right after the segment")},
     "corrupt": {"offset": (int, None, "byte of the message to flip (default: the last)"),
-                "checksum": (str, "fix", "'fix' = receiver's application sees bad bytes; 'keep' = TCP drops it")},
+                "checksum": (str, "fix", "'fix': the application gets bad bytes; 'keep': TCP drops it")},
 }
 NEEDS_STAGE = {"drop", "hold", "rst", "duplicate", "corrupt"}
 EVERY = "every"
@@ -56,8 +56,8 @@ class FaultSpec:
         if self.stage is None and self.action in NEEDS_STAGE:
             raise FaultError(f"fault {self.action!r} needs a stage, e.g. '0210', 'zvt:04 0F' or 'connect'")
         if self.stage is not None and self.stage != "any" and not is_stage(self.stage):
-            raise FaultError(f"stage {self.stage!r} is not an ISO 8583 MTI ('0210'), a ZVT APDU ('zvt:06 01'), "
-                             f"'connect' or 'any'")
+            raise FaultError(f"stage {self.stage!r} is not an ISO 8583 MTI ('0210'), a ZVT APDU "
+                             f"('zvt:06 01'), 'connect' or 'any'")
         if self.direction is not None and "->" not in self.direction:
             raise FaultError(f"direction {self.direction!r} must read '<end>-><end>', e.g. 'host->terminal'")
         occ = self.occurrence
@@ -69,7 +69,8 @@ class FaultSpec:
                 raise FaultError(f"fault {self.action!r} has no parameter {key!r}; it takes: "
                                  f"{', '.join(known) or 'none'}")
             kind = known[key][0]
-            if value is not None and not isinstance(value, kind) and not (kind is float and isinstance(value, int)):
+            widened = kind is float and isinstance(value, int)
+            if value is not None and not isinstance(value, kind) and not widened:
                 raise FaultError(f"{self.action} {key}={value!r}: expected {kind.__name__} ({known[key][2]})")
         if self.action == "hold" and not self.params.get("ms"):
             raise FaultError("fault 'hold' needs ms=<milliseconds>")
@@ -96,7 +97,7 @@ class FaultSpec:
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
-        """Parse "ACTION [STAGE] [A->B] [first|every|nth=N] [key=value ...]" (ZVT stages quoted: zvt:06_01 ok)."""
+        """Parse "ACTION [STAGE] [A->B] [first|every|nth=N] [key=value ...]" ("zvt:06 01" or zvt:06_01)."""
         words = text.replace("zvt: ", "zvt:").split()
         if not words:
             raise FaultError("empty fault; e.g. 'drop 0210 host->terminal'")

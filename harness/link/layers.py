@@ -1,12 +1,14 @@
-"""The payment protocols the link recognises, declared once as scapy layers, with the cheap framing the engine uses.
+"""The payment protocols the link recognises, declared once as scapy layers, with the cheap framing the
+engine uses.
 
-Each protocol is a scapy `Packet` (for dissecting captures and building test traffic) plus three class attributes
-the engine's hot path reads instead of running full scapy dissection (~115 us a packet):
+Each protocol is a scapy `Packet` (for dissecting captures and building test traffic) plus two class
+attributes the engine's hot path reads instead of running full scapy dissection (~115 us a packet):
 
 * `head_size`: bytes needed to know a message's length and stage,
-* `frame(head)`: `(total_length, stage)` from the first bytes of a message, or None while more bytes are needed,
-* `stage_name`: how stages read in fault specs and evidence: ISO 8583 by MTI ("0200", "0210"), ZVT by APDU class
-  and instruction ("zvt:06 01", "zvt:04 0F").
+* `frame(head)`: `(total_length, stage)` from a message's first bytes, or None while more bytes are needed.
+
+Stages read the same in fault specs and evidence: ISO 8583 by MTI ("0200", "0210"), ZVT by APDU class and
+instruction ("zvt:06 01", "zvt:04 0F"), a TCP SYN as "connect".
 
 >>> from scapy.layers.inet import IP, TCP
 >>> bind_ports({"iso8583": 5000})
@@ -120,11 +122,12 @@ class ZVT(StreamMessage):
 
     name = "ZVT APDU"
     fields_desc = [
-        XByteField("cls", 0x06),
+        XByteField("apdu_class", 0x06),
         XByteField("instr", 0x01),
         ByteField("length", None),
         ConditionalField(LEShortField("ext_length", None), lambda pkt: pkt.length == 0xFF),
-        StrLenField("data", b"", length_from=lambda pkt: pkt.ext_length if pkt.length == 0xFF else pkt.length),
+        StrLenField("data", b"",
+                    length_from=lambda pkt: pkt.ext_length if pkt.length == 0xFF else pkt.length),
     ]
     head_size = 5
 
@@ -146,7 +149,7 @@ class ZVT(StreamMessage):
         return 5 + struct.unpack_from("<H", head, 3)[0], stage
 
     def mysummary(self) -> str:
-        return f"ZVT {self.cls:02X} {self.instr:02X}"
+        return f"ZVT {self.apdu_class:02X} {self.instr:02X}"
 
 
 PROTOCOLS: dict[str, type[StreamMessage]] = {"iso8583": ISO8583, "zvt": ZVT}

@@ -1,8 +1,8 @@
-"""A small pcapng writer for the link's capture: raw IPv4 packets, microsecond timestamps, per-packet comments.
+"""A small pcapng writer for the link's capture: raw IPv4 packets, microsecond timestamps, packet comments.
 
 Fault markers are pcapng packet comments (`opt_comment`), shown by Wireshark (`pkt_comment` column / filter
-`frame.comment contains "posrig"`) and by scapy (`rdpcap(path)[i].comments`). Written by hand because the engine
-writes every packet on its hot path and scapy's writer costs far more per packet.
+`frame.comment contains "posrig"`) and by scapy (`rdpcap(path)[i].comments`). Written by hand because the
+engine writes every packet on its hot path and scapy's writer costs far more per packet.
 """
 
 from __future__ import annotations

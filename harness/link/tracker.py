@@ -1,10 +1,10 @@
 """Per-connection TCP tracking on the link: sequence numbers and protocol messages per direction.
 
-The engine sees every segment crossing the link (it never terminates TCP). For each connection and direction the
-tracker keeps the next byte it expects, splits the byte stream into protocol messages (several in one segment,
-one split across several: both fine), remembers recent messages by sequence range so retransmissions of a message
-are recognised, and keeps `delivered` (the highest sequence number let through), i.e. the receiver's rcv_nxt:
-exactly the sequence number a forged RST must carry to be accepted (RFC 5961).
+The engine sees every segment crossing the link (it never terminates TCP). For each connection and direction
+the tracker keeps the next byte it expects, splits the byte stream into protocol messages (several in one
+segment, one split across several: both fine), remembers recent messages by sequence range so retransmissions
+of a message are recognised, and keeps `delivered` (the highest sequence number let through), i.e. the
+receiver's rcv_nxt: exactly the sequence number a forged RST must carry to be accepted (RFC 5961).
 
 Only IPv4 header + TCP header + the first bytes of each message are read: no scapy on the hot path.
 """
@@ -54,7 +54,7 @@ class Segment:
 
 
 def _ip(raw: bytes, off: int) -> str:
-    return "%d.%d.%d.%d" % (raw[off], raw[off + 1], raw[off + 2], raw[off + 3])
+    return f"{raw[off]}.{raw[off + 1]}.{raw[off + 2]}.{raw[off + 3]}"
 
 
 def parse(raw: bytes) -> Segment | None:
@@ -65,7 +65,8 @@ def parse(raw: bytes) -> Segment | None:
     total = struct.unpack_from("!H", raw, 2)[0]
     seg = Segment(src=_ip(raw, 12), dst=_ip(raw, 16), proto=raw[9], ihl=ihl)
     if seg.proto == 6 and len(raw) >= ihl + 20:
-        seg.sport, seg.dport, seg.seq, seg.ack, off_flags, seg.window = struct.unpack_from("!HHIIHH", raw, ihl)
+        (seg.sport, seg.dport, seg.seq, seg.ack, off_flags,
+         seg.window) = struct.unpack_from("!HHIIHH", raw, ihl)
         seg.doff = (off_flags >> 12) * 4
         seg.flags = off_flags & 0x3F
         seg.payload_len = max(0, min(total, len(raw)) - ihl - seg.doff)
@@ -81,7 +82,7 @@ class Message:
     start: int               # relative sequence number of its first byte
     end: int                 # relative sequence number after its last byte
     packet: int              # number (1-based, pcap order) of the packet where it was recognised
-    ordinal: int = 0         # how many messages of this stage and direction the link had seen, this one included
+    ordinal: int = 0         # messages of this stage and direction the link saw so far, this one included
 
     def overlaps(self, start: int, end: int) -> bool:
         return start < self.end and self.start < end
@@ -221,7 +222,8 @@ class Tracker:
         else:
             key = (seg.dst, seg.dport, seg.src, seg.sport)
         conn = self.connections.get(key)
-        if conn is not None and seg.flags & SYN and not seg.flags & ACK and conn.syn_seq not in (None, seg.seq):
+        fresh_syn = seg.flags & SYN and not seg.flags & ACK
+        if conn is not None and fresh_syn and conn.syn_seq not in (None, seg.seq):
             conn = None          # a new connection reusing the 4-tuple
         if conn is None:
             layer = self.ports.get(key[3])
@@ -235,7 +237,8 @@ class Tracker:
             self.connections[key] = conn
         return conn
 
-    def observe(self, seg: Segment, payload: bytes, packet: int) -> tuple[Connection | None, list[Message], bool]:
+    def observe(self, seg: Segment, payload: bytes,
+                packet: int) -> tuple[Connection | None, list[Message], bool]:
         """Account one segment: (connection, new messages recognised in it, retransmission?)."""
         conn = self.connection(seg)
         if conn is None:

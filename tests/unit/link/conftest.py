@@ -6,7 +6,7 @@ import pytest
 
 from harness.link.emulated import EmulatedLink
 
-from .peers import Client, Server, iso_answer, ZvtTerminal
+from .peers import Client, Server, ZvtTerminal, iso_answer
 
 ISO_PORT = 5000
 ZVT_PORT = 20007

@@ -59,7 +59,7 @@ ACK = bytes.fromhex("800000")
 
 
 class Server:
-    """A TCP server in a namespace: answers each whole message with `answer(msg) -> [bytes]`; keeps what it got."""
+    """A TCP server in a namespace: answers each whole message with `answer(msg) -> [bytes]`, keeps them."""
 
     def __init__(self, ns: Namespace, ip: str, port: int, kind: str, answer=None):
         self.sock = ns.listen((ip, port))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from harness.devices import DeviceContext
-from harness.evidence import Evidence
 from harness.link.bench import SYSCTL, BenchLink
 from harness.netns import build_topology
 from harness.rig import LinkSpec
@@ -24,7 +23,8 @@ def bridged():
     try:
         topo.link.run(["ip", "-batch", "-"], input="addr flush dev to-till\naddr flush dev to-terminal\n")
         for node, ip in (("till", TILL_IP), ("terminal", TERMINAL_IP)):
-            topo.nodes[node].run(["ip", "-batch", "-"], input=f"addr flush dev eth0\naddr add {ip}/24 dev eth0\n")
+            topo.nodes[node].run(["ip", "-batch", "-"],
+                                 input=f"addr flush dev eth0\naddr add {ip}/24 dev eth0\n")
         yield topo
     finally:
         topo.close()
@@ -34,7 +34,8 @@ def bridged():
 def bench_link(rig, bridged, evidence):
     spec = LinkSpec(name="till-terminal", ends=("till", "terminal"), faultable=True, driver="bench",
                     interfaces=("to-till", "to-terminal"), ports={"zvt": 20007})
-    link = BenchLink(spec, DeviceContext(rig=rig, evidence=evidence, timing=rig.timing, namespace=bridged.link))
+    ctx = DeviceContext(rig=rig, evidence=evidence, timing=rig.timing, namespace=bridged.link)
+    link = BenchLink(spec, ctx)
     link.start()
     yield link
     link.close()
@@ -87,7 +88,8 @@ def test_bridge_fail_open_and_cleanup(rig, bridged, evidence, zvt):
     srv, connect = zvt
     spec = LinkSpec(name="till-terminal", ends=("till", "terminal"), faultable=True, driver="bench",
                     interfaces=("to-till", "to-terminal"), ports={"zvt": 20007})
-    link = BenchLink(spec, DeviceContext(rig=rig, evidence=evidence, timing=rig.timing, namespace=bridged.link))
+    ctx = DeviceContext(rig=rig, evidence=evidence, timing=rig.timing, namespace=bridged.link)
+    link = BenchLink(spec, ctx)
     before = bridged.link.run(["sysctl", "-n", SYSCTL]).strip()
     link.start()
     try:
@@ -124,7 +126,8 @@ def test_posrig_link_command_reports_what_fired(bridged, zvt, tmp_path):
     srv, connect = zvt
     rig = tmp_path / "bench.yaml"
     rig.write_text(BENCH_RIG)
-    cmd = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())", "link", "--rig", str(rig), "--netns", bridged.link.label,
+    cmd = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())",
+           "link", "--rig", str(rig), "--netns", bridged.link.label,
            "--evidence", str(tmp_path / "ev"), "--timeout", "20", "--linger", "1", "--json",
            "till-terminal", "hold zvt:06 01 till->terminal ms=200", "drop zvt:06 0F terminal->till"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

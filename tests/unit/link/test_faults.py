@@ -1,4 +1,4 @@
-"""Every fault, in real namespaces with real TCP peers: it takes effect, and the capture and fault log show it."""
+"""Every fault, in real namespaces with real TCP peers: it takes effect; the capture and fault log show it."""
 
 from __future__ import annotations
 
@@ -118,8 +118,8 @@ def test_blackhole_for_a_while_then_traffic_recovers(th, acquirer, terminal_clie
         c.send(iso_message("0200", "000003"))
         got = c.recv(3.0)
         elapsed = time.monotonic() - t0
-    assert got is not None and elapsed >= 0.4                              # TCP retransmitted after the outage
-    assert fault.fired[0]["packet"] is None                                # armed with no stage: fires at once
+    assert got is not None and elapsed >= 0.4  # TCP retransmitted after the outage
+    assert fault.fired[0]["packet"] is None  # armed with no stage: fires at once
     assert any("blackholed by fault" in m for m in comments(capture(th)))
 
 
@@ -132,7 +132,7 @@ def test_blackhole_both_directions_until_cleared(th, acquirer, terminal_client):
     assert c.recv(0.8) is None
     assert len(acquirer.received) == 1
     fault.clear()
-    assert c.recv(3.0) is not None                                          # retransmission passes once cleared
+    assert c.recv(3.0) is not None  # retransmission passes once cleared
     st = th.status()["stats"]
     assert st["dropped"] >= 2
 
@@ -161,9 +161,9 @@ def test_rst_one_end_leaves_the_other_half_open(th, acquirer, terminal_client):
         c.send(iso_message("0200", "000006"))
         with pytest.raises(ConnectionResetError):
             c.recv(2.0)
-    assert acquirer.received == []                                          # the 0200 was cut, never delivered
+    assert acquirer.received == []  # the 0200 was cut, never delivered
     time.sleep(0.05)
-    assert acquirer.conns and tcp_state(acquirer.conns[0]) == "ESTABLISHED"  # host never heard of it: half-open
+    assert acquirer.conns and tcp_state(acquirer.conns[0]) == "ESTABLISHED"  # the host never knew: half-open
 
 
 def test_rst_off_by_one_is_detected_as_not_taken(th, acquirer, terminal_client):
@@ -173,7 +173,7 @@ def test_rst_off_by_one_is_detected_as_not_taken(th, acquirer, terminal_client):
     c.send(iso_message("0200", "000008"))
     with pytest.raises(ResetNotTaken, match="NOT taken"):
         fault.wait_verified(timeout=2.0)
-    assert c.recv(2.0) is not None          # the host retransmitted and the payment completed: no cut happened
+    assert c.recv(2.0) is not None  # the host retransmitted and the payment completed: no cut happened
     fault.clear()
 
 
