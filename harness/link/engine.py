@@ -327,7 +327,8 @@ class Engine:
         if payload is not None:
             pkt.set_payload(payload)
             self.stats["modified"] += 1
-        self.record(payload or raw, wall, "posrig: " + "; ".join(notes) if notes else None)
+        shown = self.masked(payload or raw, seg, half)
+        self.record(shown, wall, "posrig: " + "; ".join(notes) if notes else None)
         if verdict == "accept":
             self.stats["accepted"] += 1
             pkt.accept()
@@ -342,16 +343,24 @@ class Engine:
             hold = self.holds[(conn.key, half.direction)]
             hold.packets.append((pkt, conn, half, seg, now))
             hold.fault.packets += 1
-        self.after_verdict(seg, conn, half, raw)
+        self.after_verdict(seg, raw, shown)
 
-    def after_verdict(self, seg: Segment, conn: Connection | None, half: HalfStream | None,
-                      raw: bytes) -> None:
+    def after_verdict(self, seg: Segment, raw: bytes, shown: bytes) -> None:
         """Injections that must follow the original on the wire (duplicates)."""
         pending, self._after = self._after, []
         for f, copies in pending:
             for _ in range(copies):
-                self.inject(raw, seg.src, seg.dst, f"duplicate of packet {self.count} by fault #{f.id}")
+                self.inject(raw, seg.src, seg.dst, f"duplicate of packet {self.count} by fault #{f.id}",
+                            shown=shown)
             f.packets += copies
+
+    def masked(self, raw: bytes, seg: Segment, half: HalfStream | None) -> bytes:
+        """The packet as the capture shows it: card numbers masked (first 6 and last 4 kept)."""
+        if half is None or not half.masks or not seg.payload_len or half.isn is None:
+            return raw
+        off = seg.ihl + seg.doff
+        hidden = half.mask(half.rel(seg.seq), raw[off:off + seg.payload_len])
+        return raw if hidden is None else raw[:off] + hidden + raw[off + seg.payload_len:]
 
     # -- firing ----------------------------------------------------------------------------------------
     def fire(self, f: ArmedFault, msg: Message | None, seg: Segment | None, conn: Connection | None,
@@ -385,7 +394,10 @@ class Engine:
             half = conn.half(seg)
             until = now + spec.param("ms") / 1000.0
             key = (conn.key, half.direction)
-            self.holds[key] = Hold(f, until)
+            if key in self.holds:                  # already holding this direction: hold on until the later
+                self.holds[key].until = max(self.holds[key].until, until)
+            else:
+                self.holds[key] = Hold(f, until)
             self.at(until, "release", key)
             info["release_at"] = wall + spec.param("ms") / 1000.0
             result = "hold"
@@ -525,13 +537,14 @@ class Engine:
         self.emit("verified", id=probe.fault.id, end=probe.end_name, taken=taken, detail=detail,
                   packet=packet, t=time.time())
 
-    def inject(self, packet: bytes, src: str, dst: str, comment: str) -> None:
+    def inject(self, packet: bytes, src: str, dst: str, comment: str, shown: bytes | None = None) -> None:
         self.injector.send(packet, src, dst)
         self.stats["injected"] += 1
+        entry = (shown or packet, time.time(), "posrig: injected: " + comment)
         if self._deferred is not None:
-            self._deferred.append((packet, time.time(), "posrig: injected: " + comment))
+            self._deferred.append(entry)
         else:
-            self.record(packet, time.time(), "posrig: injected: " + comment)
+            self.record(*entry)
 
     # -- timers ----------------------------------------------------------------------------------------
     def release(self, key: tuple, force: bool = False) -> None:

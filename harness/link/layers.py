@@ -41,11 +41,21 @@ class FramingError(ValueError):
     """The first bytes of a message cannot be a message of this protocol (garbage on the wire)."""
 
 
+NEED_MORE = ...              # secret_span(): the head seen so far is too short to tell
+
+
 class StreamMessage(Packet):
     """Common behaviour: messages are delimited by their own length; what follows is the next message."""
 
     head_size = 0
+    secret_head = 0          # bytes `secret_span` needs at most (0: this protocol carries no card number)
     max_length = 0xFFFF + 5
+
+    @classmethod
+    def secret_span(cls, head: bytes) -> tuple[int, int] | None:
+        """Byte range of a message to mask in captures (card number minus first 6 and last 4), None if none,
+        NEED_MORE while `head` is too short to tell."""
+        return None
 
     @classmethod
     def frame(cls, head: bytes) -> tuple[int, str] | None:  # pragma: no cover - overridden
@@ -89,6 +99,29 @@ class ISO8583(StreamMessage):
         StrLenField("data", b"", length_from=lambda pkt: max(0, pkt.length - 4)),
     ]
     head_size = 6
+    secret_head = 2 + 4 + 32 + 2
+
+    @classmethod
+    def secret_span(cls, head: bytes) -> tuple[int, int] | None:
+        """Field 2 (PAN, 2-digit length then ASCII digits) follows the bitmap: 16 hex characters (ascii spec)
+        or 8 bytes (binary spec), twice that when bit 1 announces a secondary bitmap."""
+        if len(head) < 7:
+            return NEED_MORE
+        ascii_map = chr(head[6]) in "0123456789ABCDEFabcdef"
+        unit = 16 if ascii_map else 8
+        if len(head) < 6 + unit:
+            return NEED_MORE
+        first = int(chr(head[6]), 16) if ascii_map else head[6] >> 4
+        if not first & 0x4:
+            return None                                   # no field 2
+        at = 6 + unit * (2 if first & 0x8 else 1)
+        if len(head) < at + 2:
+            return NEED_MORE
+        digits = head[at:at + 2]
+        if not digits.isdigit():
+            return None
+        n = int(digits)
+        return (at + 2 + 6, at + 2 + n - 4) if n > 10 else (at + 2, at + 2 + n)
 
     @classmethod
     def frame(cls, head: bytes) -> tuple[int, str] | None:

@@ -15,7 +15,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 
-from harness.link.layers import CONNECT, FramingError, StreamMessage
+from harness.link.layers import CONNECT, NEED_MORE, FramingError, StreamMessage
 
 SYN, ACK, RST, FIN = 0x02, 0x10, 0x04, 0x01
 MOD = 1 << 32
@@ -103,6 +103,8 @@ class HalfStream:
     recent: deque[Message] = field(default_factory=lambda: deque(maxlen=RECENT))
     out_of_order: dict[int, bytes] = field(default_factory=dict)
     last_ack: int | None = None      # absolute ack number of this side's last segment
+    masks: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=16))   # card numbers to hide
+    _probe: tuple[int, bytearray, int] | None = None     # (message start, head so far, message length)
 
     def rel(self, seq: int) -> int:
         return (seq - self.isn) % MOD
@@ -135,6 +137,8 @@ class HalfStream:
     def _parse(self, data: bytes, packet: int) -> list[Message]:
         layer = self.layer
         found: list[Message] = []
+        if self._probe is not None:
+            self._secret(data)
         buf = self.pending + data if self.pending else data
         base = self.next - len(self.pending)
         i, n = 0, len(buf)
@@ -159,7 +163,33 @@ class HalfStream:
             self.recent.append(msg)
             found.append(msg)
             self.skip = total
+            if layer.secret_head:
+                self._probe = (msg.start, bytearray(), total)
+                self._secret(buf[i:i + min(total, layer.secret_head)])
         return found
+
+    def _secret(self, data: bytes) -> None:
+        """Find where a message's card number sits (from its first bytes) so the capture can mask it."""
+        start, head, total = self._probe
+        limit = min(total, self.layer.secret_head)
+        head += data[:limit - len(head)]
+        span = self.layer.secret_span(bytes(head))
+        if span is NEED_MORE and len(head) < limit:
+            return
+        self._probe = None
+        if span is not NEED_MORE and span is not None:
+            self.masks.append((start + span[0], start + span[1]))
+
+    def mask(self, rel: int, payload: bytes) -> bytes | None:
+        """`payload` (at relative seq `rel`) with card-number digits as "*", or None when it has none."""
+        end = rel + len(payload)
+        out = None
+        for a, b in self.masks:
+            if a < end and rel < b:
+                out = bytearray(payload) if out is None else out
+                lo, hi = max(a, rel) - rel, min(b, end) - rel
+                out[lo:hi] = b"*" * (hi - lo)
+        return bytes(out) if out is not None else None
 
     def messages_in(self, rel: int, end: int) -> list[Message]:
         """Known messages overlapping the relative range [rel, end) (for retransmissions)."""

@@ -210,3 +210,17 @@ def test_unfired_fault_fails_at_link_close(th, acquirer, terminal_client):
     th.inject("drop", stage="0430", direction="host->terminal")
     with pytest.raises(FaultNotFired, match="no 0430 seen"):
         th.close()
+
+
+def test_capture_masks_card_numbers(th, acquirer, terminal_client):
+    from harness.protocols import iso8583 as iso
+
+    c = terminal_client()
+    pan = "4111111111111111"
+    with th.inject("duplicate", stage="0200", direction="terminal->host"):
+        c.send(iso.encode_frame({"t": "0200", "2": pan, "4": "000000001000", "11": "000021"}))
+        assert c.recv(2.0) is not None
+    assert iso.decode(acquirer.received[0])["2"] == pan                 # the wire carries the real number
+    th.close()
+    raw = th.pcap_path.read_bytes()
+    assert pan.encode() not in raw and raw.count(b"411111******1111") == 2   # original and duplicate

@@ -129,3 +129,36 @@ def test_pcapng_writer_comments(tmp_path):
     assert pkts[0].comments in (None, []) and pkts[1].comments == [b"posrig: marked"]
     assert float(pkts[1].time) == pytest.approx(1.75)
     assert struct.unpack("<I", path.read_bytes()[:4])[0] == 0x0A0D0D0A
+
+
+PAN = "4111111111111111"
+
+
+@pytest.mark.parametrize("spec", ["ascii", "binary"])
+def test_card_number_span_in_iso8583(spec):
+    from harness.protocols import iso8583 as iso
+
+    with_pan = iso.encode_frame({"t": "0200", "2": PAN, "3": "000000", "11": "000001"}, spec=spec)
+    a, b = ISO8583.secret_span(with_pan[:ISO8583.secret_head])
+    assert with_pan[a - 6:b + 4] == PAN.encode() and b - a == 6
+    second = iso.encode_frame({"t": "0200", "2": PAN, "11": "000001", "70": "301"}, spec=spec)
+    a, b = ISO8583.secret_span(second[:ISO8583.secret_head])    # secondary bitmap present
+    assert second[a - 6:b + 4] == PAN.encode()
+    assert ISO8583.secret_span(iso_message("0200", "000001")[:40]) is None
+    assert ISO8583.secret_span(with_pan[:10]) is ...
+
+
+def test_tracker_masks_a_card_number_split_across_segments():
+    from harness.protocols import iso8583 as iso
+
+    t = Tracker(("terminal", "host"), {5000: ISO8583})
+    up = ("10.0.0.1", 40000, "10.0.0.2", 5000)
+    track(t, seg(*up, 0, flags="S"))
+    frame = iso.encode_frame({"t": "0200", "2": PAN, "11": "000001"})
+    cut = frame.index(PAN.encode()) + 8                                 # the PAN itself split in two
+    conn, _, _ = track(t, seg(*up, 1, frame[:cut]))
+    track(t, seg(*up, 1 + cut, frame[cut:]))
+    first, second = conn.up.mask(0, frame[:cut]), conn.up.mask(cut, frame[cut:])
+    assert first.endswith(b"41111111"[:6] + b"**") and second is not None
+    shown = first + second
+    assert PAN.encode() not in shown and b"411111******1111" in shown
