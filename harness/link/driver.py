@@ -267,12 +267,14 @@ class EngineLink(Link):
 
     # -- faults ------------------------------------------------------------------------------------
     def inject(self, action: str | FaultSpec, stage: str | None = None, direction: str | None = None,
-               occurrence: int | str = 1, *, required: bool = True, **params: Any) -> Fault:
+               occurrence: int | str = 1, *, stan: str | None = None, required: bool = True,
+               **params: Any) -> Fault:
         """Arm a fault; returns a `Fault` (also a context manager). `occurrence`: 1 = first, N = nth, "every".
 
         >>> link.inject("hold", stage="0210", direction="host->terminal", ms=800)
         >>> link.inject("rst", stage="zvt:04 0F", to="both")
         >>> link.inject("blackhole", ms=300)            # no stage: from now, both directions
+        >>> link.inject("drop", stage="0210", stan="000123")   # only the answer to that request
         """
         if isinstance(action, FaultSpec):
             spec = action
@@ -280,7 +282,7 @@ class EngineLink(Link):
             if occurrence == "first":
                 occurrence = 1
             spec = FaultSpec(action=action, stage=stage, direction=direction, occurrence=occurrence,
-                             params={k: v for k, v in params.items() if v is not None})
+                             params={k: v for k, v in params.items() if v is not None}, stan=stan)
         self._check_direction(spec)
         return self._arm(spec, required)
 

@@ -284,6 +284,8 @@ class Engine:
         for msg in new:
             for f in list(self.faults.values()):
                 if f.wants(msg):
+                    if f.spec.stan is not None and self.stan_of(msg, seg, raw) != f.spec.stan:
+                        continue
                     f.seen += 1
                     if f.spec.occurrence == EVERY or f.seen == f.spec.occurrence:
                         result = self.fire(f, msg, seg, conn, now, wall, raw=raw, pkt=pkt)

@@ -49,6 +49,7 @@ class FaultSpec:
     direction: str | None = None
     occurrence: int | str = 1
     params: dict[str, Any] = field(default_factory=dict)
+    stan: str | None = None          # ISO 8583 only: just the message with this STAN (field 11)
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -72,6 +73,9 @@ class FaultSpec:
             widened = kind is float and isinstance(value, int)
             if value is not None and not isinstance(value, kind) and not widened:
                 raise FaultError(f"{self.action} {key}={value!r}: expected {kind.__name__} ({known[key][2]})")
+        if self.stan is not None and (not isinstance(self.stan, str) or not self.stan.isdigit()
+                                      or self.stage is None or not self.stage.isdigit()):
+            raise FaultError(f"stan={self.stan!r}: a STAN is digits (e.g. '000123'), for an ISO 8583 stage")
         if self.action == "hold" and not self.params.get("ms"):
             raise FaultError("fault 'hold' needs ms=<milliseconds>")
         if self.action == "corrupt" and self.params.get("checksum", "fix") not in ("fix", "keep"):
@@ -84,6 +88,7 @@ class FaultSpec:
     def describe(self) -> str:
         where = f" {self.stage}" if self.stage else " (from arming)"
         way = f" {self.direction}" if self.direction else ""
+        way += f" STAN {self.stan}" if self.stan else ""
         occ = {1: "first", EVERY: "every"}.get(self.occurrence, f"#{self.occurrence}")
         extra = "".join(f" {k}={v}" for k, v in self.params.items())
         return f"{self.action}{where}{way} {occ}{extra}"
@@ -101,7 +106,7 @@ class FaultSpec:
         words = text.replace("zvt: ", "zvt:").split()
         if not words:
             raise FaultError("empty fault; e.g. 'drop 0210 host->terminal'")
-        action, stage, direction, occurrence, params = words[0], None, None, 1, {}
+        action, stage, direction, occurrence, params, stan = words[0], None, None, 1, {}, None
         i = 1
         while i < len(words):
             w = words[i]
@@ -114,6 +119,8 @@ class FaultSpec:
                 direction = w
             elif w in ("first", EVERY):
                 occurrence = 1 if w == "first" else EVERY
+            elif w.startswith("stan="):
+                stan = w[5:]
             elif w.startswith("nth="):
                 occurrence = _number(w[4:], int, "nth")
             elif "=" in w:
@@ -125,7 +132,8 @@ class FaultSpec:
             else:
                 raise FaultError(f"unexpected word {w!r} in fault {text!r}")
             i += 1
-        return cls(action=action, stage=stage, direction=direction, occurrence=occurrence, params=params)
+        return cls(action=action, stage=stage, direction=direction, occurrence=occurrence, params=params,
+                   stan=stan)
 
 
 def _number(raw: str, kind: type, key: str) -> Any:

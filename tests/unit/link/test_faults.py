@@ -224,3 +224,14 @@ def test_capture_masks_card_numbers(th, acquirer, terminal_client):
     th.close()
     raw = th.pcap_path.read_bytes()
     assert pan.encode() not in raw and raw.count(b"411111******1111") == 2   # original and duplicate
+
+
+def test_aim_by_stan(th, acquirer, terminal_client):
+    c = terminal_client()
+    with th.inject("drop", stage="0210", direction="host->terminal", stan="000032") as fault:
+        for stan in ("000031", "000033"):
+            c.send(iso_message("0200", stan))
+            assert c.recv(2.0) is not None
+        c.send(iso_message("0200", "000032"))
+        assert c.recv(0.5) is None
+    assert fault.fired[0]["stan"] == "000032" and len(fault.fired) == 1

@@ -162,3 +162,10 @@ def test_tracker_masks_a_card_number_split_across_segments():
     assert first.endswith(b"41111111"[:6] + b"**") and second is not None
     shown = first + second
     assert PAN.encode() not in shown and b"411111******1111" in shown
+
+
+def test_fault_spec_stan():
+    s = FaultSpec.parse("drop 0210 host->terminal stan=000123")
+    assert s.stan == "000123" and "STAN 000123" in s.describe()
+    with pytest.raises(FaultError, match="for an ISO 8583 stage"):
+        FaultSpec.parse("drop zvt:04_0F stan=000123")
