@@ -206,11 +206,14 @@ class RetryWithoutQuery(Correct):
 
     name = "retry-without-query"
 
+    max_attempts = 3
+
     def _retry(self, run: SaleRun, why: str) -> None:
-        if run.attempts >= 2:
-            self.till.finish(run, "failed", {}, message=f"payment failed twice: {why}")
+        if run.attempts >= self.max_attempts:
+            self.till.finish(run, "failed", {}, message=f"payment failed {run.attempts} times: {why}")
             return
         self.till.step(run, "retrying", detail={"why": why})
+        time.sleep(self.till.timers.ack)          # give the terminal a moment, then press "pay" again
         self.till.authorize(run)
 
     def on_not_started(self, run: SaleRun, exc: NotStarted) -> None:

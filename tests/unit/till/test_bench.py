@@ -156,3 +156,21 @@ def test_cashier_abort_while_the_terminal_waits_for_the_card(profile_bench):
     assert out.status == "cancelled" and out.receipt == "none", out
     assert out.terminal_result == 0x6C and "abort-sent" in out.states
     assert bench.printer.receipts == [] and settled(bench.host) == []
+
+
+@pytest.mark.parametrize("profile", ["correct", "retry-without-query"])
+def test_completion_lost_on_the_till_link(profile_bench, link, profile):
+    """Stage 7: the host approved and the till booked, then the terminal's 06 0F never reaches the till (the
+    link is cut there). Correct asks the terminal and prints once; retry-without-query pays twice."""
+    bench = profile_bench(profile)
+    till = bench.till
+    fault = link["till-terminal"].inject("rst", stage="zvt:06 0F", direction="terminal->till", to="both")
+    out = till.sell(BASKET)
+    fault.wait_fired(5)
+    payments = settled(bench.host)
+    if profile == "correct":
+        assert out.status == "paid" and out.receipt == "printed" and "query-answered" in out.states
+        assert len(payments) == 1 and len(bench.printer.receipts) == 1
+    else:
+        assert "retrying" in out.states
+        assert len(payments) == 2                            # the customer paid twice

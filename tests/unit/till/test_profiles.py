@@ -91,7 +91,8 @@ def test_link_drops_before_completion_retry_without_query_charges_twice(make_til
     till, terminal, printer = make_till("retry-without-query", ScriptedTerminal("drop-after-booking"))
     out = till.sell(BASKET)
     assert "retrying" in out.states
-    assert [c.amount for c in terminal.charged] == [TOTAL, TOTAL]            # double charge
+    charges = [c.amount for c in terminal.charged]
+    assert len(charges) == terminal.commands("0601") >= 2 and set(charges) == {TOTAL}
 
 
 def test_card_rejects_after_status_correct_prints_nothing(make_till):
