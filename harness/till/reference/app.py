@@ -194,6 +194,12 @@ class Register:
             self.print_receipt(run.sale_id, kick_drawer=True)
         except PrintError as exc:
             self.step(run, "receipt-owed", receipt="pending", detail={"error": str(exc)})
+            try:                                        # the cash still goes in the drawer
+                self.printer.kick_drawer()
+                self.journal.record_print(run.sale_id, "drawer", True)
+                self.step(run, "drawer-opened", drawer_opened=1)
+            except PrintError as drawer_exc:
+                self.journal.record_print(run.sale_id, "drawer", False, error=str(drawer_exc))
 
     def authorize(self, run: SaleRun) -> None:
         """Send 06 01 and hand whatever happens to the profile."""

@@ -116,6 +116,18 @@ class ReceiptPrinterClient:
             p.close()
         return (why is None), why or "ready"
 
+    def kick_drawer(self) -> None:
+        """Pulse the cash drawer (ESC p, pin 2); needs the printer online, not paper. PrintError otherwise."""
+        p = self._open()
+        try:
+            if not p.is_online():
+                raise PrintError("printer offline: the drawer cannot be opened")
+            p.cashdraw(2)
+        except (OSError, EscposError) as exc:
+            raise PrintError(f"drawer pulse failed: {exc}") from exc
+        finally:
+            p.close()
+
     def print(self, content: ReceiptContent | None, *, kick_drawer: bool = False) -> None:
         """Print `content` (and/or pulse the drawer on pin 2); PrintError when it did not all come out."""
         p = self._open()

@@ -174,3 +174,21 @@ def test_completion_lost_on_the_till_link(profile_bench, link, profile):
     else:
         assert "retrying" in out.states
         assert len(payments) == 2                            # the customer paid twice
+
+
+def test_owed_receipt_is_reprinted_when_the_paper_is_back(profile_bench):
+    """Stage 10: the printer runs out of paper; the sale stands, the receipt is owed and comes out later."""
+    bench = profile_bench("correct")
+    till = bench.till
+    bench.printer.set_fault("paper_out")
+    out = till.sell(BASKET, "cash")
+    assert out.status == "paid" and out.receipt == "pending"
+    assert bench.printer.receipts == []
+    bench.printer.set_fault(None)
+    bench.printer.wait_for_receipt(5)                       # the till's reprinter notices by itself
+    text = bench.printer.receipts[-1].text
+    assert "REPRINT" in text and "4.88" in text
+    deadline = time.monotonic() + 5
+    while till.journal()[-1]["receipt"] != "printed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert till.journal()[-1]["receipt"] == "printed"
