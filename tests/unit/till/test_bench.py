@@ -192,3 +192,21 @@ def test_owed_receipt_is_reprinted_when_the_paper_is_back(profile_bench):
     while till.journal()[-1]["receipt"] != "printed" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert till.journal()[-1]["receipt"] == "printed"
+
+
+@pytest.mark.parametrize("profile, prints", [("correct", False), ("print-before-completion", True)])
+def test_link_cut_right_after_the_approval(profile_bench, link, profile, prints):
+    """Stage 6/7: the 04 0F (approved) reaches the till, then the link is reset before the till's answer gets
+    back. The terminal cannot confirm the issue of goods and reverses. Only print-before-completion prints."""
+    bench = profile_bench(profile)
+    till = bench.till
+    bench.terminal.configure(unconfirmed="reverse")
+    fault = link["till-terminal"].inject("rst", stage="zvt:04 0F", direction="terminal->till", to="both",
+                                         deliver=True)
+    out = till.sell(BASKET)
+    fault.wait_fired(5)
+    assert (len(bench.printer.receipts) == 1) is prints, out
+    assert (out.receipt == "printed") is prints
+    assert out.status != "paid" or prints
+    bench.terminal.flush_reversals()
+    assert settled(bench.host) == []
