@@ -54,7 +54,7 @@ class ReferenceTill(HttpTill):
     def sale_timeout(self) -> float:
         """Long enough for the slowest path of any profile: T4 plus every query, at the rig's scale."""
         t = PROFILES[self.profile].timers
-        per_query = t.query_interval + 2 * t.ack + t.result
+        per_query = t.query_interval * t.query_attempts + 2 * t.ack + t.result
         nominal = t.overall + t.result + (t.query_attempts + 1) * per_query + 30
         return max(self.ctx.timing.seconds(nominal), 10.0)
 

@@ -48,7 +48,7 @@ class NominalTimers:
     result: float = 40.0           # silence the till accepts while the terminal works (> its host timeout
                                    # 10 s + its reversal), reset by every message from the terminal
     overall: float = 180.0         # ZVT T4: the longest a transaction may take
-    query_interval: float = 1.0    # between attempts to ask the terminal what happened
+    query_interval: float = 1.5    # pause after the n-th failed query: n x this (a busy terminal waits T3)
     query_attempts: int = 4
     reprint_interval: float = 2.0  # how often an owed receipt is retried
     printer: float = 2.0           # printer socket timeout (status answers, writes)
@@ -88,6 +88,9 @@ class Correct:
         info = result.status_info or {}
         if result.approved:
             self.till.settle_paid(run, info, offline=result.offline)
+        elif result.answered == "no-goods" and result.completed:
+            # 06 0F although the goods were refused: the 84 66 may never have arrived. Ask what stands.
+            self.resolve_by_query(run, reason="the terminal completed a payment whose goods were refused")
         elif result.answered == "no-goods":
             status = "cancelled" if run.abort.is_set() else "failed"
             self.till.finish(run, status, info,
@@ -130,7 +133,8 @@ class Correct:
                 last = self.till.ecr.repeat_receipt()
             except ZvtError as exc:
                 self.till.step(run, "query-failed", detail={"attempt": attempt, "error": str(exc)})
-                time.sleep(t.query_interval)
+                if attempt < t.query_attempts:
+                    time.sleep(t.query_interval * attempt)
                 continue
             info = last.status_info or {}
             known = self.till.journal.known_transactions(exclude=run.sale_id)
@@ -233,10 +237,11 @@ class TrustAbort(Correct):
         return True
 
     def on_result_lost(self, run: SaleRun, exc: ResultLost) -> None:
-        try:
-            self.till.ecr.abort()
-        except ZvtError:
-            pass
+        if not run.abort.is_set():                # our own timeout: abort now (the cashier's abort went out)
+            try:
+                self.till.ecr.abort()
+            except ZvtError:
+                pass
         self.till.finish(run, "cancelled", {}, message=f"payment aborted ({exc})")
 
 

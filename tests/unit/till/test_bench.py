@@ -210,3 +210,37 @@ def test_link_cut_right_after_the_approval(profile_bench, link, profile, prints)
     assert out.status != "paid" or prints
     bench.terminal.flush_reversals()
     assert settled(bench.host) == []
+
+
+@pytest.mark.parametrize("profile", ["correct", "trust-abort"])
+def test_cashier_abort_lost_on_the_link_while_the_host_approves(profile_bench, link, profile):
+    """Stage 12 (the race): the cashier aborts while the host is deciding, and the 06 B0 never reaches the
+    terminal (the till's stream to it stalls, so its 84 66 is lost too and the terminal books the payment).
+    Correct keeps listening, sees the completion, asks, and sells what was paid; trust-abort walks away saying
+    "cancelled" while the customer is charged."""
+    bench = profile_bench(profile)
+    till = bench.till
+    bench.host.behave("slow", delay_ms=8000, amount=TOTAL)          # 0.4 s at the emulated rig's scale
+    link["till-terminal"].inject("drop", stage="zvt:06 B0", direction="till->terminal")
+    outcome: list = []
+    seller = threading.Thread(target=lambda: outcome.append(till.sell(BASKET)))
+    seller.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        sales = till.journal()
+        if sales and sales[-1]["state"] == "authorizing":
+            break
+        time.sleep(0.02)
+    time.sleep(0.1)
+    till.abort()
+    seller.join(15)
+    out = outcome[0]
+    time.sleep(1.0)                                                  # the terminal finishes on its own
+    bench.terminal.flush_reversals()
+    charged = len(settled(bench.host))
+    if profile == "correct":
+        assert out.status == "paid" and out.receipt == "printed" and "query-answered" in out.states, out
+        assert charged == 1 and len(bench.printer.receipts) == 1
+    else:
+        assert out.status == "cancelled" and out.receipt == "none" and bench.printer.receipts == []
+        assert charged == 1                                          # cancelled, yet charged
