@@ -1,4 +1,8 @@
-"""Network links between devices: the interface of a link that can be watched and faulted at payment stages."""
+"""Network links between devices: the interface of a link that is watched and faulted at payment stages.
+
+Drivers: `harness.link.emulated.EmulatedLink` (namespaces) and `harness.link.bench.BenchLink` (a physical
+bridge), both built on `harness.link.driver.EngineLink` (NFQUEUE engine process, see `harness.link.engine`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from harness.devices import Device
 
 
 class Link(Device):
-    """A link between two devices (e.g. terminal-host). Traffic crosses it for real; faults are aimed by stage."""
+    """A link between two devices (e.g. terminal-host). Traffic crosses it for real; faults aim at stages."""
 
     kind = "link"
 

@@ -1,0 +1,263 @@
+"""Benchmark of the link engine, in one run on one emulated topology (terminal and host namespaces, link
+between them):
+
+1. added round-trip latency in pass-through: ISO 8583 0200/0210 round trips without the engine, then with it
+   (median, p99, ratio);
+2. delay precision: hold faults of 20/50/100 ms, |measured extra delay - requested| (median, p99);
+3. stage-trigger exactness: 1000 runs, each arming "hold <stage> nth=k ms=1" for a random stage (0200 or 0210)
+   and k, with the requests sent whole, coalesced or split; a run is exact when the fault fired once, on the
+   k-th message of that stage after arming (checked by stream offset and STAN);
+4. packets per second through the engine: a bulk transfer across the link.
+
+    sudo .venv/bin/python tests/benchmarks/bench_link.py [--rtts 2000] [--runs 1000]
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness.bench import Bench
+from harness.evidence import Evidence
+from harness.link.driver import FaultNotFired
+from harness.link.emulated import EmulatedLink
+from harness.netns import build_topology
+from harness.protocols import iso8583 as iso
+from harness.rig import load_rig
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT, BULK_PORT = 5000, 9000
+
+# The acquirer side: a separate process in the host namespace (no GIL shared with the measuring client).
+# Answers every framed 0200 with the same frame, MTI rewritten to 0210; sinks bulk data on BULK_PORT.
+SERVER = r"""
+import socket, struct, threading
+def serve(c):
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            return
+        buf += d
+        out = b""
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+            n = 2 + struct.unpack(">H", buf[:2])[0]
+            out += buf[:2] + b"0210" + buf[6:n]
+            buf = buf[n:]
+        if out:
+            c.sendall(out)
+def sink(c):
+    while c.recv(1 << 20):
+        pass
+def bound(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(16)
+    return s
+def listen(s, handler):
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=handler, args=(c,), daemon=True).start()
+bulk, echo = bound(BULK_PORT), bound(ECHO_PORT)
+threading.Thread(target=listen, args=(bulk, sink), daemon=True).start()
+print("ready", flush=True)
+listen(echo, serve)
+""".replace("BULK_PORT", str(BULK_PORT)).replace("ECHO_PORT", str(PORT))
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
+
+
+class Client:
+    def __init__(self, topo):
+        self.sock = topo.nodes["terminal"].connect((topo.ip("host"), PORT))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.settimeout(5)
+        self.reader = iso.FrameReader()
+        self.pending: list[bytes] = []
+        self.sent = 0            # bytes sent on this connection (stream offsets of the requests)
+        self.received = 0
+
+    def send(self, data: bytes, split: bool = False) -> None:
+        if split:
+            cut = random.randint(1, len(data) - 1)
+            self.sock.sendall(data[:cut])
+            time.sleep(0.0005)
+            self.sock.sendall(data[cut:])
+        else:
+            self.sock.sendall(data)
+        self.sent += len(data)
+
+    def recv(self) -> bytes:
+        while not self.pending:
+            self.pending.extend(self.reader.feed(self.sock.recv(65536)))
+        msg = self.pending.pop(0)
+        self.received += len(msg) + 2
+        return msg
+
+
+def request(stan: int) -> bytes:
+    return iso.encode_frame({"t": "0200", "11": f"{stan:06d}", "4": "000000001000", "41": "TERM0001"})
+
+
+def round_trips(client: Client, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        frame = request(i % 999999)
+        t0 = time.perf_counter()
+        client.send(frame)
+        client.recv()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def bulk(topo, seconds: float = 2.0) -> tuple[int, float]:
+    s = topo.nodes["terminal"].connect((topo.ip("host"), BULK_PORT))
+    chunk = b"\0" * 65536
+    sent = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        s.sendall(chunk)
+        sent += len(chunk)
+    s.close()
+    return sent, time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rtts", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--delays", type=int, default=30, help="samples per requested delay")
+    args = ap.parse_args()
+    random.seed(8583)
+    from harness.link.engine import sharpen_timing
+
+    figures_timing = sharpen_timing(realtime=True)        # the measuring client: same treatment as the engine
+    rig = load_rig(ROOT / "rigs/emulated.yaml")
+    topo = build_topology(["terminal", "host"])
+    tmp = Path(tempfile.mkdtemp(prefix="bench-link-"))
+    server = topo.nodes["host"].popen([sys.executable, "-c", SERVER], stdout=-1, text=True)
+    figures: dict = {"client_timing": figures_timing, "cores": len(__import__("os").sched_getaffinity(0))}
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        # 1. pass-through latency, same topology, without and then with the engine
+        base = Client(topo)
+        round_trips(base, 200)                                       # warm-up
+        without = round_trips(base, args.rtts)
+        base.sock.close()
+        base_sent, base_secs = bulk(topo)
+        bench = Bench(rig, Evidence(tmp), topo)
+        link: EmulatedLink = bench.device("terminal-host")
+        c = Client(topo)
+        round_trips(c, 200)
+        with_engine = round_trips(c, args.rtts)
+        m0, m1 = statistics.median(without), statistics.median(with_engine)
+        figures["latency"] = {
+            "rtt_ms_without": {"median": round(m0, 4), "p99": round(pct(without, 99), 4)},
+            "rtt_ms_with_engine": {"median": round(m1, 4), "p99": round(pct(with_engine, 99), 4)},
+            "added_ms_median": round(m1 - m0, 4),
+            "added_ms_p99": round(pct(with_engine, 99) - pct(without, 99), 4),
+            "ratio_median": round(m1 / m0, 3), "samples": args.rtts}
+        print(f"pass-through RTT median {m0:.3f} -> {m1:.3f} ms (+{m1 - m0:.3f} ms, x{m1 / m0:.2f}); "
+              f"p99 {pct(without, 99):.3f} -> {pct(with_engine, 99):.3f} ms")
+
+        # 2. delay precision: hold every 0210 for D ms; extra delay measured by the client
+        errors, engine_errors = [], []
+        for wanted in (20, 50, 100):
+            fault = link.inject("hold", stage="0210", direction="host->terminal", occurrence="every",
+                                ms=wanted)
+            for _ in range(args.delays):
+                t0 = time.perf_counter()
+                c.send(request(1))
+                c.recv()
+                extra = (time.perf_counter() - t0) * 1000 - m1
+                errors.append(abs(extra - wanted))
+            fault.clear()
+            engine_errors += [abs(r["held_ms"] - wanted) for r in fault.released]
+        figures["delay"] = {"requested_ms": [20, 50, 100], "samples": len(errors),
+                            "abs_error_ms": {"median": round(statistics.median(errors), 4),
+                                             "p99": round(pct(errors, 99), 4), "max": round(max(errors), 4)},
+                            "engine_held_abs_error_ms": {"median": round(statistics.median(engine_errors), 4),
+                                                         "p99": round(pct(engine_errors, 99), 4)}}
+        print(f"delay error median {statistics.median(errors):.3f} ms, p99 {pct(errors, 99):.3f} ms "
+              f"(engine-side p99 {pct(engine_errors, 99):.3f} ms)")
+
+        # 3. stage-trigger exactness
+        exact, shapes = 0, {"whole": 0, "coalesced": 0, "split": 0}
+        misses = []
+        stan = 100000
+        for run in range(args.runs):
+            stage = random.choice(["0200", "0210"])
+            k = random.randint(1, 3)
+            shape = random.choice(list(shapes))
+            shapes[shape] += 1
+            direction = "terminal->host" if stage == "0200" else "host->terminal"
+            fault = link.inject("hold", stage=stage, direction=direction, occurrence=k, ms=1)
+            frames = [request(stan + i) for i in range(3)]
+            offsets = []                                            # stream offset of each request / response
+            if shape == "coalesced":
+                offsets = [c.sent + sum(len(f) for f in frames[:i]) for i in range(3)]
+                c.send(b"".join(frames))
+                resp_offsets = [c.received + sum(len(f) for f in frames[:i]) for i in range(3)]
+                for _ in frames:
+                    c.recv()
+            else:
+                resp_offsets = []
+                for f in frames:
+                    offsets.append(c.sent)
+                    resp_offsets.append(c.received)
+                    c.send(f, split=shape == "split")
+                    c.recv()
+            want_start = (offsets if stage == "0200" else resp_offsets)[k - 1]
+            with contextlib.suppress(FaultNotFired):              # counted as a miss below
+                fault.wait_fired(2.0)
+            fault.clear()
+            shot = fault.fired[0] if fault.fired else {}
+            ok = (len(fault.fired) == 1 and shot["stage"] == stage and shot["stream_start"] == want_start
+                  and shot.get("stan", f"{stan + k - 1:06d}") == f"{stan + k - 1:06d}")
+            exact += ok
+            if not ok:
+                misses.append({"run": run, "stage": stage, "k": k, "shape": shape, "want": want_start,
+                               "fired": fault.fired})
+            stan += 3
+        figures["exactness"] = {"runs": args.runs, "exact": exact, "ratio": exact / args.runs,
+                                "shapes": shapes, "misses": misses[:5]}
+        print(f"stage-trigger exactness {exact}/{args.runs} ({shapes})")
+        c.sock.close()
+
+        # 4. packets per second through the engine (bulk transfer, every segment queued)
+        before = link.status()["stats"]["packets"]
+        sent, secs = bulk(topo)
+        time.sleep(0.2)
+        packets = link.status()["stats"]["packets"] - before
+        figures["throughput"] = {"packets_per_s": round(packets / secs), "packets": packets,
+                                 "mbit_s_with_engine": round(sent * 8 / secs / 1e6, 1),
+                                 "mbit_s_without": round(base_sent * 8 / base_secs / 1e6, 1)}
+        print(f"engine: {packets / secs:,.0f} packets/s ({sent * 8 / secs / 1e6:.0f} Mbit/s; "
+              f"without engine {base_sent * 8 / base_secs / 1e6:.0f} Mbit/s)")
+        bench.close()
+        figures["goals"] = {"added_median_ms_lt_0.3": figures["latency"]["added_ms_median"] < 0.3,
+                            "delay_error_p99_ms_lt_2": figures["delay"]["abs_error_ms"]["p99"] < 2,
+                            "exactness_100pct": exact == args.runs}
+    finally:
+        server.kill()
+        server.wait()
+        topo.close()
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The bench link (two NICs bridged, faults on the bridge), tested with namespaces standing in for the NICs:
+a private topology whose link node bridges its two segment interfaces instead of routing between them."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.devices import DeviceContext
+from harness.link.bench import SYSCTL, BenchLink
+from harness.netns import build_topology
+from harness.rig import LinkSpec
+
+from .peers import ACK, AUTHORIZE, STATUS_INFO, Client, Server, ZvtTerminal, tcp_state
+
+pytestmark = pytest.mark.needs_netns
+TILL_IP, TERMINAL_IP = "198.19.100.2", "198.19.100.3"
+
+
+@pytest.fixture
+def bridged():
+    """till and terminal on one L2 segment, joined through the link node's two interfaces (no routing)."""
+    topo = build_topology(["till", "terminal"], subnet="198.19.0.0/16")
+    try:
+        topo.link.run(["ip", "-batch", "-"], input="addr flush dev to-till\naddr flush dev to-terminal\n")
+        for node, ip in (("till", TILL_IP), ("terminal", TERMINAL_IP)):
+            topo.nodes[node].run(["ip", "-batch", "-"],
+                                 input=f"addr flush dev eth0\naddr add {ip}/24 dev eth0\n")
+        yield topo
+    finally:
+        topo.close()
+
+
+@pytest.fixture
+def bench_link(rig, bridged, evidence):
+    spec = LinkSpec(name="till-terminal", ends=("till", "terminal"), faultable=True, driver="bench",
+                    interfaces=("to-till", "to-terminal"), ports={"zvt": 20007})
+    ctx = DeviceContext(rig=rig, evidence=evidence, timing=rig.timing, namespace=bridged.link)
+    link = BenchLink(spec, ctx)
+    link.start()
+    yield link
+    link.close()
+
+
+@pytest.fixture
+def zvt(bridged):
+    srv = Server(bridged.nodes["terminal"], TERMINAL_IP, 20007, "zvt", ZvtTerminal())
+    clients = []
+
+    def connect() -> Client:
+        c = Client(bridged.nodes["till"], (TERMINAL_IP, 20007), "zvt")
+        clients.append(c)
+        return c
+
+    yield srv, connect
+    for c in clients:
+        c.close()
+    srv.close()
+
+
+def test_bridge_passes_and_sees_stages(bench_link, zvt):
+    srv, connect = zvt
+    c = connect()
+    c.send(AUTHORIZE)
+    assert c.recv(2.0) == ACK and c.recv(2.0) == STATUS_INFO
+    seen = bench_link.seen()
+    assert seen["till->terminal"]["zvt:06 01"] == 1 and seen["terminal->till"]["zvt:04 0F"] == 1
+    assert bench_link.status()["stats"]["packets"] >= 6
+
+
+def test_bridge_drop_and_rst(bench_link, zvt):
+    srv, connect = zvt
+    c = connect()
+    with bench_link.inject("drop", stage="zvt:06 01", direction="till->terminal"):
+        c.send(AUTHORIZE)
+        assert c.recv(0.6) is None
+    assert srv.received == []
+    c2 = connect()
+    with bench_link.inject("rst", stage="zvt:04 0F", direction="terminal->till", to="both") as fault:
+        c2.send(AUTHORIZE)
+        assert c2.recv(2.0) == ACK
+        with pytest.raises(ConnectionResetError):
+            c2.recv(2.0)
+    assert len(fault.verified) == 2 and all(v["taken"] for v in fault.verified)
+    assert tcp_state(srv.conns[-1]) == "CLOSE"                   # forged frame reached the terminal side too
+
+
+def test_bridge_fail_open_and_cleanup(rig, bridged, evidence, zvt):
+    srv, connect = zvt
+    spec = LinkSpec(name="till-terminal", ends=("till", "terminal"), faultable=True, driver="bench",
+                    interfaces=("to-till", "to-terminal"), ports={"zvt": 20007})
+    ctx = DeviceContext(rig=rig, evidence=evidence, timing=rig.timing, namespace=bridged.link)
+    link = BenchLink(spec, ctx)
+    before = bridged.link.run(["sysctl", "-n", SYSCTL]).strip()
+    link.start()
+    try:
+        assert bridged.link.run(["sysctl", "-n", SYSCTL]).strip() == "1"
+        link.kill_engine()
+        c = connect()                                                # no engine: the bypass lets it through
+        c.send(AUTHORIZE)
+        assert c.recv(2.0) == ACK
+    finally:
+        link.close()
+    links = bridged.link.run(["ip", "-o", "link", "show"])
+    assert link.bridge not in links and "master" not in links
+    assert "posrig" not in bridged.link.run(["iptables-save"])
+    assert bridged.link.run(["sysctl", "-n", SYSCTL]).strip() == before
+
+
+BENCH_RIG = """
+name: bench-in-namespaces
+network: {mode: bench}
+devices:
+  terminal: {kind: terminal, mode: real, transport: tcp, address: "198.19.100.3:20007"}
+  till: {kind: till, mode: real, driver: operator, transport: operator}
+links:
+  till-terminal: {ends: [till, terminal], faultable: true, driver: bench, interfaces: [to-till, to-terminal],
+                  ports: {zvt: 20007}}
+"""
+
+
+def test_posrig_link_command_reports_what_fired(bridged, zvt, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    srv, connect = zvt
+    rig = tmp_path / "bench.yaml"
+    rig.write_text(BENCH_RIG)
+    cmd = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())",
+           "link", "--rig", str(rig), "--netns", bridged.link.label,
+           "--evidence", str(tmp_path / "ev"), "--timeout", "20", "--linger", "1", "--json",
+           "till-terminal", "hold zvt:06 01 till->terminal ms=200", "drop zvt:06 0F terminal->till"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        events = []
+        for line in proc.stdout:
+            events.append(json.loads(line))
+            if events[-1]["kind"] == "waiting":
+                break
+        assert events and events[-1]["kind"] == "waiting", proc.stderr.read()
+        c = connect()
+        c.send(AUTHORIZE)
+        assert c.recv(2.0) == ACK and c.recv(2.0) == STATUS_INFO
+        c.send(ACK)
+        got = c.recv(0.5)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    events += [json.loads(line) for line in out.splitlines()]
+    assert got is None, events                                      # the completion was dropped
+    assert proc.returncode == 0, (err, events)
+    fired = [e for e in events if e["kind"] == "fired"]
+    assert [(e["stage"], e["direction"]) for e in fired] == [("zvt:06 01", "till->terminal"),
+                                                             ("zvt:06 0F", "terminal->till")]
+    assert (tmp_path / "ev" / "link-till-terminal.pcapng").stat().st_size > 0
+    assert "posrig" not in bridged.link.run(["iptables-save"])
+
+
+def test_posrig_link_command_rejects_bad_faults(tmp_path):
+    from harness.cli import main
+
+    rig = tmp_path / "bench.yaml"
+    rig.write_text(BENCH_RIG)
+    assert main(["link", "--rig", str(rig), "till-terminal", "drop 0210 till->nowhere x"]) == 2
+    assert main(["link", "--rig", str(rig), "nolink", "drop 0210"]) == 2
