@@ -158,8 +158,12 @@ class EngineLink(Link):
     # -- what subclasses provide -------------------------------------------------------------------
     def engine_config(self) -> dict[str, Any]:
         """Ends, addresses (ip -> end), server end, ports, bridged, queue range. Subclasses extend."""
-        return {"link": self.name, "ends": list(self.spec.ends), "ports": dict(self.spec.ports),
-                "server": self.server_end(), "pcap": str(self.pcap_path)}
+        config = {"link": self.name, "ends": list(self.spec.ends), "ports": dict(self.spec.ports),
+                  "server": self.server_end(), "pcap": str(self.pcap_path)}
+        for key in ("max_queue", "realtime"):           # tuning and tests: DeviceContext.extra["link_<key>"]
+            if f"link_{key}" in self.ctx.extra:
+                config[key] = self.ctx.extra[f"link_{key}"]
+        return config
 
     def install_rules(self, queue: int) -> None:
         raise NotImplementedError

@@ -38,8 +38,21 @@ from harness.link.tracker import ACK, RST, SYN, Connection, HalfStream, Message,
 
 SPIN = 0.001                 # s before a timer is due when the loop stops sleeping and polls (precise holds)
 PROBE_DELAY = 0.01           # s between a forged RST and the liveness probe that checks it
-MAX_QUEUE = 8192             # packets the kernel queues for us (held packets count against it)
+MAX_QUEUE = 8192             # packets the kernel queues for us (held packets count against it); beyond, the
+                             # kernel lets packets through (fail-open) rather than dropping them
 FOREVER = float("inf")
+
+
+def set_fail_open(fd: int, queue: int) -> None:
+    """Ask the kernel to accept packets instead of dropping them when our queue is full (NFQA_CFG_F_FAIL_OPEN),
+    on the queue's own netlink socket (only the binding socket may configure it). NetfilterQueue lacks this."""
+    flag = 1                                                 # NFQA_CFG_F_FAIL_OPEN
+    attrs = (struct.pack("=HH", 8, 4) + struct.pack("!I", flag)       # NFQA_CFG_MASK
+             + struct.pack("=HH", 8, 5) + struct.pack("!I", flag))    # NFQA_CFG_FLAGS
+    body = struct.pack("=BB", 0, 0) + struct.pack("!H", queue) + attrs   # nfgenmsg: AF_UNSPEC, v0, res_id
+    header = struct.pack("=IHHII", 16 + len(body), (3 << 8) | 2, 1, 0, 0)  # NFNL_SUBSYS_QUEUE/CONFIG, REQUEST
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        sock.sendto(header + body, (0, 0))
 
 
 def checksum(data: bytes) -> int:
@@ -589,7 +602,8 @@ class Engine:
         errors = []
         for num in range(first, first + count):
             try:
-                nfq.bind(num, self.on_packet, max_len=MAX_QUEUE)
+                nfq.bind(num, self.on_packet, max_len=int(self.config.get("max_queue", MAX_QUEUE)))
+                set_fail_open(nfq.get_fd(), num)
                 return num
             except OSError as exc:
                 errors.append(f"{num}: {exc}")

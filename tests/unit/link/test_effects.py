@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
 from scapy.layers.inet import TCP
 from scapy.utils import rdpcap
 
+from harness.link.emulated import EmulatedLink
 from harness.link.layers import bind_ports, messages
 from harness.protocols import iso8583 as iso
 
@@ -193,3 +195,28 @@ def test_nothing_outlives_the_link(th, topology, acquirer, terminal_client):
     c.send(iso_message("0200", "000001"))
     assert c.recv(2.0) is not None
 
+
+
+def test_full_queue_fails_open(bench, topology, acquirer, terminal_client):
+    """A stuck engine (SIGSTOP) holds at most max_queue packets; the kernel lets the rest through."""
+    import socket as sk
+
+    from harness.devices import DeviceContext
+
+    ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
+                        namespace=topology.link, bench=bench, extra={"link_max_queue": 4})
+    link = EmulatedLink(bench.rig.links["terminal-host"], ctx)
+    link.start()
+    try:
+        os.kill(link.proc.pid, signal.SIGSTOP)
+        with topology.nodes["terminal"].entered():
+            u = sk.socket(sk.AF_INET, sk.SOCK_DGRAM)
+        for _ in range(4):                                  # fill the queue with packets nobody will judge
+            u.sendto(b"x", (topology.ip("host"), 9))
+        u.close()
+        c = terminal_client()
+        c.send(iso_message("0200", "000001"))
+        assert c.recv(2.0) is not None
+    finally:
+        os.kill(link.proc.pid, signal.SIGCONT)
+        link.close()
