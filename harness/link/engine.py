@@ -44,8 +44,8 @@ FOREVER = float("inf")
 
 
 def set_fail_open(fd: int, queue: int) -> None:
-    """Ask the kernel to accept packets instead of dropping them when our queue is full (NFQA_CFG_F_FAIL_OPEN),
-    on the queue's own netlink socket (only the binding socket may configure it). NetfilterQueue lacks this."""
+    """Ask the kernel to accept packets, not drop them, when our queue is full (NFQA_CFG_F_FAIL_OPEN), on the
+    queue's own netlink socket (only the binding socket may configure it). NetfilterQueue lacks it."""
     flag = 1                                                 # NFQA_CFG_F_FAIL_OPEN
     attrs = (struct.pack("=HH", 8, 4) + struct.pack("!I", flag)       # NFQA_CFG_MASK
              + struct.pack("=HH", 8, 5) + struct.pack("!I", flag))    # NFQA_CFG_FLAGS
