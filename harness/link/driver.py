@@ -310,6 +310,9 @@ class EngineLink(Link):
                              f"'{self.spec.ends[1]}->{self.spec.ends[0]}'")
 
     def _arm(self, spec: FaultSpec, required: bool) -> Fault:
+        if not self.spec.faultable:
+            raise FaultError(f"link {self.name} is 'faultable: false' in {self.ctx.rig.path}: it is watched "
+                             f"(captured, stages counted) but not faulted; cannot arm {spec.describe()}")
         if not self.engine_alive:
             raise LinkError(f"link {self.name}: the engine is not running; cannot arm {spec.describe()}")
         with self._cond:

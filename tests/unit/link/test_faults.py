@@ -235,3 +235,32 @@ def test_aim_by_stan(th, acquirer, terminal_client):
         c.send(iso_message("0200", "000032"))
         assert c.recv(0.5) is None
     assert fault.fired[0]["stan"] == "000032" and len(fault.fired) == 1
+
+
+def test_link_fixture_gives_every_link_of_the_rig(link, acquirer, zvt_terminal, terminal_client, till_client):
+    assert set(link) == {"till-terminal", "terminal-host"}
+    with link["terminal-host"].inject("hold", stage="0210", direction="host->terminal", ms=50):
+        c = terminal_client()
+        c.send(iso_message("0200", "000041"))
+        assert c.recv(2.0) is not None
+    t = till_client()
+    t.send(AUTHORIZE)
+    assert t.recv(2.0) is not None
+    assert link["till-terminal"].seen()["till->terminal"]["zvt:06 01"] == 1
+    assert "zvt:06 01" not in str(link["terminal-host"].seen())     # each link sees only its own traffic
+
+
+def test_watched_link_refuses_faults(bench, topology):
+    from dataclasses import replace
+
+    from harness.devices import DeviceContext
+    from harness.link.emulated import EmulatedLink
+    from harness.link.faults import FaultError
+
+    spec = replace(bench.rig.links["terminal-host"], faultable=False)
+    ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
+                        namespace=topology.link, bench=bench)
+    with EmulatedLink(spec, ctx) as watched:
+        with pytest.raises(FaultError, match="faultable: false"):
+            watched.inject("drop", stage="0210")
+        assert watched.rules.listed()                                   # it still watches
