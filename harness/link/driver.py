@@ -73,9 +73,8 @@ class Fault:
     def wait_verified(self, timeout: float = 5.0) -> list[dict[str, Any]]:
         """RST fault: wait until every forged reset was checked; raise ResetNotTaken unless all were taken."""
         self.wait_fired(timeout)
-        expected = len(self.fired[-1].get("resets", []))
-        if self.fired[-1].get("resets") and self.fired[-1]["resets"][0].get("seq") == 0:
-            expected = 0                                # a refused connect: no socket to probe
+        # A refused connect has no socket to probe: only resets with an expected sequence number are checked.
+        expected = len([r for r in self.fired[-1].get("resets", []) if "expected" in r])
         self.link._wait(lambda: len(self.verified) >= expected, timeout)
         bad = [v for v in self.verified if not v["taken"]]
         if bad or len(self.verified) < expected:
@@ -287,7 +286,7 @@ class EngineLink(Link):
                 occurrence = 1
             spec = FaultSpec(action=action, stage=stage, direction=direction, occurrence=occurrence,
                              params={k: v for k, v in params.items() if v is not None}, stan=stan)
-        self._check_direction(spec)
+        self._check(spec)
         return self._arm(spec, required)
 
     def arm(self, spec: str | dict[str, Any] | FaultSpec, required: bool = True) -> Fault:
@@ -296,10 +295,14 @@ class EngineLink(Link):
             spec = FaultSpec.parse(spec)
         elif isinstance(spec, dict):
             spec = FaultSpec(**{"occurrence": 1, **spec})
-        self._check_direction(spec)
+        self._check(spec)
         return self._arm(spec, required)
 
-    def _check_direction(self, spec: FaultSpec) -> None:
+    def _check(self, spec: FaultSpec) -> None:
+        to = spec.params.get("to")
+        if spec.action == "rst" and to not in (None, "both", "sender", "receiver", *self.spec.ends):
+            raise FaultError(f"rst to={to!r}: use both, sender, receiver, or an end of link {self.name}: "
+                             f"{', '.join(self.spec.ends)}")
         if spec.direction is None:
             return
         a, _, b = spec.direction.partition("->")

@@ -437,7 +437,7 @@ class Engine:
         elif action == "duplicate":
             self._after.append((f, spec.param("copies")))
             result = "accept"
-        elif action == "corrupt":
+        elif action == "corrupt" and seg.payload_len:
             result = ("accept", self.corrupt(f, msg, conn, seg, raw, info))
             f.packets += 1
         self.emit("fired", **info)

@@ -76,6 +76,8 @@ class FaultSpec:
         if self.stan is not None and (not isinstance(self.stan, str) or not self.stan.isdigit()
                                       or self.stage is None or not self.stage.isdigit()):
             raise FaultError(f"stan={self.stan!r}: a STAN is digits (e.g. '000123'), for an ISO 8583 stage")
+        if self.action == "corrupt" and self.stage == "connect":
+            raise FaultError("corrupt needs a stage that carries data: a SYN has no payload to corrupt")
         if self.action == "hold" and not self.params.get("ms"):
             raise FaultError("fault 'hold' needs ms=<milliseconds>")
         if self.action == "corrupt" and self.params.get("checksum", "fix") not in ("fix", "keep"):

@@ -264,3 +264,15 @@ def test_watched_link_refuses_faults(bench, topology):
         with pytest.raises(FaultError, match="faultable: false"):
             watched.inject("drop", stage="0210")
         assert watched.rules.listed()                                   # it still watches
+
+
+def test_bad_fault_arguments_are_refused_before_arming(th):
+    from harness.link.faults import FaultError
+
+    with pytest.raises(FaultError, match="not a direction of link terminal-host"):
+        th.inject("drop", stage="0210", direction="host->till")
+    with pytest.raises(FaultError, match="rst to='printer'"):
+        th.inject("rst", stage="0210", to="printer")
+    with pytest.raises(FaultError, match="has no parameter 'ms'"):
+        th.inject("drop", stage="0210", ms=5)
+    assert th.faults == []
