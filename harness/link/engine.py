@@ -18,6 +18,7 @@ If this process dies the queue goes away and iptables' `--queue-bypass` lets tra
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import json
 import os
@@ -36,6 +37,7 @@ from harness.link.layers import CONNECT, protocol
 from harness.link.pcapng import PcapNgWriter
 from harness.link.tracker import ACK, RST, SYN, Connection, HalfStream, Message, Segment, Tracker, parse
 
+BATCH = 64                   # packets handled before timers and control get a turn
 SPIN = 0.001                 # s before a timer is due when the loop stops sleeping and polls (precise holds)
 PROBE_DELAY = 0.01           # s between a forged RST and the liveness probe that checks it
 MAX_QUEUE = 8192             # packets the kernel queues for us (held packets count against it); beyond, the
@@ -86,6 +88,20 @@ def refresh_tcp_checksum(raw: bytes, seg: Segment) -> bytes:
     tcp[16:18] = b"\0\0"
     tcp[16:18] = struct.pack("!H", tcp_checksum(seg.src, seg.dst, bytes(tcp)))
     return raw[:seg.ihl] + bytes(tcp)
+
+
+class Batch:
+    """A socket stand-in for NetfilterQueue.run_socket that ends its loop after `n` packets (raising EAGAIN,
+    which run_socket takes as "nothing more"), so a flood cannot starve hold releases and control messages."""
+
+    def __init__(self, sock: socket.socket, n: int):
+        self.sock, self.left = sock, n
+
+    def recv(self, size: int) -> bytes:
+        if self.left <= 0:
+            raise BlockingIOError(errno.EAGAIN, "batch done")
+        self.left -= 1
+        return self.sock.recv(size)
 
 
 class Injector:
@@ -618,6 +634,7 @@ class Engine:
         nfq = NetfilterQueue()
         self.queue_num = self.bind(nfq)
         nfsock = socket.socket(fileno=os.dup(nfq.get_fd()))
+        nfsock.setblocking(False)
         self.emit("ready", queue=self.queue_num, pid=os.getpid())
         ctrl = sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer
         os.set_blocking(ctrl.fileno(), False)
@@ -629,7 +646,7 @@ class Engine:
                     timeout = 0 if timeout <= SPIN else timeout - SPIN   # wake early, poll the last stretch
                 readable, _, _ = select.select([nfsock, ctrl], [], [], timeout)
                 if nfsock in readable:
-                    nfq.run(block=False)
+                    nfq.run_socket(Batch(nfsock, BATCH))   # bounded: timers and control run between batches
                 if ctrl in readable:
                     chunk = os.read(ctrl.fileno(), 65536)
                     if not chunk:
