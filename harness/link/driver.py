@@ -211,6 +211,8 @@ class EngineLink(Link):
         try:
             self.install_rules(self.queue)
             self._rules_installed = True
+            for fault in getattr(self.spec, "faults", None) or ():    # faults the rig arms for the whole run
+                self.arm(fault)
         except BaseException:
             self.close()
             raise

@@ -536,11 +536,15 @@ class Engine:
             else:
                 to_half, from_half = receiver, sender
                 dst_ip, dst_port, src_ip, src_port, name = s_ip, s_port, r_ip, r_port, s_name
-            seq = to_half.absolute(to_half.delivered) + off
-            ack = from_half.absolute(from_half.delivered) if from_half.isn is not None else 0
+            if to_half.isn is None:
+                # Nothing seen from the peer since the engine started: the sender told us what it expects.
+                rcv_nxt = seg.ack
+            else:
+                rcv_nxt = to_half.absolute(to_half.delivered)
+            seq = rcv_nxt + off
+            ack = from_half.absolute(from_half.delivered) if from_half.isn is not None else seg.ack
             rst = build_tcp(src_ip, src_port, dst_ip, dst_port, seq, ack, RST | ACK)
             self.inject(rst, src_ip, dst_ip, f"forged RST to {name} by fault #{f.id} seq={seq % (1 << 32)}")
-            rcv_nxt = to_half.absolute(to_half.delivered)
             probe = build_tcp(src_ip, src_port, dst_ip, dst_port, rcv_nxt - 1, ack, ACK, window=502)
             p = Probe(f, conn, dst_ip, dst_port, name, seq % (1 << 32), rcv_nxt,
                       now + PROBE_DELAY + spec.param("verify_ms") / 1000.0, probe, src_ip)

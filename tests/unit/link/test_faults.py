@@ -276,3 +276,46 @@ def test_bad_fault_arguments_are_refused_before_arming(th):
     with pytest.raises(FaultError, match="has no parameter 'ms'"):
         th.inject("drop", stage="0210", ms=5)
     assert th.faults == []
+
+
+@pytest.mark.parametrize("stage,direction", [("0210", "host->terminal"), ("0200", "terminal->host")])
+def test_rst_on_a_connection_opened_before_the_engine(bench, topology, acquirer, terminal_client, stage,
+                                                      direction):
+    """A terminal's long-lived host connection predates the link: the engine learns it mid-stream (for the
+    0200 case the cut packet is the first the engine ever sees of that connection)."""
+    c = terminal_client()
+    c.send(iso_message("0200", "000051"))
+    assert c.recv(2.0) is not None
+    th = bench.device("terminal-host")                  # rules installed now, mid-connection
+    with th.inject("rst", stage=stage, direction=direction, to="both") as fault:
+        c.send(iso_message("0200", "000052"))
+        with pytest.raises(ConnectionResetError):
+            c.recv(2.0)
+    assert len(fault.verified) == 2 and all(v["taken"] for v in fault.verified)
+
+
+def test_faults_armed_from_the_rig(bench, topology, acquirer, terminal_client):
+    """A link spec carrying `faults` (text or mappings, as a rig file would) arms them at link start."""
+    from dataclasses import dataclass
+
+    from harness.devices import DeviceContext
+    from harness.link.emulated import EmulatedLink
+    from harness.rig import LinkSpec
+
+    @dataclass(frozen=True)
+    class RigLink(LinkSpec):
+        faults: tuple = ()
+
+    base = bench.rig.links["terminal-host"]
+    spec = RigLink(**{**base.__dict__, "faults": ("hold 0210 host->terminal ms=50",
+                                                  {"action": "drop", "stage": "0200", "occurrence": 2})})
+    ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
+                        namespace=topology.link, bench=bench)
+    with EmulatedLink(spec, ctx) as th:
+        assert [f.spec.action for f in th.faults] == ["hold", "drop"]
+        c = terminal_client()
+        c.send(iso_message("0200", "000061"))
+        assert c.recv(2.0) is not None
+        c.send(iso_message("0200", "000062"))
+        assert c.recv(0.5) is None
+        assert [len(f.fired) for f in th.faults] == [1, 1]
