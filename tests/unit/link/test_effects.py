@@ -89,21 +89,24 @@ def test_flap_pattern(th, acquirer, terminal_client):
     assert any(float(t) >= outages[1][0] - 0.005 for t in dropped)  # the second outage happened too
 
 
-def test_duplicate_reaches_the_receiver(th, acquirer, terminal_client):
+@pytest.mark.parametrize("direction,stage", [("terminal->host", "0200"), ("host->terminal", "0210")])
+def test_duplicate_reaches_the_receiver(th, acquirer, terminal_client, direction, stage):
     c = terminal_client()
-    with th.inject("duplicate", stage="0200", direction="terminal->host") as fault:
+    with th.inject("duplicate", stage=stage, direction=direction) as fault:
         c.send(iso_message("0200", "000009"))
         assert c.recv(2.0) is not None
+        assert c.recv(0.1) is None                          # TCP delivered it once to the application
     time.sleep(0.05)
-    assert len(acquirer.received) == 1                      # TCP delivered it once to the application
+    assert len(acquirer.received) == 1
     th.close()
     pkts = rdpcap(str(th.pcap_path))
     n = fault.fired[0]["packet"]
     original, copy = pkts[n - 1], pkts[n]
     assert "duplicate of packet" in comments_of(copy)[0]
     assert bytes(original[TCP]) == bytes(copy[TCP])
-    # The host's kernel saw the copy: it answered with a D-SACK (SACK option, kind 5) covering those bytes.
-    dsack = [p for p in pkts[n:] if TCP in p and p[TCP].sport == 5000
+    # The receiver's kernel saw the copy: it answered with a D-SACK (SACK option) covering those bytes.
+    receiver_port = original[TCP].dport
+    dsack = [p for p in pkts[n:] if TCP in p and p[TCP].sport == receiver_port
              and any(o[0] == "SAck" for o in p[TCP].options)]
     assert dsack, "the receiver never acknowledged the duplicate"
 
@@ -115,12 +118,16 @@ def test_corrupt_reaches_the_application(th, acquirer, terminal_client, directio
     with th.inject("corrupt", stage=stage, direction=direction, offset=7) as fault:
         c.send(sent)
         got = c.recv(2.0)
+    want = iso.encode({"t": "0210", "11": "000010", "39": "00"})
     if stage == "0200":
         assert acquirer.received[0] == bytes(a ^ 0xFF if i == 5 else a for i, a in enumerate(sent[2:]))
     else:
-        want = iso.encode({"t": "0210", "11": "000010", "39": "00"})
         assert got != want and len(got) == len(want) and got[5] == want[5] ^ 0xFF
     assert fault.fired[0]["corrupted"]["message_offset"] == 7
+    th.close()
+    marked = rdpcap(str(th.pcap_path))[fault.fired[0]["packet"] - 1]
+    assert "corrupt fired" in comments_of(marked)[0]
+    assert bytes(marked[TCP].payload)[7] == (sent[7] if stage == "0200" else want[5]) ^ 0xFF
 
 
 def test_corrupt_with_bad_checksum_is_dropped_by_tcp(th, acquirer, terminal_client):
