@@ -36,6 +36,7 @@ from harness.link.faults import EVERY, FaultSpec
 from harness.link.layers import CONNECT, protocol
 from harness.link.pcapng import PcapNgWriter
 from harness.link.tracker import ACK, RST, SYN, Connection, HalfStream, Message, Segment, Tracker, parse
+from harness.protocols import iso8583  # imported up front: a first import at fire time costs milliseconds
 
 BATCH = 64                   # packets handled before timers and control get a turn
 SPIN = 0.001                 # s before a timer is due when the loop stops sleeping and polls (precise holds)
@@ -463,8 +464,6 @@ class Engine:
         """The STAN of an ISO 8583 message when all of it is in this segment (evidence only)."""
         if msg is None or msg.stage == CONNECT or msg.stage.startswith("zvt:"):
             return None
-        from harness.protocols import iso8583
-
         half_start = seg.ihl + seg.doff
         conn = self.tracker.connection(seg)
         rel0 = conn.half(seg).rel(seg.seq)

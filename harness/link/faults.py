@@ -6,6 +6,22 @@ FaultSpec(action='drop', stage='0210', direction='host->terminal', occurrence=1,
 {'ms': 1500}
 >>> FaultSpec.parse("flap count=3 down_ms=200 every_ms=1000")   # stage omitted: starts when armed
 
+What each action does once its stage comes (and for how long):
+
+* drop: that message's segments, and every retransmission of them, are dropped while the fault is armed
+  (clearing it lets a sender that still retransmits through: a late delivery). In a coalesced segment the
+  other messages go with it, as on a real network.
+* hold ms=N: the segment and everything after it in that direction of that connection wait N ms, then go
+  in order (retransmissions made meanwhile wait too).
+* blackhole [ms=N]: every packet on the link, both directions, is dropped for N ms or until cleared.
+* flap count=K down_ms=N every_ms=M: K blackholes of N ms starting M ms apart (the incident's pattern).
+* rst [to=both|sender|receiver|END]: the segment is dropped (deliver=true: let through) and each target gets
+  a RST with exactly the sequence number it expects, then a liveness probe proves the reset was taken.
+* duplicate [copies=N]: the segment goes through and N copies follow (TCP discards them; the receiver's
+  D-SACK in the capture shows they arrived).
+* corrupt [offset=I] [checksum=fix|keep]: one byte of the message flipped; with a fixed checksum the
+  application gets it, with the old one the receiver's TCP drops it and the sender retransmits.
+
 The same spec travels from a test (`link.inject("drop", stage="0210", ...)`), a rig or the `posrig link`
 command to the engine process as JSON.
 """
