@@ -1,10 +1,11 @@
 """Faults the link can inject, declared as data: what, at which stage, in which direction, which occurrence.
 
 >>> FaultSpec.parse("drop 0210 host->terminal")
-FaultSpec(action='drop', stage='0210', direction='host->terminal', occurrence=1, params={})
+FaultSpec(action='drop', stage='0210', direction='host->terminal', occurrence=1, params={}, stan=None)
 >>> FaultSpec.parse("hold 0210 host->terminal nth=2 ms=1500").params
-{'ms': 1500}
->>> FaultSpec.parse("flap count=3 down_ms=200 every_ms=1000")   # stage omitted: starts when armed
+{'ms': 1500.0}
+>>> FaultSpec.parse("flap count=3 down_ms=200 every_ms=1000").stage is None   # no stage: starts when armed
+True
 
 What each action does once its stage comes (and for how long):
 
