@@ -350,6 +350,11 @@ class EngineLink(Link):
         self._wait(lambda: self._status is not None, timeout)
         return self._status or {}
 
+    def capture(self) -> Path:
+        """The pcapng of everything that crossed the link so far (flushed), faults marked as comments."""
+        self.status()
+        return self.pcap_path
+
     def seen(self) -> dict[str, dict[str, int]]:
         """Messages seen so far per direction and stage, e.g. {"terminal->host": {"0200": 1}}."""
         if self.engine_alive:

@@ -232,6 +232,8 @@ class Engine:
         elif op == "clear":
             self.clear(msg.get("id"))
         elif op == "status":
+            if self.pcap_fh is not None:
+                self.pcap_fh.flush()              # so the capture can be read while the link runs
             self.emit("status", stats=self.stats, seen=self.tracker.stages_seen, faults=self.fault_states(),
                       queue=self.queue_num)
         elif op == "stop":

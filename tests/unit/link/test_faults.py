@@ -319,3 +319,13 @@ def test_faults_armed_from_the_rig(bench, topology, acquirer, terminal_client):
         c.send(iso_message("0200", "000062"))
         assert c.recv(0.5) is None
         assert [len(f.fired) for f in th.faults] == [1, 1]
+
+
+def test_capture_readable_while_the_link_runs(th, acquirer, terminal_client):
+    c = terminal_client()
+    with th.inject("drop", stage="0210", direction="host->terminal") as fault:
+        c.send(iso_message("0200", "000071"))
+        fault.wait_fired(2.0)
+        pkts = rdpcap(str(th.capture()))
+    assert th.engine_alive
+    assert any(f"fault #{fault.id} drop fired on 0210" in m for m in comments(pkts))
