@@ -28,6 +28,7 @@ from harness.link.faults import EVERY, FaultError, FaultSpec
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 15.0
+WATCHDOG_S = 3.0             # an engine silent this long is killed, so the queue goes and traffic passes
 
 
 class LinkError(RuntimeError):
@@ -145,6 +146,9 @@ class EngineLink(Link):
         self._reader: threading.Thread | None = None
         self._rules_installed = False
         self._closed = False
+        self._pong = False
+        self._closing = threading.Event()
+        self._watchdog: threading.Thread | None = None
         safe = self.name.replace("/", "_")
         self.pcap_path: Path = ctx.evidence.file(f"link-{safe}.pcapng", f"all traffic on link {self.name}, "
                                                  "faults marked as packet comments", "application/x-pcapng")
@@ -216,11 +220,35 @@ class EngineLink(Link):
         except BaseException:
             self.close()
             raise
+        self._watchdog = threading.Thread(target=self._watch, name=f"link-{self.name}-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        """Fail-open for a hung engine: one that stops answering is killed; --queue-bypass does the rest."""
+        interval = float(self.ctx.extra.get("link_watchdog_s", WATCHDOG_S))
+        while not self._closed and self.engine_alive:
+            if self._closing.wait(interval) or not self.engine_alive:
+                return
+            with self._cond:
+                self._pong = False
+            with contextlib.suppress(LinkError):
+                self._send({"op": "status"})
+            if not self._wait(lambda: self._pong or self._closed, interval) and self.engine_alive:
+                message = (f"engine unanswering for {interval:g}s: killed so the link fails open "
+                           f"(traffic passes unfaulted from now)")
+                log.error("link %s: %s", self.name, message)
+                with self._cond:
+                    self.events.append({"ev": "error", "message": message, "t": time.time()})
+                self.kill_engine()
+                return
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join(timeout=2)
         errors = []
         if self._rules_installed:
             try:
@@ -263,7 +291,8 @@ class EngineLink(Link):
     def kill_engine(self) -> None:
         """SIGKILL the engine (to prove fail-open: the queue goes away and traffic keeps flowing)."""
         if self.engine_alive:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
 
     def identity(self) -> dict[str, Any]:
@@ -420,6 +449,7 @@ class EngineLink(Link):
             fault.cleared_at = ev["t"]
         elif kind == "status":
             self._status = ev
+            self._pong = True
         elif kind == "stopped":
             self.final = ev
         elif kind == "error":

@@ -211,7 +211,8 @@ def test_full_queue_fails_open(bench, topology, acquirer, terminal_client):
     from harness.devices import DeviceContext
 
     ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
-                        namespace=topology.link, bench=bench, extra={"link_max_queue": 4})
+                        namespace=topology.link, bench=bench,
+                        extra={"link_max_queue": 4, "link_watchdog_s": 60})      # no watchdog rescue here
     link = EmulatedLink(bench.rig.links["terminal-host"], ctx)
     link.start()
     try:
@@ -227,3 +228,18 @@ def test_full_queue_fails_open(bench, topology, acquirer, terminal_client):
     finally:
         os.kill(link.proc.pid, signal.SIGCONT)
         link.close()
+
+
+def test_hung_engine_is_killed_and_the_link_fails_open(bench, topology, acquirer, terminal_client):
+    from harness.devices import DeviceContext
+
+    ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
+                        namespace=topology.link, bench=bench, extra={"link_watchdog_s": 0.3})
+    with EmulatedLink(bench.rig.links["terminal-host"], ctx) as link:
+        c = terminal_client()
+        os.kill(link.proc.pid, signal.SIGSTOP)               # alive but deaf: packets would sit in its queue
+        c.send(iso_message("0200", "000001"))
+        assert c.recv(3.0) is not None                       # the watchdog killed it; the bypass took over
+        assert not link.engine_alive
+        assert any("killed so the link fails open" in e["message"] for e in link.events if e["ev"] == "error")
+    assert not link._watchdog.is_alive()
