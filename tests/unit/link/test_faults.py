@@ -239,6 +239,7 @@ def test_aim_by_stan(th, acquirer, terminal_client):
 
 def test_link_fixture_gives_every_link_of_the_rig(link, acquirer, zvt_terminal, terminal_client, till_client):
     assert set(link) == {"till-terminal", "terminal-host"}
+    assert link["till-terminal"].queue != link["terminal-host"].queue     # one namespace, two queues
     with link["terminal-host"].inject("hold", stage="0210", direction="host->terminal", ms=50):
         c = terminal_client()
         c.send(iso_message("0200", "000041"))
