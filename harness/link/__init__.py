@@ -19,4 +19,16 @@ class Link(Device):
 
     @abc.abstractmethod
     def inject(self, *args: Any, **kwargs: Any) -> Any:
-        """Arm a fault (by direction, stage and occurrence); usable as a context manager."""
+        """Arm a fault (by direction, stage and occurrence); usable as a context manager.
+
+        >>> with link.inject("drop", stage="0210", direction="host->terminal") as fault:
+        ...     ...                                   # fails on exit if no 0210 came ("armed, never fired")
+        """
+
+    @abc.abstractmethod
+    def clear(self, fault: Any = None) -> None:
+        """Disarm one fault, or all: blackholes end, held packets go through."""
+
+    @abc.abstractmethod
+    def seen(self) -> dict[str, dict[str, int]]:
+        """Messages seen so far per direction and stage, e.g. {"terminal->host": {"0200": 1}}."""

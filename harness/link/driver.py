@@ -28,6 +28,7 @@ from harness.link.faults import EVERY, FaultError, FaultSpec
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 15.0
+WATCHDOG_S = 3.0             # an engine silent this long is killed, so the queue goes and traffic passes
 
 
 class LinkError(RuntimeError):
@@ -73,9 +74,8 @@ class Fault:
     def wait_verified(self, timeout: float = 5.0) -> list[dict[str, Any]]:
         """RST fault: wait until every forged reset was checked; raise ResetNotTaken unless all were taken."""
         self.wait_fired(timeout)
-        expected = len(self.fired[-1].get("resets", []))
-        if self.fired[-1].get("resets") and self.fired[-1]["resets"][0].get("seq") == 0:
-            expected = 0                                # a refused connect: no socket to probe
+        # A refused connect has no socket to probe: only resets with an expected sequence number are checked.
+        expected = len([r for r in self.fired[-1].get("resets", []) if "expected" in r])
         self.link._wait(lambda: len(self.verified) >= expected, timeout)
         bad = [v for v in self.verified if not v["taken"]]
         if bad or len(self.verified) < expected:
@@ -146,6 +146,9 @@ class EngineLink(Link):
         self._reader: threading.Thread | None = None
         self._rules_installed = False
         self._closed = False
+        self._pong = False
+        self._closing = threading.Event()
+        self._watchdog: threading.Thread | None = None
         safe = self.name.replace("/", "_")
         self.pcap_path: Path = ctx.evidence.file(f"link-{safe}.pcapng", f"all traffic on link {self.name}, "
                                                  "faults marked as packet comments", "application/x-pcapng")
@@ -158,8 +161,12 @@ class EngineLink(Link):
     # -- what subclasses provide -------------------------------------------------------------------
     def engine_config(self) -> dict[str, Any]:
         """Ends, addresses (ip -> end), server end, ports, bridged, queue range. Subclasses extend."""
-        return {"link": self.name, "ends": list(self.spec.ends), "ports": dict(self.spec.ports),
-                "server": self.server_end(), "pcap": str(self.pcap_path)}
+        config = {"link": self.name, "ends": list(self.spec.ends), "ports": dict(self.spec.ports),
+                  "server": self.server_end(), "pcap": str(self.pcap_path)}
+        for key in ("max_queue", "realtime"):           # tuning and tests: DeviceContext.extra["link_<key>"]
+            if f"link_{key}" in self.ctx.extra:
+                config[key] = self.ctx.extra[f"link_{key}"]
+        return config
 
     def install_rules(self, queue: int) -> None:
         raise NotImplementedError
@@ -208,14 +215,40 @@ class EngineLink(Link):
         try:
             self.install_rules(self.queue)
             self._rules_installed = True
+            for fault in getattr(self.spec, "faults", None) or ():    # faults the rig arms for the whole run
+                self.arm(fault)
         except BaseException:
             self.close()
             raise
+        self._watchdog = threading.Thread(target=self._watch, name=f"link-{self.name}-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        """Fail-open for a hung engine: one that stops answering is killed; --queue-bypass does the rest."""
+        interval = float(self.ctx.extra.get("link_watchdog_s", WATCHDOG_S))
+        while not self._closed and self.engine_alive:
+            if self._closing.wait(interval) or not self.engine_alive:
+                return
+            with self._cond:
+                self._pong = False
+            with contextlib.suppress(LinkError):
+                self._send({"op": "status"})
+            if not self._wait(lambda: self._pong or self._closed, interval) and self.engine_alive:
+                message = (f"engine unanswering for {interval:g}s: killed so the link fails open "
+                           f"(traffic passes unfaulted from now)")
+                log.error("link %s: %s", self.name, message)
+                with self._cond:
+                    self.events.append({"ev": "error", "message": message, "t": time.time()})
+                self.kill_engine()
+                return
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join(timeout=2)
         errors = []
         if self._rules_installed:
             try:
@@ -258,7 +291,8 @@ class EngineLink(Link):
     def kill_engine(self) -> None:
         """SIGKILL the engine (to prove fail-open: the queue goes away and traffic keeps flowing)."""
         if self.engine_alive:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
 
     def identity(self) -> dict[str, Any]:
@@ -283,7 +317,7 @@ class EngineLink(Link):
                 occurrence = 1
             spec = FaultSpec(action=action, stage=stage, direction=direction, occurrence=occurrence,
                              params={k: v for k, v in params.items() if v is not None}, stan=stan)
-        self._check_direction(spec)
+        self._check(spec)
         return self._arm(spec, required)
 
     def arm(self, spec: str | dict[str, Any] | FaultSpec, required: bool = True) -> Fault:
@@ -292,10 +326,14 @@ class EngineLink(Link):
             spec = FaultSpec.parse(spec)
         elif isinstance(spec, dict):
             spec = FaultSpec(**{"occurrence": 1, **spec})
-        self._check_direction(spec)
+        self._check(spec)
         return self._arm(spec, required)
 
-    def _check_direction(self, spec: FaultSpec) -> None:
+    def _check(self, spec: FaultSpec) -> None:
+        to = spec.params.get("to")
+        if spec.action == "rst" and to not in (None, "both", "sender", "receiver", *self.spec.ends):
+            raise FaultError(f"rst to={to!r}: use both, sender, receiver, or an end of link {self.name}: "
+                             f"{', '.join(self.spec.ends)}")
         if spec.direction is None:
             return
         a, _, b = spec.direction.partition("->")
@@ -306,6 +344,9 @@ class EngineLink(Link):
                              f"'{self.spec.ends[1]}->{self.spec.ends[0]}'")
 
     def _arm(self, spec: FaultSpec, required: bool) -> Fault:
+        if not self.spec.faultable:
+            raise FaultError(f"link {self.name} is 'faultable: false' in {self.ctx.rig.path}: it is watched "
+                             f"(captured, stages counted) but not faulted; cannot arm {spec.describe()}")
         if not self.engine_alive:
             raise LinkError(f"link {self.name}: the engine is not running; cannot arm {spec.describe()}")
         with self._cond:
@@ -337,6 +378,11 @@ class EngineLink(Link):
         self._send({"op": "status"})
         self._wait(lambda: self._status is not None, timeout)
         return self._status or {}
+
+    def capture(self) -> Path:
+        """The pcapng of everything that crossed the link so far (flushed), faults marked as comments."""
+        self.status()
+        return self.pcap_path
 
     def seen(self) -> dict[str, dict[str, int]]:
         """Messages seen so far per direction and stage, e.g. {"terminal->host": {"0200": 1}}."""
@@ -403,6 +449,7 @@ class EngineLink(Link):
             fault.cleared_at = ev["t"]
         elif kind == "status":
             self._status = ev
+            self._pong = True
         elif kind == "stopped":
             self.final = ev
         elif kind == "error":

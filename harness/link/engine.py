@@ -18,6 +18,7 @@ If this process dies the queue goes away and iptables' `--queue-bypass` lets tra
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import json
 import os
@@ -35,11 +36,26 @@ from harness.link.faults import EVERY, FaultSpec
 from harness.link.layers import CONNECT, protocol
 from harness.link.pcapng import PcapNgWriter
 from harness.link.tracker import ACK, RST, SYN, Connection, HalfStream, Message, Segment, Tracker, parse
+from harness.protocols import iso8583  # imported up front: a first import at fire time costs milliseconds
 
+BATCH = 64                   # packets handled before timers and control get a turn
 SPIN = 0.001                 # s before a timer is due when the loop stops sleeping and polls (precise holds)
 PROBE_DELAY = 0.01           # s between a forged RST and the liveness probe that checks it
-MAX_QUEUE = 8192             # packets the kernel queues for us (held packets count against it)
+MAX_QUEUE = 8192             # packets the kernel queues for us (held packets count against it); beyond, the
+                             # kernel lets packets through (fail-open) rather than dropping them
 FOREVER = float("inf")
+
+
+def set_fail_open(fd: int, queue: int) -> None:
+    """Ask the kernel to accept packets, not drop them, when our queue is full (NFQA_CFG_F_FAIL_OPEN), on the
+    queue's own netlink socket (only the binding socket may configure it). NetfilterQueue lacks it."""
+    flag = 1                                                 # NFQA_CFG_F_FAIL_OPEN
+    attrs = (struct.pack("=HH", 8, 4) + struct.pack("!I", flag)       # NFQA_CFG_MASK
+             + struct.pack("=HH", 8, 5) + struct.pack("!I", flag))    # NFQA_CFG_FLAGS
+    body = struct.pack("=BB", 0, 0) + struct.pack("!H", queue) + attrs   # nfgenmsg: AF_UNSPEC, v0, res_id
+    header = struct.pack("=IHHII", 16 + len(body), (3 << 8) | 2, 1, 0, 0)  # NFNL_SUBSYS_QUEUE/CONFIG, REQUEST
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        sock.sendto(header + body, (0, 0))
 
 
 def checksum(data: bytes) -> int:
@@ -73,6 +89,20 @@ def refresh_tcp_checksum(raw: bytes, seg: Segment) -> bytes:
     tcp[16:18] = b"\0\0"
     tcp[16:18] = struct.pack("!H", tcp_checksum(seg.src, seg.dst, bytes(tcp)))
     return raw[:seg.ihl] + bytes(tcp)
+
+
+class Batch:
+    """A socket stand-in for NetfilterQueue.run_socket that ends its loop after `n` packets (raising EAGAIN,
+    which run_socket takes as "nothing more"), so a flood cannot starve hold releases and control messages."""
+
+    def __init__(self, sock: socket.socket, n: int):
+        self.sock, self.left = sock, n
+
+    def recv(self, size: int) -> bytes:
+        if self.left <= 0:
+            raise BlockingIOError(errno.EAGAIN, "batch done")
+        self.left -= 1
+        return self.sock.recv(size)
 
 
 class Injector:
@@ -202,6 +232,8 @@ class Engine:
         elif op == "clear":
             self.clear(msg.get("id"))
         elif op == "status":
+            if self.pcap_fh is not None:
+                self.pcap_fh.flush()              # so the capture can be read while the link runs
             self.emit("status", stats=self.stats, seen=self.tracker.stages_seen, faults=self.fault_states(),
                       queue=self.queue_num)
         elif op == "stop":
@@ -424,7 +456,7 @@ class Engine:
         elif action == "duplicate":
             self._after.append((f, spec.param("copies")))
             result = "accept"
-        elif action == "corrupt":
+        elif action == "corrupt" and seg.payload_len:
             result = ("accept", self.corrupt(f, msg, conn, seg, raw, info))
             f.packets += 1
         self.emit("fired", **info)
@@ -434,8 +466,6 @@ class Engine:
         """The STAN of an ISO 8583 message when all of it is in this segment (evidence only)."""
         if msg is None or msg.stage == CONNECT or msg.stage.startswith("zvt:"):
             return None
-        from harness.protocols import iso8583
-
         half_start = seg.ihl + seg.doff
         conn = self.tracker.connection(seg)
         rel0 = conn.half(seg).rel(seg.seq)
@@ -507,11 +537,15 @@ class Engine:
             else:
                 to_half, from_half = receiver, sender
                 dst_ip, dst_port, src_ip, src_port, name = s_ip, s_port, r_ip, r_port, s_name
-            seq = to_half.absolute(to_half.delivered) + off
-            ack = from_half.absolute(from_half.delivered) if from_half.isn is not None else 0
+            if to_half.isn is None:
+                # Nothing seen from the peer since the engine started: the sender told us what it expects.
+                rcv_nxt = seg.ack
+            else:
+                rcv_nxt = to_half.absolute(to_half.delivered)
+            seq = rcv_nxt + off
+            ack = from_half.absolute(from_half.delivered) if from_half.isn is not None else seg.ack
             rst = build_tcp(src_ip, src_port, dst_ip, dst_port, seq, ack, RST | ACK)
             self.inject(rst, src_ip, dst_ip, f"forged RST to {name} by fault #{f.id} seq={seq % (1 << 32)}")
-            rcv_nxt = to_half.absolute(to_half.delivered)
             probe = build_tcp(src_ip, src_port, dst_ip, dst_port, rcv_nxt - 1, ack, ACK, window=502)
             p = Probe(f, conn, dst_ip, dst_port, name, seq % (1 << 32), rcv_nxt,
                       now + PROBE_DELAY + spec.param("verify_ms") / 1000.0, probe, src_ip)
@@ -589,7 +623,8 @@ class Engine:
         errors = []
         for num in range(first, first + count):
             try:
-                nfq.bind(num, self.on_packet, max_len=MAX_QUEUE)
+                nfq.bind(num, self.on_packet, max_len=int(self.config.get("max_queue", MAX_QUEUE)))
+                set_fail_open(nfq.get_fd(), num)
                 return num
             except OSError as exc:
                 errors.append(f"{num}: {exc}")
@@ -604,6 +639,7 @@ class Engine:
         nfq = NetfilterQueue()
         self.queue_num = self.bind(nfq)
         nfsock = socket.socket(fileno=os.dup(nfq.get_fd()))
+        nfsock.setblocking(False)
         self.emit("ready", queue=self.queue_num, pid=os.getpid())
         ctrl = sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer
         os.set_blocking(ctrl.fileno(), False)
@@ -615,7 +651,7 @@ class Engine:
                     timeout = 0 if timeout <= SPIN else timeout - SPIN   # wake early, poll the last stretch
                 readable, _, _ = select.select([nfsock, ctrl], [], [], timeout)
                 if nfsock in readable:
-                    nfq.run(block=False)
+                    nfq.run_socket(Batch(nfsock, BATCH))   # bounded: timers and control run between batches
                 if ctrl in readable:
                     chunk = os.read(ctrl.fileno(), 65536)
                     if not chunk:

@@ -1,10 +1,27 @@
 """Faults the link can inject, declared as data: what, at which stage, in which direction, which occurrence.
 
 >>> FaultSpec.parse("drop 0210 host->terminal")
-FaultSpec(action='drop', stage='0210', direction='host->terminal', occurrence=1, params={})
+FaultSpec(action='drop', stage='0210', direction='host->terminal', occurrence=1, params={}, stan=None)
 >>> FaultSpec.parse("hold 0210 host->terminal nth=2 ms=1500").params
-{'ms': 1500}
->>> FaultSpec.parse("flap count=3 down_ms=200 every_ms=1000")   # stage omitted: starts when armed
+{'ms': 1500.0}
+>>> FaultSpec.parse("flap count=3 down_ms=200 every_ms=1000").stage is None   # no stage: starts when armed
+True
+
+What each action does once its stage comes (and for how long):
+
+* drop: that message's segments, and every retransmission of them, are dropped while the fault is armed
+  (clearing it lets a sender that still retransmits through: a late delivery). In a coalesced segment the
+  other messages go with it, as on a real network.
+* hold ms=N: the segment and everything after it in that direction of that connection wait N ms, then go
+  in order (retransmissions made meanwhile wait too).
+* blackhole [ms=N]: every packet on the link, both directions, is dropped for N ms or until cleared.
+* flap count=K down_ms=N every_ms=M: K blackholes of N ms starting M ms apart (the incident's pattern).
+* rst [to=both|sender|receiver|END]: the segment is dropped (deliver=true: let through) and each target gets
+  a RST with exactly the sequence number it expects, then a liveness probe proves the reset was taken.
+* duplicate [copies=N]: the segment goes through and N copies follow (TCP discards them; the receiver's
+  D-SACK in the capture shows they arrived).
+* corrupt [offset=I] [checksum=fix|keep]: one byte of the message flipped; with a fixed checksum the
+  application gets it, with the old one the receiver's TCP drops it and the sender retransmits.
 
 The same spec travels from a test (`link.inject("drop", stage="0210", ...)`), a rig or the `posrig link`
 command to the engine process as JSON.
@@ -76,6 +93,8 @@ class FaultSpec:
         if self.stan is not None and (not isinstance(self.stan, str) or not self.stan.isdigit()
                                       or self.stage is None or not self.stage.isdigit()):
             raise FaultError(f"stan={self.stan!r}: a STAN is digits (e.g. '000123'), for an ISO 8583 stage")
+        if self.action == "corrupt" and self.stage == "connect":
+            raise FaultError("corrupt needs a stage that carries data: a SYN has no payload to corrupt")
         if self.action == "hold" and not self.params.get("ms"):
             raise FaultError("fault 'hold' needs ms=<milliseconds>")
         if self.action == "corrupt" and self.params.get("checksum", "fix") not in ("fix", "keep"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import socket
 import statistics
@@ -149,7 +150,7 @@ def main() -> int:
     topo = build_topology(["terminal", "host"])
     tmp = Path(tempfile.mkdtemp(prefix="bench-link-"))
     server = topo.nodes["host"].popen([sys.executable, "-c", SERVER], stdout=-1, text=True)
-    figures: dict = {"client_timing": figures_timing, "cores": len(__import__("os").sched_getaffinity(0))}
+    figures: dict = {"client_timing": figures_timing, "cores": len(os.sched_getaffinity(0))}
     try:
         assert server.stdout.readline().strip() == "ready"
         # 1. pass-through latency, same topology, without and then with the engine

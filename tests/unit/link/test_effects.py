@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
 from scapy.layers.inet import TCP
 from scapy.utils import rdpcap
 
+from harness.link.emulated import EmulatedLink
 from harness.link.layers import bind_ports, messages
 from harness.protocols import iso8583 as iso
 
@@ -87,21 +89,24 @@ def test_flap_pattern(th, acquirer, terminal_client):
     assert any(float(t) >= outages[1][0] - 0.005 for t in dropped)  # the second outage happened too
 
 
-def test_duplicate_reaches_the_receiver(th, acquirer, terminal_client):
+@pytest.mark.parametrize("direction,stage", [("terminal->host", "0200"), ("host->terminal", "0210")])
+def test_duplicate_reaches_the_receiver(th, acquirer, terminal_client, direction, stage):
     c = terminal_client()
-    with th.inject("duplicate", stage="0200", direction="terminal->host") as fault:
+    with th.inject("duplicate", stage=stage, direction=direction) as fault:
         c.send(iso_message("0200", "000009"))
         assert c.recv(2.0) is not None
+        assert c.recv(0.1) is None                          # TCP delivered it once to the application
     time.sleep(0.05)
-    assert len(acquirer.received) == 1                      # TCP delivered it once to the application
+    assert len(acquirer.received) == 1
     th.close()
     pkts = rdpcap(str(th.pcap_path))
     n = fault.fired[0]["packet"]
     original, copy = pkts[n - 1], pkts[n]
     assert "duplicate of packet" in comments_of(copy)[0]
     assert bytes(original[TCP]) == bytes(copy[TCP])
-    # The host's kernel saw the copy: it answered with a D-SACK (SACK option, kind 5) covering those bytes.
-    dsack = [p for p in pkts[n:] if TCP in p and p[TCP].sport == 5000
+    # The receiver's kernel saw the copy: it answered with a D-SACK (SACK option) covering those bytes.
+    receiver_port = original[TCP].dport
+    dsack = [p for p in pkts[n:] if TCP in p and p[TCP].sport == receiver_port
              and any(o[0] == "SAck" for o in p[TCP].options)]
     assert dsack, "the receiver never acknowledged the duplicate"
 
@@ -113,12 +118,16 @@ def test_corrupt_reaches_the_application(th, acquirer, terminal_client, directio
     with th.inject("corrupt", stage=stage, direction=direction, offset=7) as fault:
         c.send(sent)
         got = c.recv(2.0)
+    want = iso.encode({"t": "0210", "11": "000010", "39": "00"})
     if stage == "0200":
         assert acquirer.received[0] == bytes(a ^ 0xFF if i == 5 else a for i, a in enumerate(sent[2:]))
     else:
-        want = iso.encode({"t": "0210", "11": "000010", "39": "00"})
         assert got != want and len(got) == len(want) and got[5] == want[5] ^ 0xFF
     assert fault.fired[0]["corrupted"]["message_offset"] == 7
+    th.close()
+    marked = rdpcap(str(th.pcap_path))[fault.fired[0]["packet"] - 1]
+    assert "corrupt fired" in comments_of(marked)[0]
+    assert bytes(marked[TCP].payload)[7] == (sent[7] if stage == "0200" else want[5]) ^ 0xFF
 
 
 def test_corrupt_with_bad_checksum_is_dropped_by_tcp(th, acquirer, terminal_client):
@@ -193,3 +202,44 @@ def test_nothing_outlives_the_link(th, topology, acquirer, terminal_client):
     c.send(iso_message("0200", "000001"))
     assert c.recv(2.0) is not None
 
+
+
+def test_full_queue_fails_open(bench, topology, acquirer, terminal_client):
+    """A stuck engine (SIGSTOP) holds at most max_queue packets; the kernel lets the rest through."""
+    import socket as sk
+
+    from harness.devices import DeviceContext
+
+    ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
+                        namespace=topology.link, bench=bench,
+                        extra={"link_max_queue": 4, "link_watchdog_s": 60})      # no watchdog rescue here
+    link = EmulatedLink(bench.rig.links["terminal-host"], ctx)
+    link.start()
+    try:
+        os.kill(link.proc.pid, signal.SIGSTOP)
+        with topology.nodes["terminal"].entered():
+            u = sk.socket(sk.AF_INET, sk.SOCK_DGRAM)
+        for _ in range(4):                                  # fill the queue with packets nobody will judge
+            u.sendto(b"x", (topology.ip("host"), 9))
+        u.close()
+        c = terminal_client()
+        c.send(iso_message("0200", "000001"))
+        assert c.recv(2.0) is not None
+    finally:
+        os.kill(link.proc.pid, signal.SIGCONT)
+        link.close()
+
+
+def test_hung_engine_is_killed_and_the_link_fails_open(bench, topology, acquirer, terminal_client):
+    from harness.devices import DeviceContext
+
+    ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
+                        namespace=topology.link, bench=bench, extra={"link_watchdog_s": 0.3})
+    with EmulatedLink(bench.rig.links["terminal-host"], ctx) as link:
+        c = terminal_client()
+        os.kill(link.proc.pid, signal.SIGSTOP)               # alive but deaf: packets would sit in its queue
+        c.send(iso_message("0200", "000001"))
+        assert c.recv(3.0) is not None                       # the watchdog killed it; the bypass took over
+        assert not link.engine_alive
+        assert any("killed so the link fails open" in e["message"] for e in link.events if e["ev"] == "error")
+    assert not link._watchdog.is_alive()

@@ -235,3 +235,98 @@ def test_aim_by_stan(th, acquirer, terminal_client):
         c.send(iso_message("0200", "000032"))
         assert c.recv(0.5) is None
     assert fault.fired[0]["stan"] == "000032" and len(fault.fired) == 1
+
+
+def test_link_fixture_gives_every_link_of_the_rig(link, acquirer, zvt_terminal, terminal_client, till_client):
+    assert set(link) == {"till-terminal", "terminal-host"}
+    assert link["till-terminal"].queue != link["terminal-host"].queue     # one namespace, two queues
+    with link["terminal-host"].inject("hold", stage="0210", direction="host->terminal", ms=50):
+        c = terminal_client()
+        c.send(iso_message("0200", "000041"))
+        assert c.recv(2.0) is not None
+    t = till_client()
+    t.send(AUTHORIZE)
+    assert t.recv(2.0) is not None
+    assert link["till-terminal"].seen()["till->terminal"]["zvt:06 01"] == 1
+    assert "zvt:06 01" not in str(link["terminal-host"].seen())     # each link sees only its own traffic
+
+
+def test_watched_link_refuses_faults(bench, topology):
+    from dataclasses import replace
+
+    from harness.devices import DeviceContext
+    from harness.link.emulated import EmulatedLink
+    from harness.link.faults import FaultError
+
+    spec = replace(bench.rig.links["terminal-host"], faultable=False)
+    ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
+                        namespace=topology.link, bench=bench)
+    with EmulatedLink(spec, ctx) as watched:
+        with pytest.raises(FaultError, match="faultable: false"):
+            watched.inject("drop", stage="0210")
+        assert watched.rules.listed()                                   # it still watches
+
+
+def test_bad_fault_arguments_are_refused_before_arming(th):
+    from harness.link.faults import FaultError
+
+    with pytest.raises(FaultError, match="not a direction of link terminal-host"):
+        th.inject("drop", stage="0210", direction="host->till")
+    with pytest.raises(FaultError, match="rst to='printer'"):
+        th.inject("rst", stage="0210", to="printer")
+    with pytest.raises(FaultError, match="has no parameter 'ms'"):
+        th.inject("drop", stage="0210", ms=5)
+    assert th.faults == []
+
+
+@pytest.mark.parametrize("stage,direction", [("0210", "host->terminal"), ("0200", "terminal->host")])
+def test_rst_on_a_connection_opened_before_the_engine(bench, topology, acquirer, terminal_client, stage,
+                                                      direction):
+    """A terminal's long-lived host connection predates the link: the engine learns it mid-stream (for the
+    0200 case the cut packet is the first the engine ever sees of that connection)."""
+    c = terminal_client()
+    c.send(iso_message("0200", "000051"))
+    assert c.recv(2.0) is not None
+    th = bench.device("terminal-host")                  # rules installed now, mid-connection
+    with th.inject("rst", stage=stage, direction=direction, to="both") as fault:
+        c.send(iso_message("0200", "000052"))
+        with pytest.raises(ConnectionResetError):
+            c.recv(2.0)
+    assert len(fault.verified) == 2 and all(v["taken"] for v in fault.verified)
+
+
+def test_faults_armed_from_the_rig(bench, topology, acquirer, terminal_client):
+    """A link spec carrying `faults` (text or mappings, as a rig file would) arms them at link start."""
+    from dataclasses import dataclass
+
+    from harness.devices import DeviceContext
+    from harness.link.emulated import EmulatedLink
+    from harness.rig import LinkSpec
+
+    @dataclass(frozen=True)
+    class RigLink(LinkSpec):
+        faults: tuple = ()
+
+    base = bench.rig.links["terminal-host"]
+    spec = RigLink(**{**base.__dict__, "faults": ("hold 0210 host->terminal ms=50",
+                                                  {"action": "drop", "stage": "0200", "occurrence": 2})})
+    ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
+                        namespace=topology.link, bench=bench)
+    with EmulatedLink(spec, ctx) as th:
+        assert [f.spec.action for f in th.faults] == ["hold", "drop"]
+        c = terminal_client()
+        c.send(iso_message("0200", "000061"))
+        assert c.recv(2.0) is not None
+        c.send(iso_message("0200", "000062"))
+        assert c.recv(0.5) is None
+        assert [len(f.fired) for f in th.faults] == [1, 1]
+
+
+def test_capture_readable_while_the_link_runs(th, acquirer, terminal_client):
+    c = terminal_client()
+    with th.inject("drop", stage="0210", direction="host->terminal") as fault:
+        c.send(iso_message("0200", "000071"))
+        fault.wait_fired(2.0)
+        pkts = rdpcap(str(th.capture()))
+    assert th.engine_alive
+    assert any(f"fault #{fault.id} drop fired on 0210" in m for m in comments(pkts))
