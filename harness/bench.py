@@ -34,7 +34,8 @@ class Bench:
         self.topology = topology
         self._devices: dict[str, Device] = {}
         self._order: list[Device] = []
-        self._starting: set[str] = set()
+        self._starting: dict[str, threading.Event] = {}
+        self._local = threading.local()
         self._lock = threading.RLock()
 
     # -- placement -------------------------------------------------------------------------------
@@ -54,32 +55,70 @@ class Bench:
 
     # -- devices ---------------------------------------------------------------------------------
     def device(self, name: str) -> Device:
-        """The started device named `name` in the rig (a device or a link)."""
+        """The started device named `name` in the rig (a device or a link). Safe to call from several threads:
+        a device another thread is starting is waited for, never started twice."""
+        stack = self._local.__dict__.setdefault("stack", [])
+        if name in stack:
+            raise BenchError(f"dependency cycle while starting {name!r}: {' -> '.join([*stack, name])}")
         with self._lock:
             if name in self._devices:
                 return self._devices[name]
-            if name in self._starting:
-                raise BenchError(f"dependency cycle while starting {name!r}: {sorted(self._starting)}")
+            pending = self._starting.get(name)
+            if pending is None:
+                self._starting[name] = pending = threading.Event()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            pending.wait()
+            with self._lock:
+                if name not in self._devices:
+                    raise BenchError(f"{name!r} failed to start in another thread (see the error there)")
+                return self._devices[name]
+        stack.append(name)
+        try:
             spec, kind, node = self._spec(name)
             cls = lookup(kind, spec.driver)
-            self._starting.add(name)
+            for needed_kind in getattr(cls, "needs", ()):
+                for dep in self.rig.of_kind(needed_kind):
+                    self.device(dep.name)
+            ctx = DeviceContext(rig=self.rig, evidence=self.evidence, timing=self.rig.timing,
+                                namespace=self.namespace(node), bench=self)
+            dev = cls(spec, ctx)
             try:
-                for needed_kind in getattr(cls, "needs", ()):
-                    for dep in self.rig.of_kind(needed_kind):
-                        self.device(dep.name)
-                ctx = DeviceContext(rig=self.rig, evidence=self.evidence, timing=self.rig.timing,
-                                    namespace=self.namespace(node), bench=self)
-                dev = cls(spec, ctx)
-                try:
-                    dev.start()
-                except BaseException:
-                    _close_quietly(dev)
-                    raise
-            finally:
-                self._starting.discard(name)
-            self._devices[name] = dev
-            self._order.append(dev)
+                dev.start()
+            except BaseException:
+                _close_quietly(dev)
+                raise
+            with self._lock:
+                self._devices[name] = dev
+                self._order.append(dev)
             return dev
+        finally:
+            stack.pop()
+            with self._lock:
+                self._starting.pop(name, None)
+            pending.set()
+
+    def start(self, *names: str) -> None:
+        """Start several devices (all of the rig's by default) concurrently, so a bench comes up in the time of
+        its slowest dependency chain rather than the sum of all. Raises the first start error."""
+        errors: list[BaseException] = []
+
+        def run(n: str) -> None:
+            try:
+                self.device(n)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(n,), name=f"start-{n}")
+                   for n in (names or [*self.rig.devices, *self.rig.links])]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def _spec(self, name: str) -> tuple[Any, str, str]:
         if name in self.rig.devices:

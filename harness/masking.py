@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 # 13-19 contiguous digits, or printed groups (4-4-4-4[-3], Amex 4-6-5), not glued to other digits.
-_PAN = re.compile(r"(?<!\d)(?:\d{13,19}|\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?|\d{4}[ -]\d{6}[ -]\d{5})(?!\d)")
+_PAN = re.compile(r"(?<!\d)(?:\d{13,21}|\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?|\d{4}[ -]\d{6}[ -]\d{5})(?!\d)")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -34,26 +34,30 @@ def mask_pan(pan: str) -> str:
 
 
 def _candidates(text: str):
+    """(start, end, digits) of every card number in `text`, also one glued to its ISO 8583 LLVAR length."""
     for m in _PAN.finditer(text):
         digits = re.sub(r"\D", "", m.group())
         if 13 <= len(digits) <= 19 and luhn_ok(digits):
-            yield m, digits
+            yield m.start(), m.end(), digits
+        elif len(digits) >= 15 and m.group().isdigit() and int(digits[:2]) == len(digits) - 2 \
+                and luhn_ok(digits[2:]):
+            yield m.start() + 2, m.end(), digits[2:]
 
 
 def mask_pans(text: str) -> str:
     """Mask every Luhn-valid 13-19 digit card number found in free text."""
     out, last = [], 0
-    for m, digits in _candidates(text):
-        out.append(text[last : m.start()])
+    for start, end, digits in _candidates(text):
+        out.append(text[last:start])
         out.append(mask_pan(digits))
-        last = m.end()
+        last = end
     out.append(text[last:])
     return "".join(out)
 
 
 def find_unmasked_pans(text: str) -> list[str]:
     """Card numbers in `text` that are NOT masked (oracle invariant I4). Returned masked, never in clear."""
-    return [mask_pan(d) for _, d in _candidates(text)]
+    return [mask_pan(d) for _, _, d in _candidates(text)]
 
 
 def mask_obj(obj):
@@ -65,3 +69,26 @@ def mask_obj(obj):
     if isinstance(obj, (list, tuple)):
         return [mask_obj(v) for v in obj]
     return obj
+
+
+_DIGIT_RUN = re.compile(r"\d{15,}")
+
+
+def mask_raw(text: str) -> str:
+    """Mask card numbers inside raw message dumps, where a PAN sits in a long run of digits behind its LLVAR
+    length (ISO 8583 ascii: ...16 4111111111111111 000000...). Over-masks rather than leaks; for dumps only."""
+
+    def run(m: re.Match[str]) -> str:
+        digits = list(m.group())
+        i = 0
+        while i + 15 <= len(digits):
+            ll = int(digits[i] + digits[i + 1])
+            body = "".join(digits[i + 2 : i + 2 + ll])
+            if 13 <= ll <= 19 and len(body) == ll and luhn_ok(body):
+                digits[i + 2 : i + 2 + ll] = mask_pan(body)
+                i += 2 + ll
+            else:
+                i += 1
+        return "".join(digits)
+
+    return _DIGIT_RUN.sub(run, mask_pans(text))

@@ -24,6 +24,7 @@ import ipaddress
 import itertools
 import logging
 import os
+import queue
 import re
 import shlex
 import shutil
@@ -75,8 +76,44 @@ def _holder_preexec() -> None:
         os._exit(97)
 
 
-def _child_preexec() -> None:
+def die_with_parent() -> None:
+    """preexec_fn: the child is SIGKILLed when the thread that spawned it ends (PR_SET_PDEATHSIG)."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+_spawn_queue: queue.Queue = queue.Queue()
+_spawner: threading.Thread | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn_loop() -> None:
+    while True:
+        call, done, box = _spawn_queue.get()
+        try:
+            box.append(call())
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller's thread
+            box.append(exc)
+        done.set()
+
+
+def spawn(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """Popen a long-running child that dies with this process, whatever thread asks.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, so children are forked by one
+    spawner thread that lives as long as the process; devices may then start from short-lived threads.
+    """
+    global _spawner
+    kwargs.setdefault("preexec_fn", die_with_parent)
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = threading.Thread(target=_spawn_loop, name="posrig-spawner", daemon=True)
+            _spawner.start()
+    done, box = threading.Event(), []
+    _spawn_queue.put((lambda: subprocess.Popen(cmd, **kwargs), done, box))
+    done.wait()
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
 
 
 def _caps() -> int:
@@ -153,8 +190,7 @@ class Namespace:
 
     def popen(self, cmd: list[str], **kwargs) -> subprocess.Popen:
         """Start a long-running process inside this namespace. It is SIGKILLed if this process dies."""
-        kwargs.setdefault("preexec_fn", _child_preexec)
-        return subprocess.Popen(self.command(cmd), **kwargs)
+        return spawn(self.command(cmd), **kwargs)
 
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:
@@ -284,7 +320,7 @@ def _kill_namespace_processes(ns: Namespace) -> None:
 
 
 def _spawn_holder(node: str, label: str, name_it: bool) -> Namespace:
-    holder = subprocess.Popen(["sleep", "infinity"], preexec_fn=_holder_preexec, start_new_session=True,
+    holder = spawn(["sleep", "infinity"], preexec_fn=_holder_preexec, start_new_session=True,
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ns = Namespace(node=node, label=label, holder=holder)
     if name_it:

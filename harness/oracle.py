@@ -68,7 +68,7 @@ class PrintedReceipt:
     """One receipt as it came out of the printer (what lay between two cuts)."""
 
     index: int
-    kind: str                      # sale | declined | cancelled | other (what the receipt claims)
+    kind: str                      # sale | copy (a reprint) | declined | cancelled | other
     amount: int | None             # the total printed, minor units
     text: str
     auth_code: str = ""
@@ -159,8 +159,17 @@ def reconcile(payments: Iterable[Payment], journal: Iterable[JournalEntry], rece
     verdict = Verdict()
     add = verdict.violations.append
     pairs = _match_receipts(receipts, payments)
-    verdict.matches = sorted((i, p.ref) for i, p in pairs.items())
 
+    holding = [p for p in payments if p.holds_money]
+    for r in receipts:                                                         # I1 (copies)
+        if r.kind == "copy" and r.tender == "card":
+            hit = next((p for p in holding if p.amount == r.amount and (not r.auth_code or not p.auth_code
+                                                                          or p.auth_code == r.auth_code)), None)
+            if hit:
+                pairs[r.index] = hit
+            else:
+                add(Violation("I1", f"receipt copy for {_money(r.amount)} but the acquirer holds no such payment",
+                              receipt=r.index, evidence=(r.evidence,) if r.evidence else ()))
     for r in receipts:                                                         # I1
         if r.kind == "sale" and r.tender == "card" and r.index not in pairs:
             held = [p for p in payments if p.amount == r.amount]
@@ -213,6 +222,7 @@ def reconcile(payments: Iterable[Payment], journal: Iterable[JournalEntry], rece
         if r.offline and not is_offline:
             add(Violation("I6", "receipt says offline but the payment was approved online", payment=p.ref,
                           receipt=r.index))
+    verdict.matches = sorted((i, p.ref) for i, p in pairs.items())
     return verdict
 
 

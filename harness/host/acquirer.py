@@ -645,7 +645,7 @@ def _delivery_text(decision: Decision) -> str:
 
 def mask_pan_text(raw: bytes) -> str:
     """Printable text of raw bytes (malformed frames are kept this way), card numbers masked."""
-    from harness.masking import mask_pans
+    from harness.masking import mask_raw
 
     text = raw.decode("latin-1")
-    return mask_pans("".join(ch if 32 <= ord(ch) < 127 else f"\\x{ord(ch):02x}" for ch in text))
+    return mask_raw("".join(ch if 32 <= ord(ch) < 127 else f"\\x{ord(ch):02x}" for ch in text))

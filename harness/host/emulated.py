@@ -59,10 +59,6 @@ class HostError(RuntimeError):
     """The emulated host could not start or be controlled; the message says what to change."""
 
 
-def _child_preexec() -> None:
-    from harness.netns import _child_preexec as preexec
-
-    preexec()
 
 
 class EmulatedHost(AcquirerHost):
@@ -217,7 +213,9 @@ class EmulatedHost(AcquirerHost):
             if self.ctx.namespace is not None:
                 self._proc = self.ctx.namespace.popen(cmd, **kwargs)
             else:
-                self._proc = subprocess.Popen(cmd, preexec_fn=_child_preexec, **kwargs)
+                from harness.netns import spawn
+
+                self._proc = spawn(cmd, **kwargs)
         ready = read_ready_line(self._proc, READY_TIMEOUT)
         if ready is None:
             self._stop_process()

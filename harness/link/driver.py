@@ -178,9 +178,9 @@ class EngineLink(Link):
         ns = self.ctx.namespace
         if ns is not None:
             return ns.popen(cmd, **kwargs)
-        from harness.netns import _child_preexec
+        from harness.netns import spawn
 
-        return subprocess.Popen(cmd, preexec_fn=_child_preexec, **kwargs)
+        return spawn(cmd, **kwargs)
 
     def server_end(self) -> str:
         """The end that listens on the link's ports (its device address carries one of them)."""

@@ -142,6 +142,13 @@ class PrinterCore(ReceiptLog):
         self._last_reply: Reply = _drop
         self._timers: set[threading.Timer] = set()
         self._closed = False
+        self._armed: tuple[int, str] | None = None     # (stream length at which to fail, fault)
+
+    def fault_after(self, nbytes: int, fault: str) -> None:
+        """Fail with `fault` once `nbytes` more bytes have arrived: a fault in the middle of a receipt, at an exact
+        byte (e.g. paper running out while the till prints)."""
+        with self._lock:
+            self._armed = (len(self.stream) + nbytes, fault)
 
     # -- input -----------------------------------------------------------------------------------
     def receive(self, data: bytes, reply: Reply = _drop) -> None:
@@ -149,6 +156,14 @@ class PrinterCore(ReceiptLog):
         if not data:
             return
         with self._lock:
+            if self._armed is not None and len(self.stream) + len(data) >= self._armed[0]:
+                at, fault = self._armed
+                self._armed = None
+                cut = max(0, at - len(self.stream))
+                self.receive(data[:cut], reply)
+                self.set_fault(fault)
+                self.receive(data[cut:], reply)
+                return
             self._last_reply = reply
             self.stream += data
             for n in self._realtime_requests(data):

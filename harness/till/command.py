@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.netns import _child_preexec
+from harness.netns import die_with_parent
 from harness.till import Till
 from harness.till.outcome import ContractError, SaleOutcome, basket_total
 
@@ -79,7 +79,7 @@ class CommandTill(Till):
                 argv = self.ctx.namespace.command(argv)
             try:
                 proc = subprocess.run(argv, input=json.dumps(request), capture_output=True, text=True,
-                                      timeout=self.timeout, preexec_fn=_child_preexec)
+                                      timeout=self.timeout, preexec_fn=die_with_parent)
             except subprocess.TimeoutExpired:
                 raise ContractError(f"till command {command!r} did not finish within "
                                     f"{self.timeout:.0f}s") from None

@@ -27,7 +27,7 @@ from iso8583.specs import default_ascii
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from harness.host.emulated import posrig_command, read_ready_line  # noqa: E402
-from harness.netns import _child_preexec  # noqa: E402
+from harness.netns import die_with_parent  # noqa: E402
 
 
 def start_host(ledger: Path, synchronous: str) -> tuple[subprocess.Popen, tuple[str, int]]:
@@ -46,7 +46,7 @@ def start_host(ledger: Path, synchronous: str) -> tuple[subprocess.Popen, tuple[
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_child_preexec,
+        preexec_fn=die_with_parent,
     )
     ready = read_ready_line(proc, 20)
     if ready is None:

@@ -27,7 +27,7 @@ from iso8583.specs import default_ascii
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from harness.host.emulated import posrig_command, read_ready_line  # noqa: E402
-from harness.netns import _child_preexec  # noqa: E402
+from harness.netns import die_with_parent  # noqa: E402
 from harness.protocols import zvt  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def start(args: list[str]) -> tuple[subprocess.Popen, dict]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_child_preexec,
+        preexec_fn=die_with_parent,
     )
     ready = read_ready_line(proc, 20)
     if ready is None:

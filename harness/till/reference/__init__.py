@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from harness.netns import _child_preexec
+from harness.netns import spawn
 from harness.till.http import HttpTill, TillClient
 from harness.till.reference.journal import Journal
 from harness.till.reference.profiles import PROFILES, profile
@@ -81,7 +81,7 @@ class ReferenceTill(HttpTill):
             kwargs: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": log, "stdin": subprocess.DEVNULL}
             ns = self.ctx.namespace
             self.process = (ns.popen(self.command, **kwargs) if ns is not None
-                            else subprocess.Popen(self.command, preexec_fn=_child_preexec, **kwargs))
+                            else spawn(self.command, **kwargs))
         finally:
             log.close()
         ready = self._await_ready()

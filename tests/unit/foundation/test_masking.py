@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.evidence import Evidence
-from harness.masking import find_unmasked_pans, luhn_ok, mask_pan, mask_pans
+from harness.masking import find_unmasked_pans, luhn_ok, mask_pan, mask_pans, mask_raw
 
 
 def _luhn_complete(body: str) -> str:
@@ -45,3 +45,11 @@ def test_transcripts_are_masked(tmp_path):
     rec = json.loads(line)
     assert rec["fields"]["2"] == "411111******1111" and rec["note"] == "card 411111******1111"
     assert [a.name for a in ev.attachments] == ["host.jsonl"]
+
+
+def test_llvar_length_glued_to_the_pan_is_still_masked():
+    assert mask_pans("x164111111111111111y") == "x16411111******1111y"
+    raw = "0200723C040000C08000164111111111111111000000000000000488112203421800000103421811222812"
+    assert "4111111111111111" not in mask_raw(raw)
+    assert "0800016411111******1111000000" in mask_raw(raw)
+    assert find_unmasked_pans("164111111111111111") == ["411111******1111"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import Client, sale
 from harness.host.emulated import posrig_command, read_ready_line
 from harness.host.ledger import Ledger
-from harness.netns import _child_preexec
+from harness.netns import die_with_parent
 
 POSRIG = posrig_command()
 
@@ -25,7 +25,7 @@ def serve(ledger: Path, log: Path, port: int = 0) -> tuple[subprocess.Popen, tup
             stdout=subprocess.PIPE,
             stderr=err,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_child_preexec,
+            preexec_fn=die_with_parent,
         )
     ready = read_ready_line(proc, 20)
     assert ready is not None, f"host did not start: {log.read_text()}"

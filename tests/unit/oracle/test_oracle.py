@@ -67,3 +67,12 @@ def test_offline_must_be_printed_as_offline_I6():
     assert reconcile([pay], [], [_receipt(offline=True)], [Sale("s", 1190)]).ok
     online = Payment("p", 1190, "approved")
     assert [x.invariant for x in reconcile([online], [], [_receipt(offline=True)], []).violations] == ["I6"]
+
+
+def test_reprint_copy_needs_a_held_payment_but_is_not_a_second_sale():
+    pay = Payment("p", 1190, "approved", auth_code="A1")
+    receipts = [_receipt(0, auth_code="A1"), _receipt(1, kind="copy", auth_code="A1")]
+    ok = reconcile([pay], [], receipts, [Sale("s", 1190)])
+    assert ok.ok, str(ok)
+    bad = reconcile([Payment("p", 1190, "reversed")], [], [_receipt(0, kind="copy")], [Sale("s", 1190)])
+    assert [x.invariant for x in bad.violations] == ["I1"]

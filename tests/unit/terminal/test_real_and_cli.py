@@ -16,7 +16,7 @@ from ecr_client import Ecr
 
 from harness.devices import DeviceContext
 from harness.evidence import Evidence
-from harness.netns import _child_preexec
+from harness.netns import die_with_parent
 from harness.protocols import zvt
 from harness.rig import DeviceSpec, Timing
 from harness.terminal.real import RealTerminal, TerminalError
@@ -112,7 +112,7 @@ def served(acquirer, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_child_preexec,
+        preexec_fn=die_with_parent,
         cwd=Path(__file__).parents[3],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -185,7 +185,7 @@ def test_cli_serves_zvt_on_a_pty(acquirer, tmp_path):
         "0.05",
     ]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_child_preexec
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent
     )
     try:
         ready = json.loads(proc.stdout.readline() or proc.stderr.read())
@@ -251,7 +251,7 @@ def test_stored_reversal_survives_sigkill(acquirer, tmp_path):
             *extra,
         ]
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=_child_preexec
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent
         )
         return proc, json.loads(proc.stdout.readline())
 
