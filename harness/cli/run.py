@@ -32,7 +32,8 @@ def pytest_args(args) -> list[str]:
     argv = [str(acceptance_dir()), f"--rig={args.rig}", f"--evidence-dir={report / 'evidence'}",
             f"--html={report / 'report.html'}", "--self-contained-html", f"--junitxml={report / 'junit.xml'}",
             f"--acceptance-json={report / 'acceptance.json'}",
-            "-p", "no:cacheprovider", "-o", "console_output_style=progress"]
+            "-p", "no:cacheprovider", "-o", "console_output_style=progress",
+            "-o", "render_collapsed=none"]          # every scenario's receipt, timeline and ledger visible
     if args.till_profile:
         argv.append(f"--till-profile={args.till_profile}")
     if args.keyword:
