@@ -57,6 +57,7 @@ LINK_KEYS = {
     "driver": "'emulated' (namespaces) or 'bench' (physical bridge)",
     "interfaces": "bench only: the two NICs bridged for this link, e.g. [eth1, eth2]",
     "ports": "a mapping of protocol to TCP port watched on this link, e.g. {iso8583: 5000}",
+    "faults": "a list of faults armed for the whole run, e.g. ['flap count=3 down_ms=200 every_ms=1000']",
     "description": "free text",
 }
 TOP_KEYS = {
@@ -117,6 +118,7 @@ class LinkSpec:
     driver: str
     interfaces: tuple[str, ...] = ()
     ports: dict[str, int] = field(default_factory=dict)
+    faults: tuple[Any, ...] = ()
     description: str = ""
 
 
@@ -217,8 +219,21 @@ def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], netw
     ports = data.get("ports", {}) or {}
     if not isinstance(ports, dict) or not all(isinstance(v, int) and 0 < v < 65536 for v in ports.values()):
         raise RigError(path, f"{where}.ports", ports, LINK_KEYS["ports"])
+    faults = data.get("faults", []) or []
+    if not isinstance(faults, list):
+        raise RigError(path, f"{where}.faults", faults, LINK_KEYS["faults"])
+    if faults and not faultable:
+        raise RigError(path, f"{where}.faults", faults, "no faults on a link with faultable: false")
+    for i, fault in enumerate(faults):
+        from harness.link.faults import FaultError, FaultSpec  # scapy-heavy: only when a rig arms faults
+
+        try:
+            FaultSpec.parse(fault) if isinstance(fault, str) else FaultSpec(**fault)
+        except (FaultError, TypeError) as exc:
+            raise RigError(path, f"{where}.faults[{i}]", fault, f"a fault such as 'drop 0210 host->terminal' ({exc})")\
+                from None
     return LinkSpec(name=name, ends=(ends[0], ends[1]), faultable=faultable, driver=driver,
-                    interfaces=tuple(str(i) for i in interfaces), ports=dict(ports),
+                    interfaces=tuple(str(i) for i in interfaces), ports=dict(ports), faults=tuple(faults),
                     description=str(data.get("description", "")))
 
 

@@ -69,3 +69,12 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("name: x\ndevices: [unclosed\n")
     with pytest.raises(RigError, match=r"bad.yaml: line \d+: .*expected valid YAML"):
         load_rig(bad)
+
+
+def test_link_faults_from_the_rig_are_validated():
+    text = GOOD.replace("    ports: {iso8583: 5000}",
+                        "    ports: {iso8583: 5000}\n    faults: ['drop 0210 host->terminal']")
+    assert parse_rig(text, "r.yaml").links["terminal-host"].faults == ("drop 0210 host->terminal",)
+    bad = GOOD.replace("    ports: {iso8583: 5000}", "    ports: {iso8583: 5000}\n    faults: ['explode 0210']")
+    with pytest.raises(RigError, match=r"r.yaml: links.terminal-host.faults\[0\]: found 'explode 0210'"):
+        parse_rig(bad, "r.yaml")

@@ -178,3 +178,15 @@ def test_silent_printer_gives_client_no_status(serve, transport):
 
         with pytest.raises(usb.core.USBTimeoutError):
             p.is_online()
+
+
+def test_fault_after_fails_at_the_exact_byte_in_the_middle_of_a_receipt():
+    core = PrinterCore()
+    wire = Wire()
+    core.fault_after(5, "paper_out")
+    core.receive(b"SALE 9.99\n" + C.CUT_FULL + C.DLE_EOT_PAPER, wire)    # one chunk: split inside it
+    assert core.status.faults and "paper_out" in core.status.faults
+    assert bytes(core.held).startswith(b"9.99")            # "SALE " went to paper, the rest is held
+    assert bytes(wire.data) == b"\x7e"                     # asked after the paper ran out: paper end
+    core.set_fault(None)
+    assert core.wait_for_receipt(1).lines == ["SALE 9.99"]
