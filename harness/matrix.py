@@ -97,6 +97,7 @@ class LinkFault:
     stage: str
     direction: str
     params: dict[str, Any] = field(default_factory=dict)
+    linger: float = 0.0           # seconds the fault stays armed after it fired: past the waiting side's timer
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Scenario:
     faults: tuple[LinkFault, ...] = ()
     printer_fault: str = ""       # "paper_out" | "offline"
     printer_fault_at: str = ""    # "before" | "during"
+    cashier_abort: bool = False   # the cashier presses abort while the host is still deciding (stage 12)
     expect_paid: bool | None = None
     meaning: str = ""
 
@@ -123,7 +125,10 @@ class Scenario:
 
 
 def _fault(stage: Stage, kind: FaultKind, scale: float) -> LinkFault:
-    return LinkFault(stage.link, kind.action, stage.message, stage.direction, kind.params(stage, scale))
+    # A fault is cleared only once the side waiting for the message has certainly given up on it; clearing it
+    # earlier would let a retransmission through in time and the fault would never really have happened.
+    return LinkFault(stage.link, kind.action, stage.message, stage.direction, kind.params(stage, scale),
+                     linger=round(stage.timer * scale * 1.5, 3))
 
 
 def scenarios(scale: float = 0.05) -> list[Scenario]:
@@ -155,6 +160,17 @@ def scenarios(scale: float = 0.05) -> list[Scenario]:
                     stage=f"0210+{message}", fault=kind.label, outcome=outcome,
                     faults=(_fault(late_0210, late, scale), _fault(rev, kind, scale)),
                     expect_paid=False, meaning=f"{rev.meaning}; {kind.meaning}"))
+    # Stage 12: the cashier aborts while the (slow) host is deciding; the abort itself may be hit on the link.
+    abort = Stage("till-terminal", "zvt:06 B0", "till->terminal", "06-B0", 5.0, OUTCOMES,
+                  "12: cashier abort races the host's answer: query; never 'cancelled' while charged")
+    for kind in (None, *(k for k in FAULT_KINDS if k.label in ("lost", "late", "reset"))):
+        for outcome in OUTCOMES:
+            label = kind.label if kind else "delivered"
+            out.append(Scenario(id=f"till-terminal/06-B0-{label}/{outcome}", link="till-terminal", stage="06-B0",
+                                fault=label, outcome=outcome, cashier_abort=True,
+                                faults=(_fault(abort, kind, scale),) if kind else (),
+                                expect_paid=False if outcome == "decline" else None,
+                                meaning=abort.meaning + (f"; {kind.meaning}" if kind else "")))
     # Stages 9/10: the printer cannot print (before the sale, or paper out in the middle of the receipt).
     for fault, at, meaning in (
             ("paper_out", "before", "9: no paper before the sale: correct tills refuse goods (84 66), no charge"),

@@ -7,6 +7,7 @@ quiet, reconcile, and fill a `ScenarioRecord`.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -58,6 +59,26 @@ def quiesce(bench: Bench, timeout: float) -> list[str]:
         time.sleep(0.1)
 
 
+def _terminal_busy(terminal: Any) -> bool:
+    journal = getattr(terminal, "journal", None)
+    last = journal.last("sale") if journal is not None and hasattr(journal, "last") else None
+    return bool(last) and last.get("state") == "started"
+
+
+def _settle(bench: Bench, scenario: Scenario, faults: list) -> None:
+    """Keep the faults armed until each has lingered past the waiting side's timer and the terminal has
+    finished the payment in flight (bounded by the rig's scaled T4)."""
+    deadline = time.monotonic() + max(5.0, bench.rig.timing.seconds(180))
+    for spec, fault in zip(scenario.faults, faults, strict=True):
+        if fault.fired:
+            fired_at = fault.fired[0].get("t") or fault.armed_at or time.time()
+            pause = fired_at + spec.linger - time.time()
+            if pause > 0:
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+    while _terminal_busy(bench.terminal) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _observed(outcome: Any, payments, receipts) -> str:
     held = [p for p in payments if p.holds_money]
     sale = [r for r in receipts if r.kind in ("sale", "copy")]
@@ -89,6 +110,32 @@ def _timeline(t0: float, faults: list, sales: list[dict[str, Any]], bench: Bench
     return [{**e, "t": round(e["t"] - t0, 4)} for e in events]
 
 
+ABORT_HOST_DELAY_MS = 8000     # nominal; the host decides this slowly while the cashier aborts
+
+
+def _abort_race(bench: Bench, outcome: str) -> Any:
+    """Stage 12: sell while the host is slow to decide, press abort on the till once it is authorising."""
+    if outcome == "decline":
+        bench.host.behave("decline", code="05", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
+    else:
+        bench.host.behave("approve", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
+    result: list[Any] = []
+    seller = threading.Thread(target=lambda: result.append(bench.till.sell(BASKET)), name="sale")
+    seller.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sales = bench.till.journal()
+        if sales and sales[-1].get("state") == "authorizing":
+            break
+        time.sleep(0.02)
+    time.sleep(bench.rig.timing.seconds(2.0))          # the host is deciding now
+    bench.till.abort()
+    seller.join(60)
+    if not result:
+        raise RuntimeError("the till did not finish the sale within 60 s of the cashier's abort")
+    return result[0]
+
+
 def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRecord:
     """Run `scenario` on a started-on-demand bench; never raises for what the till does, only for harness bugs."""
     t0 = time.time()
@@ -104,8 +151,9 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         printer.set_fault(scenario.printer_fault)
     elif scenario.printer_fault_at == "during":
         printer.core.fault_after(PAPER_OUT_AFTER, scenario.printer_fault)
-    outcome = till.sell(BASKET)
+    outcome = _abort_race(bench, scenario.outcome) if scenario.cashier_abort else till.sell(BASKET)
     problems = []
+    _settle(bench, scenario, faults)
     for f in faults:
         try:
             f.wait_fired(timeout=1.0)

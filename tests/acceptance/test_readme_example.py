@@ -1,0 +1,13 @@
+"""The example in README.md, verbatim: a test repository's first posrig test (keep the two in step)."""
+
+import pytest
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.needs_netns]
+
+
+def test_no_receipt_when_the_approval_is_lost(till, link, printer, host):
+    with link["terminal-host"].inject("drop", stage="0210", direction="host->terminal"):
+        sale = till.sell([{"sku": "milk", "name": "Milk 1l", "price": "1.19"}])
+    assert sale.status != "paid" and sale.receipt == "none"
+    assert printer.receipts == []
+    assert not host.ledger.settled_payments()          # the terminal reversed it: the acquirer holds nothing
