@@ -44,3 +44,13 @@ def test_missing_bench_hardware_is_reported_and_fails(tmp_path):
     assert "does not exist" in failed["terminal terminal (serial /dev/ttyPOSRIG-absent)"]
     assert "no interface eth3" in failed["interface eth3 (link till-terminal)"]
     assert any(name.startswith("printer printer (usb 04b8:0202)") for name in failed)
+
+
+def test_emulated_rig_is_ready_here():
+    if not probe()[0]:
+        import pytest
+
+        pytest.skip(f"namespaces unavailable: {probe()[1]}")
+    p = _doctor("--rig", "rigs/emulated.yaml")
+    assert p.returncode == 0, p.stdout
+    assert p.stdout.rstrip().endswith("ready") and "MISSING" not in p.stdout
