@@ -158,6 +158,10 @@ class NotStarted(ZvtError):
     """The terminal never acknowledged the request (no connection, no 80 00 within T3, or a NAK)."""
 
 
+class AckTimeout(NotStarted):
+    """No 80 00 within T3: the request may still be on its way to the terminal."""
+
+
 class ResultLost(ZvtError):
     """The terminal took the request, then the result never arrived (timeout or the connection dropped)."""
 
@@ -443,6 +447,10 @@ class EcrLink:
         self._log("tx", decode_apdu(raw))
         self.sock.sendall(raw)
 
+    def unread(self, apdu: Apdu) -> None:
+        """Put an APDU back in front of the receive buffer."""
+        self._buf = apdu.encode() + self._buf
+
     def receive(self, timeout: float) -> Apdu:
         """The next APDU; TimeoutError after `timeout` s of nothing, ConnectionError when the peer closed."""
         deadline = time.monotonic() + timeout
@@ -540,9 +548,11 @@ class EcrClient:
     def _await_ack(self, link: EcrLink, what: str) -> None:
         try:
             reply = link.receive(self.timers.ack)
-        except (TimeoutError, ConnectionError, OSError) as exc:
-            raise NotStarted(f"{what}: no acknowledgement from the terminal within T3 "
+        except TimeoutError as exc:
+            raise AckTimeout(f"{what}: no acknowledgement from the terminal within T3 "
                              f"({self.timers.ack:.2f}s): {exc}") from exc
+        except (ConnectionError, OSError) as exc:
+            raise NotStarted(f"{what}: no acknowledgement from the terminal ({exc})") from exc
         if reply.cls == 0x84:
             raise NotStarted(f"{what}: the terminal refused it with NAK 84 {reply.instr:02x}")
         if reply.command != ACK:
@@ -560,10 +570,26 @@ class EcrClient:
                 link.send(authorization(amount_cents))
             except OSError as exc:
                 raise NotStarted(f"06 01 could not be sent: {exc}") from exc
-            self._await_ack(link, "06 01 authorization")
+            try:
+                self._await_ack(link, "06 01 authorization")
+            except AckTimeout as exc:
+                return self._withdraw(link, exc, on_status_info)
             return self._until_end(link, on_status_info, abort, on_abort_sent)
         finally:
             link.close()
+
+    def _withdraw(self, link: EcrLink, exc: AckTimeout, on_status_info: StatusInfoHandler) -> PaymentResult:
+        """No ack within T3, yet the 06 01 may only be delayed: send 06 B0 on the same connection, right behind
+        it, so a late request is aborted the moment it arrives instead of starting a payment behind the till's
+        back. If the terminal answers after all, serve it to the end (it reports how it stopped)."""
+        try:
+            link.send(ecr_abort())
+            first = link.receive(2 * self.timers.ack)
+        except (TimeoutError, ConnectionError, OSError):
+            raise exc from None
+        if first.command != ACK:                 # not the late ack: leave it for the loop to handle
+            link.unread(first)
+        return self._until_end(link, on_status_info)
 
     def _until_end(self, link: EcrLink, on_status_info: StatusInfoHandler | None,
                    abort: threading.Event | None = None,

@@ -244,3 +244,16 @@ def test_apdu_split_across_segments_is_reassembled():
     last = client(s.address).repeat_receipt()
     s.join()
     assert last.status_info["receipt_no"] == 42
+
+
+def test_late_request_is_withdrawn_on_the_same_connection():
+    """No ack within T3: the 06 01 may only be delayed on the link, so 06 B0 follows it on the same connection;
+    a terminal that gets both aborts instead of taking a payment the till has given up on."""
+    s = Script([
+        ("06 01 0a 04 000000000100 49 0978", None),       # the request arrives, the ack is not sent in time
+        ("06 b0 00", "80 00 00"),                          # the till's abort follows in the same stream
+        (None, "06 1e 01 6c"), ("80 00 00", None),         # the terminal stops: aborted
+    ])
+    result = client(s.address).authorization(100, lambda info: z.ANSWER_BOOK)
+    s.join()
+    assert not result.approved and result.abort_code == 0x6C
