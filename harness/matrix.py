@@ -76,6 +76,8 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     FaultKind("slow", "hold", lambda s, k: {"ms": _ms(s.timer * k * 0.4)},
               "held, but less than the timeout (x0.4): the sale must complete as usual", deterministic=True),
     FaultKind("reset", "rst", lambda s, k: {"to": "both"}, "both ends get a forged TCP reset"),
+    FaultKind("cut-after", "rst", lambda s, k: {"to": "both", "deliver": True},
+              "the message arrives, then both ends get a reset: the link dies right behind it"),
     FaultKind("half-open", "rst", lambda s, k: {"to": "receiver"},
               "only the receiver gets a reset; the sender still believes the connection is up"),
     FaultKind("blackhole", "blackhole", lambda s, k: {"ms": _ms(s.timer * k * 1.5)},
@@ -136,8 +138,11 @@ def scenarios(scale: float = 0.05) -> list[Scenario]:
     out: list[Scenario] = []
     for stage in STAGES:
         for kind in FAULT_KINDS:
-            if stage.message == "connect" and kind.action == "corrupt":
-                continue                                  # a SYN carries no payload to corrupt
+            if stage.message == "connect" and kind.label in ("corrupt", "cut-after"):
+                continue                                  # a SYN carries no payload to corrupt or deliver
+            if stage.link == "till-terminal" and stage.message != "zvt:06 01" and kind.label == "cut-after":
+                continue                                  # the till answers or hangs up at once, racing the
+                                                          # forged reset: the proof would be a coin toss
             for outcome in stage.outcomes:
                 expect = (outcome == "approve") if kind.deterministic else None
                 out.append(Scenario(id=f"{stage.link}/{stage.label}-{kind.label}/{outcome}", link=stage.link,
@@ -152,7 +157,7 @@ def scenarios(scale: float = 0.05) -> list[Scenario]:
         rev = Stage("terminal-host", message, direction, message, 5.0, OUTCOMES,
                     "5: the reversal or its answer is lost: stored and repeated (0421) until acknowledged")
         for kind in FAULT_KINDS:
-            if kind.label in ("slow", "dup", "flap"):
+            if kind.label in ("slow", "dup", "flap", "cut-after"):
                 continue
             for outcome in OUTCOMES:
                 out.append(Scenario(
