@@ -114,3 +114,28 @@ def test_reaper_leaves_live_runs_alone():
         netns.reap_leftovers()
         # still usable: our own process is alive, so nothing of ours was touched
         assert topo.ip("till") in topo.nodes["till"].run(["ip", "-o", "-4", "addr", "show"])
+
+
+INSIDE_USERNS = textwrap.dedent("""
+    import threading
+    from harness import netns
+    assert not netns.in_initial_user_ns()
+    with netns.build_topology(["till", "host"]) as topo:
+        assert not any(ns.named for ns in topo.namespaces())      # no /run/netns names inside a user namespace
+        with topo.nodes["host"].listening(("0.0.0.0", 5000)) as srv:
+            t = threading.Thread(target=lambda: srv.accept()[0].sendall(b"ok"))
+            t.start()
+            with topo.nodes["till"].connect((topo.ip("host"), 5000)) as c:
+                assert c.recv(2) == b"ok"
+            t.join(5)
+    print("crossed")
+""")
+
+
+def test_topology_works_inside_a_user_namespace():
+    """The unprivileged path: `unshare -Urn` gives a user namespace in which the topology is built unnamed."""
+    p = subprocess.run(["unshare", "-Urn", sys.executable, "-c", INSIDE_USERNS], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode != 0 and "Operation not permitted" in p.stderr and "unshare" in p.stderr.split(":")[0]:
+        pytest.skip(f"user namespaces are disabled here: {p.stderr.strip()}")
+    assert p.returncode == 0 and "crossed" in p.stdout, p.stderr
