@@ -113,6 +113,17 @@ def _timeline(t0: float, faults: list, sales: list[dict[str, Any]], bench: Bench
 ABORT_HOST_DELAY_MS = 8000     # nominal; the host decides this slowly while the cashier aborts
 
 
+def wait_until_authorizing(till: Any, timeout: float = 5.0) -> bool:
+    """Block until the till's newest sale is waiting for the terminal (a sale running in another thread)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sales = till.journal()
+        if sales and sales[-1].get("state") == "authorizing":
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def _abort_race(bench: Bench, outcome: str) -> Any:
     """Stage 12: sell while the host is slow to decide, press abort on the till once it is authorising."""
     if outcome == "decline":
@@ -122,12 +133,7 @@ def _abort_race(bench: Bench, outcome: str) -> Any:
     result: list[Any] = []
     seller = threading.Thread(target=lambda: result.append(bench.till.sell(BASKET)), name="sale")
     seller.start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        sales = bench.till.journal()
-        if sales and sales[-1].get("state") == "authorizing":
-            break
-        time.sleep(0.02)
+    wait_until_authorizing(bench.till, timeout=10)
     time.sleep(bench.rig.timing.seconds(2.0))          # the host is deciding now
     bench.till.abort()
     seller.join(60)

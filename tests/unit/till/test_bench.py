@@ -10,6 +10,8 @@ import time
 import pytest
 from till_peers import BASKET, TOTAL
 
+from harness.scenario import wait_until_authorizing
+
 pytestmark = pytest.mark.needs_netns
 
 
@@ -113,12 +115,7 @@ def test_till_killed_mid_payment_recovers_from_its_journal(profile_bench):
 
     seller = threading.Thread(target=sell)
     seller.start()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        sales = till.journal()
-        if sales and sales[-1]["state"] == "authorizing":
-            break
-        time.sleep(0.02)
+    wait_until_authorizing(till)
     till.kill()
     seller.join(10)
     assert failures, "the sale should have been cut by the kill"
@@ -146,12 +143,7 @@ def test_cashier_abort_while_the_terminal_waits_for_the_card(profile_bench):
     outcome: list = []
     seller = threading.Thread(target=lambda: outcome.append(till.sell(BASKET)))
     seller.start()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        sales = till.journal()
-        if sales and sales[-1]["state"] == "authorizing":
-            break
-        time.sleep(0.02)
+    wait_until_authorizing(till)
     time.sleep(0.1)
     till.abort()
     seller.join(15)
@@ -228,12 +220,7 @@ def test_cashier_abort_lost_on_the_link_while_the_host_approves(profile_bench, l
     outcome: list = []
     seller = threading.Thread(target=lambda: outcome.append(till.sell(BASKET)))
     seller.start()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        sales = till.journal()
-        if sales and sales[-1]["state"] == "authorizing":
-            break
-        time.sleep(0.02)
+    wait_until_authorizing(till)
     time.sleep(0.1)
     till.abort()
     seller.join(15)
