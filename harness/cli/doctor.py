@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from harness.doctor import diagnose
-from harness.rig import RigError, load_rig
+from harness.core.doctor import diagnose
+from harness.core.rig import RigError, load_rig
 
 DEFAULT_RIG = "rigs/emulated.yaml"
 

@@ -70,7 +70,7 @@ def _parse_listen(text: str) -> tuple[str, int]:
 
 
 def serve(args) -> int:
-    from harness.evidence import Transcript
+    from harness.core.evidence import Transcript
     from harness.host.behaviour import RuleError, load_rules
     from harness.host.ledger import LedgerError
     from harness.host.server import HostServer

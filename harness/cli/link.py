@@ -18,12 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-from harness.devices import DeviceContext
-from harness.evidence import Evidence
+from harness.core.device import DeviceContext
+from harness.core.evidence import Evidence
+from harness.core.registry import DriverError, lookup
+from harness.core.rig import RigError, load_rig
 from harness.link.driver import FaultNotFired, LinkError, ResetNotTaken
 from harness.link.faults import ACTIONS, FaultError, FaultSpec
-from harness.registry import DriverError, lookup
-from harness.rig import RigError, load_rig
 
 
 def register(sub) -> None:
@@ -157,6 +157,6 @@ def _fired_text(fault, shot: dict) -> str:
 def _namespace(name: str | None):
     if name is None:
         return None
-    from harness.netns import Namespace
+    from harness.topology import Namespace
 
     return Namespace(node="link", label=name, holder=None, named=True)

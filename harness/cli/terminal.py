@@ -21,8 +21,8 @@ import sys
 import threading
 from pathlib import Path
 
-from harness.evidence import Evidence
-from harness.rig import Timing
+from harness.core.evidence import Evidence
+from harness.core.rig import Timing
 
 
 def register(sub) -> None:
@@ -96,7 +96,7 @@ def _timers(items: list[str]) -> dict[str, float]:
 
 
 def run_serve(args) -> int:
-    from harness.terminal.cards import card
+    from harness.core.cards import card
     from harness.terminal.core import TerminalCore
     from harness.terminal.ecr import EcrServer
     from harness.terminal.emulated import DEFAULT_ECR_PORT, parse_address
@@ -177,8 +177,8 @@ def run_serve(args) -> int:
 
 
 def run_query(args) -> int:
-    from harness.devices import DeviceContext
-    from harness.rig import DeviceSpec
+    from harness.core.device import DeviceContext
+    from harness.core.rig import DeviceSpec
     from harness.terminal.real import RealTerminal, TerminalError
 
     spec = DeviceSpec(

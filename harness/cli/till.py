@@ -17,7 +17,7 @@ import json
 def register(sub) -> None:
     p = sub.add_parser("till", help="run the reference till (system under test) by hand")
     tsub = p.add_subparsers(dest="till_command", metavar="ACTION", required=True)
-    from harness.till.reference.app import add_serve_arguments
+    from harness.reference_till.app import add_serve_arguments
 
     serve = tsub.add_parser("serve", help="serve the reference till's HTTP control API")
     add_serve_arguments(serve)
@@ -27,13 +27,13 @@ def register(sub) -> None:
 
 
 def run_serve(args) -> int:
-    from harness.till.reference.app import serve
+    from harness.reference_till.app import serve
 
     return serve(args)
 
 
 def run_profiles(args) -> int:
-    from harness.till.reference.profiles import PROFILES
+    from harness.reference_till.profiles import PROFILES
 
     for name, cls in PROFILES.items():
         print(json.dumps({"profile": name, "summary": " ".join((cls.__doc__ or "").split()),

@@ -37,8 +37,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.core.masking import mask_pan
 from harness.host.behaviour import APPROVED, Behaviour, Choice, Rule, RuleBook
-from harness.masking import mask_pan
 from harness.protocols import iso8583 as iso
 from harness.protocols.iso8583 import (
     AMOUNT,
@@ -645,7 +645,7 @@ def _delivery_text(decision: Decision) -> str:
 
 def mask_pan_text(raw: bytes) -> str:
     """Printable text of raw bytes (malformed frames are kept this way), card numbers masked."""
-    from harness.masking import mask_raw
+    from harness.core.masking import mask_raw
 
     text = raw.decode("latin-1")
     return mask_raw("".join(ch if 32 <= ord(ch) < 127 else f"\\x{ord(ch):02x}" for ch in text))

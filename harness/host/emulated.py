@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.devices import DeviceContext
+from harness.core.device import DeviceContext
 from harness.host import AcquirerHost
 from harness.host.behaviour import Behaviour, Match, Rule, RuleError, load_rules
 from harness.host.ledger import Ledger
@@ -213,7 +213,7 @@ class EmulatedHost(AcquirerHost):
             if self.ctx.namespace is not None:
                 self._proc = self.ctx.namespace.popen(cmd, **kwargs)
             else:
-                from harness.netns import spawn
+                from harness.core.process import spawn
 
                 self._proc = spawn(cmd, **kwargs)
         ready = read_ready_line(self._proc, READY_TIMEOUT)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.evidence import Transcript
+from harness.core.evidence import Transcript
 from harness.host.acquirer import Acquirer, Connection, Decision, mask_pan_text, masked_fields
 from harness.host.behaviour import Rule
 from harness.host.ledger import Bookkeeper

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from harness.devices import Device
+from harness.core.device import Device
 
 
 class Link(Device):

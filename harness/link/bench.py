@@ -3,7 +3,7 @@
     [till] --eth1--[ pr<pid>-br0: eth1 + eth2; br_netfilter -> FORWARD -> NFQUEUE -> engine ]--eth2-- [term]
 
 The bridge is created for the run and named with the per-run prefix (`pr<pid>-...`) that
-`harness.netns.reap_leftovers` removes after a killed run; the iptables rules carry `posrig-<pid>` comments
+`harness.topology.reaper` removes after a killed run; the iptables rules carry `posrig-<pid>` comments
 for the same reason. br_netfilter's `bridge-nf-call-iptables` is switched on for the run and restored
 afterwards. The bridge has no IP: forged packets go out as Ethernet frames on the port where their destination
 was last seen.

@@ -178,7 +178,7 @@ class EngineLink(Link):
         ns = self.ctx.namespace
         if ns is not None:
             return ns.popen(cmd, **kwargs)
-        from harness.netns import spawn
+        from harness.core.process import spawn
 
         return spawn(cmd, **kwargs)
 

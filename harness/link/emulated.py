@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.link.driver import EngineLink
 from harness.link.netfilter import QueueRules, queue_range
-from harness.netns import NetnsUnavailable
+from harness.topology import NetnsUnavailable
 
 
 class EmulatedLink(EngineLink):

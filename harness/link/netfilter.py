@@ -1,6 +1,6 @@
 """The iptables rules that send a link's packets to its engine's NFQUEUE, tagged so leftovers can be reaped.
 
-Every rule carries `-m comment --comment posrig-<pid>-<link>` (what `harness.netns.reap_leftovers` matches)
+Every rule carries `-m comment --comment posrig-<pid>-<link>` (what `harness.topology.reaper` matches)
 and `--queue-bypass`: while no engine is bound to the queue (it died, or has not started), the kernel lets the
 packets through instead of dropping them. That is the link's fail-open.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from harness.devices import Device
+from harness.core.device import Device
 
 
 class ReceiptPrinter(Device):

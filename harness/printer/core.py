@@ -21,11 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from harness.printer.escpos.decoder import Decoder
-from harness.printer.escpos.events import Event, StatusRequest
-from harness.printer.escpos.receipt import Receipt, ReceiptBuilder
 from harness.printer.profiles import Profile, get_profile
 from harness.printer.status import PrinterStatus
+from harness.protocols.escpos.decoder import Decoder
+from harness.protocols.escpos.events import Event, StatusRequest
+from harness.protocols.escpos.receipt import Receipt, ReceiptBuilder
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ import contextlib
 import socket
 from typing import Any
 
-from harness.devices import DeviceContext
+from harness.core.device import DeviceContext
 from harness.printer import ReceiptPrinter
 from harness.printer.core import PrinterCore
-from harness.printer.escpos.receipt import Receipt
 from harness.printer.journal import ReceiptJournal, mask_bytes
 from harness.printer.profiles import get_profile
+from harness.protocols.escpos.receipt import Receipt
 
 
 class EmulatedPrinter(ReceiptPrinter):

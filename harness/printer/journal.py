@@ -14,14 +14,14 @@ import logging
 import re
 from pathlib import Path
 
-from harness.masking import find_unmasked_pans, luhn_ok, mask_obj, mask_pans
-from harness.printer.escpos.receipt import Receipt, TextLine
+from harness.core.masking import find_unmasked_pans, luhn_ok, mask_obj, mask_pans
 from harness.printer.render import FontMissingError, render_png, render_text
+from harness.protocols.escpos.receipt import Receipt, TextLine
 
 log = logging.getLogger(__name__)
 
 
-_PAN_BYTES = re.compile(rb"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")   # as harness.masking, on bytes
+_PAN_BYTES = re.compile(rb"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")   # as harness.core.masking, on bytes
 
 
 def mask_bytes(data: bytes) -> bytes:

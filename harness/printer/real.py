@@ -19,13 +19,13 @@ import socket
 import threading
 from typing import Any
 
-from harness.devices import DeviceContext
+from harness.core.device import DeviceContext
 from harness.printer import ReceiptPrinter
 from harness.printer.core import ReceiptLog
-from harness.printer.escpos import commands as C
-from harness.printer.escpos.receipt import Receipt
 from harness.printer.journal import ReceiptJournal, mask_bytes
 from harness.printer.profiles import get_profile
+from harness.protocols.escpos import commands as C
+from harness.protocols.escpos.receipt import Receipt
 
 log = logging.getLogger(__name__)
 

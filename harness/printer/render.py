@@ -16,7 +16,7 @@ import os
 import unicodedata
 from functools import lru_cache
 
-from harness.printer.escpos.receipt import (
+from harness.protocols.escpos.receipt import (
     BarcodeBlock,
     FeedBlock,
     QrBlock,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.printer.escpos import commands as C
+from harness.protocols.escpos import commands as C
 
 FAULTS = ("paper_out", "paper_near_end", "cover_open", "offline", "drawer_open", "cutter_error",
           "mechanical_error", "silent", "slow")

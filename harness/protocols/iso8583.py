@@ -173,7 +173,7 @@ def decode(raw: bytes, spec: str = DEFAULT_SPEC) -> dict[str, Any]:
 
 def describe(fields: dict[str, Any]) -> str:
     """One-line human summary, card number masked: '0200 financial request STAN 000123 amount 000000001000'."""
-    from harness.masking import mask_pan
+    from harness.core.masking import mask_pan
 
     mti = fields.get("t", "????")
     parts = [mti, MTI_NAMES.get(mti, "unknown")]

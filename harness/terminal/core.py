@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from harness.core.cards import DEFAULT_CARD, TestCard, card
+from harness.core.rig import Timing
 from harness.protocols import iso8583, zvt
-from harness.rig import Timing
 from harness.terminal.acquirer import AcquirerClient, HostTimeout, HostUnreachable
-from harness.terminal.cards import DEFAULT_CARD, TestCard, card
 from harness.terminal.journal import Journal
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from harness.devices import DeviceContext
+from harness.core.cards import TestCard
+from harness.core.device import DeviceContext
 from harness.terminal import PaymentTerminal
-from harness.terminal.cards import TestCard
 from harness.terminal.core import TerminalCore
 from harness.terminal.ecr import EcrServer
 from harness.terminal.journal import Journal

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from harness.devices import DeviceContext
+from harness.core.device import DeviceContext
 from harness.protocols import zvt
 from harness.terminal import PaymentTerminal
 from harness.terminal.emulated import DEFAULT_ECR_PORT, parse_address

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from harness.devices import Device
+from harness.core.device import Device
 from harness.till.outcome import ContractError, SaleOutcome, basket_total
 
 __all__ = ["Till", "SaleOutcome", "ContractError", "basket_total"]

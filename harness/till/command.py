@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.netns import die_with_parent
+from harness.core.process import die_with_parent
 from harness.till import Till
 from harness.till.outcome import ContractError, SaleOutcome, basket_total
 

@@ -18,7 +18,7 @@ from harness.till import Till
 from harness.till.outcome import ContractError, SaleOutcome
 
 if TYPE_CHECKING:
-    from harness.netns import Namespace
+    from harness.topology import Namespace
 
 
 class TillUnreachable(ConnectionError):

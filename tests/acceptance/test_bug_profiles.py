@@ -6,8 +6,8 @@ make the oracle fail it on the named invariant. `posrig run --till-profile NAME`
 
 import pytest
 
-from harness.matrix import scenarios
-from harness.scenario import run_scenario
+from harness.acceptance.matrix import scenarios
+from harness.acceptance.scenario import run_scenario
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.needs_netns]
 

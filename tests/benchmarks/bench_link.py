@@ -28,13 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.bench import Bench
-from harness.evidence import Evidence
+from harness.core.bench import Bench
+from harness.core.evidence import Evidence
+from harness.core.rig import load_rig
 from harness.link.driver import FaultNotFired
 from harness.link.emulated import EmulatedLink
-from harness.netns import build_topology
 from harness.protocols import iso8583 as iso
-from harness.rig import load_rig
+from harness.topology import build_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT, BULK_PORT = 5000, 9000

@@ -14,8 +14,8 @@ import random
 import statistics
 import time
 
-from harness.printer.escpos.decoder import Decoder
-from harness.printer.escpos.receipt import ReceiptBuilder
+from harness.protocols.escpos.decoder import Decoder
+from harness.protocols.escpos.receipt import ReceiptBuilder
 
 RUNS = 5
 CHUNK = 4096

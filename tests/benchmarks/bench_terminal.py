@@ -26,8 +26,8 @@ import iso8583
 from iso8583.specs import default_ascii
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from harness.core.process import die_with_parent  # noqa: E402
 from harness.host.emulated import posrig_command, read_ready_line  # noqa: E402
-from harness.netns import die_with_parent  # noqa: E402
 from harness.protocols import zvt  # noqa: E402
 
 

@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.doctor import diagnose
-from harness.netns import probe
-from harness.rig import load_rig
+from harness.core.doctor import diagnose
+from harness.core.rig import load_rig
+from harness.topology import probe
 
 ROOT = Path(__file__).resolve().parents[3]
 

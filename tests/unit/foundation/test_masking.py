@@ -5,8 +5,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.evidence import Evidence
-from harness.masking import find_unmasked_pans, luhn_ok, mask_pan, mask_pans, mask_raw
+from harness.core.evidence import Evidence
+from harness.core.masking import find_unmasked_pans, luhn_ok, mask_pan, mask_pans, mask_raw
 
 
 def _luhn_complete(body: str) -> str:

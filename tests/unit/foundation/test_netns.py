@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from harness import netns
+from harness import topology as netns
 
 pytestmark = pytest.mark.needs_netns
 
@@ -82,7 +82,7 @@ def test_two_topologies_coexist_with_the_same_subnets():
 
 CHILD = textwrap.dedent("""
     import sys, time
-    from harness import netns
+    from harness import topology as netns
     topo = netns.build_topology(["till", "host"])
     topo.nodes["host"].popen(["sleep", "300"])
     print(topo.run_label, flush=True)
@@ -118,7 +118,7 @@ def test_reaper_leaves_live_runs_alone():
 
 INSIDE_USERNS = textwrap.dedent("""
     import threading
-    from harness import netns
+    from harness import topology as netns
     assert not netns.in_initial_user_ns()
     with netns.build_topology(["till", "host"]) as topo:
         assert not any(ns.named for ns in topo.namespaces())      # no /run/netns names inside a user namespace

@@ -77,7 +77,7 @@ def test_sigkilled_run_then_normal_run_leaves_no_namespace(pytester: pytest.Pyte
     import sys
     import time
 
-    from harness import netns
+    from harness import topology as netns
 
     if not (os.geteuid() == 0 and netns.in_initial_user_ns()):
         pytest.skip("named namespaces exist only as root; unnamed ones die with the process")

@@ -3,10 +3,10 @@
 import pytest
 
 from harness import registry
-from harness.bench import Bench, BenchError
-from harness.devices import Device
-from harness.evidence import Evidence
-from harness.rig import parse_rig
+from harness.core.bench import Bench, BenchError
+from harness.core.device import Device
+from harness.core.evidence import Evidence
+from harness.core.rig import parse_rig
 
 RIG = """
 name: t

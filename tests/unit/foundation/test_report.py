@@ -11,7 +11,7 @@ RIG = ROOT / "rigs" / "emulated.yaml"
 SCENARIOS = """
 import pytest
 from fixtures.report import SCENARIO_KEY
-from harness.report.acceptance import ScenarioRecord
+from harness.acceptance.report.record import ScenarioRecord
 
 @pytest.mark.parametrize("stage,fault,verdict", [("0210", "drop", "OK"), ("0200", "rst", "FAIL"),
                                                  ("0210", "rst", "OK")])

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.rig import RigError, load_rig, parse_rig
+from harness.core.rig import RigError, load_rig, parse_rig
 
 ROOT = Path(__file__).resolve().parents[3]
 GOOD = (ROOT / "rigs" / "emulated.yaml").read_text()

@@ -17,7 +17,7 @@ import pytest
 from iso8583.specs import default as BINARY_SPEC
 from iso8583.specs import default_ascii as ASCII_SPEC
 
-from harness.evidence import Transcript
+from harness.core.evidence import Transcript
 from harness.host.ledger import Ledger
 from harness.host.server import HostServer
 

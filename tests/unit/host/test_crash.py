@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from conftest import Client, sale
+from harness.core.process import die_with_parent
 from harness.host.emulated import posrig_command, read_ready_line
 from harness.host.ledger import Ledger
-from harness.netns import die_with_parent
 
 POSRIG = posrig_command()
 

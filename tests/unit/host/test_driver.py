@@ -8,12 +8,12 @@ import socket
 import pytest
 
 from conftest import Client, sale
-from harness.bench import Bench
-from harness.evidence import Evidence
+from harness.core.bench import Bench
+from harness.core.evidence import Evidence
+from harness.core.masking import find_unmasked_pans
+from harness.core.rig import parse_rig
 from harness.host import AcquirerHost
 from harness.host.emulated import EmulatedHost, HostError
-from harness.masking import find_unmasked_pans
-from harness.rig import parse_rig
 
 RIG = """
 name: host-test

@@ -180,7 +180,7 @@ def test_unsupported_request_type_gets_an_error_answer(srv):
 
 
 def test_every_message_is_in_the_ledger_and_transcript_with_pan_masked(srv):
-    from harness.masking import find_unmasked_pans
+    from harness.core.masking import find_unmasked_pans
 
     c = srv.client()
     c.exchange(sale(1))

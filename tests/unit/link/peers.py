@@ -10,8 +10,8 @@ import threading
 import time
 
 from harness.link.layers import ZVT, FramingError
-from harness.netns import Namespace
 from harness.protocols import iso8583 as iso
+from harness.topology import Namespace
 
 TCP_INFO_STATE = {1: "ESTABLISHED", 4: "FIN_WAIT1", 7: "CLOSE", 8: "CLOSE_WAIT"}
 

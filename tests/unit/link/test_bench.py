@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.devices import DeviceContext
+from harness.core.device import DeviceContext
+from harness.core.rig import LinkSpec
 from harness.link.bench import SYSCTL, BenchLink
-from harness.netns import build_topology
-from harness.rig import LinkSpec
+from harness.topology import build_topology
 
 from .peers import ACK, AUTHORIZE, STATUS_INFO, Client, Server, ZvtTerminal, tcp_state
 

@@ -208,7 +208,7 @@ def test_full_queue_fails_open(bench, topology, acquirer, terminal_client):
     """A stuck engine (SIGSTOP) holds at most max_queue packets; the kernel lets the rest through."""
     import socket as sk
 
-    from harness.devices import DeviceContext
+    from harness.core.device import DeviceContext
 
     ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
                         namespace=topology.link, bench=bench,
@@ -231,7 +231,7 @@ def test_full_queue_fails_open(bench, topology, acquirer, terminal_client):
 
 
 def test_hung_engine_is_killed_and_the_link_fails_open(bench, topology, acquirer, terminal_client):
-    from harness.devices import DeviceContext
+    from harness.core.device import DeviceContext
 
     ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
                         namespace=topology.link, bench=bench, extra={"link_watchdog_s": 0.3})

@@ -254,7 +254,7 @@ def test_link_fixture_gives_every_link_of_the_rig(link, acquirer, zvt_terminal, 
 def test_watched_link_refuses_faults(bench, topology):
     from dataclasses import replace
 
-    from harness.devices import DeviceContext
+    from harness.core.device import DeviceContext
     from harness.link.emulated import EmulatedLink
     from harness.link.faults import FaultError
 
@@ -299,9 +299,9 @@ def test_faults_armed_from_the_rig(bench, topology, acquirer, terminal_client):
     """A link spec carrying `faults` (text or mappings, as a rig file would) arms them at link start."""
     from dataclasses import dataclass
 
-    from harness.devices import DeviceContext
+    from harness.core.device import DeviceContext
+    from harness.core.rig import LinkSpec
     from harness.link.emulated import EmulatedLink
-    from harness.rig import LinkSpec
 
     @dataclass(frozen=True)
     class RigLink(LinkSpec):

@@ -1,6 +1,6 @@
 """The oracle catches each invariant's violation, and passes consistent records."""
 
-from harness.oracle import JournalEntry, Payment, PrintedReceipt, Sale, reconcile
+from harness.acceptance.oracle import JournalEntry, Payment, PrintedReceipt, Sale, reconcile
 
 
 def _receipt(i=0, amount=1190, kind="sale", **kw):

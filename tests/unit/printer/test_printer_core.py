@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from harness.printer.core import PrinterCore
-from harness.printer.escpos import commands as C
 from harness.printer.status import FaultError, PrinterStatus
+from harness.protocols.escpos import commands as C
 
 
 class Wire:

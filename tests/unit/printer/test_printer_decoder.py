@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.printer.escpos import commands as C
-from harness.printer.escpos.decoder import Decoder, decode
-from harness.printer.escpos.receipt import ReceiptBuilder
+from harness.protocols.escpos import commands as C
+from harness.protocols.escpos.decoder import Decoder, decode
+from harness.protocols.escpos.receipt import ReceiptBuilder
 
 
 def kinds(events):

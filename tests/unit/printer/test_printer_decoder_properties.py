@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.printer.escpos import commands as C
-from harness.printer.escpos.decoder import Decoder, decode
+from harness.protocols.escpos import commands as C
+from harness.protocols.escpos.decoder import Decoder, decode
 
 FIXED = [C.INITIALIZE, C.CUT_FULL, C.CUT_PARTIAL, b"\x1dVA\x03", b"\x1bE\x01", b"\x1bE\x00", b"\x1b-\x01",
          b"\x1ba\x01", b"\x1d!\x11", b"\x1bt\x10", b"\x1bt\x00", C.CHINESE_ON, C.CHINESE_OFF, b"\x1c!\x08",

@@ -9,12 +9,12 @@ import time
 import pytest
 from escpos.printer import Network, Serial, Usb
 
-from harness.devices import DeviceContext
-from harness.evidence import Evidence
+from harness.core.device import DeviceContext
+from harness.core.evidence import Evidence
+from harness.core.rig import DeviceSpec, Timing
 from harness.printer import ReceiptPrinter
 from harness.printer.emulated import EmulatedPrinter
 from harness.printer.pyusb_usbip import get_backend
-from harness.rig import DeviceSpec, Timing
 
 
 def sale(p, total: str = "4.20") -> None:

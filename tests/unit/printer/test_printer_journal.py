@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from harness.printer.escpos.decoder import decode
-from harness.printer.escpos.receipt import ReceiptBuilder
 from harness.printer.journal import ReceiptJournal, mask_bytes
+from harness.protocols.escpos.decoder import decode
+from harness.protocols.escpos.receipt import ReceiptBuilder
 
 PAN = b"4111 1111 1111 1111"
 

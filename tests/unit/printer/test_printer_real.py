@@ -123,10 +123,10 @@ def test_parse_status_all_groups():
 def test_real_printer_driver_taps_and_reads_status(serve, tmp_path):
     from escpos.printer import Network as Till
 
-    from harness.devices import DeviceContext
-    from harness.evidence import Evidence
+    from harness.core.device import DeviceContext
+    from harness.core.evidence import Evidence
+    from harness.core.rig import DeviceSpec, Timing
     from harness.printer.real import RealPrinter
-    from harness.rig import DeviceSpec, Timing
 
     physical = serve("tcp")
     spec = DeviceSpec(name="printer", kind="printer", mode="real", driver="real", transport="tcp",
@@ -149,10 +149,10 @@ def test_real_printer_driver_taps_and_reads_status(serve, tmp_path):
 
 
 def test_untapped_real_printer_says_how_to_see_receipts(tmp_path):
-    from harness.devices import DeviceContext
-    from harness.evidence import Evidence
+    from harness.core.device import DeviceContext
+    from harness.core.evidence import Evidence
+    from harness.core.rig import DeviceSpec, Timing
     from harness.printer.real import RealPrinter
-    from harness.rig import DeviceSpec, Timing
 
     spec = DeviceSpec(name="printer", kind="printer", mode="real", driver="real", transport="usb",
                       address="04b8:0202", node="till", profile="tm-t88")

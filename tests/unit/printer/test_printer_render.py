@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from harness.printer import render
-from harness.printer.escpos import commands as C
-from harness.printer.escpos.decoder import decode
-from harness.printer.escpos.receipt import BarcodeBlock, QrBlock, ReceiptBuilder
+from harness.protocols.escpos import commands as C
+from harness.protocols.escpos.decoder import decode
+from harness.protocols.escpos.receipt import BarcodeBlock, QrBlock, ReceiptBuilder
 
 
 def receipt(data: bytes, chinese: bool = False):

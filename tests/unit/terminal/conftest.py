@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.devices import DeviceContext
-from harness.evidence import Evidence
-from harness.rig import DeviceSpec, Timing
+from harness.core.device import DeviceContext
+from harness.core.evidence import Evidence
+from harness.core.rig import DeviceSpec, Timing
 from harness.terminal.emulated import EmulatedTerminal
 
 sys.path.insert(0, str(Path(__file__).parent))

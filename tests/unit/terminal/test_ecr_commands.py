@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ecr_client import Ecr, apdu, bcd, parse_bmps, unbcd
 
-from harness.masking import find_unmasked_pans
+from harness.core.masking import find_unmasked_pans
 
 PASSWORD = b"\x00\x00\x00"
 

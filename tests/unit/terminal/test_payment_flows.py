@@ -324,7 +324,7 @@ def test_transcript_is_decoded_and_readable(terminal, ecr, tmp_path):
     """Every APDU is in the transcript, hex intact (not mangled by the PAN masker) and decoded, PAN masked."""
     import json
 
-    from harness.masking import find_unmasked_pans
+    from harness.core.masking import find_unmasked_pans
 
     assert ecr.converse(ecr.authorization(200000)).completed  # BCD digits that once looked like a PAN
     text = (tmp_path / "evidence" / "terminal.jsonl").read_text()

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from ecr_client import Ecr
 
-from harness.devices import DeviceContext
-from harness.evidence import Evidence
-from harness.netns import die_with_parent
+from harness.core.device import DeviceContext
+from harness.core.evidence import Evidence
+from harness.core.process import die_with_parent
+from harness.core.rig import DeviceSpec, Timing
 from harness.protocols import zvt
-from harness.rig import DeviceSpec, Timing
 from harness.terminal.real import RealTerminal, TerminalError
 
 POSRIG = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())"]

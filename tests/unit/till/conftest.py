@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 from till_peers import MiniPrinter, ScriptedTerminal, till_spec
 
-from harness.devices import DeviceContext
-from harness.evidence import Evidence
-from harness.rig import load_rig
+from harness.core.device import DeviceContext
+from harness.core.evidence import Evidence
+from harness.core.rig import load_rig
 from harness.till.reference import ReferenceTill
 
 ROOT = Path(__file__).resolve().parents[3]

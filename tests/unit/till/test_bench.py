@@ -10,7 +10,7 @@ import time
 import pytest
 from till_peers import BASKET, TOTAL
 
-from harness.scenario import wait_until_authorizing
+from harness.acceptance.scenario import wait_until_authorizing
 
 pytestmark = pytest.mark.needs_netns
 

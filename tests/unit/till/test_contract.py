@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 from till_peers import BASKET, TOTAL, ScriptedTerminal, till_spec
 
-from harness.devices import DeviceContext
-from harness.evidence import Evidence
-from harness.rig import DeviceSpec
+from harness.core.device import DeviceContext
+from harness.core.evidence import Evidence
+from harness.core.rig import DeviceSpec
 from harness.till.http import HttpTill, TillUnreachable
 from harness.till.outcome import ContractError, SaleOutcome, basket_total
 

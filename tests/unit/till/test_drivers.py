@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from till_peers import BASKET, TOTAL, MiniPrinter, ScriptedTerminal
 
-from harness.devices import DeviceContext
-from harness.evidence import Evidence
-from harness.rig import DeviceSpec
+from harness.core.device import DeviceContext
+from harness.core.evidence import Evidence
+from harness.core.rig import DeviceSpec
 from harness.till.command import CommandTill
 from harness.till.operator import ConsoleOperator, OperatorTill
 from harness.till.outcome import ContractError
@@ -125,7 +125,7 @@ def test_posrig_till_serve_reports_ready_and_stops_on_sigterm(tmp_path):
 
 
 def test_serve_refuses_an_unknown_profile(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "harness.till.reference", "serve", "--ecr", "127.0.0.1:1",
+    out = subprocess.run([sys.executable, "-m", "harness.reference_till", "serve", "--ecr", "127.0.0.1:1",
                           "--printer", "127.0.0.1:2", "--profile", "sloppy",
                           "--journal", str(tmp_path / "j")],
                          capture_output=True, text=True, timeout=30)

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from harness.till.reference.journal import Journal
+from harness.reference_till.journal import Journal
 
 BASKET = [{"sku": "milk", "price": "1.19", "note": "card 4111111111111111"}]
 
@@ -59,7 +59,7 @@ def test_every_reported_write_survives_sigkill(tmp_path):
     path = tmp_path / "j.sqlite"
     writer = textwrap.dedent(f"""
         import sys
-        from harness.till.reference.journal import Journal
+        from harness.reference_till.journal import Journal
         j = Journal({str(path)!r})
         sid = j.open_sale([{{"sku": "x", "price": "1.00"}}], "card", 100)
         i = 0
@@ -86,7 +86,7 @@ def test_every_reported_write_survives_sigkill(tmp_path):
 def test_unusable_journal_path_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    from harness.till.reference.journal import JournalError
+    from harness.reference_till.journal import JournalError
 
     with pytest.raises((JournalError, OSError), match="file"):
         Journal(blocker / "j.sqlite")

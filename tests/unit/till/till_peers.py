@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from harness.rig import DeviceSpec
+from harness.core.rig import DeviceSpec
 
 ACK = bytes.fromhex("800000")
 BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "price": "2.50"}]

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from harness.printer.escpos import commands as C
-from harness.printer.escpos.events import (
+from harness.protocols.escpos import commands as C
+from harness.protocols.escpos.events import (
     Barcode,
     ChineseMode,
     CodePage,

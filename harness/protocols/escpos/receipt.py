@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from harness.printer.escpos.events import (
+from harness.protocols.escpos.events import (
     Barcode,
     Cut,
     DrawerPulse,

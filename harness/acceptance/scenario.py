@@ -11,12 +11,12 @@ import threading
 import time
 from typing import Any
 
-from harness.bench import Bench
+from harness.acceptance.matrix import CARDS, Scenario
+from harness.acceptance.oracle import reconcile
+from harness.acceptance.records import host_payments, ledger_rows, printed_receipts, terminal_journal, till_sales
+from harness.acceptance.report.record import ScenarioRecord
+from harness.core.bench import Bench
 from harness.link.driver import FaultNotFired, ResetNotTaken
-from harness.matrix import CARDS, Scenario
-from harness.oracle import reconcile
-from harness.records import host_payments, ledger_rows, printed_receipts, terminal_journal, till_sales
-from harness.report.acceptance import ScenarioRecord
 
 BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "name": "Bread",
                                                                          "price": "2.50"}]

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.needs_netns]
 def pytest_generate_tests(metafunc):
     if "link_name" in metafunc.fixturenames:
         from fixtures.plugin import rig_path
-        from harness.rig import load_rig
+        from harness.core.rig import load_rig
 
         metafunc.parametrize("link_name", list(load_rig(rig_path(metafunc.config)).links))
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.masking import find_unmasked_pans, mask_pan
+from harness.core.masking import find_unmasked_pans, mask_pan
 
 INVARIANTS = {
     "I1": "no sale receipt without a settled payment of that amount",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.masking import mask_pan
+from harness.core.masking import mask_pan
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import zlib
 import pytest
 
 from fixtures.report import SCENARIO_KEY
-from harness.matrix import scenarios
-from harness.report.acceptance import ScenarioRecord
-from harness.scenario import attach_evidence, run_scenario
+from harness.acceptance.matrix import scenarios
+from harness.acceptance.report.record import ScenarioRecord
+from harness.acceptance.scenario import attach_evidence, run_scenario
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.needs_netns]
 

@@ -2,7 +2,7 @@
 prints on an ESC/POS printer, kicks the drawer for cash and keeps a durable journal. It is driven through the
 till contract (docs/till-contract.md) on an HTTP JSON control port.
 
-    python -m harness.till.reference serve --ecr 198.18.2.2:20007 --printer 127.0.0.1:9100 \\
+    python -m harness.reference_till serve --ecr 198.18.2.2:20007 --printer 127.0.0.1:9100 \\
         --profile correct --control 127.0.0.1:0 --journal till.sqlite --timing-scale 0.05
 
 It prints one JSON line when ready: {"ready": true, "control": "127.0.0.1:PORT", ...}.
@@ -24,11 +24,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from harness import __version__
+from harness.reference_till.journal import Journal
+from harness.reference_till.profiles import NominalTimers, profile
+from harness.reference_till.receipt import PrintError, ReceiptPrinterClient, sale_receipt
+from harness.reference_till.zvt_ecr import EcrClient, NotStarted, ResultLost, Timers, ZvtError
 from harness.till.outcome import TENDERS, SaleOutcome, basket_total
-from harness.till.reference.journal import Journal
-from harness.till.reference.profiles import NominalTimers, profile
-from harness.till.reference.receipt import PrintError, ReceiptPrinterClient, sale_receipt
-from harness.till.reference.zvt_ecr import EcrClient, NotStarted, ResultLost, Timers, ZvtError
 
 log = logging.getLogger("posrig.till")
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.masking import mask_obj, mask_pans
+from harness.core.masking import mask_obj, mask_pans
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sales (

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.masking import mask_obj
+from harness.core.masking import mask_obj
 
 VERDICTS = ("OK", "FAIL", "ERROR", "INCONCLUSIVE")
 PACKAGES = ("posrig", "pytest", "scapy", "NetfilterQueue", "pyiso8583", "python-escpos", "pytest-html", "Pillow")

@@ -9,7 +9,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-from harness.report.acceptance import ScenarioRecord
+from harness.acceptance.report.record import ScenarioRecord
 
 COLOURS = {"OK": "#1a7f37", "FAIL": "#cf222e", "ERROR": "#9a6700", "INCONCLUSIVE": "#6e7781"}
 

@@ -13,7 +13,7 @@ from typing import Any
 from escpos.exceptions import Error as EscposError
 from escpos.printer import Network
 
-from harness.masking import mask_pan, mask_pans
+from harness.core.masking import mask_pan, mask_pans
 
 log = logging.getLogger(__name__)
 

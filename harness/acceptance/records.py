@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from harness.oracle import JournalEntry, Payment, PrintedReceipt, Sale
+from harness.acceptance.oracle import JournalEntry, Payment, PrintedReceipt, Sale
 
 # How a receipt says what it is. A vendor's wording can be added through the till's rig options.
 NOT_A_SALE = re.compile(r"\b(DECLINED|CANCELL?ED|VOID(ED)?|NOT PAID|FAILED|ABORTED|REFUSED)\b", re.I)

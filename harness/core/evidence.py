@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.masking import mask_obj, mask_pans
+from harness.core.masking import mask_obj, mask_pans
 
 
 def safe_name(text: str, limit: int = 120) -> str:

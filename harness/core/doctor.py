@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import netns
-from harness.registry import DriverError, lookup
-from harness.rig import Rig
+from harness import topology as netns
+from harness.core.registry import DriverError, lookup
+from harness.core.rig import Rig
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def _privileges(rig: Rig) -> Iterator[Check]:
     needs_net = rig.network_mode == "namespaces" or any(link.faultable for link in rig.links.values())
     if not needs_net:
         return
-    caps = netns._caps()
+    caps = netns.capabilities()
     ok = bool(caps >> 12 & 1 and caps >> 21 & 1)
     who = "root" if os.geteuid() == 0 and netns.in_initial_user_ns() else f"uid {os.geteuid()}"
     yield Check("privileges", ok, f"{who} with CAP_NET_ADMIN and CAP_SYS_ADMIN" if ok else

@@ -17,10 +17,10 @@ import sys
 import time
 from typing import Any
 
-from harness.netns import spawn
+from harness.core.process import spawn
+from harness.reference_till.journal import Journal
+from harness.reference_till.profiles import PROFILES, profile
 from harness.till.http import HttpTill, TillClient
-from harness.till.reference.journal import Journal
-from harness.till.reference.profiles import PROFILES, profile
 
 READY_TIMEOUT = 20.0
 
@@ -73,7 +73,7 @@ class ReferenceTill(HttpTill):
 
     def start(self) -> None:
         ecr, printer = self._devices()
-        self.command = [sys.executable, "-m", "harness.till.reference", "serve", "--ecr", ecr,
+        self.command = [sys.executable, "-m", "harness.reference_till", "serve", "--ecr", ecr,
                         "--printer", printer, "--profile", self.profile, "--control", "127.0.0.1:0",
                         "--journal", str(self.journal_path), "--timing-scale", str(self.ctx.timing.scale)]
         log = open(self.log_path, "ab")

@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.evidence import Evidence
-from harness.rig import Rig, Timing
+from harness.core.evidence import Evidence
+from harness.core.rig import Rig, Timing
 
 if TYPE_CHECKING:
-    from harness.bench import Bench
-    from harness.netns import Namespace
+    from harness.core.bench import Bench
+    from harness.topology import Namespace
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.masking import mask_pan
+from harness.core.masking import mask_pan
 
 # -- commands (class, instruction), declared once -----------------------------------------------------------
 ACK = (0x80, 0x00)

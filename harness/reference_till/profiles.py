@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.till.reference.receipt import PrintError
-from harness.till.reference.zvt_ecr import (
+from harness.reference_till.receipt import PrintError
+from harness.reference_till.zvt_ecr import (
     ANSWER_BOOK,
     ANSWER_NO_GOODS,
     COMMUNICATION_FAILURES,
@@ -35,7 +35,7 @@ from harness.till.reference.zvt_ecr import (
 )
 
 if TYPE_CHECKING:
-    from harness.till.reference.app import Register, SaleRun
+    from harness.reference_till.app import Register, SaleRun
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ import threading
 import time
 from typing import Any
 
-from harness.devices import Device, DeviceContext
-from harness.evidence import Evidence
-from harness.netns import Namespace, Topology
-from harness.registry import lookup
-from harness.rig import Rig
+from harness.core.device import Device, DeviceContext
+from harness.core.evidence import Evidence
+from harness.core.registry import lookup
+from harness.core.rig import Rig
+from harness.topology import Namespace, Topology
 
 log = logging.getLogger(__name__)
 

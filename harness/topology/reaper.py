@@ -1,0 +1,111 @@
+"""The reaper: removes what a killed harness run left behind (namespaces, bench bridges, iptables rules).
+
+Everything the harness creates carries its process id (`posrig-<pid>-...` namespaces and rule comments,
+`pr<pid>-...` interfaces); an object whose process is gone is a leftover. Touches nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.topology.namespace import NETNS_DIR, TopologyError, run
+
+if TYPE_CHECKING:
+    from harness.topology.namespace import Namespace
+
+log = logging.getLogger(__name__)
+
+LABEL = re.compile(r"^posrig-(\d+)-")          # namespaces, e.g. posrig-4242-0-till
+IFNAME = re.compile(r"^pr(\d+)-")              # root-namespace interfaces (bench bridges), e.g. pr4242-br0
+COMMENT = re.compile(r"posrig-(\d+)")          # iptables rule comments in the root namespace
+
+
+def pids_in(ns_path: str) -> list[int]:
+    """Processes whose network namespace is the one at `ns_path` (by inode)."""
+    try:
+        target = os.stat(ns_path).st_ino
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}/ns/net").st_ino == target:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def kill_namespace_processes(ns: Namespace) -> None:
+    me = os.getpid()
+    for pid in pids_in(ns.path):
+        if pid not in (me, ns.holder.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+
+def _alive(pid: int) -> bool:
+    """True when `pid` is a live harness process (python, pytest or posrig), so its objects must stay."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return any(word in cmdline for word in (b"python", b"pytest", b"posrig"))
+
+
+def reap_leftovers() -> list[str]:
+    """Remove namespaces, interfaces and iptables rules of harness runs whose process is gone (e.g. SIGKILL).
+
+    Touches only objects carrying the harness prefix; returns what it removed.
+    """
+    removed: list[str] = []
+    if NETNS_DIR.is_dir():
+        for label in sorted(os.listdir(NETNS_DIR)):
+            m = LABEL.match(label)
+            if not m or _alive(int(m.group(1))):
+                continue
+            for pid in pids_in(str(NETNS_DIR / label)):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            try:
+                run(["ip", "netns", "del", label])
+                removed.append(f"netns {label}")
+            except TopologyError as exc:
+                log.warning("could not reap %s: %s", label, exc)
+    if shutil.which("ip"):
+        for line in run(["ip", "-o", "link", "show"], check=False).splitlines():
+            parts = line.split(": ")
+            if len(parts) < 2:
+                continue
+            ifname = parts[1].split("@")[0]
+            m = IFNAME.match(ifname)
+            if m and not _alive(int(m.group(1))):
+                run(["ip", "link", "del", ifname], check=False)
+                removed.append(f"link {ifname}")
+    for tool in ("iptables", "ip6tables"):
+        if not shutil.which(f"{tool}-save"):
+            continue
+        table = None
+        for line in run([f"{tool}-save"], check=False).splitlines():
+            if line.startswith("*"):
+                table = line[1:]
+            elif line.startswith("-A ") and table:
+                m = COMMENT.search(line)
+                if m and not _alive(int(m.group(1))):
+                    run([tool, "-t", table, "-D", *shlex.split(line)[1:]], check=False)
+                    removed.append(f"{tool} -t {table} {line}")
+    for what in removed:
+        log.info("reaped leftover of a killed run: %s", what)
+    return removed
+
+
