@@ -1,6 +1,11 @@
-"""`posrig run`: the main job. Runs the acceptance suite against a rig and writes the reports.
+"""`posrig run`: the main job. Runs the acceptance suite shipped in the package against a rig, writes the reports.
 
     posrig run --rig rigs/emulated.yaml --report report -n 2
+    posrig run -k 0210-lost                     # in any folder: the shipped emulated rig, report/ here
+
+The suite is `harness.acceptance.suite` (installed with posrig), so a vendor who installs posrig into their own
+test repository runs the same matrix. pytest is isolated from the caller's configuration (the suite's own ini),
+so the job is the same wherever it runs.
 """
 
 from __future__ import annotations
@@ -9,17 +14,19 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_RIG = "rigs/emulated.yaml"
+import harness.acceptance.suite as suite
 
 
-def acceptance_dir() -> Path:
-    """The acceptance suite shipped beside the harness package (a source checkout)."""
-    return Path(__file__).resolve().parents[2] / "tests" / "acceptance"
+def suite_dir() -> Path:
+    """The acceptance suite, where the installed package keeps it."""
+    return Path(suite.__file__).resolve().parent
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run the acceptance suite on a rig and write the reports")
-    p.add_argument("--rig", default=os.environ.get("POSRIG_RIG", DEFAULT_RIG), help="rig file")
+    p.add_argument("--rig", default=os.environ.get("POSRIG_RIG"), metavar="FILE|NAME",
+                   help="rig file, or a shipped rig's name (default: $POSRIG_RIG, else rigs/emulated.yaml here, "
+                        "else the shipped emulated rig)")
     p.add_argument("--report", default="report", metavar="DIR", help="report folder (HTML, JUnit XML, evidence)")
     p.add_argument("--till-profile", default=None, metavar="NAME", help="reference till profile to test")
     p.add_argument("-k", dest="keyword", default=None, metavar="EXPR", help="only scenarios matching EXPR")
@@ -28,8 +35,12 @@ def register(sub) -> None:
 
 
 def pytest_args(args) -> list[str]:
-    report = Path(args.report)
-    argv = [str(acceptance_dir()), f"--rig={args.rig}", f"--evidence-dir={report / 'evidence'}",
+    from harness.core.rig import resolve_rig
+
+    report = Path(args.report).resolve()
+    rig = resolve_rig(args.rig)
+    argv = [str(suite_dir()), "-c", str(suite_dir() / "pytest.ini"), f"--rootdir={Path.cwd()}",
+            f"--rig={rig}", f"--evidence-dir={report / 'evidence'}",
             f"--html={report / 'report.html'}", "--self-contained-html", f"--junitxml={report / 'junit.xml'}",
             f"--acceptance-json={report / 'acceptance.json'}",
             "-p", "no:cacheprovider", "-o", "console_output_style=progress",
@@ -46,9 +57,12 @@ def pytest_args(args) -> list[str]:
 def run(args) -> int:
     import pytest
 
-    suite = acceptance_dir()
-    if not suite.is_dir():
-        print(f"posrig run: no acceptance suite at {suite}; run from a posrig source checkout", file=sys.stderr)
+    from harness.core.rig import RigError, load_rig, resolve_rig
+
+    try:
+        load_rig(resolve_rig(args.rig))
+    except RigError as exc:
+        print(f"posrig run: bad rig: {exc}", file=sys.stderr)
         return 2
     Path(args.report).mkdir(parents=True, exist_ok=True)
     rc = pytest.main(pytest_args(args))

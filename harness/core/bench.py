@@ -1,8 +1,11 @@
 """A bench: every device and link a rig names, for one scenario, started lazily in dependency order.
 
->>> bench = Bench(rig, evidence, topology)
->>> bench.till.sell([{"sku": "milk", "price": "1.19"}])   # starts printer, host, terminal, till first
->>> bench.close()                                         # reverse order, every device, errors collected
+>>> bench = Bench(rig, evidence, topology)                 # doctest: +SKIP
+>>> bench.till.sell([{"sku": "milk", "price": "1.19"}])   # doctest: +SKIP   starts printer, host, terminal, till
+>>> bench.close()                                         # doctest: +SKIP   newest first, errors collected
+
+The bench is the only place that knows the whole rig: it builds each driver with the devices the driver declares
+in `bindings` (started first) and a `DeviceContext` saying where it runs. Drivers never reach back into it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from harness.core.device import Device, DeviceContext
 from harness.core.evidence import Evidence
 from harness.core.registry import lookup
 from harness.core.rig import Rig
-from harness.topology import Namespace, Topology
+from harness.topology import Namespace, Network, Topology
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +42,17 @@ class Bench:
         self._lock = threading.RLock()
 
     # -- placement -------------------------------------------------------------------------------
+    @property
+    def network(self) -> Network:
+        return Network(self.topology)
+
     def namespace(self, node: str) -> Namespace | None:
         """The namespace an emulated device on `node` runs in; None when running on this machine's network."""
-        if self.topology is None:
-            return None
-        if node == "link":
-            return self.topology.link
-        return self.topology.nodes.get(node)
+        return self.network.namespace(node)
 
     def address_of(self, node: str) -> str:
         """The IP other nodes use to reach `node` (loopback without a topology)."""
-        if self.topology is None:
-            return "127.0.0.1"
-        return self.topology.ip(node)
+        return self.network.address_of(node)
 
     # -- devices ---------------------------------------------------------------------------------
     def device(self, name: str) -> Device:
@@ -79,12 +80,10 @@ class Bench:
         try:
             spec, kind, node = self._spec(name)
             cls = lookup(kind, spec.driver)
-            for needed_kind in getattr(cls, "needs", ()):
-                for dep in self.rig.of_kind(needed_kind):
-                    self.device(dep.name)
+            bound = self._bind(name, cls)
             ctx = DeviceContext(rig=self.rig, evidence=self.evidence, timing=self.rig.timing,
-                                namespace=self.namespace(node), bench=self)
-            dev = cls(spec, ctx)
+                                namespace=self.namespace(node), network=self.network)
+            dev = cls(spec, ctx, **bound)
             try:
                 dev.start()
             except BaseException:
@@ -119,6 +118,20 @@ class Bench:
             t.join()
         if errors:
             raise errors[0]
+
+    def _bind(self, name: str, cls: type[Device]) -> dict[str, Device | None]:
+        """The started devices `cls` binds to (the rig's first device of each kind it names)."""
+        bound: dict[str, Device | None] = {}
+        for attr, kind, optional in cls.needed_kinds():
+            specs = self.rig.of_kind(kind)
+            if specs:
+                bound[attr] = self.device(specs[0].name)
+            elif optional:
+                bound[attr] = None
+            else:
+                raise BenchError(f"{name!r} ({cls.__name__}) binds to a {kind}, but rig {self.rig.name!r} "
+                                 f"({self.rig.path}) has none: add a {kind} under 'devices'")
+        return bound
 
     def _spec(self, name: str) -> tuple[Any, str, str]:
         if name in self.rig.devices:

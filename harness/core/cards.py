@@ -1,11 +1,12 @@
-"""Test cards the emulated terminal can be handed: each one a PAN and how the card itself behaves.
+"""Test cards: the one table of card numbers posrig uses, what each card does, and how the acquirer answers it.
 
-Host decisions (decline, insufficient funds) come from the acquirer host, keyed on the card number, so the
-PANs follow common acquirer test-card conventions; card-side behaviour (PIN check, removal, offline-only chip)
-is played by the terminal.
+The emulated terminal plays the card side (PIN, removal, an offline-only chip); the emulated acquirer host
+answers by card number (`host_code`, ISO 8583 field 39); the fault matrix presents a card per outcome
+(`FOR_OUTCOME`); the oracle's I4 scan looks for every number here, in clear, in every evidence file (`PANS`).
+The numbers follow common acquirer test-card conventions.
 
->>> CARDS["approve"].masked_pan
-'411111******1111'
+>>> CARDS["approve"].masked_pan, card("decline").host_code, FOR_OUTCOME["decline"]
+('411111******1111', '05', 'decline')
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.core.masking import mask_pan
+
+APPROVED = "00"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class TestCard:
     pin_ok: bool = True
     removed: str | None = None
     offline_only: bool = False  # chip refuses to go online: approve offline within the floor limit
+    host_code: str = APPROVED  # how the emulated acquirer answers this card (field 39)
+    host_reason: str = ""  # why, in the acquirer's ledger
 
     @property
     def masked_pan(self) -> str:
@@ -45,8 +50,9 @@ CARDS: dict[str, TestCard] = {
     c.name: c
     for c in (
         TestCard("approve", "4111111111111111"),
-        TestCard("decline", "4000000000000002"),
-        TestCard("insufficient_funds", "4000000000009995"),
+        TestCard("decline", "4000000000000002", host_code="05", host_reason="do not honour"),
+        TestCard("insufficient_funds", "4000000000009995", host_code="51", host_reason="insufficient funds"),
+        TestCard("issuer_unavailable", "4000000000000119", host_code="91", host_reason="issuer unavailable"),
         TestCard("card_removed", "4242424242424242", removed="before_online"),
         TestCard("removed_after_online", "4000056655665556", removed="after_online"),
         TestCard("wrong_pin", "5555555555554444", card_name="MASTERCARD", card_type=6, pin_ok=False),
@@ -54,6 +60,10 @@ CARDS: dict[str, TestCard] = {
     )
 }
 DEFAULT_CARD = CARDS["approve"]
+PANS: tuple[str, ...] = tuple(c.pan for c in CARDS.values())
+BY_PAN: dict[str, TestCard] = {c.pan: c for c in CARDS.values()}
+# The card the fault matrix presents for each host outcome.
+FOR_OUTCOME: dict[str, str] = {"approve": "approve", "decline": "decline"}
 
 
 def card(spec: str | TestCard) -> TestCard:

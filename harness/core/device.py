@@ -1,7 +1,14 @@
 """The device base class shared by every printer, terminal, host, link and till driver.
 
-A driver is built from its rig entry and a `DeviceContext`, started once, and closed once. `close()` must be
-idempotent and finish within `close_timeout` seconds, whatever state the device is in (OpenHTF plug style).
+A driver is built from its rig entry, a `DeviceContext` and the devices it binds to, started once, and closed
+once. `close()` must be idempotent and finish within `close_timeout` seconds, whatever state the device is in
+(OpenHTF plug style). Bindings are declared, labgrid style: a driver names the kinds it needs, and the bench
+hands it those devices, started, when it builds it. A driver never looks its neighbours up.
+
+>>> class EmulatedTerminal(PaymentTerminal):
+...     bindings = {"host": "host?"}           # the rig's host, started first; "?" = optional (None if absent)
+>>> EmulatedTerminal(spec, ctx, host=started_host).host is started_host     # doctest: +SKIP
+True
 """
 
 from __future__ import annotations
@@ -15,35 +22,56 @@ from harness.core.evidence import Evidence
 from harness.core.rig import Rig, Timing
 
 if TYPE_CHECKING:
-    from harness.core.bench import Bench
-    from harness.topology import Namespace
+    from harness.topology import Namespace, Network
 
 log = logging.getLogger(__name__)
 
 
+class BindingError(TypeError):
+    """A driver was built without a device it binds to (or with one it does not know)."""
+
+
 @dataclass
 class DeviceContext:
-    """Everything a driver may use: the rig, where to keep evidence, where it runs, the other devices."""
+    """Everything a driver may use besides its bindings: the rig, where to keep evidence, where it runs."""
 
-    rig: Rig
+    rig: Rig | None
     evidence: Evidence
     timing: Timing
     namespace: Namespace | None = None      # the emulated node it runs in, None = this machine's own network
-    bench: Bench | None = None              # to look up the devices it depends on
+    network: Network | None = None          # where the bench's nodes are (addresses of other nodes)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def address_of(self, node: str) -> str:
+        """The IP other nodes use to reach `node` (loopback without an emulated topology)."""
+        return self.network.address_of(node) if self.network is not None else "127.0.0.1"
 
 
 class Device(abc.ABC):
-    """Base of every driver. Subclasses set `kind` and `needs` (names of device kinds started before it)."""
+    """Base of every driver. Subclasses set `kind` and `bindings` (attribute -> device kind, "kind?" optional)."""
 
     kind: ClassVar[str] = ""
-    needs: ClassVar[tuple[str, ...]] = ()
+    bindings: ClassVar[dict[str, str]] = {}
     close_timeout: ClassVar[float] = 5.0
 
-    def __init__(self, spec: Any, ctx: DeviceContext):
+    def __init__(self, spec: Any, ctx: DeviceContext, **bound: Device | None):
         self.spec = spec
         self.ctx = ctx
         self.name: str = spec.name
+        unknown = set(bound) - set(self.bindings)
+        if unknown:
+            raise BindingError(f"{type(self).__name__} {self.name!r} does not bind to {sorted(unknown)}; "
+                               f"it binds to {sorted(self.bindings) or 'nothing'}")
+        for attr, kind in self.bindings.items():
+            if bound.get(attr) is None and not kind.endswith("?"):
+                raise BindingError(f"{type(self).__name__} {self.name!r} needs its {kind} (`{attr}=`): "
+                                   f"add a {kind} device to the rig")
+            setattr(self, attr, bound.get(attr))
+
+    @classmethod
+    def needed_kinds(cls) -> list[tuple[str, str, bool]]:
+        """(attribute, device kind, optional) for every binding, in declaration order."""
+        return [(attr, kind.rstrip("?"), kind.endswith("?")) for attr, kind in cls.bindings.items()]
 
     @abc.abstractmethod
     def start(self) -> None:

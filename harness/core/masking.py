@@ -1,7 +1,13 @@
 """Card-number masking: every log, report and receipt posrig writes shows at most BIN (first 6) + last 4.
 
+The one place that knows how: text (`mask_pans`), JSON-like data (`mask_obj`), raw message dumps (`mask_raw`),
+bytes kept at their length (`mask_bytes`) and unprintable bytes shown as text (`printable`). Protocol code only
+finds *where* a card number sits (ISO 8583 field 2, ZVT BMP 22, a stream span) and hands it here.
+
 >>> mask_pans("card 4111111111111111 ok")
 'card 411111******1111 ok'
+>>> mask_bytes(b"PAN 4111111111111111")
+b'PAN 411111******1111'
 """
 
 from __future__ import annotations
@@ -92,3 +98,24 @@ def mask_raw(text: str) -> str:
         return "".join(digits)
 
     return _DIGIT_RUN.sub(run, mask_pans(text))
+
+
+_PAN_BYTES = re.compile(rb"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")   # as _PAN, on bytes
+
+
+def mask_bytes(data: bytes) -> bytes:
+    """`data` with every Luhn-valid 13-19 digit card number masked in place (same length)."""
+    out = bytearray(data)
+    for m in _PAN_BYTES.finditer(data):
+        positions = [m.start() + i for i, b in enumerate(m.group()) if 0x30 <= b <= 0x39]
+        digits = bytes(out[i] for i in positions).decode()
+        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+            for i in positions[6:-4]:
+                out[i] = 0x2A
+    return bytes(out)
+
+
+def printable(raw: bytes) -> str:
+    """Raw bytes (a malformed frame, say) as printable text for evidence, card numbers masked."""
+    text = raw.decode("latin-1")
+    return mask_raw("".join(ch if 32 <= ord(ch) < 127 else f"\\x{ord(ch):02x}" for ch in text))

@@ -270,11 +270,37 @@ def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:
                description=str(data.get("description", "")))
 
 
+SHIPPED_RIGS = Path(__file__).resolve().parents[1] / "rigs"     # installed with the package (harness/rigs/)
+DEFAULT_RIG = "emulated"
+
+
+def shipped_rigs() -> dict[str, Path]:
+    """Rigs installed with posrig, by name: {"emulated": .../harness/rigs/emulated.yaml}."""
+    return {p.stem: p for p in sorted(SHIPPED_RIGS.glob("*.yaml"))}
+
+
+def resolve_rig(chosen: str | Path | None, base: str | Path = ".") -> Path:
+    """The rig file meant by `chosen`: a path (relative to `base`), or the name of a shipped rig ("emulated").
+    With nothing chosen: `rigs/emulated.yaml` under `base` when there is one, else the shipped emulated rig."""
+    base = Path(base)
+    if chosen is None or str(chosen) == "":
+        local = base / "rigs" / f"{DEFAULT_RIG}.yaml"
+        return local if local.is_file() else shipped_rigs().get(DEFAULT_RIG, local)
+    path = Path(chosen)
+    if not path.is_absolute():
+        path = base / path
+    if path.is_file() or "/" in str(chosen) or str(chosen).endswith((".yaml", ".yml")):
+        return path
+    return shipped_rigs().get(str(chosen), path)
+
+
 def load_rig(path: str | Path) -> Rig:
-    """Load and validate a rig file. Raises `RigError` (also for a missing file)."""
-    path = Path(path)
+    """Load and validate a rig file (or a shipped rig by name). Raises `RigError` (also for a missing file)."""
+    path = resolve_rig(path) if not Path(path).is_file() else Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RigError(path, "file", str(path), "an existing rig file (see rigs/ for examples)") from None
+        shipped = ", ".join(shipped_rigs()) or "none"
+        raise RigError(path, "file", str(path), f"an existing rig file, or a shipped rig name ({shipped})") \
+            from None
     return parse_rig(text, path)

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.core.masking import mask_pan
+from harness.core.masking import mask_pan, printable
 from harness.host.behaviour import APPROVED, Behaviour, Choice, Rule, RuleBook
 from harness.protocols import iso8583 as iso
 from harness.protocols.iso8583 import (
@@ -111,17 +111,6 @@ def response_mti(mti: str) -> str | None:
     if len(mti) == 4 and mti.isdigit() and mti[2] in "02468" and mti[3] in "01":
         return mti[:2] + str(int(mti[2]) + 1) + "0"
     return None
-
-
-def masked_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """Decoded fields safe for the ledger and transcripts: card number and track data masked."""
-    out = dict(fields)
-    if PAN in out:
-        out[PAN] = mask_pan(str(out[PAN]))
-    for track in ("35", "36", "45"):
-        if track in out:
-            out[track] = "*" * len(str(out[track]))
-    return out
 
 
 @dataclass
@@ -229,7 +218,7 @@ class Acquirer:
     ) -> Decision:
         """Book a frame that does not decode; answer format error when its MTI is readable, else nothing."""
         mti = raw[:4].decode("ascii", "replace")
-        shown = mask_pan_text(raw)
+        shown = printable(raw)
         db.execute(
             "INSERT INTO messages (at, direction, connection, peer, mti, fields, delivery, note) "
             "VALUES (?, 'rx', ?, ?, ?, ?, 'error', ?)",
@@ -605,7 +594,7 @@ class Acquirer:
                 fields.get(RRN),
                 fields.get(RESPONSE_CODE),
                 payment_id,
-                json.dumps(masked_fields(fields)),
+                json.dumps(iso.mask_fields(fields)),
                 delivery,
                 note,
             ),
@@ -641,11 +630,3 @@ def _delivery_text(decision: Decision) -> str:
     if b.delay_ms and decision.response is not None:
         text += f" after {b.delay_ms:g} ms" + (" (scaled)" if b.scaled else "")
     return text
-
-
-def mask_pan_text(raw: bytes) -> str:
-    """Printable text of raw bytes (malformed frames are kept this way), card numbers masked."""
-    from harness.core.masking import mask_raw
-
-    text = raw.decode("latin-1")
-    return mask_raw("".join(ch if 32 <= ord(ch) < 127 else f"\\x{ord(ch):02x}" for ch in text))

@@ -26,8 +26,8 @@ Magic amounts (field 4, minor units; any currency):
     9.98    approve, answer after 15 s nominal (x rig timing scale: past a 10 s terminal timeout)
     9.99    approve, never answer
 
-Test cards (Stripe-style numbers): 4000000000000002 decline 05, 4000000000009995 decline 51, 4000000000000119
-decline 91.
+Test cards: the declining cards of `harness.core.cards` (4000000000000002 decline 05, 4000000000009995 decline 51,
+4000000000000119 decline 91).
 
 Rules file (YAML or JSON), a list of rules:
 
@@ -47,6 +47,7 @@ from typing import Any
 
 import yaml
 
+from harness.core.cards import CARDS
 from harness.protocols.iso8583 import AMOUNT, PAN, STAN, TERMINAL_ID
 
 DELIVERIES = ("answer", "silent", "twice", "close")
@@ -293,10 +294,10 @@ MAGIC_AMOUNTS: dict[int, tuple[str, Behaviour]] = {
     998: ("magic amount 9.98: slow (15 s nominal)", Behaviour.slow(15000)),
     999: ("magic amount 9.99: never answer", Behaviour.silent()),
 }
+# The test cards the host declines, from the one card table (harness.core.cards).
 TEST_CARDS: dict[str, tuple[str, Behaviour]] = {
-    "4000000000000002": ("test card: do not honour", Behaviour.decline("05")),
-    "4000000000009995": ("test card: insufficient funds", Behaviour.decline("51")),
-    "4000000000000119": ("test card: issuer unavailable", Behaviour.decline("91")),
+    c.pan: (f"test card: {c.host_reason}", Behaviour.decline(c.host_code))
+    for c in CARDS.values() if c.host_code != APPROVED
 }
 
 

@@ -66,8 +66,8 @@ class EmulatedHost(AcquirerHost):
 
     close_timeout = 8.0
 
-    def __init__(self, spec: Any, ctx: DeviceContext):
-        super().__init__(spec, ctx)
+    def __init__(self, spec: Any, ctx: DeviceContext, **bound: Any):
+        super().__init__(spec, ctx, **bound)
         opts = dict(spec.options or {})
         unknown = set(opts) - {"spec", "framing", "rules", "window", "process", "synchronous"}
         if unknown:

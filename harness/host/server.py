@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.evidence import Transcript
-from harness.host.acquirer import Acquirer, Connection, Decision, mask_pan_text, masked_fields
+from harness.core.masking import printable
+from harness.host.acquirer import Acquirer, Connection, Decision
 from harness.host.behaviour import Rule
 from harness.host.ledger import Bookkeeper
 from harness.protocols import iso8583 as iso
@@ -179,7 +180,7 @@ class HostServer:
             self.stats["malformed"] += 1
             log.warning("acquirer host: connection %d sent a malformed frame: %s", peer.conn.id, exc)
             error = str(exc)
-            self._record("rx-malformed", peer, error=error, raw=mask_pan_text(raw))
+            self._record("rx-malformed", peer, error=error, raw=printable(raw))
             decision = self.bookkeeper.call(
                 lambda db: self.acquirer.handle_malformed(db, raw, error, peer.conn, at)
             )
@@ -191,7 +192,7 @@ class HostServer:
     def _book_error(self, peer: _Peer, raw: bytes, error: str) -> None:
         self.stats["malformed"] += 1
         log.warning("acquirer host: connection %d: %s", peer.conn.id, error)
-        self._record("rx-malformed", peer, error=error, raw=mask_pan_text(raw[:256]))
+        self._record("rx-malformed", peer, error=error, raw=printable(raw[:256]))
         assert self.bookkeeper is not None
         with contextlib.suppress(Exception):
             self.bookkeeper.call(
@@ -257,7 +258,7 @@ class HostServer:
         record: dict[str, Any] = {"connection": peer.conn.id, "peer": peer.conn.peer}
         if fields is not None:
             mti = str(fields.get("t", ""))
-            record.update(mti=mti, name=iso.MTI_NAMES.get(mti, "unknown"), fields=masked_fields(fields))
+            record.update(mti=mti, name=iso.MTI_NAMES.get(mti, "unknown"), fields=iso.mask_fields(fields))
         record.update(extra)
         self.transcript.write(event, **record)
 

@@ -32,8 +32,8 @@ class BenchLink(EngineLink):
     here: namespaces stand in for the NICs).
     """
 
-    def __init__(self, spec: Any, ctx: Any):
-        super().__init__(spec, ctx)
+    def __init__(self, spec: Any, ctx: Any, **bound: Any):
+        super().__init__(spec, ctx, **bound)
         if len(spec.interfaces) != 2:
             raise LinkError(f"link {spec.name}: a bench link bridges exactly two interfaces; the rig says "
                             f"{list(spec.interfaces)!r} (set links.{spec.name}.interfaces: [eth1, eth2])")

@@ -133,8 +133,8 @@ class EngineLink(Link):
 
     close_timeout = 10.0
 
-    def __init__(self, spec: Any, ctx: Any):
-        super().__init__(spec, ctx)
+    def __init__(self, spec: Any, ctx: Any, **bound: Any):
+        super().__init__(spec, ctx, **bound)
         self.proc: subprocess.Popen | None = None
         self.queue: int | None = None
         self.faults: list[Fault] = []

@@ -14,11 +14,11 @@ from harness.topology import NetnsUnavailable
 class EmulatedLink(EngineLink):
     """A faultable link between two emulated nodes, e.g. terminal-host (see `EngineLink.inject`)."""
 
-    def __init__(self, spec: Any, ctx: Any):
+    def __init__(self, spec: Any, ctx: Any, **bound: Any):
         if ctx.namespace is None:
             raise NetnsUnavailable(f"link {spec.name} needs the emulated topology's link namespace; "
                                    "run as root or inside `unshare -Urn`")
-        super().__init__(spec, ctx)
+        super().__init__(spec, ctx, **bound)
         self.rules: QueueRules | None = None
 
     def end_ips(self) -> dict[str, str]:
@@ -27,7 +27,7 @@ class EmulatedLink(EngineLink):
         for end in self.spec.ends:
             dev = self.ctx.rig.devices.get(end)
             node = dev.node if dev is not None else end
-            out[self.ctx.bench.address_of(node)] = end
+            out[self.ctx.address_of(node)] = end
         return out
 
     def engine_config(self) -> dict[str, Any]:

@@ -20,9 +20,10 @@ import socket
 from typing import Any
 
 from harness.core.device import DeviceContext
+from harness.core.masking import mask_bytes
 from harness.printer import ReceiptPrinter
 from harness.printer.core import PrinterCore
-from harness.printer.journal import ReceiptJournal, mask_bytes
+from harness.printer.journal import ReceiptJournal
 from harness.printer.profiles import get_profile
 from harness.protocols.escpos.receipt import Receipt
 
@@ -30,8 +31,8 @@ from harness.protocols.escpos.receipt import Receipt
 class EmulatedPrinter(ReceiptPrinter):
     close_timeout = 5.0
 
-    def __init__(self, spec: Any, ctx: DeviceContext):
-        super().__init__(spec, ctx)
+    def __init__(self, spec: Any, ctx: DeviceContext, **bound: Any):
+        super().__init__(spec, ctx, **bound)
         self.options = dict(getattr(spec, "options", {}) or {})
         self.profile = get_profile(getattr(spec, "profile", None) or self.options.get("profile"))
         slow = float(self.options.get("slow_delay", ctx.timing.seconds(2.0)))

@@ -11,29 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
 from pathlib import Path
 
-from harness.core.masking import find_unmasked_pans, luhn_ok, mask_obj, mask_pans
+from harness.core.masking import find_unmasked_pans, mask_bytes, mask_obj, mask_pans
 from harness.printer.render import FontMissingError, render_png, render_text
 from harness.protocols.escpos.receipt import Receipt, TextLine
 
 log = logging.getLogger(__name__)
-
-
-_PAN_BYTES = re.compile(rb"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")   # as harness.core.masking, on bytes
-
-
-def mask_bytes(data: bytes) -> bytes:
-    """`data` with every Luhn-valid 13-19 digit card number masked in place (same length)."""
-    out = bytearray(data)
-    for m in _PAN_BYTES.finditer(data):
-        positions = [m.start() + i for i, b in enumerate(m.group()) if 0x30 <= b <= 0x39]
-        digits = bytes(out[i] for i in positions).decode()
-        if 13 <= len(digits) <= 19 and luhn_ok(digits):
-            for i in positions[6:-4]:
-                out[i] = 0x2A
-    return bytes(out)
 
 
 def masked_copy(receipt: Receipt) -> Receipt:

@@ -20,9 +20,10 @@ import threading
 from typing import Any
 
 from harness.core.device import DeviceContext
+from harness.core.masking import mask_bytes
 from harness.printer import ReceiptPrinter
 from harness.printer.core import ReceiptLog
-from harness.printer.journal import ReceiptJournal, mask_bytes
+from harness.printer.journal import ReceiptJournal
 from harness.printer.profiles import get_profile
 from harness.protocols.escpos import commands as C
 from harness.protocols.escpos.receipt import Receipt
@@ -359,8 +360,8 @@ class RealPrinter(ReceiptPrinter):
     """`printer.real`: a physical printer. Status is read over its own transport; receipts are seen only when
     the till prints through the tap (`options.tap: HOST:PORT`)."""
 
-    def __init__(self, spec: Any, ctx: DeviceContext):
-        super().__init__(spec, ctx)
+    def __init__(self, spec: Any, ctx: DeviceContext, **bound: Any):
+        super().__init__(spec, ctx, **bound)
         self.options = dict(getattr(spec, "options", {}) or {})
         self.profile = get_profile(getattr(spec, "profile", None))
         self.transport = spec.transport

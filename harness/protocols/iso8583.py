@@ -104,6 +104,30 @@ class Framing:
         return payload
 
 
+def frame_length(head: bytes, framing: Framing | str = "2byte") -> int | None:
+    """Total length (prefix and message) of the frame whose first bytes are `head`; None while too few are known.
+    Raises FramingError for a prefix no message can have.
+
+    >>> frame_length(b"\\x00\\x2a0200"), frame_length(b"0042", "4ascii"), frame_length(b"\\x00")
+    (44, 46, None)
+    """
+    name = framing.name if isinstance(framing, Framing) else framing
+    size = 2 if name == "2byte" else 4
+    if name == "none":
+        raise FramingError("framing 'none' has no length prefix: a message is whatever one segment carries")
+    if len(head) < size:
+        return None
+    if size == 2:
+        (n,) = struct.unpack_from(">H", head)
+    elif head[:4].isdigit():
+        n = int(head[:4])
+    else:
+        raise FramingError(f"4-digit ASCII length expected, got {bytes(head[:4])!r}")
+    if n == 0:
+        raise FramingError("length prefix 0: no message is empty")
+    return size + n
+
+
 class FrameReader:
     """Incremental splitter: feed any chunks, get whole messages. Half messages wait for the rest.
 
@@ -169,6 +193,22 @@ def decode(raw: bytes, spec: str = DEFAULT_SPEC) -> dict[str, Any]:
     fields.pop("p", None)
     fields.pop("s", None)
     return fields
+
+
+TRACKS = ("35", "36", "45")                 # track 2, track 3, track 1 data
+
+
+def mask_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Decoded fields safe for ledgers and transcripts: the card number masked, track data blanked."""
+    from harness.core.masking import mask_pan
+
+    out = dict(fields)
+    if PAN in out:
+        out[PAN] = mask_pan(str(out[PAN]))
+    for track in TRACKS:
+        if track in out:
+            out[track] = "*" * len(str(out[track]))
+    return out
 
 
 def describe(fields: dict[str, Any]) -> str:

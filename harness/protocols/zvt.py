@@ -305,6 +305,21 @@ def frame(cls: int, ins: int, data: bytes = b"") -> bytes:
     return head + bytes(data)
 
 
+def apdu_length(head: bytes) -> int | None:
+    """Total length (header and data) of the APDU whose first bytes are `head`; None while too few are known.
+
+    >>> apdu_length(bytes.fromhex("06 01 0a")), apdu_length(bytes.fromhex("06 d3 ff 00 01")), apdu_length(b"\\x06")
+    (13, 261, None)
+    """
+    if len(head) < 3:
+        return None
+    if head[2] != 0xFF:
+        return 3 + head[2]
+    if len(head) < 5:
+        return None
+    return 5 + int.from_bytes(head[3:5], "little")
+
+
 class ApduReader:
     """Incremental APDU splitter for a TCP stream. Half APDUs wait; garbage raises ZvtError and is dropped."""
 

@@ -5,7 +5,7 @@ till contract (docs/till-contract.md) on an HTTP JSON control port.
     python -m harness.reference_till serve --ecr 198.18.2.2:20007 --printer 127.0.0.1:9100 \\
         --profile correct --control 127.0.0.1:0 --journal till.sqlite --timing-scale 0.05
 
-It prints one JSON line when ready: {"ready": true, "control": "127.0.0.1:PORT", ...}.
+It prints one JSON line when ready: {"event": "ready", "pid": ..., "control": "127.0.0.1:PORT", ...}.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from harness import __version__
+from harness.core.process import announce_failed, announce_ready
 from harness.reference_till.journal import Journal
 from harness.reference_till.profiles import NominalTimers, profile
 from harness.reference_till.receipt import PrintError, ReceiptPrinterClient, sale_receipt
@@ -400,7 +401,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         profile(args.profile)
     except ValueError as exc:
-        print(json.dumps({"ready": False, "error": str(exc)}), flush=True)
+        announce_failed(str(exc))
         return 2
     journal = Journal(args.journal, till_id=args.till_id)
     register = Register(ecr=args.ecr, printer=args.printer, profile_name=args.profile, journal=journal,
@@ -417,8 +418,7 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     register.start()
-    print(json.dumps({"ready": True, "control": f"{host}:{port}", "pid": os.getpid(),
-                      "identity": register.identity()}), flush=True)
+    announce_ready(control=f"{host}:{port}", identity=register.identity())
     try:
         server.serve_forever(poll_interval=0.1)
     finally:
@@ -428,7 +428,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.till.reference",
+    parser = argparse.ArgumentParser(prog="python -m harness.reference_till",
                                      description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     add_serve_arguments(sub.add_parser("serve", help="run the reference till"))

@@ -12,7 +12,7 @@ class PaymentTerminal(Device):
     """The card terminal the till drives over ZVT."""
 
     kind = "terminal"
-    needs = ("host",)
+    bindings = {"host": "host?"}       # the acquirer it reaches (started first); absent on some benches
 
     @property
     @abc.abstractmethod

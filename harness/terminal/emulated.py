@@ -1,7 +1,7 @@
 """The emulated payment terminal driver: ZVT towards the till, ISO 8583 towards the rig's acquirer host.
 
 In the emulated rig it listens at `terminal:20007` inside its namespace and reaches the host at
-`ctx.bench.host.address`. Without a topology it listens on 127.0.0.1 at an ephemeral port.
+the bound host's `address`. Without a topology it listens on 127.0.0.1 at an ephemeral port.
 
 Test API (the `terminal` fixture):
 
@@ -46,11 +46,10 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
 class EmulatedTerminal(PaymentTerminal):
     """A ZVT payment terminal emulated in-process (threads, real sockets, SQLite journal)."""
 
-    needs = ("host",)
     close_timeout = 5.0
 
-    def __init__(self, spec: Any, ctx: DeviceContext):
-        super().__init__(spec, ctx)
+    def __init__(self, spec: Any, ctx: DeviceContext, **bound: Any):
+        super().__init__(spec, ctx, **bound)
         self.options = dict(getattr(spec, "options", {}) or {})
         self.core: TerminalCore | None = None
         self.server: EcrServer | None = None
@@ -77,7 +76,7 @@ class EmulatedTerminal(PaymentTerminal):
                 getattr(self.spec, "address", None) or f"terminal:{DEFAULT_ECR_PORT}", DEFAULT_ECR_PORT
             )
             listener = ns.listen(("0.0.0.0", port))
-            ip = ns.ip or ctx.bench.address_of(self.spec.node)
+            ip = ns.ip or ctx.address_of(self.spec.node)
             self._ecr_address = (ip, listener.getsockname()[1])
         else:
             listener = socket.socket()
@@ -124,13 +123,12 @@ class EmulatedTerminal(PaymentTerminal):
     def _host_address(self) -> tuple[str, int]:
         if "host" in self.options:
             return parse_address(self.options["host"], 5000)
-        bench = self.ctx.bench
-        if bench is None:
+        if self.host is None:
             raise RuntimeError(
-                "the emulated terminal needs the rig's host: run it on a bench, or set "
-                "options.host: HOST:PORT in the rig"
+                f"terminal {self.name!r}: the emulated terminal needs an acquirer: add a host device to the rig, "
+                "or set options.host: HOST:PORT"
             )
-        address = bench.host.address
+        address = self.host.address
         return (str(address[0]), int(address[1]))
 
     # -- PaymentTerminal -------------------------------------------------------------------------------------

@@ -38,8 +38,8 @@ class RealTerminal(PaymentTerminal):
 
     close_timeout = 3.0
 
-    def __init__(self, spec: Any, ctx: DeviceContext):
-        super().__init__(spec, ctx)
+    def __init__(self, spec: Any, ctx: DeviceContext, **bound: Any):
+        super().__init__(spec, ctx, **bound)
         if not getattr(spec, "address", None):
             raise TerminalError(
                 f"terminal {spec.name!r}: a real terminal needs `address: IP:PORT` (tcp) or a device path "

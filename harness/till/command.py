@@ -37,8 +37,8 @@ from harness.till.outcome import ContractError, SaleOutcome, basket_total
 class CommandTill(Till):
     """Runs the rig's commands (inside the till's namespace when there is one)."""
 
-    def __init__(self, spec: Any, ctx: Any):
-        super().__init__(spec, ctx)
+    def __init__(self, spec: Any, ctx: Any, **bound: Any):
+        super().__init__(spec, ctx, **bound)
         self.options = dict(spec.options or {})
         self.runs: list[dict[str, Any]] = []
 

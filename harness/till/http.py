@@ -114,8 +114,8 @@ class TillClient:
 class HttpTill(Till):
     """A vendor till reached over HTTP at the rig's `address` (options: sale_timeout seconds, default 300)."""
 
-    def __init__(self, spec: Any, ctx: Any):
-        super().__init__(spec, ctx)
+    def __init__(self, spec: Any, ctx: Any, **bound: Any):
+        super().__init__(spec, ctx, **bound)
         self.client: TillClient | None = None
         self._identity: dict[str, Any] = {}
 

@@ -87,8 +87,8 @@ class OperatorTill(Till):
     """Prompts a person to run each sale on the real till; the printer and terminal say what really
     happened."""
 
-    def __init__(self, spec: Any, ctx: Any):
-        super().__init__(spec, ctx)
+    def __init__(self, spec: Any, ctx: Any, **bound: Any):
+        super().__init__(spec, ctx, **bound)
         self.options = dict(spec.options or {})
         self.operator: Any = None
         self.sales: list[dict[str, Any]] = []
@@ -110,10 +110,7 @@ class OperatorTill(Till):
             self.ctx.evidence.write_json("till-operator.json", {"sales": self.sales}, "operator's answers")
 
     def _devices(self) -> tuple[Any, Any]:
-        bench = self.ctx.bench
-        if bench is None:
-            return None, None
-        return bench.printer, bench.terminal
+        return self.printer, self.terminal
 
     def sell(self, basket: list[dict[str, Any]], tender: str = "card") -> SaleOutcome:
         amount = basket_total(basket)

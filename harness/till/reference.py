@@ -8,16 +8,11 @@ evidence folder, its log `till.log`; on close the journal is also written as `ti
 
 from __future__ import annotations
 
-import json
 import os
-import selectors
-import signal
-import subprocess
 import sys
-import time
 from typing import Any
 
-from harness.core.process import spawn
+from harness.core.process import Child, ChildFailed
 from harness.reference_till.journal import Journal
 from harness.reference_till.profiles import PROFILES, profile
 from harness.till.http import HttpTill, TillClient
@@ -32,12 +27,12 @@ class TillStartError(RuntimeError):
 class ReferenceTill(HttpTill):
     """posrig's reference till as the system under test (`till.reference` in the rig)."""
 
-    needs = ("printer", "terminal")
+    bindings = {"printer": "printer", "terminal": "terminal"}
     close_timeout = 8.0
 
-    def __init__(self, spec: Any, ctx: Any):
-        super().__init__(spec, ctx)
-        self.process: subprocess.Popen | None = None
+    def __init__(self, spec: Any, ctx: Any, **bound: Any):
+        super().__init__(spec, ctx, **bound)
+        self.process: Child | None = None
         self.profile = self._profile_name()
         self.journal_path = ctx.evidence.file("till-journal.sqlite", "reference till journal (SQLite)",
                                               "application/vnd.sqlite3")
@@ -59,16 +54,13 @@ class ReferenceTill(HttpTill):
         return max(self.ctx.timing.seconds(nominal), 10.0)
 
     def _devices(self) -> tuple[str, str]:
-        bench = self.ctx.bench
-        if bench is None:
-            raise TillStartError("the reference till needs the bench to find its printer and terminal")
-        printer = bench.printer.address
+        printer = self.printer.address
         tcp = printer.get("tcp") if isinstance(printer, dict) else printer
         if not tcp:
             raise TillStartError(f"the reference till prints over TCP only; the rig's printer offers "
                                  f"{printer!r}: "
                                  "use `transport: tcp` for the printer")
-        ip, port = bench.terminal.ecr_address
+        ip, port = self.terminal.ecr_address
         return f"{ip}:{port}", str(tcp)
 
     def start(self) -> None:
@@ -76,48 +68,14 @@ class ReferenceTill(HttpTill):
         self.command = [sys.executable, "-m", "harness.reference_till", "serve", "--ecr", ecr,
                         "--printer", printer, "--profile", self.profile, "--control", "127.0.0.1:0",
                         "--journal", str(self.journal_path), "--timing-scale", str(self.ctx.timing.scale)]
-        log = open(self.log_path, "ab")
+        self.process = Child(f"till {self.name}", self.command, namespace=self.ctx.namespace, log=self.log_path)
         try:
-            kwargs: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": log, "stdin": subprocess.DEVNULL}
-            ns = self.ctx.namespace
-            self.process = (ns.popen(self.command, **kwargs) if ns is not None
-                            else spawn(self.command, **kwargs))
-        finally:
-            log.close()
-        ready = self._await_ready()
+            ready = self.process.start(READY_TIMEOUT)
+        except ChildFailed as exc:
+            self.process = None
+            raise TillStartError(f"reference till: {exc}") from None
         host, _, port = ready["control"].rpartition(":")
         self._connect(TillClient(host, int(port), namespace=self.ctx.namespace, timeout=10.0))
-
-    def _await_ready(self) -> dict[str, Any]:
-        assert self.process and self.process.stdout
-        sel = selectors.DefaultSelector()
-        sel.register(self.process.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + READY_TIMEOUT
-        line = b""
-        try:
-            while not line.endswith(b"\n") and time.monotonic() < deadline:
-                if not sel.select(timeout=0.1):
-                    if self.process.poll() is not None:
-                        break
-                    continue
-                chunk = os.read(self.process.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
-        finally:
-            sel.close()
-        try:
-            ready = json.loads(line.decode() or "null")
-        except json.JSONDecodeError:
-            ready = None
-        if not isinstance(ready, dict) or not ready.get("ready"):
-            self._stop_process()
-            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
-            raise TillStartError(f"reference till did not report ready within {READY_TIMEOUT:.0f}s "
-                                 f"(got {line[:300]!r}); command: {' '.join(self.command)}; "
-                                 f"log {self.log_path}:\n"
-                                 f"{tail}")
-        return ready
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "profile": self.profile,
@@ -145,26 +103,15 @@ class ReferenceTill(HttpTill):
 
     def _stop_process(self) -> None:
         proc, self.process = self.process, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=3)
-        if proc.stdout:
-            proc.stdout.close()
+        if proc is not None:
+            proc.stop(timeout=3.0)
 
     def kill(self) -> None:
         """SIGKILL the till process (a crash), keeping its journal; `restart()` brings it back on the same
         file."""
         if self.process is not None:
             self.process.kill()
-            self.process.wait(timeout=3)
-            if self.process.stdout:
-                self.process.stdout.close()
+            self.process.stop()
             self.process = None
             self.client = None
 

@@ -15,7 +15,7 @@ from harness.topology.namespace import (
     probe,
 )
 from harness.topology.reaper import reap_leftovers
-from harness.topology.topology import DEFAULT_SUBNET, Segment, Topology, build_topology
+from harness.topology.topology import DEFAULT_SUBNET, Network, Segment, Topology, build_topology
 
-__all__ = ["DEFAULT_SUBNET", "ENABLE_HINT", "Namespace", "NetnsUnavailable", "Segment", "Topology",
+__all__ = ["DEFAULT_SUBNET", "ENABLE_HINT", "Namespace", "NetnsUnavailable", "Network", "Segment", "Topology",
            "TopologyError", "build_topology", "capabilities", "in_initial_user_ns", "probe", "reap_leftovers"]

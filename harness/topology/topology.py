@@ -53,6 +53,29 @@ class Segment:
     prefix: int
 
 
+@dataclass(frozen=True)
+class Network:
+    """Where a bench's nodes are: an emulated topology, or this machine's own network (`topology` None).
+
+    >>> Network(None).address_of("host"), Network(None).namespace("host")
+    ('127.0.0.1', None)
+    """
+
+    topology: Topology | None = None
+
+    def namespace(self, node: str) -> Namespace | None:
+        """The namespace a device on `node` runs in (the middle node is "link"); None on this machine's network."""
+        if self.topology is None:
+            return None
+        if node == "link":
+            return self.topology.link
+        return self.topology.nodes.get(node)
+
+    def address_of(self, node: str) -> str:
+        """The IP other nodes use to reach `node` (loopback without a topology)."""
+        return "127.0.0.1" if self.topology is None else self.topology.ip(node)
+
+
 @dataclass(eq=False)
 class Topology:
     """A built topology. `close()` removes every namespace, veth and rule it made; it is idempotent."""

@@ -3,13 +3,11 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from harness.core.doctor import diagnose
 from harness.core.rig import load_rig
 from harness.topology import probe
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import ROOT
 
 
 def _doctor(*args):

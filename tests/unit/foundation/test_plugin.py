@@ -1,11 +1,11 @@
 """The pytest plugin as a user meets it: options, rig errors, evidence paths, report metadata."""
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import ROOT
+
 RIG = ROOT / "rigs" / "emulated.yaml"
 
 USES_RIG = """

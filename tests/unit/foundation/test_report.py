@@ -1,11 +1,11 @@
 """Scenario records travel from xdist workers to acceptance.json, pytest-html extras and the summary grid."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import ROOT
+
 RIG = ROOT / "rigs" / "emulated.yaml"
 
 SCENARIOS = """

@@ -1,12 +1,11 @@
 """Rig files: the shipped rigs load; wrong rigs fail naming file, key, what was found and what was expected."""
 
-from pathlib import Path
 
 import pytest
 
 from harness.core.rig import RigError, load_rig, parse_rig
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 GOOD = (ROOT / "rigs" / "emulated.yaml").read_text()
 
 

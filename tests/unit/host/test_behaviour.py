@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from conftest import TERMINAL, reversal, sale
 from harness.host.behaviour import Behaviour, Match, Rule, RuleError, load_rules
+from tests.support.iso_client import TERMINAL, reversal, sale
 
 
 @pytest.mark.parametrize("amount, code", [(905, "05"), (951, "51"), (991, "91")])

@@ -10,10 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import Client, sale
 from harness.core.process import die_with_parent
 from harness.host.emulated import posrig_command, read_ready_line
 from harness.host.ledger import Ledger
+from tests.support.iso_client import Client, sale
 
 POSRIG = posrig_command()
 

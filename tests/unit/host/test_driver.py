@@ -7,13 +7,13 @@ import socket
 
 import pytest
 
-from conftest import Client, sale
 from harness.core.bench import Bench
 from harness.core.evidence import Evidence
 from harness.core.masking import find_unmasked_pans
 from harness.core.rig import parse_rig
 from harness.host import AcquirerHost
 from harness.host.emulated import EmulatedHost, HostError
+from tests.support.iso_client import Client, sale
 
 RIG = """
 name: host-test

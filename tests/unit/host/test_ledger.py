@@ -8,7 +8,7 @@ import threading
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Client, reversal, sale
+from tests.support.iso_client import Client, reversal, sale
 
 
 def test_ledger_is_wal_and_commits_with_full_sync(srv):

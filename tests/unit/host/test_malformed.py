@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from conftest import Client, sale
+from tests.support.iso_client import Client, sale
 
 
 def _served(srv, stan: int) -> None:

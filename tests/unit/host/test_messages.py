@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import PAN, TERMINAL, reversal, sale
+from tests.support.iso_client import PAN, TERMINAL, reversal, sale
 
 
 def test_echo_and_sign_on_are_answered(srv):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.link.emulated import EmulatedLink
-
-from .peers import Client, Server, ZvtTerminal, iso_answer
+from tests.support.link_peers import Client, Server, ZvtTerminal, iso_answer
 
 ISO_PORT = 5000
 ZVT_PORT = 20007

@@ -9,8 +9,7 @@ from harness.core.device import DeviceContext
 from harness.core.rig import LinkSpec
 from harness.link.bench import SYSCTL, BenchLink
 from harness.topology import build_topology
-
-from .peers import ACK, AUTHORIZE, STATUS_INFO, Client, Server, ZvtTerminal, tcp_state
+from tests.support.link_peers import ACK, AUTHORIZE, STATUS_INFO, Client, Server, ZvtTerminal, tcp_state
 
 pytestmark = pytest.mark.needs_netns
 TILL_IP, TERMINAL_IP = "198.19.100.2", "198.19.100.3"

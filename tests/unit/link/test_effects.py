@@ -13,8 +13,7 @@ from scapy.utils import rdpcap
 from harness.link.emulated import EmulatedLink
 from harness.link.layers import bind_ports, messages
 from harness.protocols import iso8583 as iso
-
-from .peers import ACK, AUTHORIZE, COMPLETION, STATUS_INFO, iso_message
+from tests.support.link_peers import ACK, AUTHORIZE, COMPLETION, STATUS_INFO, iso_message
 
 pytestmark = pytest.mark.needs_netns
 
@@ -211,7 +210,7 @@ def test_full_queue_fails_open(bench, topology, acquirer, terminal_client):
     from harness.core.device import DeviceContext
 
     ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
-                        namespace=topology.link, bench=bench,
+                        namespace=topology.link, network=bench.network,
                         extra={"link_max_queue": 4, "link_watchdog_s": 60})      # no watchdog rescue here
     link = EmulatedLink(bench.rig.links["terminal-host"], ctx)
     link.start()
@@ -234,7 +233,7 @@ def test_hung_engine_is_killed_and_the_link_fails_open(bench, topology, acquirer
     from harness.core.device import DeviceContext
 
     ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
-                        namespace=topology.link, bench=bench, extra={"link_watchdog_s": 0.3})
+                        namespace=topology.link, network=bench.network, extra={"link_watchdog_s": 0.3})
     with EmulatedLink(bench.rig.links["terminal-host"], ctx) as link:
         c = terminal_client()
         os.kill(link.proc.pid, signal.SIGSTOP)               # alive but deaf: packets would sit in its queue

@@ -10,8 +10,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.utils import rdpcap
 
 from harness.link.driver import FaultNotFired, ResetNotTaken
-
-from .peers import AUTHORIZE, iso_message, tcp_state
+from tests.support.link_peers import AUTHORIZE, iso_message, tcp_state
 
 pytestmark = pytest.mark.needs_netns
 
@@ -260,7 +259,7 @@ def test_watched_link_refuses_faults(bench, topology):
 
     spec = replace(bench.rig.links["terminal-host"], faultable=False)
     ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
-                        namespace=topology.link, bench=bench)
+                        namespace=topology.link, network=bench.network)
     with EmulatedLink(spec, ctx) as watched:
         with pytest.raises(FaultError, match="faultable: false"):
             watched.inject("drop", stage="0210")
@@ -311,7 +310,7 @@ def test_faults_armed_from_the_rig(bench, topology, acquirer, terminal_client):
     spec = RigLink(**{**base.__dict__, "faults": ("hold 0210 host->terminal ms=50",
                                                   {"action": "drop", "stage": "0200", "occurrence": 2})})
     ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
-                        namespace=topology.link, bench=bench)
+                        namespace=topology.link, network=bench.network)
     with EmulatedLink(spec, ctx) as th:
         assert [f.spec.action for f in th.faults] == ["hold", "drop"]
         c = terminal_client()

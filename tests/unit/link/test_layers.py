@@ -11,8 +11,7 @@ from harness.link.faults import FaultError, FaultSpec
 from harness.link.layers import ISO8583, ZVT, FramingError, bind_ports, is_stage, messages
 from harness.link.pcapng import PcapNgWriter
 from harness.link.tracker import Tracker, parse
-
-from .peers import AUTHORIZE, STATUS_INFO, iso_message, zvt_apdu
+from tests.support.link_peers import AUTHORIZE, STATUS_INFO, iso_message, zvt_apdu
 
 
 def test_iso8583_layer_builds_and_dissects():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from harness.printer.journal import ReceiptJournal, mask_bytes
+from harness.core.masking import mask_bytes
+from harness.printer.journal import ReceiptJournal
 from harness.protocols.escpos.decoder import decode
 from harness.protocols.escpos.receipt import ReceiptBuilder
 

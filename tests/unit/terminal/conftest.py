@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from harness.core.device import DeviceContext
 from harness.core.evidence import Evidence
 from harness.core.rig import DeviceSpec, Timing
 from harness.terminal.emulated import EmulatedTerminal
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from ecr_client import Ecr  # noqa: E402
-from scripted_host import ScriptedHost  # noqa: E402
+from tests.support.ecr_client import Ecr
+from tests.support.scripted_host import ScriptedHost
 
 SCALE = 0.05
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ecr_client import Ecr, apdu, bcd, parse_bmps, unbcd
-
 from harness.core.masking import find_unmasked_pans
+from tests.support.ecr_client import Ecr, apdu, bcd, parse_bmps, unbcd
 
 PASSWORD = b"\x00\x00\x00"
 
@@ -141,7 +140,7 @@ def test_abort_while_the_till_holds_the_goods_reverses(terminal, ecr, acquirer):
 
 
 def test_void_of_an_offline_sale(make_terminal, dead_host):
-    from scripted_host import ScriptedHost
+    from tests.support.scripted_host import ScriptedHost
 
     term = make_terminal(
         offline=True, floor_limit=5000, host=dead_host.address, timers={"reversal_retry": 600}

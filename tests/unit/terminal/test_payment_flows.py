@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ecr_client import Ecr, apdu, bcd
+from tests.support.ecr_client import Ecr, apdu, bcd
 
 ACK = b"\x80\x00\x00"
 
@@ -262,7 +262,7 @@ def test_offline_approval_within_floor_limit(make_terminal, dead_host):
 
 
 def test_offline_advices_reach_the_host_later(make_terminal, dead_host):
-    from scripted_host import ScriptedHost
+    from tests.support.scripted_host import ScriptedHost
 
     term = make_terminal(offline=True, floor_limit=5000, host=dead_host.address)
     with Ecr(term.ecr_address) as ecr:

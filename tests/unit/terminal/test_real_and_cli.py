@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from ecr_client import Ecr
 
 from harness.core.device import DeviceContext
 from harness.core.evidence import Evidence
@@ -20,6 +19,8 @@ from harness.core.process import die_with_parent
 from harness.core.rig import DeviceSpec, Timing
 from harness.protocols import zvt
 from harness.terminal.real import RealTerminal, TerminalError
+from tests.support import ROOT
+from tests.support.ecr_client import Ecr
 
 POSRIG = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())"]
 
@@ -113,7 +114,7 @@ def served(acquirer, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=die_with_parent,
-        cwd=Path(__file__).parents[3],
+        cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:

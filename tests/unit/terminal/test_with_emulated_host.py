@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from ecr_client import Ecr
+
+from tests.support.ecr_client import Ecr
 
 pytestmark = pytest.mark.needs_netns
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from till_peers import MiniPrinter, ScriptedTerminal, till_spec
 
 from harness.core.device import DeviceContext
 from harness.core.evidence import Evidence
 from harness.core.rig import load_rig
 from harness.till.reference import ReferenceTill
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import ROOT
+from tests.support.till_peers import MiniPrinter, ScriptedTerminal, till_spec
 
 
 @pytest.fixture
@@ -33,11 +31,11 @@ def make_till(tmp_path, rig_emulated, monkeypatch):
         terminal = terminal or ScriptedTerminal("approve")
         printer = printer or MiniPrinter()
         made.extend([terminal, printer])
-        bench = SimpleNamespace(printer=SimpleNamespace(address={"tcp": "{}:{}".format(*printer.address)}),
-                                terminal=SimpleNamespace(ecr_address=terminal.address))
         ctx = DeviceContext(rig=rig_emulated, evidence=Evidence(tmp_path / f"ev-{len(made)}"),
-                            timing=rig_emulated.timing, bench=bench)
-        till = ReferenceTill(till_spec(profile), ctx)
+                            timing=rig_emulated.timing)
+        till = ReferenceTill(till_spec(profile), ctx,
+                             printer=SimpleNamespace(address={"tcp": "{}:{}".format(*printer.address)}),
+                             terminal=SimpleNamespace(ecr_address=terminal.address))
         made.insert(0, till)
         till.start()
         return till, terminal, printer

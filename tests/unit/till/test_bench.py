@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
-from till_peers import BASKET, TOTAL
 
 from harness.acceptance.scenario import wait_until_authorizing
+from tests.support.till_peers import BASKET, TOTAL
 
 pytestmark = pytest.mark.needs_netns
 

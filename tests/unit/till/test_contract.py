@@ -9,13 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
-from till_peers import BASKET, TOTAL, ScriptedTerminal, till_spec
 
 from harness.core.device import DeviceContext
 from harness.core.evidence import Evidence
 from harness.core.rig import DeviceSpec
 from harness.till.http import HttpTill, TillUnreachable
 from harness.till.outcome import ContractError, SaleOutcome, basket_total
+from tests.support.till_peers import BASKET, TOTAL, ScriptedTerminal, till_spec
 
 
 def raw(till, method, path, body=None):
@@ -158,10 +158,9 @@ def test_unreachable_vendor_till_is_named(tmp_path, rig_emulated):
 def test_unknown_profile_is_refused_with_the_known_names(tmp_path, rig_emulated):
     from harness.till.reference import ReferenceTill
 
-    ctx = DeviceContext(rig=rig_emulated, evidence=Evidence(tmp_path / "ev"), timing=rig_emulated.timing,
-                        bench=SimpleNamespace())
+    ctx = DeviceContext(rig=rig_emulated, evidence=Evidence(tmp_path / "ev"), timing=rig_emulated.timing)
     with pytest.raises(ValueError, match="print-on-timeout"):
-        ReferenceTill(till_spec("print-on-timout"), ctx)
+        ReferenceTill(till_spec("print-on-timout"), ctx, printer=SimpleNamespace(), terminal=SimpleNamespace())
 
 
 def test_basket_total():

@@ -9,10 +9,8 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from pathlib import Path
 
 import pytest
-from till_peers import BASKET, TOTAL, MiniPrinter, ScriptedTerminal
 
 from harness.core.device import DeviceContext
 from harness.core.evidence import Evidence
@@ -20,8 +18,10 @@ from harness.core.rig import DeviceSpec
 from harness.till.command import CommandTill
 from harness.till.operator import ConsoleOperator, OperatorTill
 from harness.till.outcome import ContractError
+from tests.support import ROOT
+from tests.support.till_peers import BASKET, TOTAL, MiniPrinter, ScriptedTerminal
 
-VENDOR = Path(__file__).with_name("vendor_cli.py")
+VENDOR = ROOT / "tests" / "support" / "vendor_cli.py"
 
 
 def command_till(tmp_path, rig, url: str, **options) -> CommandTill:
@@ -108,7 +108,7 @@ def test_posrig_till_serve_reports_ready_and_stops_on_sigterm(tmp_path):
              "--journal", str(tmp_path / "till.sqlite"), "--timing-scale", "0.05"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ready = json.loads(proc.stdout.readline())
-        assert ready["ready"] is True and ready["identity"]["profile"] == "correct"
+        assert ready["event"] == "ready" and ready["identity"]["profile"] == "correct"
         req = urllib.request.Request(f"http://{ready['control']}/sale", method="POST",
                                      data=json.dumps({"basket": BASKET, "tender": "cash"}).encode())
         with urllib.request.urlopen(req, timeout=10) as resp:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from till_peers import BASKET, TOTAL, MiniPrinter, ScriptedTerminal
+from tests.support.till_peers import BASKET, TOTAL, MiniPrinter, ScriptedTerminal
 
 
 def sale_receipts(printer: MiniPrinter) -> int:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from harness.till.reference import zvt_ecr as z
+from harness.reference_till import zvt_ecr as z
 
 # -- encoding: the till's requests, byte for byte ------------------------------------------------------------
 
