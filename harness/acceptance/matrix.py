@@ -1,68 +1,98 @@
 """The fault matrix, generated from the payment stage model (`../shared/reference/payments.md`, stages 1-14).
 
-A `Stage` is one message on one link that a fault can hit; a fault kind says what happens to it; an outcome is
+A `PaymentStage` is one message on one link that a fault can hit, with the timer the waiting side runs for it; a
+`FaultKind` says what happens to that message (as a `FaultSpec`, the link's one fault definition); an outcome is
 what the host would answer. Their product (where the message is really sent in that outcome) plus the printer
-faults and the compound reversal cases are the acceptance scenarios, with readable ids:
+faults, the compound reversal cases and the cashier-abort races are the acceptance scenarios, with readable ids:
 
 >>> [s.id for s in scenarios()][:2]
 ['terminal-host/connect-lost/approve', 'terminal-host/connect-lost/decline']
+>>> scenarios()[0].faults[0].spec.describe()
+'drop connect terminal->host first'
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from harness.core.cards import FOR_OUTCOME
+from harness.link.faults import FaultSpec
+from harness.protocols import stages
+from harness.protocols.stages import Stage
+
 OUTCOMES = ("approve", "decline")
-# The test card the terminal is given for each outcome (the emulated terminal and host agree on these).
-CARDS = {"approve": "approve", "decline": "decline"}
 INVARIANTS_TEXT = ("no sale receipt unless the acquirer holds the money; no money held without a sale receipt; "
                    "at most one charge; card numbers masked; no drawer for an unsettled card sale")
 
 
 @dataclass(frozen=True)
-class Stage:
-    """One message on one link, as the link engine names it, and the timer the waiting side runs for it."""
+class PaymentStage:
+    """One message on one link, and the timer the side waiting for it runs."""
 
     link: str
-    message: str                  # link stage: "0210", "zvt:04 0F", "connect"
+    message: Stage                # the link stage: 0210, zvt:04 0F, connect
     direction: str                # "host->terminal"
-    label: str                    # id part: "0210", "04-0F"
     timer: float                  # nominal seconds the waiting side waits for it (scaled by the rig)
     outcomes: tuple[str, ...]     # outcomes in which the message is sent at all
     meaning: str                  # what losing it means (payments.md stage)
 
+    @property
+    def label(self) -> str:
+        """The stage as scenario ids spell it: '0210', '04-0F'."""
+        return self.message.label
+
+
+def _stage(link: str, message: str, direction: str, timer: float, outcomes: tuple[str, ...],
+           meaning: str) -> PaymentStage:
+    return PaymentStage(link, stages.parse(message), direction, timer, outcomes, meaning)
+
 
 # The waiting side's timers (nominal seconds): the terminal waits 10 s for the host (Visa POS limit) and 5 s to
 # connect; the till waits T3 = 5 s for the terminal's ack and 40 s of silence for the result.
-STAGES: tuple[Stage, ...] = (
-    Stage("terminal-host", "connect", "terminal->host", "connect", 5.0, OUTCOMES,
-          "3: terminal cannot reach the host; declined or offline if allowed, never paid"),
-    Stage("terminal-host", "0200", "terminal->host", "0200", 10.0, OUTCOMES,
-          "3/4: the request is lost or late; the terminal times out and reverses"),
-    Stage("terminal-host", "0210", "host->terminal", "0210", 10.0, OUTCOMES,
-          "4: host approved, response lost or late: terminal reverses, till prints NO receipt (the incident)"),
-    Stage("till-terminal", "zvt:06 01", "till->terminal", "06-01", 5.0, OUTCOMES,
-          "1: the till's request is lost before the ack: not started; query before retry, never blind resend"),
-    Stage("till-terminal", "zvt:04 FF", "terminal->till", "04-FF", 40.0, OUTCOMES,
-          "2: the link drops while the terminal waits for card/PIN: reconnect, query, no receipt unless paid"),
-    Stage("till-terminal", "zvt:04 0F", "terminal->till", "04-0F", 40.0, OUTCOMES,
-          "7: the result is lost: status query; print only if processed and successful"),
-    Stage("till-terminal", "zvt:06 0F", "terminal->till", "06-0F", 40.0, ("approve",),
-          "7/8: completion lost after an approval: query; print once"),
-    Stage("till-terminal", "zvt:06 1E", "terminal->till", "06-1E", 40.0, ("decline",),
-          "7: the abort is lost after a decline: query; never print a sale receipt"),
+STAGES: tuple[PaymentStage, ...] = (
+    _stage("terminal-host", "connect", "terminal->host", 5.0, OUTCOMES,
+           "3: terminal cannot reach the host; declined or offline if allowed, never paid"),
+    _stage("terminal-host", "0200", "terminal->host", 10.0, OUTCOMES,
+           "3/4: the request is lost or late; the terminal times out and reverses"),
+    _stage("terminal-host", "0210", "host->terminal", 10.0, OUTCOMES,
+           "4: host approved, response lost or late: terminal reverses, till prints NO receipt (the incident)"),
+    _stage("till-terminal", "zvt:06 01", "till->terminal", 5.0, OUTCOMES,
+           "1: the till's request is lost before the ack: not started; query before retry, never blind resend"),
+    _stage("till-terminal", "zvt:04 FF", "terminal->till", 40.0, OUTCOMES,
+           "2: the link drops while the terminal waits for card/PIN: reconnect, query, no receipt unless paid"),
+    _stage("till-terminal", "zvt:04 0F", "terminal->till", 40.0, OUTCOMES,
+           "7: the result is lost: status query; print only if processed and successful"),
+    _stage("till-terminal", "zvt:06 0F", "terminal->till", 40.0, ("approve",),
+           "7/8: completion lost after an approval: query; print once"),
+    _stage("till-terminal", "zvt:06 1E", "terminal->till", 40.0, ("decline",),
+           "7: the abort is lost after a decline: query; never print a sale receipt"),
 )
+# Stage 5: the reversal (0420) or its answer (0430), after a late 0210.
+REVERSAL_STAGES: tuple[PaymentStage, ...] = tuple(
+    _stage("terminal-host", message, direction, 5.0, OUTCOMES,
+           "5: the reversal or its answer is lost: stored and repeated (0421) until acknowledged")
+    for message, direction in (("0420", "terminal->host"), ("0430", "host->terminal")))
+# Stage 12: the cashier's abort (06 B0) races the host's answer.
+ABORT_STAGE = _stage("till-terminal", "zvt:06 B0", "till->terminal", 5.0, OUTCOMES,
+                     "12: cashier abort races the host's answer: query; never 'cancelled' while charged")
 
 
 @dataclass(frozen=True)
 class FaultKind:
+    """What happens to a stage's message: a link fault action and its parameters for that stage's timer."""
+
     label: str
     action: str
-    params: Callable[[Stage, float], dict[str, Any]]      # (stage, timing scale) -> link fault parameters
+    params: Callable[[PaymentStage, float], dict[str, Any]]      # (stage, timing scale) -> FaultSpec params
     meaning: str
-    deterministic: bool = False                            # the sale must end exactly as without the fault
+    deterministic: bool = False                                   # the sale must end exactly as without it
+
+    def spec(self, stage: PaymentStage, scale: float) -> FaultSpec:
+        """The link fault this kind puts on `stage`'s first message."""
+        return FaultSpec(action=self.action, stage=stage.message.name, direction=stage.direction,
+                         params=self.params(stage, scale))
 
 
 def _ms(seconds: float) -> float:
@@ -90,16 +120,16 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     FaultKind("corrupt", "corrupt", lambda s, k: {"checksum": "fix"},
               "one byte of the message is flipped; checksums fixed so the application sees it"),
 )
+KIND = {k.label: k for k in FAULT_KINDS}
 
 
 @dataclass(frozen=True)
-class LinkFault:
+class PlannedFault:
+    """A fault a scenario arms: which link, the fault itself, and how long it stays armed after it fired."""
+
     link: str
-    action: str
-    stage: str
-    direction: str
-    params: dict[str, Any] = field(default_factory=dict)
-    linger: float = 0.0           # seconds the fault stays armed after it fired: past the waiting side's timer
+    spec: FaultSpec
+    linger: float = 0.0           # seconds past its firing: past the waiting side's timer
 
 
 @dataclass(frozen=True)
@@ -108,13 +138,18 @@ class Scenario:
     link: str                     # "terminal-host", "till-terminal" or "printer"
     stage: str                    # id label of the targeted stage
     fault: str                    # fault kind label
-    outcome: str
-    faults: tuple[LinkFault, ...] = ()
+    outcome: str                  # what the host answers: approve | decline
+    faults: tuple[PlannedFault, ...] = ()
     printer_fault: str = ""       # "paper_out" | "offline"
     printer_fault_at: str = ""    # "before" | "during"
     cashier_abort: bool = False   # the cashier presses abort while the host is still deciding (stage 12)
     expect_paid: bool | None = None
     meaning: str = ""
+
+    @property
+    def card(self) -> str:
+        """The test card presented (harness.core.cards) for this scenario's host outcome."""
+        return FOR_OUTCOME[self.outcome]
 
     @property
     def expected(self) -> str:
@@ -126,11 +161,10 @@ class Scenario:
         return text
 
 
-def _fault(stage: Stage, kind: FaultKind, scale: float) -> LinkFault:
+def _fault(stage: PaymentStage, kind: FaultKind, scale: float) -> PlannedFault:
     # A fault is cleared only once the side waiting for the message has certainly given up on it; clearing it
     # earlier would let a retransmission through in time and the fault would never really have happened.
-    return LinkFault(stage.link, kind.action, stage.message, stage.direction, kind.params(stage, scale),
-                     linger=round(stage.timer * scale * 1.5, 3))
+    return PlannedFault(stage.link, kind.spec(stage, scale), linger=round(stage.timer * scale * 1.5, 3))
 
 
 def scenarios(scale: float = 0.05) -> list[Scenario]:
@@ -138,9 +172,9 @@ def scenarios(scale: float = 0.05) -> list[Scenario]:
     out: list[Scenario] = []
     for stage in STAGES:
         for kind in FAULT_KINDS:
-            if stage.message == "connect" and kind.label in ("corrupt", "cut-after"):
+            if stage.message == stages.CONNECT and kind.label in ("corrupt", "cut-after"):
                 continue                                  # a SYN carries no payload to corrupt or deliver
-            if stage.link == "till-terminal" and stage.message != "zvt:06 01" and kind.label == "cut-after":
+            if stage.link == "till-terminal" and stage.label != "06-01" and kind.label == "cut-after":
                 continue                                  # the till answers or hangs up at once, racing the
                                                           # forged reset: the proof would be a coin toss
             for outcome in stage.outcomes:
@@ -151,31 +185,26 @@ def scenarios(scale: float = 0.05) -> list[Scenario]:
                                     meaning=f"{stage.meaning}; {kind.meaning}"))
     # Stage 5: the 0210 comes too late, so the terminal reverses; then the reversal (or its answer) is hit too.
     # (Late, not dropped: on the terminal's persistent connection a dropped 0210 would stall everything behind it.)
-    late_0210 = next(s for s in STAGES if s.message == "0210")
-    late = next(k for k in FAULT_KINDS if k.label == "late")
-    for message, direction in (("0420", "terminal->host"), ("0430", "host->terminal")):
-        rev = Stage("terminal-host", message, direction, message, 5.0, OUTCOMES,
-                    "5: the reversal or its answer is lost: stored and repeated (0421) until acknowledged")
+    late_0210 = next(s for s in STAGES if s.label == "0210")
+    for rev in REVERSAL_STAGES:
         for kind in FAULT_KINDS:
             if kind.label in ("slow", "dup", "flap", "cut-after"):
                 continue
             for outcome in OUTCOMES:
                 out.append(Scenario(
-                    id=f"terminal-host/0210-late+{message}-{kind.label}/{outcome}", link="terminal-host",
-                    stage=f"0210+{message}", fault=kind.label, outcome=outcome,
-                    faults=(_fault(late_0210, late, scale), _fault(rev, kind, scale)),
+                    id=f"terminal-host/0210-late+{rev.label}-{kind.label}/{outcome}", link="terminal-host",
+                    stage=f"0210+{rev.label}", fault=kind.label, outcome=outcome,
+                    faults=(_fault(late_0210, KIND["late"], scale), _fault(rev, kind, scale)),
                     expect_paid=False, meaning=f"{rev.meaning}; {kind.meaning}"))
     # Stage 12: the cashier aborts while the (slow) host is deciding; the abort itself may be hit on the link.
-    abort = Stage("till-terminal", "zvt:06 B0", "till->terminal", "06-B0", 5.0, OUTCOMES,
-                  "12: cashier abort races the host's answer: query; never 'cancelled' while charged")
-    for kind in (None, *(k for k in FAULT_KINDS if k.label in ("lost", "late", "reset"))):
+    for kind in (None, KIND["lost"], KIND["late"], KIND["reset"]):
         for outcome in OUTCOMES:
             label = kind.label if kind else "delivered"
-            out.append(Scenario(id=f"till-terminal/06-B0-{label}/{outcome}", link="till-terminal", stage="06-B0",
-                                fault=label, outcome=outcome, cashier_abort=True,
-                                faults=(_fault(abort, kind, scale),) if kind else (),
+            out.append(Scenario(id=f"{ABORT_STAGE.link}/{ABORT_STAGE.label}-{label}/{outcome}",
+                                link=ABORT_STAGE.link, stage=ABORT_STAGE.label, fault=label, outcome=outcome,
+                                cashier_abort=True, faults=(_fault(ABORT_STAGE, kind, scale),) if kind else (),
                                 expect_paid=False if outcome == "decline" else None,
-                                meaning=abort.meaning + (f"; {kind.meaning}" if kind else "")))
+                                meaning=ABORT_STAGE.meaning + (f"; {kind.meaning}" if kind else "")))
     # Stages 9/10: the printer cannot print (before the sale, or paper out in the middle of the receipt).
     for fault, at, meaning in (
             ("paper_out", "before", "9: no paper before the sale: correct tills refuse goods (84 66), no charge"),

@@ -2,8 +2,8 @@
 
 It works on plain records, so it does not care whether they came from emulators or from a physical bench:
 
->>> verdict = reconcile(payments=[...], journal=[...], receipts=[...], sales=[...], evidence_dir=path)
->>> verdict.ok, [v.invariant for v in verdict.violations]
+>>> result = reconcile(payments=[...], journal=[...], receipts=[...], sales=[...], evidence_dir=path)  # doctest: +SKIP
+>>> result.ok, [v.invariant for v in result.violations]                                               # doctest: +SKIP
 
 Invariants (checked once the bench is quiet: stored reversals delivered, faults cleared):
 - I1 no sale receipt without a settled payment of that amount (THE incident);
@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.core.cards import PANS
 from harness.core.masking import find_unmasked_pans, mask_pan
 
 INVARIANTS = {
@@ -109,7 +110,9 @@ class Violation:
 
 
 @dataclass
-class Verdict:
+class Reconciliation:
+    """What the oracle found: the violations (none = every invariant holds) and which receipt paid which payment."""
+
     violations: list[Violation] = field(default_factory=list)
     matches: list[tuple[int, str]] = field(default_factory=list)     # (receipt index, payment ref)
 
@@ -153,11 +156,11 @@ def _match_receipts(receipts: list[PrintedReceipt], payments: list[Payment]) -> 
 
 def reconcile(payments: Iterable[Payment], journal: Iterable[JournalEntry], receipts: Iterable[PrintedReceipt],
               sales: Iterable[Sale] = (), evidence_dir: Path | None = None,
-              known_pans: Iterable[str] = ()) -> Verdict:
+              known_pans: Iterable[str] = PANS) -> Reconciliation:
     """Check I1-I6 over the three records (plus the till's own sales). Call only once the bench is quiet."""
     payments, journal, receipts, sales = list(payments), list(journal), list(receipts), list(sales)
-    verdict = Verdict()
-    add = verdict.violations.append
+    result = Reconciliation()
+    add = result.violations.append
     pairs = _match_receipts(receipts, payments)
 
     holding = [p for p in payments if p.holds_money]
@@ -222,18 +225,19 @@ def reconcile(payments: Iterable[Payment], journal: Iterable[JournalEntry], rece
         if r.offline and not is_offline:
             add(Violation("I6", "receipt says offline but the payment was approved online", payment=p.ref,
                           receipt=r.index))
-    verdict.matches = sorted((i, p.ref) for i, p in pairs.items())
-    return verdict
+    result.matches = sorted((i, p.ref) for i, p in pairs.items())
+    return result
 
 
 TEXT_SUFFIXES = (".txt", ".json", ".jsonl", ".html", ".log", ".csv", ".xml", ".md", ".yaml")
 
 
-def scan_evidence(folder: Path, known_pans: Iterable[str] = ()) -> list[tuple[Path, list[str]]]:
+def scan_evidence(folder: Path, known_pans: Iterable[str] = PANS) -> list[tuple[Path, list[str]]]:
     """Evidence files under `folder` that contain a card number in clear.
 
-    Every file (pcapng, SQLite and images included) is searched for the scenario's known card numbers, as ASCII
-    digits and as packed BCD; text files are also searched for any Luhn-valid 13-19 digit number.
+    Every file (pcapng, SQLite and images included) is searched for every card number of the one test-card table
+    (`harness.core.cards.PANS`), as ASCII digits and as packed BCD; text files are also searched for any
+    Luhn-valid 13-19 digit number, so a card posrig does not know is caught too.
     """
     needles = []
     for pan in known_pans:

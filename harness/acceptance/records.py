@@ -1,26 +1,92 @@
-"""Read the oracle's records off a bench: the host ledger, the terminal journal, the printed receipts, the till's
-own sales. Each reader tolerates a device that keeps no such record (a physical terminal has no journal API)."""
+"""Read the oracle's records off a bench, typed: the host ledger, the terminal journal, the printed receipts, the
+till's own sales. Each reader tolerates a device that keeps no such record (a physical terminal has no journal).
+
+Receipts are read from the printer's typed `Receipt` (harness.protocols.escpos.receipt), line by line: the
+amounts come as the decoder found them (`line_amounts()`), labelled fields ("Auth code", "Trace") from the
+receipt's two-column lines, the image from the files the printer journal wrote (`receipt.files`). Nothing is
+joined into text and parsed back.
+
+>>> read_receipt(receipt).amount, read_receipt(receipt).auth_code        # doctest: +SKIP
+(488, 'A1B2C3')
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from harness.acceptance.oracle import JournalEntry, Payment, PrintedReceipt, Sale
 
-# How a receipt says what it is. A vendor's wording can be added through the till's rig options.
-NOT_A_SALE = re.compile(r"\b(DECLINED|CANCELL?ED|VOID(ED)?|NOT PAID|FAILED|ABORTED|REFUSED)\b", re.I)
-COPY = re.compile(r"\b(COPY|REPRINT|DUPLICATE)\b", re.I)
-TOTAL = re.compile(r"^\s*TOTAL\b[^\d\n]*(\d+[.,]\d{2})", re.I | re.M)
-AUTH = re.compile(r"\bAuth(?:orisation|orization)?\.?\s*(?:code|no\.?)?\s*:?\s+([A-Z0-9]{2,12})\b", re.I)
-CASH = re.compile(r"^\s*CASH\b", re.I | re.M)
-OFFLINE = re.compile(r"\bOFFLINE\b", re.I)
+
+@dataclass(frozen=True)
+class ReceiptWords:
+    """How a receipt says what it is: words in its lines, in the till's wording (a vendor's can be added)."""
+
+    not_a_sale: tuple[str, ...] = ("DECLINED", "CANCELLED", "CANCELED", "VOID", "VOIDED", "NOT PAID", "FAILED",
+                                   "ABORTED", "REFUSED")
+    copy: tuple[str, ...] = ("COPY", "REPRINT", "DUPLICATE")
+    offline: tuple[str, ...] = ("OFFLINE",)
+    total: tuple[str, ...] = ("TOTAL",)
+    cash: tuple[str, ...] = ("CASH",)
+    auth_code: tuple[str, ...] = ("AUTH CODE", "AUTHORISATION CODE", "AUTHORIZATION CODE", "AUTH NO", "AUTH")
+    trace: tuple[str, ...] = ("TRACE", "TRACE NO")
 
 
-def _cents(text: str) -> int:
-    return int((Decimal(text.replace(",", ".")) * 100).to_integral_value())
+WORDS = ReceiptWords()
+_COLUMNS = re.compile(r"\s{2,}|:\s+")            # "Auth code      A1B2C3" / "Auth code: A1B2C3"
+
+
+def _has_word(line: str, words: tuple[str, ...]) -> bool:
+    upper = line.upper()
+    return any(re.search(rf"\b{re.escape(w)}\b", upper) for w in words)
+
+
+def _starts_with(line: str, words: tuple[str, ...]) -> bool:
+    upper = line.strip().upper()
+    return any(re.match(rf"{re.escape(w)}\b", upper) for w in words)
+
+
+def _fields(lines: list[str]) -> dict[str, str]:
+    """Two-column lines as {LABEL: value}: the receipt's own layout of label on the left, value on the right."""
+    out: dict[str, str] = {}
+    for line in lines:
+        parts = [p for p in _COLUMNS.split(line.strip(), maxsplit=1) if p]
+        if len(parts) == 2:
+            out.setdefault(parts[0].strip().upper(), parts[1].strip())
+    return out
+
+
+def _cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value())
+
+
+def read_receipt(receipt: Any, index: int | None = None, words: ReceiptWords = WORDS) -> PrintedReceipt:
+    """One typed printer receipt as the oracle reads it."""
+    lines: list[str] = list(receipt.lines)
+    if any(_has_word(line, words.not_a_sale) for line in lines):
+        kind = "declined"
+    elif any(_has_word(line, words.copy) for line in lines):
+        kind = "copy"
+    else:
+        kind = "sale"
+    tender = "cash" if any(_starts_with(line, words.cash) for line in lines) else "card"
+    total = next((a for label, a in receipt.line_amounts() if _starts_with(label, words.total)), None)
+    fields = _fields(lines)
+    auth = next((fields[w] for w in words.auth_code if w in fields), "")
+    files = getattr(receipt, "files", {}) or {}
+    return PrintedReceipt(index=receipt.index if index is None else index, kind=kind,
+                          amount=_cents(total) if total is not None else None, text="\n".join(lines),
+                          auth_code="" if auth in ("-", "") else auth.split()[0],
+                          offline=any(_has_word(line, words.offline) for line in lines),
+                          drawer_pulses=len(getattr(receipt, "drawer_pulses", []) or []), tender=tender,
+                          evidence=str(files.get("png", "")))
+
+
+def printed_receipts(printer: Any, words: ReceiptWords = WORDS) -> list[PrintedReceipt]:
+    """Every receipt the printer completed, in order."""
+    return [read_receipt(r, i, words) for i, r in enumerate(getattr(printer, "receipts", []) or [])]
 
 
 def host_payments(host: Any) -> list[Payment]:
@@ -45,42 +111,10 @@ def terminal_journal(terminal: Any) -> list[JournalEntry]:
     journal = getattr(terminal, "journal", None)
     if journal is None or not hasattr(journal, "transactions"):
         return []
-    out = []
-    for t in journal.transactions(kind="sale"):
-        out.append(JournalEntry(trace=str(t.get("trace") or ""), amount=int(t.get("amount") or 0),
-                                result=str(t.get("state")), auth_code=str(t.get("auth_code") or ""),
-                                host_ref="", offline=bool(t.get("offline"))))
-    return out
-
-
-def classify(text: str) -> tuple[str, str]:
-    """(kind, tender) of a printed receipt from its words."""
-    if NOT_A_SALE.search(text):
-        kind = "declined"
-    elif COPY.search(text):
-        kind = "copy"
-    else:
-        kind = "sale"
-    return kind, "cash" if CASH.search(text) else "card"
-
-
-def printed_receipts(printer: Any, evidence_dir: Path | None = None) -> list[PrintedReceipt]:
-    out = []
-    for i, r in enumerate(getattr(printer, "receipts", []) or []):
-        text = r.text if hasattr(r, "text") else str(r)
-        kind, tender = classify(text)
-        total = TOTAL.search(text)
-        amount = _cents(total.group(1)) if total else None
-        auth = AUTH.search(text)
-        png = ""
-        if evidence_dir is not None:
-            found = sorted(Path(evidence_dir).rglob(f"receipt-{i + 1:04d}.png"))
-            png = str(found[0]) if found else ""
-        out.append(PrintedReceipt(index=i, kind=kind, amount=amount, text=text,
-                                  auth_code=auth.group(1) if auth else "", offline=bool(OFFLINE.search(text)),
-                                  drawer_pulses=len(getattr(r, "drawer_pulses", []) or []), tender=tender,
-                                  evidence=png))
-    return out
+    return [JournalEntry(trace=str(t.get("trace") or ""), amount=int(t.get("amount") or 0),
+                         result=str(t.get("state")), auth_code=str(t.get("auth_code") or ""), host_ref="",
+                         offline=bool(t.get("offline")))
+            for t in journal.transactions(kind="sale")]
 
 
 def till_sales(till: Any) -> list[Sale]:

@@ -1,8 +1,9 @@
 """Run one acceptance scenario on a bench and conclude: arm the faults, sell, prove the faults hit, wait for
 quiet, reconcile, and fill a `ScenarioRecord`.
 
->>> record = run_scenario(bench, scenario)
->>> record.verdict        # OK | FAIL | ERROR | INCONCLUSIVE
+>>> record = run_scenario(bench, scenario)       # doctest: +SKIP
+>>> record.verdict                               # doctest: +SKIP
+<Verdict.OK: 'OK'>
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import threading
 import time
 from typing import Any
 
-from harness.acceptance.matrix import CARDS, Scenario
-from harness.acceptance.oracle import reconcile
+from harness.acceptance.matrix import Scenario
+from harness.acceptance.oracle import Payment, PrintedReceipt, reconcile
 from harness.acceptance.records import host_payments, ledger_rows, printed_receipts, terminal_journal, till_sales
 from harness.acceptance.report.record import ScenarioRecord
+from harness.acceptance.verdict import Verdict
 from harness.core.bench import Bench
-from harness.link.driver import FaultNotFired, ResetNotTaken
+from harness.core.events import Event, now, timeline, wait_until
+from harness.link.driver import Fault, FaultNotFired, ResetNotTaken
 
 BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "name": "Bread",
                                                                          "price": "2.50"}]
-KNOWN_PANS = ("4111111111111111", "4000000000000002", "4000000000009995", "4000000000000119")
 PAPER_OUT_AFTER = 48          # bytes of the receipt printed before the paper runs out ("during")
+ABORT_HOST_DELAY_MS = 8000    # nominal; the host decides this slowly while the cashier aborts
 
 
 def _pending(sales: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,21 +68,20 @@ def _terminal_busy(terminal: Any) -> bool:
     return bool(last) and last.get("state") == "started"
 
 
-def _settle(bench: Bench, scenario: Scenario, faults: list) -> None:
+def _settle(bench: Bench, scenario: Scenario, faults: list[Fault]) -> None:
     """Keep the faults armed until each has lingered past the waiting side's timer and the terminal has
     finished the payment in flight (bounded by the rig's scaled T4)."""
     deadline = time.monotonic() + max(5.0, bench.rig.timing.seconds(180))
-    for spec, fault in zip(scenario.faults, faults, strict=True):
+    for planned, fault in zip(scenario.faults, faults, strict=True):
         if fault.fired:
-            fired_at = fault.fired[0].get("t") or fault.armed_at or time.time()
-            pause = fired_at + spec.linger - time.time()
+            pause = fault.fired[0].t + planned.linger - now()
             if pause > 0:
                 time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
     while _terminal_busy(bench.terminal) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
-def _observed(outcome: Any, payments, receipts) -> str:
+def _observed(outcome: Any, payments: list[Payment], receipts: list[PrintedReceipt]) -> str:
     held = [p for p in payments if p.holds_money]
     sale = [r for r in receipts if r.kind in ("sale", "copy")]
     states = ", ".join(f"{p.ref} {p.state}" for p in payments) or "no payment booked"
@@ -88,40 +90,28 @@ def _observed(outcome: Any, payments, receipts) -> str:
             f"(of {len(receipts)} printed)")
 
 
-def _timeline(t0: float, faults: list, sales: list[dict[str, Any]], bench: Bench) -> list[dict[str, Any]]:
-    events = []
-    for f in faults:
-        if f.armed_at:
-            events.append({"t": f.armed_at, "source": f"link {f.link.name}", "event": f"armed {f.spec.describe()}"})
-        for hit in f.fired:
-            at = hit.get("t") or hit.get("at") or f.armed_at or t0
-            events.append({"t": at, "source": f"link {f.link.name}",
-                           "event": f"FIRED {f.spec.describe()} on packet #{hit.get('packet', '?')}"})
+def bench_events(bench: Bench, faults: list[Fault], sales: list[dict[str, Any]]) -> list[Event]:
+    """What the link faults, the till and the acquirer did, as events on one clock."""
+    events = [e for f in faults for e in f.events()]
     for s in sales:
         for e in s.get("events", []) or []:
-            events.append({"t": e.get("at", t0), "source": "till", "event": f"{s.get('id')} {e.get('state')}"})
+            events.append(Event(t=float(e.get("at", 0.0)), source="till", what=f"{s.get('id')} {e.get('state')}"))
     ledger = getattr(bench.host, "ledger", None)
     if ledger is not None:
         for p in ledger.payments():
-            events.append({"t": p.created, "source": "host", "event": f"{p.mti} STAN {p.stan} booked ({p.code})"})
+            events.append(Event(t=p.created, source="host", what=f"{p.mti} STAN {p.stan} booked ({p.code})"))
             if p.updated > p.created:
-                events.append({"t": p.updated, "source": "host", "event": f"STAN {p.stan} now {p.state}"})
-    events.sort(key=lambda e: e["t"])
-    return [{**e, "t": round(e["t"] - t0, 4)} for e in events]
-
-
-ABORT_HOST_DELAY_MS = 8000     # nominal; the host decides this slowly while the cashier aborts
+                events.append(Event(t=p.updated, source="host", what=f"STAN {p.stan} now {p.state}"))
+    return events
 
 
 def wait_until_authorizing(till: Any, timeout: float = 5.0) -> bool:
     """Block until the till's newest sale is waiting for the terminal (a sale running in another thread)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def authorizing() -> bool:
         sales = till.journal()
-        if sales and sales[-1].get("state") == "authorizing":
-            return True
-        time.sleep(0.02)
-    return False
+        return bool(sales) and sales[-1].get("state") == "authorizing"
+
+    return wait_until(authorizing, timeout)
 
 
 def _abort_race(bench: Bench, outcome: str) -> Any:
@@ -144,15 +134,14 @@ def _abort_race(bench: Bench, outcome: str) -> Any:
 
 def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRecord:
     """Run `scenario` on a started-on-demand bench; never raises for what the till does, only for harness bugs."""
-    t0 = time.time()
+    t0 = now()
     rec = ScenarioRecord(id=scenario.id, link=scenario.link, stage=scenario.stage, fault=scenario.fault,
                          outcome=scenario.outcome, expected=scenario.expected, seed=seed)
     # Link engines first (concurrently with the other devices), so they see every connection from its SYN.
     bench.start(*bench.rig.links, *(d.name for d in bench.rig.devices.values() if d.kind != "till"))
     links, till, terminal, printer = bench.links, bench.till, bench.terminal, bench.printer
-    terminal.present_card(CARDS[scenario.outcome])
-    faults = [links[f.link].inject(f.action, stage=f.stage, direction=f.direction, required=False, **f.params)
-              for f in scenario.faults]
+    terminal.present_card(scenario.card)
+    faults = [links[f.link].inject(f.spec, required=False) for f in scenario.faults]
     if scenario.printer_fault_at == "before":
         printer.set_fault(scenario.printer_fault)
     elif scenario.printer_fault_at == "during":
@@ -173,29 +162,28 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         printer.set_fault(None)
     still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)))
 
-    payments, receipts = host_payments(bench.host), printed_receipts(printer, bench.evidence.path)
-    sales = till_sales(till)
-    verdict = reconcile(payments, terminal_journal(terminal), receipts, sales,
-                        evidence_dir=bench.evidence.path, known_pans=KNOWN_PANS)
+    payments, receipts = host_payments(bench.host), printed_receipts(printer)
+    result = reconcile(payments, terminal_journal(terminal), receipts, till_sales(till),
+                       evidence_dir=bench.evidence.path)
     held = [p for p in payments if p.holds_money]
     rec.observed = _observed(outcome, payments, receipts)
-    rec.violations = [str(v) for v in verdict.violations]
+    rec.violations = [str(v) for v in result.violations]
     if scenario.expect_paid is not None and bool(held) != scenario.expect_paid:
         rec.violations.append(f"expected {'a completed sale' if scenario.expect_paid else 'no charge'}, "
                               f"but the acquirer holds {len(held)} payment(s)")
     if still_open:
         rec.observed += "; not quiet: " + "; ".join(still_open)
     if problems:
-        rec.verdict = "INCONCLUSIVE"
+        rec.verdict = Verdict.INCONCLUSIVE
         rec.violations = problems + rec.violations
     else:
-        rec.verdict = "FAIL" if rec.violations else "OK"
+        rec.verdict = Verdict.FAIL if rec.violations else Verdict.OK
     journal_rows = bench.till.journal() if hasattr(bench.till, "journal") else []
-    rec.timeline = _timeline(t0, faults, journal_rows, bench)
+    rec.timeline = timeline(bench_events(bench, faults, journal_rows), t0)
     rec.ledger = ledger_rows(bench.host)
     rec.receipts = [{"index": r.index, "kind": r.kind, "text": r.text, "png": r.evidence} for r in receipts]
-    rec.elapsed = round(time.time() - t0, 3)
-    bench.evidence.write_json("verdict.json", {"scenario": scenario.id, "oracle": verdict.to_dict(),
+    rec.elapsed = round(now() - t0, 3)
+    bench.evidence.write_json("verdict.json", {"scenario": scenario.id, "oracle": result.to_dict(),
                                                "verdict": rec.verdict, "observed": rec.observed})
     return rec
 

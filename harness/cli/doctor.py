@@ -6,21 +6,20 @@ import json
 import sys
 
 from harness.core.doctor import diagnose
-from harness.core.rig import RigError, load_rig
-
-DEFAULT_RIG = "rigs/emulated.yaml"
+from harness.core.rig import RigError, load_rig, resolve_rig
 
 
 def register(sub) -> None:
     p = sub.add_parser("doctor", help="report what the rig needs and what is ready or missing")
-    p.add_argument("--rig", default=DEFAULT_RIG, help=f"rig file (default {DEFAULT_RIG})")
+    p.add_argument("--rig", default=None, metavar="FILE|NAME",
+                   help="rig file, or a shipped rig's name (default: rigs/emulated.yaml here, else the shipped one)")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     try:
-        rig = load_rig(args.rig)
+        rig = load_rig(resolve_rig(args.rig))
     except RigError as exc:
         print(f"posrig doctor: bad rig: {exc}", file=sys.stderr)
         return 1

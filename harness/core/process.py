@@ -151,10 +151,15 @@ class Child:
                 log.close()
         first = self.readline(timeout)
         if first is None or first.get("event") != READY:
-            said = (first or {}).get("error") or (json.dumps(first) if first else "nothing")
             self.stop(timeout=2.0)
-            raise ChildFailed(f"{self.name} did not report ready within {timeout:g}s (it said: {said}); "
-                              f"command: {' '.join(self.argv)}" + self._log_tail())
+            if first is not None and first.get("event") == FAILED:
+                why = f"{self.name} could not start: {first.get('error')}"
+            elif first is None and self.proc.returncode is not None and self.proc.returncode >= 0:
+                why = f"{self.name} exited ({self.proc.returncode}) before it was ready"
+            else:
+                said = json.dumps(first) if first else "nothing"
+                why = f"{self.name} did not report ready within {timeout:g}s (it said: {said})"
+            raise ChildFailed(f"{why}; command: {' '.join(self.argv)}" + self._log_tail())
         self.ready = first
         return first
 

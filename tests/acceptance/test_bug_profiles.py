@@ -8,6 +8,7 @@ import pytest
 
 from harness.acceptance.matrix import scenarios
 from harness.acceptance.scenario import run_scenario
+from harness.acceptance.verdict import Verdict
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.needs_netns]
 
@@ -30,5 +31,5 @@ def test_bug_profile_is_caught(bench, rig, monkeypatch, profile, scenario_id, in
     scenario = next(s for s in scenarios(rig.timing.scale) if s.id == scenario_id)
     record = run_scenario(bench, scenario)
     assert bench.till.identity()["profile"] == profile
-    assert record.verdict == "FAIL", f"{profile} was not caught at {scenario_id}: {record.observed}"
+    assert record.verdict is Verdict.FAIL, f"{profile} was not caught at {scenario_id}: {record.observed}"
     assert any(v.startswith(invariant) for v in record.violations), record.violations

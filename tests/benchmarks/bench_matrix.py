@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/benchmarks/bench_matrix.py [--workers 1 2] [-k EXPR]
 
-Runs `pytest tests/acceptance/test_matrix.py` as a subprocess per worker count (the same rig, same process
+Runs `pytest harness/acceptance/suite/test_matrix.py` as a subprocess per worker count (the same rig, same process
 tree); the last line is one JSON object of figures. Goal: the whole matrix under 3 minutes with -n 2.
 """
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(workers: int, keyword: str | None, rig: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "acceptance.json"
-        argv = [sys.executable, "-m", "pytest", "tests/acceptance/test_matrix.py", "-q", "-p", "no:cacheprovider",
+        argv = [sys.executable, "-m", "pytest", "harness/acceptance/suite/test_matrix.py", "-q", "-p", "no:cacheprovider",
                 f"--rig={rig}", f"--acceptance-json={out}", f"--evidence-dir={Path(tmp) / 'ev'}"]
         if workers > 1:
             argv += ["-n", str(workers)]

@@ -10,8 +10,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.acceptance.report.record import ScenarioRecord
+from harness.acceptance.verdict import WORST_FIRST, Verdict
 
-COLOURS = {"OK": "#1a7f37", "FAIL": "#cf222e", "ERROR": "#9a6700", "INCONCLUSIVE": "#6e7781"}
+COLOURS = {Verdict.OK: "#1a7f37", Verdict.FAIL: "#cf222e", Verdict.ERROR: "#9a6700", Verdict.INCONCLUSIVE: "#6e7781"}
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
@@ -60,12 +61,11 @@ def scenario_html(record: ScenarioRecord, report_dir: Path | None = None) -> str
 
 def summary_grid(records: list[ScenarioRecord]) -> str:
     """Stage (rows) x fault (columns); each cell counts verdicts, coloured by the worst."""
-    cells: dict[tuple[str, str], list[str]] = defaultdict(list)
+    cells: dict[tuple[str, str], list[Verdict]] = defaultdict(list)
     for r in records:
         cells[(f"{r.link}/{r.stage}" if r.link else r.stage, r.fault)].append(r.verdict)
     stages = sorted({s for s, _ in cells})
     faults = sorted({f for _, f in cells})
-    order = ["FAIL", "ERROR", "INCONCLUSIVE", "OK"]
     out = ["<h2>Stage x fault</h2><table class='posrig-grid' border='1' cellpadding='3'><tr><th>stage</th>"]
     out += [f"<th>{html.escape(f)}</th>" for f in faults]
     out.append("</tr>")
@@ -76,8 +76,8 @@ def summary_grid(records: list[ScenarioRecord]) -> str:
             if not verdicts:
                 out.append("<td></td>")
                 continue
-            worst = min(verdicts, key=order.index)
-            text = " ".join(f"{v}:{verdicts.count(v)}" for v in order if v in verdicts)
+            worst = Verdict.worst(verdicts)
+            text = " ".join(f"{v}:{verdicts.count(v)}" for v in WORST_FIRST if v in verdicts)
             out.append(f"<td style='background:{COLOURS[worst]};color:white'>{text}</td>")
         out.append("</tr>")
     out.append("</table>")

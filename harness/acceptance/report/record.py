@@ -16,9 +16,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.acceptance.verdict import Verdict
 from harness.core.masking import mask_obj
 
-VERDICTS = ("OK", "FAIL", "ERROR", "INCONCLUSIVE")
 PACKAGES = ("posrig", "pytest", "scapy", "NetfilterQueue", "pyiso8583", "python-escpos", "pytest-html", "Pillow")
 
 
@@ -31,7 +31,7 @@ class ScenarioRecord:
     stage: str = ""
     fault: str = ""
     outcome: str = ""                          # the card's outcome at the host: approve | decline
-    verdict: str = "ERROR"                     # OK | FAIL | ERROR | INCONCLUSIVE
+    verdict: Verdict = Verdict.ERROR           # OK | FAIL | ERROR | INCONCLUSIVE
     expected: str = ""
     observed: str = ""
     elapsed: float = 0.0
@@ -45,8 +45,10 @@ class ScenarioRecord:
     nodeid: str = ""
 
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict {self.verdict!r} is not one of {VERDICTS}")
+        try:
+            self.verdict = Verdict(self.verdict)
+        except ValueError:
+            raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(Verdict)}") from None
 
     def to_json(self) -> str:
         return json.dumps(mask_obj(asdict(self)), default=str)
@@ -69,7 +71,7 @@ def versions() -> dict[str, str]:
 def write_acceptance_json(path: Path, records: list[ScenarioRecord], rig: Any, started: float,
                           extra: dict[str, Any] | None = None) -> Path:
     """Write the whole run's acceptance.json (masked)."""
-    counts = {v: sum(1 for r in records if r.verdict == v) for v in VERDICTS}
+    counts = {str(v): sum(1 for r in records if r.verdict == v) for v in Verdict}
     devices: dict[str, dict] = {}
     for r in records:
         for d in r.devices:
@@ -83,7 +85,8 @@ def write_acceptance_json(path: Path, records: list[ScenarioRecord], rig: Any, s
                                          "timing_scale": rig.timing.scale},
         "versions": versions(),
         "devices": list(devices.values()),
-        "summary": {"scenarios": len(records), **counts, "passed": counts["OK"] == len(records) and bool(records)},
+        "summary": {"scenarios": len(records), **counts,
+                    "passed": counts[Verdict.OK] == len(records) and bool(records)},
         "scenarios": [json.loads(r.to_json()) for r in sorted(records, key=lambda r: r.id)],
         **(extra or {}),
     }

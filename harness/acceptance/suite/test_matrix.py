@@ -12,6 +12,7 @@ from fixtures.report import SCENARIO_KEY
 from harness.acceptance.matrix import scenarios
 from harness.acceptance.report.record import ScenarioRecord
 from harness.acceptance.scenario import attach_evidence, run_scenario
+from harness.acceptance.verdict import Verdict
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.needs_netns]
 
@@ -34,7 +35,7 @@ def test_scenario(request, bench, scenario):
         record = run_scenario(bench, scenario, seed=seed)
     except Exception as exc:
         record = ScenarioRecord(id=scenario.id, link=scenario.link, stage=scenario.stage, fault=scenario.fault,
-                                outcome=scenario.outcome, expected=scenario.expected, seed=seed, verdict="ERROR",
+                                outcome=scenario.outcome, expected=scenario.expected, seed=seed, verdict=Verdict.ERROR,
                                 observed=f"the scenario could not run: {exc!r}")
     request.node.stash[SCENARIO_KEY] = record
     devices = bench.identities()
@@ -42,6 +43,6 @@ def test_scenario(request, bench, scenario):
     attach_evidence(record, bench)
     record.devices = devices
     if errors:
-        record.verdict = "ERROR"
+        record.verdict = Verdict.ERROR
         record.observed += "; teardown: " + "; ".join(errors)
-    assert record.verdict == "OK", f"{record.verdict}: " + "\n".join(record.violations or [record.observed])
+    assert record.verdict is Verdict.OK, f"{record.verdict}: " + "\n".join(record.violations or [record.observed])
