@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import topology as netns
+from harness.core.address import parse_hostport
 from harness.core.registry import DriverError, lookup
 from harness.core.rig import Rig
 
@@ -92,9 +93,8 @@ def _real_devices(rig: Rig) -> Iterator[Check]:
         elif spec.transport == "usb":
             yield _usb_check(label, spec.address)
         elif spec.transport == "tcp":
-            host, _, port = spec.address.rpartition(":")
             try:
-                with socket.create_connection((host, int(port)), timeout=1.5):
+                with socket.create_connection(parse_hostport(spec.address), timeout=1.5):
                     yield Check(label, True, "accepts TCP connections")
             except OSError as exc:
                 yield Check(label, False, f"not reachable: {exc}; check cabling, address and that it is on")

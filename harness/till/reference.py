@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from harness.core.address import parse_hostport
 from harness.core.process import Child, ChildFailed
 from harness.reference_till.journal import Journal
 from harness.reference_till.profiles import PROFILES, profile
@@ -74,8 +75,8 @@ class ReferenceTill(HttpTill):
         except ChildFailed as exc:
             self.process = None
             raise TillStartError(f"reference till: {exc}") from None
-        host, _, port = ready["control"].rpartition(":")
-        self._connect(TillClient(host, int(port), namespace=self.ctx.namespace, timeout=10.0))
+        host, port = parse_hostport(ready["control"], what="the reference till's control address")
+        self._connect(TillClient(host, port, namespace=self.ctx.namespace, timeout=10.0))
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "profile": self.profile,
