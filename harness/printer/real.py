@@ -39,7 +39,7 @@ class StatusError(RuntimeError):
 def parse_status(replies: dict[int, int]) -> dict[str, Any]:
     """Flags from DLE EOT n reply bytes {n: byte}; raises StatusError for a byte not of the form 0xx1xx10."""
     for n, b in replies.items():
-        if b & 0x93 != 0x12:
+        if b & C.STATUS_FIXED_MASK != C.STATUS_FIXED:
             raise StatusError(f"DLE EOT {n} answer 0x{b:02x} is not a status byte (0xx1xx10): wrong port, "
                               "or a printer that is not ESC/POS")
     s1, s2, s3, s4 = (replies.get(n) for n in (1, 2, 3, 4))
@@ -154,10 +154,10 @@ class _UsbPort(_Port):
         return data[0] if len(data) else None
 
     def port_status(self) -> int:
-        return self.dev.ctrl_transfer(0xA1, 1, 0, 0, 1)[0]
+        return self.dev.ctrl_transfer(C.USB_CLASS_IN_REQUEST, C.USB_GET_PORT_STATUS, 0, 0, 1)[0]
 
     def device_id(self) -> str:
-        raw = bytes(self.dev.ctrl_transfer(0xA1, 0, 0, 0, 1024))
+        raw = bytes(self.dev.ctrl_transfer(C.USB_CLASS_IN_REQUEST, C.USB_GET_DEVICE_ID, 0, 0, 1024))
         return raw[2:int.from_bytes(raw[:2], "big")].decode("ascii", errors="replace")
 
     def close(self) -> None:

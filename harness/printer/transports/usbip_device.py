@@ -24,18 +24,17 @@ from usbip import protocol as usbip_protocol
 from usbip.core import CLASS
 
 from harness.printer.core import PrinterCore
+from harness.protocols.escpos import commands as C
 
 log = logging.getLogger(__name__)
 
-USB_CLASS_PRINTER, USB_SUBCLASS_PRINTER, USB_PROTOCOL_BIDIRECTIONAL = 7, 1, 2
-GET_DEVICE_ID, GET_PORT_STATUS, SOFT_RESET = 0, 1, 2
 BULK_OUT, BULK_IN = 0x01, 0x82
 
 
 class PrinterInterface(Interface):
-    bInterfaceClass = USB_CLASS_PRINTER
-    bInterfaceSubClass = USB_SUBCLASS_PRINTER
-    bInterfaceProtocol = USB_PROTOCOL_BIDIRECTIONAL
+    bInterfaceClass = C.USB_CLASS_PRINTER
+    bInterfaceSubClass = C.USB_SUBCLASS_PRINTER
+    bInterfaceProtocol = C.USB_PROTOCOL_BIDIRECTIONAL
     bulk_out = Out(BULK_OUT, "bulk", mps=64)
     bulk_in = In(BULK_IN & 0x0F, "bulk", mps=64)
 
@@ -48,11 +47,11 @@ class PrinterInterface(Interface):
 
     def on_control(self, setup: Setup, data: bytes = b""):
         if setup.type == CLASS:
-            if setup.bRequest == GET_DEVICE_ID:
+            if setup.bRequest == C.USB_GET_DEVICE_ID:
                 return self.core.profile.device_id()
-            if setup.bRequest == GET_PORT_STATUS:
+            if setup.bRequest == C.USB_GET_PORT_STATUS:
                 return bytes([self.core.status.usb_port_status()])
-            if setup.bRequest == SOFT_RESET:
+            if setup.bRequest == C.USB_SOFT_RESET:
                 return b""
         raise Stall
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from harness.protocols.escpos import commands as C
 from harness.protocols.escpos.events import (
     Barcode,
     Cut,
@@ -307,8 +308,10 @@ class ReceiptBuilder:
         elif e.attr == "size":
             s = replace(s, width=v[0], height=v[1])
         elif e.attr == "print_mode":
-            s = replace(s, font=v & 1, bold=bool(v & 0x08), height=2 if v & 0x10 else 1,
-                        width=2 if v & 0x20 else 1, underline=1 if v & 0x80 else 0)
+            s = replace(s, font=v & C.PRINT_MODE_FONT_B, bold=bool(v & C.PRINT_MODE_BOLD),
+                        height=2 if v & C.PRINT_MODE_DOUBLE_HEIGHT else 1,
+                        width=2 if v & C.PRINT_MODE_DOUBLE_WIDTH else 1,
+                        underline=1 if v & C.PRINT_MODE_UNDERLINE else 0)
         elif e.attr == "align":
             self.align = v - 48 if v >= 48 else v
             if self.align not in (0, 1, 2):
