@@ -73,12 +73,14 @@ class ReceiptLog:
             self._complete(receipt)
 
     def _complete(self, receipt: Receipt) -> None:
-        self.receipts.append(receipt)
+        """Hand the receipt to the listeners (the journal sets `receipt.files`), then publish it: whoever sees
+        it in `receipts` or gets it from `wait_for_receipt` sees it with its evidence files."""
         for cb in self._on_receipt:
             try:
                 cb(receipt)
             except Exception:  # noqa: BLE001 - a journal failure must not stop the printer
                 log.exception("receipt callback failed")
+        self.receipts.append(receipt)
 
     def add_receipt_listener(self, cb: Callable[[Receipt], None]) -> None:
         self._on_receipt.append(cb)

@@ -140,7 +140,9 @@ def test_real_printer_driver_taps_and_reads_status(serve, tmp_path):
         till.open()
         till.text("through the tap 1.00\n")
         till.cut()
-        assert printer.wait_for_receipt(5).lines == ["through the tap 1.00"]
+        seen = printer.wait_for_receipt(5)
+        assert seen.lines == ["through the tap 1.00"]
+        assert seen.files["png"] == ev.path / "printer" / "receipt-0001.png"
         till.close()
         with pytest.raises(RuntimeError, match="take the paper roll out"):
             printer.set_fault("paper_out")
