@@ -25,7 +25,7 @@ from harness.printer import ReceiptPrinter
 from harness.printer.core import ReceiptLog
 from harness.printer.journal import ReceiptJournal
 from harness.printer.profiles import get_profile
-from harness.printer.transports import TcpEndpoint
+from harness.printer.transports import TcpEndpoint, received
 from harness.protocols.escpos import commands as C
 from harness.protocols.escpos.receipt import Receipt
 
@@ -260,9 +260,7 @@ class PrinterTap(TcpEndpoint):
         try:
             printer = self.upstream.connect()
         except OSError as exc:
-            msg = f"tap: cannot reach the printer ({self.upstream.describe()}): {exc}"
-            log.error(msg)
-            self.errors.append(msg)
+            self._error(f"cannot reach the printer ({self.upstream.describe()}): {exc}")
             return                            # the service closes the till's connection
         back = threading.Thread(target=self._printer_to_till, args=(printer, till), name="printer-tap-back",
                                 daemon=True)
@@ -278,21 +276,19 @@ class PrinterTap(TcpEndpoint):
                 printer.close()
             back.join(max(1.0, 4 * self.poll))
 
+    def _error(self, what: str) -> None:
+        """Log a connection the tap had to give up, and keep it in `errors` for the test to see."""
+        msg = f"tap: {what}"
+        log.error(msg)
+        self.errors.append(msg)
+
     def _till_to_printer(self, till: socket.socket, printer) -> None:
-        while not self.service.closing:
-            try:
-                data = till.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
+        for data in received(till, self.service):
             self.log.record(data)
             try:
                 _send(printer, data)
             except OSError as exc:            # serial.SerialException is an OSError too
-                msg = f"tap: the printer ({self.upstream.describe()}) stopped taking bytes: {exc}"
-                log.error(msg)
-                self.errors.append(msg)
+                self._error(f"the printer ({self.upstream.describe()}) stopped taking bytes: {exc}")
                 return
             self.log.feed(data)
 

@@ -9,6 +9,7 @@ is a `TcpEndpoint`: a `harness.core.service.TcpService` plus the printer's "HOST
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
 from harness.core.service import Handler, TcpService
 
@@ -35,3 +36,15 @@ class TcpEndpoint:
     def close(self, timeout: float = 2.0) -> None:
         """Stop accepting, shut open connections down, wait for their handlers (bounded)."""
         self.service.close(timeout)
+
+
+def received(conn: socket.socket, service: TcpService, size: int = 65536) -> Iterator[bytes]:
+    """The chunks a client sends on `conn`, until it hangs up, the connection fails or `service` closes."""
+    while not service.closing:
+        try:
+            data = conn.recv(size)
+        except OSError:
+            return
+        if not data:
+            return
+        yield data

@@ -8,7 +8,7 @@ import socket
 import threading
 
 from harness.printer.core import PrinterCore
-from harness.printer.transports import TcpEndpoint
+from harness.printer.transports import TcpEndpoint, received
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,5 @@ class TcpPrinterServer(TcpEndpoint):
             with send_lock:
                 conn.sendall(data)
 
-        while not self.service.closing:
-            try:
-                data = conn.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
+        for data in received(conn, self.service):
             self.core.receive(data, reply)
