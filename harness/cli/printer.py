@@ -1,10 +1,12 @@
 """`posrig printer serve|fault|status|tap` and `posrig receipt render`.
 
     posrig printer serve --tcp 127.0.0.1:9100 --serial --usbip 127.0.0.1:3240 --journal receipts/
-    {"tcp": "127.0.0.1:9100", "serial": "/dev/pts/4", "usb": "04b8:0202", "usbip": "127.0.0.1:3240", ...}
+    {"event": "ready", "pid": 4242, "profile": "tm-t88", "tcp": "127.0.0.1:9100", "serial": "/dev/pts/4",
+     "usb": "04b8:0202", "usbip": "127.0.0.1:3240", "control": "127.0.0.1:40123", "journal": "/abs/receipts"}
     posrig printer fault --control 127.0.0.1:PORT paper_out
     posrig printer status --tcp 192.0.2.30:9100
     posrig printer tap --listen 0.0.0.0:9100 --to-tcp 192.0.2.30:9100 --journal receipts/
+    {"event": "ready", "pid": 4243, "tap": "0.0.0.0:9100", "printer": "tcp 192.0.2.30:9100"}
     posrig receipt render receipts/receipt-0001.bin --format png -o r.png
 """
 
@@ -16,6 +18,8 @@ import socket
 import sys
 import threading
 from pathlib import Path
+
+from harness.core.process import announce_failed, announce_ready
 
 
 def _hostport(text: str) -> tuple[str, int]:
@@ -100,6 +104,7 @@ def serve(args) -> int:
             core.set_fault(args.fault)
     except ValueError as exc:
         print(f"posrig printer serve: {exc}", file=sys.stderr)
+        announce_failed(str(exc))
         return 2
     servers: list = []
     ready: dict = {"profile": core.profile.name}
@@ -127,11 +132,13 @@ def serve(args) -> int:
     except OSError as exc:
         for srv in servers:
             srv.close()
-        print(f"posrig printer serve: cannot listen: {exc} (port in use? try port 0)", file=sys.stderr)
+        why = f"cannot listen: {exc} (port in use? try port 0)"
+        print(f"posrig printer serve: {why}", file=sys.stderr)
+        announce_failed(why)
         return 1
     for srv in servers:
         srv.start()
-    print(json.dumps(ready), flush=True)
+    announce_ready(**ready)
     try:
         _wait_for_signal()
     finally:
@@ -180,12 +187,14 @@ def tap(args) -> int:
     try:
         t = PrinterTap(socket.create_server(_hostport(args.listen)), upstream, args.profile)
     except OSError as exc:
-        print(f"posrig printer tap: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        why = f"cannot listen on {args.listen}: {exc}"
+        print(f"posrig printer tap: {why}", file=sys.stderr)
+        announce_failed(why)
         return 1
     if args.journal:
         t.log.add_receipt_listener(ReceiptJournal(args.journal).write)
     t.start()
-    print(json.dumps({"tap": t.address, "printer": upstream.describe()}), flush=True)
+    announce_ready(tap=t.address, printer=upstream.describe())
     try:
         _wait_for_signal()
     finally:

@@ -9,29 +9,21 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 
 from harness.printer.core import PrinterCore
 from harness.printer.status import FaultError
+from harness.printer.transports import TcpEndpoint
 
 USAGE = "fault NAME|none, status, receipts, discard-held"
 
 
-class ControlServer:
-    def __init__(self, core: PrinterCore, listener: socket.socket, poll: float = 0.1):
+class ControlServer(TcpEndpoint):
+    """The control socket of a running printer: clients one after another, each sending command lines."""
+
+    def __init__(self, core: PrinterCore, listener: socket.socket, timeout: float = 2.0):
+        super().__init__(listener, self._serve, name="printer-control", concurrent=False)
         self.core = core
-        self.listener = listener
-        self.listener.settimeout(poll)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="printer-control", daemon=True)
-
-    @property
-    def address(self) -> str:
-        host, port = self.listener.getsockname()[:2]
-        return f"{host}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
+        self.timeout = timeout
 
     def handle(self, line: str) -> dict:
         """Run one control command; returns the JSON-able answer."""
@@ -53,28 +45,12 @@ class ControlServer:
         return {"ok": True, "status": self.core.status.to_dict(), "held_bytes": len(self.core.held),
                 "receipts": len(self.core.receipts)}
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                try:
-                    for line in conn.makefile("r", encoding="utf-8"):
-                        conn.sendall((json.dumps(self.handle(line), default=str) + "\n").encode())
-                except OSError:
-                    continue
-
-    def close(self, timeout: float = 2.0) -> None:
-        self._stop.set()
+    def _serve(self, conn: socket.socket, peer: tuple) -> None:
+        """Answer each line of one client; bytes that are not UTF-8 get an error answer, not a dead socket."""
+        conn.settimeout(self.timeout)
         with contextlib.suppress(OSError):
-            self.listener.close()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+            for line in conn.makefile("r", encoding="utf-8", errors="replace"):
+                conn.sendall((json.dumps(self.handle(line), default=str) + "\n").encode())
 
 
 def send_control(address: str, command: str, timeout: float = 5.0) -> dict:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from harness.printer.profiles import Profile, get_profile
 from harness.printer.status import PrinterStatus
+from harness.protocols.escpos import commands as C
 from harness.protocols.escpos.decoder import Decoder
 from harness.protocols.escpos.events import Event, StatusRequest
 from harness.protocols.escpos.receipt import Receipt, ReceiptBuilder
@@ -72,12 +73,14 @@ class ReceiptLog:
             self._complete(receipt)
 
     def _complete(self, receipt: Receipt) -> None:
-        self.receipts.append(receipt)
+        """Hand the receipt to the listeners (the journal sets `receipt.files`), then publish it: whoever sees
+        it in `receipts` or gets it from `wait_for_receipt` sees it with its evidence files."""
         for cb in self._on_receipt:
             try:
                 cb(receipt)
             except Exception:  # noqa: BLE001 - a journal failure must not stop the printer
                 log.exception("receipt callback failed")
+        self.receipts.append(receipt)
 
     def add_receipt_listener(self, cb: Callable[[Receipt], None]) -> None:
         self._on_receipt.append(cb)
@@ -182,11 +185,11 @@ class PrinterCore(ReceiptLog):
         buf = tail + data if tail else data
         self._tail = buf[-2:]
         found = []
-        i = buf.find(b"\x10\x04")
+        i = buf.find(C.DLE_EOT)
         while i >= 0:
             if i + 2 < len(buf) and i + 2 >= len(tail) and 1 <= buf[i + 2] <= 4:
                 found.append(buf[i + 2])
-            i = buf.find(b"\x10\x04", i + 1)
+            i = buf.find(C.DLE_EOT, i + 1)
         return found
 
     def _print(self, data: bytes, reply: Reply) -> None:
@@ -212,7 +215,7 @@ class PrinterCore(ReceiptLog):
         elif e.request == "esc_u":
             self._answer(self.status.esc_u(), reply)
         elif e.request == "asb":
-            self.asb_mask = e.n & 0x0F
+            self.asb_mask = e.n & C.ASB_GROUPS
             if self.asb_mask:
                 self._answer(self.status.asb(), reply)
         # dle_eot was answered on arrival; dle_enq / dle_dc4 need no answer

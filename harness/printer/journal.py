@@ -2,8 +2,10 @@
 
     receipt-0001.json  receipt-0001.txt  receipt-0001.png  receipt-0001.bin
 
-Card numbers are masked in the JSON and text (never in .bin: those are the bytes as printed, kept as
-evidence of exactly what the till sent; a till that prints a full PAN is itself a finding).
+Card numbers are masked in every file, through `harness.core.masking`: in the JSON and text (`mask_obj`,
+`mask_pans`), in the PNG (drawn from `masked_copy`) and in .bin in place, at the same length (`mask_bytes`), so the
+bytes keep their offsets. A till that printed a full card number is itself a finding: the JSON lists it, masked,
+under `unmasked_pans_printed`. The paths written are recorded in `receipt.files`.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ def masked_copy(receipt: Receipt) -> Receipt:
 
 
 class ReceiptJournal:
+    """Writes each receipt it is given into `folder` and records the paths in `receipt.files`."""
+
     def __init__(self, folder: str | Path, png: bool = True):
-        self.folder = Path(folder)
+        self.folder = Path(folder).resolve()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.png = png
         self.written: list[Path] = []
@@ -43,30 +47,31 @@ class ReceiptJournal:
         return f"receipt-{receipt.index + 1:04d}"
 
     def write(self, receipt: Receipt) -> list[Path]:
-        """Write the receipt's files; returns their paths. A rendering failure is logged in the JSON."""
+        """Write the receipt's files, record them in `receipt.files` by kind ("bin", "txt", "png", "json") and
+        return their paths. A rendering failure leaves "png" out and is logged in the JSON."""
         stem = self.folder / self.stem(receipt)
         record = receipt.to_dict()
         leaked = find_unmasked_pans(receipt.text)
         if leaked:
             record["unmasked_pans_printed"] = leaked
         shown = masked_copy(receipt) if leaked else receipt
-        paths = []
-        p = stem.with_suffix(".bin")
-        p.write_bytes(mask_bytes(receipt.raw))
-        paths.append(p)
-        p = stem.with_suffix(".txt")
-        p.write_text(mask_pans(render_text(shown)), encoding="utf-8")
-        paths.append(p)
+        files: dict[str, Path] = {}
+        files["bin"] = _write(stem, "bin", mask_bytes(receipt.raw))
+        files["txt"] = _write(stem, "txt", mask_pans(render_text(shown)).encode("utf-8"))
         if self.png:
             try:
-                p = stem.with_suffix(".png")
-                p.write_bytes(render_png(shown))
-                paths.append(p)
+                files["png"] = _write(stem, "png", render_png(shown))
             except FontMissingError as exc:
                 record["render_error"] = str(exc)
-        p = stem.with_suffix(".json")
         text = json.dumps(mask_obj(record), indent=2, ensure_ascii=False, default=str)
-        p.write_text(text, encoding="utf-8")
-        paths.append(p)
+        files["json"] = _write(stem, "json", text.encode("utf-8"))
+        receipt.files = files
+        paths = list(files.values())
         self.written += paths
         return paths
+
+
+def _write(stem: Path, kind: str, data: bytes) -> Path:
+    path = stem.with_suffix("." + kind)
+    path.write_bytes(data)
+    return path

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.protocols.escpos import commands as C
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -29,18 +31,19 @@ class Profile:
 
     def gs_i(self, n: int) -> bytes:
         """The reply to GS I n: one byte 0xx0xxxx for 1..3 (and 49..51), '_' text NUL for 65..69."""
-        if n in (1, 49):
-            return bytes([self.model_id & 0x6F])
-        if n in (2, 50):
-            return bytes([self.type_id & 0x6F])
-        if n in (3, 51):
+        if n in C.GS_I_MODEL:
+            return bytes([self.model_id & C.GS_I_BYTE_MASK])
+        if n in C.GS_I_TYPE:
+            return bytes([self.type_id & C.GS_I_BYTE_MASK])
+        if n in C.GS_I_ROM:
             return bytes([int(self.firmware.split(".")[0]) & 0x0F])
-        text = {65: self.firmware, 66: self.vendor, 67: self.model, 68: "0000000001"}.get(n)
+        text = {C.GS_I_FIRMWARE: self.firmware, C.GS_I_MAKER: self.vendor, C.GS_I_MODEL_NAME: self.model,
+                C.GS_I_SERIAL: "0000000001"}.get(n)
         if text is None:
             text = self.extra_ids.get(n)
         if text is None:
             return b""
-        return b"_" + text.encode("ascii", errors="replace") + b"\x00"
+        return C.GS_I_TEXT_START + text.encode("ascii", errors="replace") + C.NUL
 
     def device_id(self) -> bytes:
         """IEEE 1284 device id, as USB GET_DEVICE_ID returns it (2-byte big-endian length first)."""

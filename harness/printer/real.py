@@ -25,6 +25,7 @@ from harness.printer import ReceiptPrinter
 from harness.printer.core import ReceiptLog
 from harness.printer.journal import ReceiptJournal
 from harness.printer.profiles import get_profile
+from harness.printer.transports import TcpEndpoint, received
 from harness.protocols.escpos import commands as C
 from harness.protocols.escpos.receipt import Receipt
 
@@ -39,7 +40,7 @@ class StatusError(RuntimeError):
 def parse_status(replies: dict[int, int]) -> dict[str, Any]:
     """Flags from DLE EOT n reply bytes {n: byte}; raises StatusError for a byte not of the form 0xx1xx10."""
     for n, b in replies.items():
-        if b & 0x93 != 0x12:
+        if b & C.STATUS_FIXED_MASK != C.STATUS_FIXED:
             raise StatusError(f"DLE EOT {n} answer 0x{b:02x} is not a status byte (0xx1xx10): wrong port, "
                               "or a printer that is not ESC/POS")
     s1, s2, s3, s4 = (replies.get(n) for n in (1, 2, 3, 4))
@@ -154,10 +155,10 @@ class _UsbPort(_Port):
         return data[0] if len(data) else None
 
     def port_status(self) -> int:
-        return self.dev.ctrl_transfer(0xA1, 1, 0, 0, 1)[0]
+        return self.dev.ctrl_transfer(C.USB_CLASS_IN_REQUEST, C.USB_GET_PORT_STATUS, 0, 0, 1)[0]
 
     def device_id(self) -> str:
-        raw = bytes(self.dev.ctrl_transfer(0xA1, 0, 0, 0, 1024))
+        raw = bytes(self.dev.ctrl_transfer(C.USB_CLASS_IN_REQUEST, C.USB_GET_DEVICE_ID, 0, 0, 1024))
         return raw[2:int.from_bytes(raw[:2], "big")].decode("ascii", errors="replace")
 
     def close(self) -> None:
@@ -241,75 +242,58 @@ class SerialUpstream:
         return f"serial {self.path}"
 
 
-class PrinterTap:
+class PrinterTap(TcpEndpoint):
     """Listens where the till prints (TCP) and forwards every byte to the physical printer, and every printer
-    reply back to the till, unchanged, while decoding the till's bytes into receipts (`log`)."""
+    reply back to the till, unchanged, while decoding the till's bytes into receipts (`log`). One till at a
+    time, in order of arrival, as the printer's own port 9100."""
 
     def __init__(self, listener: socket.socket, upstream, profile: str | None = None, poll: float = 0.1):
-        self.listener = listener
-        self.listener.settimeout(poll)
+        super().__init__(listener, self._serve, name="printer-tap", concurrent=False)
         self.upstream = upstream
-        self.poll = poll
+        self.poll = poll                      # how often the printer-to-till pump checks for close
         self.log = ReceiptLog(profile)
         self.replies = bytearray()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._open: list[Any] = []
-        self._thread = threading.Thread(target=self._accept, name="printer-tap", daemon=True)
         self.errors: list[str] = []
+        self._pumps: list[threading.Thread] = []
 
-    @property
-    def address(self) -> str:
-        host, port = self.listener.getsockname()[:2]
-        return f"{host}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                till, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                printer = self.upstream.connect()
-            except OSError as exc:
-                msg = f"tap: cannot reach the printer ({self.upstream.describe()}): {exc}"
-                log.error(msg)
-                self.errors.append(msg)
-                till.close()
-                continue
-            self._open += [till, printer]
-            back = threading.Thread(target=self._printer_to_till, args=(printer, till), daemon=True)
-            back.start()
-            self._threads.append(back)
+    def _serve(self, till: socket.socket, peer: tuple) -> None:
+        try:
+            printer = self.upstream.connect()
+        except OSError as exc:
+            self._error(f"cannot reach the printer ({self.upstream.describe()}): {exc}")
+            return                            # the service closes the till's connection
+        back = threading.Thread(target=self._printer_to_till, args=(printer, till), name="printer-tap-back",
+                                daemon=True)
+        self._pumps = [t for t in self._pumps if t.is_alive()] + [back]
+        back.start()
+        try:
             self._till_to_printer(till, printer)
+        finally:
+            if isinstance(printer, socket.socket):
+                with contextlib.suppress(OSError):
+                    printer.shutdown(socket.SHUT_RDWR)        # wakes the pump at once
+            with contextlib.suppress(Exception):
+                printer.close()
+            back.join(max(1.0, 4 * self.poll))
+
+    def _error(self, what: str) -> None:
+        """Log a connection the tap had to give up, and keep it in `errors` for the test to see."""
+        msg = f"tap: {what}"
+        log.error(msg)
+        self.errors.append(msg)
 
     def _till_to_printer(self, till: socket.socket, printer) -> None:
-        till.settimeout(self.poll)
-        try:
-            while not self._stop.is_set():
-                try:
-                    data = till.recv(65536)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    break
-                if not data:
-                    break
-                self.log.record(data)
+        for data in received(till, self.service):
+            self.log.record(data)
+            try:
                 _send(printer, data)
-                self.log.feed(data)
-        finally:
-            for end in (till, printer):
-                with contextlib.suppress(Exception):
-                    end.close()
+            except OSError as exc:            # serial.SerialException is an OSError too
+                self._error(f"the printer ({self.upstream.describe()}) stopped taking bytes: {exc}")
+                return
+            self.log.feed(data)
 
     def _printer_to_till(self, printer, till: socket.socket) -> None:
-        while not self._stop.is_set():
+        while not self.service.closing:
             try:
                 data = _recv(printer, self.poll)
             except Exception:  # noqa: BLE001 - the printer side closed (socket or serial port)
@@ -324,15 +308,9 @@ class PrinterTap:
                     return
 
     def close(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            self.listener.close()
-        for t in [self._thread, *self._threads]:
-            if t.is_alive():
-                t.join(timeout)
-        for end in self._open:
-            with contextlib.suppress(Exception):
-                end.close()
+        super().close(timeout)
+        for t in self._pumps:
+            t.join(timeout)
 
 
 def _send(printer, data: bytes) -> None:

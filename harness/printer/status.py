@@ -103,18 +103,20 @@ class PrinterStatus:
 
     def gs_r(self, n: int) -> bytes:
         """GS r n: 1/49 paper sensors, 2/50 drawer; one byte 0xx0xxxx."""
-        if n in (1, 49):
-            v = (0x03 if self.paper in ("near_end", "end") else 0) | (0x0C if self.paper == "end" else 0)
+        if n in C.GS_R_PAPER:
+            v = C.GS_R_PAPER_NEAR_END if self.paper in ("near_end", "end") else 0
+            v |= C.GS_R_PAPER_END if self.paper == "end" else 0
             return bytes([v])
-        if n in (2, 50):
-            return bytes([0x01 if self.drawer_open else 0x00])
+        if n in C.GS_R_DRAWER:
+            return self.esc_u()
         return bytes([0x00])
 
     def esc_v(self) -> bytes:
         return self.gs_r(1)
 
     def esc_u(self) -> bytes:
-        return bytes([0x01 if self.drawer_open else 0x00])
+        """ESC u n (and GS r 2): the drawer kick-out connector, pin 3."""
+        return bytes([C.GS_R_DRAWER_HIGH if self.drawer_open else 0x00])
 
     def asb(self) -> bytes:
         """The four ASB bytes (GS a): drawer/online/cover/feed, errors, paper sensors, reserved."""

@@ -2,8 +2,14 @@
 
 A command is declared by its byte prefix, its name and how its length is found:
 an int (that many parameter bytes after the prefix) or the name of a length rule in `decoder.LENGTH_RULES`
-(commands whose length is carried by a field, or terminated by NUL). The decoder, the tap, the tests and the
-status reader all take their bytes from here.
+(commands whose length is carried by a field, or terminated by NUL). The decoder, the printer core, its status
+replies, the profiles, the USB device, the tap and the status reader all take their bytes (and status bits) from
+here; no other module of posrig spells an ESC/POS byte sequence.
+
+>>> INITIALIZE + b"TOTAL 12.50" + LF + CUT_FULL
+b'\\x1b@TOTAL 12.50\\n\\x1dV\\x00'
+>>> BY_PREFIX[GS + b"V"].name
+'cut'
 """
 
 from __future__ import annotations
@@ -23,19 +29,44 @@ DLE_EOT_ERROR_CAUSE = DLE_EOT + b"\x03"
 DLE_EOT_PAPER = DLE_EOT + b"\x04"
 DLE_ENQ = DLE + ENQ                       # DLE ENQ n: real-time request to printer
 DLE_DC4 = DLE + DC4                       # DLE DC4 fn ...: real-time pulse / power off / clear buffer
+DLE_EOT_LONG = (7, 8)                     # DLE EOT n with one more parameter byte (n = 7, 8)
+DLE_DC4_LENGTHS = {1: 5, 2: 5, 3: 8, 7: 4, 8: 10}   # DLE DC4 fn -> whole command length (others: 3)
+DLE_DC4_PULSE = 1                         # DLE DC4 1 m t: real-time drawer pulse
+COMMAND_PREFIXES = DLE + ESC + FS + GS    # bytes that start a multi-byte command
 
 # -- frequently used sequences (as clients send them) ----------------------------------------------
 INITIALIZE = ESC + b"@"
-CUT_FULL = GS + b"V\x00"
-CUT_PARTIAL = GS + b"V\x01"
+CUT = GS + b"V"                           # GS V m [n]: cut (see CUT_MODES)
+CUT_FULL = CUT + b"\x00"
+CUT_PARTIAL = CUT + b"\x01"
 CHINESE_ON = FS + b"&"
 CHINESE_OFF = FS + b"."
 GS_R = GS + b"r"                          # GS r n: transmit status (1 paper, 2 drawer)
 GS_I = GS + b"I"                          # GS I n: transmit printer ID
 GS_A = GS + b"a"                          # GS a n: enable automatic status back
+PRINT_MODE = ESC + b"!"                   # ESC ! n: font / bold / double height / double width / underline
+BARCODE = GS + b"k"                       # GS k m ...: print a barcode
+BARCODE_HEIGHT = GS + b"h"                # GS h n
+BARCODE_WIDTH = GS + b"w"                 # GS w n
+HRI_POSITION = GS + b"H"                  # GS H n: where the human-readable digits go
+RASTER_IMAGE = GS + b"v0"                 # GS v 0 m xL xH yL yH d...
+VARIABLE_IMAGE = GS + b"Q0"               # GS Q 0 m xL xH yL yH d...
+COLUMN_IMAGE = ESC + b"*"                 # ESC * m nL nH d...
+GS_PAREN = GS + b"("                      # GS ( fn pL pH ...: extended functions, length-carried
+SYMBOL = GS_PAREN + b"k"                  # GS ( k pL pH cn fn ...: 2D symbols (QR)
+GRAPHICS = GS_PAREN + b"L"                # GS ( L pL pH m fn ...: graphics
+GRAPHICS_LONG = GS + b"8L"                # GS 8 L p1..p4 m fn ...: graphics, 4-byte length
+
+# -- print mode bits (ESC ! n) ----------------------------------------------------------------------
+PRINT_MODE_FONT_B, PRINT_MODE_BOLD, PRINT_MODE_DOUBLE_HEIGHT = 0x01, 0x08, 0x10
+PRINT_MODE_DOUBLE_WIDTH, PRINT_MODE_UNDERLINE = 0x20, 0x80
+
+# -- image modes ----------------------------------------------------------------------------------
+COLUMN_24_DOT = (32, 33)                  # ESC * m: 24-dot (3 bytes per column) modes; the rest are 8-dot
 
 # -- status reply bits (Epson TM series) ----------------------------------------------------------
 STATUS_FIXED = 0x12                       # every DLE EOT reply is 0xx1xx10
+STATUS_FIXED_MASK = 0x93                  # the bits of that form: (byte & STATUS_FIXED_MASK) == STATUS_FIXED
 ST1_DRAWER_PIN3 = 0x04
 ST1_OFFLINE = 0x08
 ST1_WAIT_RECOVERY = 0x20
@@ -56,8 +87,23 @@ ASB1_FIXED = 0x10
 ASB1_DRAWER, ASB1_OFFLINE, ASB1_COVER, ASB1_FEED = 0x04, 0x08, 0x20, 0x40
 ASB2_MECHANICAL, ASB2_AUTOCUTTER, ASB2_UNRECOVERABLE, ASB2_AUTO_RECOVERABLE = 0x04, 0x08, 0x20, 0x40
 ASB3_NEAR_END, ASB3_PAPER_END = 0x03, 0x0C
+ASB_GROUPS = ASB_DRAWER | ASB_ONLINE | ASB_ERROR | ASB_PAPER    # the bits of GS a n that count
 
-# USB printer class (IEEE 1284 port status byte of GET_PORT_STATUS)
+# GS r n (and ESC v, ESC u) replies: one byte 0xx0xxxx
+GS_R_PAPER, GS_R_DRAWER = (1, 49), (2, 50)       # n: paper sensors, drawer kick-out connector
+GS_R_PAPER_NEAR_END, GS_R_PAPER_END = 0x03, 0x0C
+GS_R_DRAWER_HIGH = 0x01                   # drawer connector pin 3 high (drawer open)
+
+# GS I n replies: one byte 0xx0xxxx for 1..3 (49..51), else '_' text NUL
+GS_I_MODEL, GS_I_TYPE, GS_I_ROM = (1, 49), (2, 50), (3, 51)
+GS_I_FIRMWARE, GS_I_MAKER, GS_I_MODEL_NAME, GS_I_SERIAL = 65, 66, 67, 68
+GS_I_BYTE_MASK = 0x6F                     # the bits a one-byte GS I answer may carry
+GS_I_TEXT_START = b"_"                    # a text answer is '_' text NUL
+
+# USB printer class: interface class/subclass/protocol, class requests, the IEEE 1284 port status byte
+USB_CLASS_PRINTER, USB_SUBCLASS_PRINTER, USB_PROTOCOL_BIDIRECTIONAL = 7, 1, 2
+USB_GET_DEVICE_ID, USB_GET_PORT_STATUS, USB_SOFT_RESET = 0, 1, 2
+USB_CLASS_IN_REQUEST = 0xA1               # bmRequestType: device-to-host, class, interface
 USB_PORT_NOT_ERROR, USB_PORT_SELECTED, USB_PORT_PAPER_EMPTY = 0x08, 0x10, 0x20
 
 # -- code tables (ESC t n) --------------------------------------------------------------------------
@@ -109,13 +155,13 @@ COMMANDS: tuple[Command, ...] = (
     # ESC
     Command(ESC + b"\x0c", "page_print"),
     Command(ESC + b" ", "char_spacing", 1),
-    Command(ESC + b"!", "print_mode", 1,
+    Command(PRINT_MODE, "print_mode", 1,
             "bit0 font B, bit3 bold, bit4 double height, bit5 double width, bit7 underline"),
     Command(ESC + b"$", "absolute_position", 2),
     Command(ESC + b"%", "user_charset", 1),
     Command(ESC + b"&", "define_user_chars", "esc_amp"),
     Command(ESC + b"(", "esc_paren", "paren"),
-    Command(ESC + b"*", "column_image", "esc_star"),
+    Command(COLUMN_IMAGE, "column_image", "esc_star"),
     Command(ESC + b"-", "underline", 1),
     Command(ESC + b"2", "line_spacing_default"),
     Command(ESC + b"3", "line_spacing", 1),
@@ -164,23 +210,23 @@ COMMANDS: tuple[Command, ...] = (
     # GS
     Command(GS + b"!", "char_size", 1, "high nibble width-1, low nibble height-1"),
     Command(GS + b"$", "absolute_vertical_position", 2),
-    Command(GS + b"(", "gs_paren", "paren"),
+    Command(GS_PAREN, "gs_paren", "paren"),
     Command(GS + b"*", "define_downloaded_image", "gs_star"),
     Command(GS + b"/", "print_downloaded_image", 1),
-    Command(GS + b"8L", "gs_paren", "paren4"),
+    Command(GRAPHICS_LONG, "gs_paren", "paren4"),
     Command(GS + b":", "macro_define"),
     Command(GS + b"B", "invert", 1),
     Command(GS + b"C0", "counter_mode", 2),
     Command(GS + b"C1", "counter_range", 6),
     Command(GS + b"C2", "counter_value", 2),
     Command(GS + b"E", "print_density", 1),
-    Command(GS + b"H", "hri_position", 1),
+    Command(HRI_POSITION, "hri_position", 1),
     Command(GS_I, "transmit_id", 1),
     Command(GS + b"L", "left_margin", 2),
     Command(GS + b"P", "motion_units", 2),
-    Command(GS + b"Q0", "variable_image", "gs_q0"),
+    Command(VARIABLE_IMAGE, "variable_image", "raster"),
     Command(GS + b"T", "line_start", 1),
-    Command(GS + b"V", "cut", "gs_v"),
+    Command(CUT, "cut", "gs_v"),
     Command(GS + b"W", "print_width", 2),
     Command(GS + b"\\", "relative_vertical_position", 2),
     Command(GS + b"^", "macro_execute", 3),
@@ -190,12 +236,12 @@ COMMANDS: tuple[Command, ...] = (
     Command(GS + b"f", "hri_font", 1),
     Command(GS + b"g0", "maintenance_counter_init", 3),
     Command(GS + b"g2", "maintenance_counter_send", 3),
-    Command(GS + b"h", "barcode_height", 1),
+    Command(BARCODE_HEIGHT, "barcode_height", 1),
     Command(GS + b"j", "automatic_status_back_ink", 1),
-    Command(GS + b"k", "barcode", "gs_k"),
+    Command(BARCODE, "barcode", "gs_k"),
     Command(GS_R, "transmit_status", 1),
-    Command(GS + b"v0", "raster_image", "gs_v0"),
-    Command(GS + b"w", "barcode_width", 1),
+    Command(RASTER_IMAGE, "raster_image", "raster"),
+    Command(BARCODE_WIDTH, "barcode_width", 1),
     Command(GS + b"z0", "online_recovery_wait", 1),
 )
 

@@ -41,7 +41,8 @@ from harness.protocols.escpos.events import (
 )
 
 TEXT_RUN = re.compile(rb"[\x20-\xff]+")
-PREFIX_BYTES = frozenset(b"\x10\x1b\x1c\x1d")
+PREFIX_BYTES = frozenset(C.COMMAND_PREFIXES)
+_LF = C.LF[0]
 _LONG_PREFIXES = {p[:2] for p in C.BY_PREFIX if len(p) == 3}
 _NUL_TERMINATED_MAX = 255   # GS k form A data and ESC D lists never run longer than this
 MAX_COMMAND = 4 << 20       # a declared length beyond this is garbage: the prefix is skipped, not the length
@@ -55,13 +56,13 @@ def _u16(buf: bytearray, i: int) -> int:
 def _len_dle_eot(buf, pos, plen, avail):
     if avail < 3:
         return None
-    return 4 if buf[pos + 2] in (7, 8) else 3
+    return 4 if buf[pos + 2] in C.DLE_EOT_LONG else 3
 
 
 def _len_dle_dc4(buf, pos, plen, avail):
     if avail < 3:
         return None
-    return {1: 5, 2: 5, 3: 8, 7: 4, 8: 10}.get(buf[pos + 2], 3)
+    return C.DLE_DC4_LENGTHS.get(buf[pos + 2], 3)
 
 
 def _len_paren(buf, pos, plen, avail):
@@ -81,10 +82,11 @@ def _len_esc_star(buf, pos, plen, avail):
     if avail < 5:
         return None
     dots = _u16(buf, pos + 3)
-    return 5 + dots * (3 if buf[pos + 2] in (32, 33) else 1)
+    return 5 + dots * (3 if buf[pos + 2] in C.COLUMN_24_DOT else 1)
 
 
-def _len_gs_v0(buf, pos, plen, avail):
+def _len_raster(buf, pos, plen, avail):
+    """GS v 0 / GS Q 0: m xL xH yL yH, then x * y bytes."""
     if avail < 8:
         return None
     return 8 + _u16(buf, pos + 4) * _u16(buf, pos + 6)
@@ -149,17 +151,10 @@ def _len_fs_q(buf, pos, plen, avail):
     return i - pos
 
 
-def _len_gs_q0(buf, pos, plen, avail):
-    if avail < 8:
-        return None
-    return 8 + _u16(buf, pos + 4) * _u16(buf, pos + 6)
-
-
 LENGTH_RULES: dict[str, Callable] = {
     "dle_eot": _len_dle_eot, "dle_dc4": _len_dle_dc4, "paren": _len_paren, "paren4": _len_paren4,
-    "esc_star": _len_esc_star, "gs_v0": _len_gs_v0, "gs_star": _len_gs_star, "gs_v": _len_gs_v,
+    "esc_star": _len_esc_star, "raster": _len_raster, "gs_star": _len_gs_star, "gs_v": _len_gs_v,
     "gs_k": _len_gs_k, "nul_list": _len_nul_list, "esc_amp": _len_esc_amp, "fs_q": _len_fs_q,
-    "gs_q0": _len_gs_q0,
 }
 _unknown_rules = {c.length for c in C.COMMANDS if isinstance(c.length, str)} - set(LENGTH_RULES)
 assert not _unknown_rules, f"commands.py names length rules the decoder lacks: {_unknown_rules}"
@@ -256,6 +251,7 @@ class Decoder:
         base = self._base
         text_match = TEXT_RUN.match
         by_prefix = C.BY_PREFIX
+        lf = _LF
         while pos < n:
             b = buf[pos]
             if b >= 0x20:
@@ -266,8 +262,8 @@ class Decoder:
                 events.append(Text(bytes(buf[pos:end]), base + pos, self._codec))
                 pos = end
                 continue
-            if b == 0x0A:
-                events.append(Feed(b"\n", base + pos, "line", 1))
+            if b == lf:
+                events.append(Feed(C.LF, base + pos, "line", 1))
                 pos += 1
                 continue
             avail = n - pos
@@ -363,7 +359,7 @@ class Decoder:
         return DrawerPulse(raw, offset, 2 if p[0] in (0, 48) else 5, p[1] * 2, p[2] * 2)
 
     def _realtime_fn(self, raw, p, offset):
-        if p[0] == 1 and len(p) >= 3:
+        if p[0] == C.DLE_DC4_PULSE and len(p) >= 3:
             return DrawerPulse(raw, offset, 2 if p[1] == 0 else 5, p[2] * 100, p[2] * 100)
         return StatusRequest(raw, offset, "dle_dc4", p[0])
 
@@ -378,18 +374,19 @@ class Decoder:
         return Cut(raw, offset, "partial", raw[1], None)
 
     def _barcode_setting(self, raw, p, offset):
-        if raw[1] == 0x68:
+        prefix = raw[:2]
+        if prefix == C.BARCODE_HEIGHT:
             self.barcode_height = p[0]
-        elif raw[1] == 0x77:
+        elif prefix == C.BARCODE_WIDTH:
             self.barcode_width = p[0]
         else:
             self.hri = p[0]
-        return Setting(raw, offset, C.BY_PREFIX[raw[:2]].name, p)
+        return Setting(raw, offset, C.BY_PREFIX[prefix].name, p)
 
     def _barcode(self, raw, p, offset):
         m = p[0]
         if m <= 6:
-            sym, form, data = C.BARCODE_A.get(m), "A", p[1:-1] if p[-1:] == b"\x00" else p[1:]
+            sym, form, data = C.BARCODE_A.get(m), "A", p[1:-1] if p[-1:] == C.NUL else p[1:]
         elif 65 <= m <= 79:
             sym, form, data = C.BARCODE_B.get(m), "B", p[2:]
         else:
@@ -397,26 +394,18 @@ class Decoder:
         return Barcode(raw, offset, sym or f"m={m}", m, data, form, self.barcode_height, self.barcode_width,
                        self.hri)
 
-    def _raster(self, raw, p, offset):
-        xb, h = p[1] | p[2] << 8, p[3] | p[4] << 8
-        return Image(raw, offset, "raster", xb * 8, h, p[5:], p[0])
-
-    def _variable(self, raw, p, offset):
-        xb, h = p[1] | p[2] << 8, p[3] | p[4] << 8
-        return Image(raw, offset, "variable", xb * 8, h, p[5:], p[0])
-
     def _column(self, raw, p, offset):
         m, dots = p[0], p[1] | p[2] << 8
-        rows = 24 if m in (32, 33) else 8
+        rows = 24 if m in C.COLUMN_24_DOT else 8
         return Image(raw, offset, "column", dots, rows, column_to_raster(p[3:], dots, rows // 8), m)
 
     def _paren(self, raw, p, offset):
-        prefix = raw[:2]
-        if prefix == C.GS + b"(" and p[0] == 0x6B:        # GS ( k: 2D symbols
+        head = raw[:3]
+        if head == C.SYMBOL:                                # GS ( k pL pH: 2D symbols
             return self._symbol(raw, p[3:], offset)
-        if prefix == C.GS + b"(" and p[0] == 0x4C:        # GS ( L: graphics
+        if head == C.GRAPHICS:                              # GS ( L pL pH: graphics
             return self._graphics(raw, p[3:], offset)
-        if raw[:3] == C.GS + b"8L":                         # GS 8 L: graphics, 4-byte length
+        if head == C.GRAPHICS_LONG:                         # GS 8 L p1..p4: graphics, 4-byte length
             return self._graphics(raw, p[4:], offset)
         return Unknown(raw, offset, f"{raw[:3].hex(' ')} function skipped by its length field "
                                     f"({len(raw)} bytes)")
@@ -482,6 +471,14 @@ def _chinese_mode(on: bool) -> Callable:
     return handler
 
 
+def _bit_image(mode: str) -> Callable:
+    """GS v 0 ('raster') and GS Q 0 ('variable'): m xL xH yL yH, then packed rows."""
+    def handler(self: Decoder, raw: bytes, p: bytes, offset: int) -> Event:
+        xb, h = p[1] | p[2] << 8, p[3] | p[4] << 8
+        return Image(raw, offset, mode, xb * 8, h, p[5:], p[0])
+    return handler
+
+
 def _status_request(request: str) -> Callable:
     def handler(self: Decoder, raw: bytes, p: bytes, offset: int) -> Event:
         return StatusRequest(raw, offset, request, p[0] if p else 0)
@@ -513,8 +510,8 @@ _HANDLERS: dict[str, Callable] = {
     "barcode_width": Decoder._barcode_setting,
     "hri_position": Decoder._barcode_setting,
     "barcode": Decoder._barcode,
-    "raster_image": Decoder._raster,
-    "variable_image": Decoder._variable,
+    "raster_image": _bit_image("raster"),
+    "variable_image": _bit_image("variable"),
     "column_image": Decoder._column,
     "gs_paren": Decoder._paren,
     "fs_paren": Decoder._paren,

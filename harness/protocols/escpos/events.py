@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from harness.protocols.escpos import commands as C
+
 
 @dataclass(slots=True)
 class Event:
@@ -117,7 +119,7 @@ class Symbol(Event):
 
     @property
     def is_qr_print(self) -> bool:
-        return self.cn == 0x31 and self.fn == 81
+        return self.cn == C.QR_CN and self.fn == C.QR_FN_PRINT
 
 
 @dataclass(slots=True)

@@ -1,18 +1,29 @@
 """Receipts: what lies between cuts, laid out from the decoder's events.
 
->>> builder = ReceiptBuilder()
->>> for receipt in builder.add(decode(b"TOTAL 12.50\\n\\x1dV\\x00")): print(receipt.lines, receipt.amounts,
-receipt.cut) ['TOTAL 12.50'] [Decimal('12.50')] full
+>>> from harness.protocols.escpos.decoder import decode
+>>> (receipt,) = ReceiptBuilder().add(decode(b"Milk 1l 2 x 1.19   2.38\\nTOTAL EUR 2.38\\n\\x1dV\\x00"))
+>>> receipt.lines, receipt.cut
+(['Milk 1l 2 x 1.19   2.38', 'TOTAL EUR 2.38'], 'full')
+>>> receipt.amounts
+[Decimal('1.19'), Decimal('2.38'), Decimal('2.38')]
+>>> receipt.line_amounts()
+[('Milk 1l 2 x 1.19', Decimal('2.38')), ('TOTAL EUR', Decimal('2.38'))]
+
+A journal (`harness.printer.journal.ReceiptJournal`) that wrote the receipt's evidence files records them in
+`receipt.files` ({"bin": Path, "txt": ..., "png": ..., "json": ...}).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
+from harness.protocols.escpos import commands as C
 from harness.protocols.escpos.events import (
     Barcode,
     Cut,
@@ -109,7 +120,8 @@ class FeedBlock:
 @dataclass
 class Receipt:
     """One receipt (the events up to and including a cut). `cut` is None for a receipt cut short (no cut
-    yet)."""
+    yet). `files` are the evidence files a journal wrote for it, by kind ("bin", "txt", "png", "json"); empty
+    until a journal wrote it (and "png" absent when the receipt could not be drawn)."""
 
     index: int
     events: list[Event]
@@ -120,6 +132,7 @@ class Receipt:
     finished: float
     profile: str = ""
     codec_notes: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
 
     @property
     def raw(self) -> bytes:
@@ -141,11 +154,19 @@ class Receipt:
     @property
     def amounts(self) -> list[Decimal]:
         """Money amounts printed (e.g. '12.50', '1,234.00', '12,50'), in order."""
-        found = []
+        return [amount for line in self.lines for _, amount in _amounts_in(line)]
+
+    def line_amounts(self) -> list[tuple[str, Decimal]]:
+        """(label, amount) for each printed line that carries an amount: the line's last amount, and the text
+        before it, stripped ("TOTAL EUR     12.50" -> ("TOTAL EUR", Decimal("12.50")); "Milk 1l 2 x 1.19
+        2.38" -> ("Milk 1l 2 x 1.19", Decimal("2.38"))). Lines without an amount are left out."""
+        out = []
         for line in self.lines:
-            for m in AMOUNT.finditer(line):
-                found.append(_to_decimal(m.group(0)))
-        return [a for a in found if a is not None]
+            found = list(_amounts_in(line))
+            if found:
+                start, amount = found[-1]
+                out.append((line[:start].strip(), amount))
+        return out
 
     @property
     def barcodes(self) -> list[BarcodeBlock]:
@@ -170,6 +191,14 @@ class Receipt:
             "started": self.started, "finished": self.finished,
             "unknown": [e.to_dict() for e in self.events if e.kind in ("Unknown", "Incomplete")],
         }
+
+
+def _amounts_in(line: str) -> Iterator[tuple[int, Decimal]]:
+    """(start offset, amount) of every money amount in one printed line, in order."""
+    for m in AMOUNT.finditer(line):
+        amount = _to_decimal(m.group(0))
+        if amount is not None:
+            yield m.start(), amount
 
 
 def _to_decimal(text: str) -> Decimal | None:
@@ -307,8 +336,10 @@ class ReceiptBuilder:
         elif e.attr == "size":
             s = replace(s, width=v[0], height=v[1])
         elif e.attr == "print_mode":
-            s = replace(s, font=v & 1, bold=bool(v & 0x08), height=2 if v & 0x10 else 1,
-                        width=2 if v & 0x20 else 1, underline=1 if v & 0x80 else 0)
+            s = replace(s, font=v & C.PRINT_MODE_FONT_B, bold=bool(v & C.PRINT_MODE_BOLD),
+                        height=2 if v & C.PRINT_MODE_DOUBLE_HEIGHT else 1,
+                        width=2 if v & C.PRINT_MODE_DOUBLE_WIDTH else 1,
+                        underline=1 if v & C.PRINT_MODE_UNDERLINE else 0)
         elif e.attr == "align":
             self.align = v - 48 if v >= 48 else v
             if self.align not in (0, 1, 2):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from harness.protocols.escpos import commands as C
@@ -214,6 +216,23 @@ def test_receipts_split_at_cuts_and_keep_amounts():
     assert r.cut == "partial"
     rest = builder.flush()
     assert rest.lines == ["next"] and rest.cut is None
+
+
+def test_line_amounts_give_each_line_its_label_and_last_amount():
+    (r,) = ReceiptBuilder().add(decode(
+        b"CORNER SHOP\nMilk 1l 2 x 1.19       2.38\n  offer           -0.50\nBread 2,49\n"
+        b"TOTAL EUR     1.234,00\n12.50\nCard ****1111\n" + C.CUT_FULL))
+    assert r.line_amounts() == [("Milk 1l 2 x 1.19", Decimal("2.38")), ("offer", Decimal("-0.50")),
+                                ("Bread", Decimal("2.49")), ("TOTAL EUR", Decimal("1234.00")),
+                                ("", Decimal("12.50"))]
+    assert [a for _, a in r.line_amounts()] == [r.amounts[i] for i in (1, 2, 3, 4, 5)]   # one AMOUNT pattern
+    assert ReceiptBuilder().flush() is None
+
+
+def test_variable_image_gs_q0_is_taken_whole():
+    bits = bytes(range(16))
+    e = one(C.VARIABLE_IMAGE + b"\x00\x02\x00\x08\x00" + bits)
+    assert (e.kind, e.mode, e.width, e.height, e.bits) == ("Image", "variable", 16, 8, bits)
 
 
 def test_implausible_declared_length_does_not_swallow_the_stream():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from decimal import Decimal
 
 import pytest
 from escpos.printer import Network, Serial, Usb
@@ -74,7 +75,10 @@ def test_without_namespace_tcp_binds_loopback_ephemeral(tmp_path):
         p = Network(host, int(port), timeout=5)
         p.open()
         sale(p)
-        assert printer.wait_for_receipt(5).cut == "full"
+        r = printer.wait_for_receipt(5)
+        assert r.cut == "full"
+        assert r.files["png"] == printer.ctx.evidence.path / "printer" / "receipt-0001.png"   # no file search
+        assert r.files["png"].exists() and r.line_amounts()[-1] == ("TOTAL", Decimal("4.20"))
         p.close()
     printer.close()                                       # idempotent
 

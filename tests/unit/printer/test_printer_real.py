@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 from escpos.printer import Network
@@ -62,6 +63,54 @@ def test_tap_reports_an_unreachable_printer(serve):
             s.settimeout(2)
             assert s.recv(1) == b""                                   # closed by the tap
         assert "cannot reach the printer" in tap.errors[0]
+    finally:
+        tap.close()
+
+
+class PrinterGoneOnce:
+    """An upstream whose first connection reaches a printer that hangs up at once; later ones reach `then`."""
+
+    def __init__(self, then: TcpUpstream):
+        self.then = then
+        self.calls = 0
+
+    def connect(self):
+        self.calls += 1
+        if self.calls > 1:
+            return self.then.connect()
+        with socket.create_server(("127.0.0.1", 0)) as gone:
+            sock = socket.create_connection(gone.getsockname()[:2], timeout=2)
+            conn, _ = gone.accept()
+            conn.close()
+        sock.settimeout(None)
+        return sock
+
+    def describe(self) -> str:
+        return "tcp printer-that-hangs-up"
+
+
+def test_tap_survives_a_printer_that_stops_taking_bytes(serve):
+    physical = serve("tcp")
+    tap = PrinterTap(socket.create_server(("127.0.0.1", 0)), PrinterGoneOnce(TcpUpstream(physical.server.address)))
+    tap.start()
+    try:
+        host, port = tap.address.split(":")
+        with socket.create_connection((host, int(port)), timeout=2) as till:
+            deadline = time.monotonic() + 10
+            while not tap.errors and time.monotonic() < deadline:   # until the tap gives up on the printer
+                try:
+                    till.sendall(b"never printed\n" * 300)
+                except OSError:                                  # the tap hung up on us
+                    time.sleep(0.01)
+        assert any("stopped taking bytes" in e for e in tap.errors), tap.errors
+        till = Network(host, int(port), timeout=5)      # the next till prints through to the live printer
+        till.open()
+        till.text("after 1.00\n")
+        till.cut()
+        # the tap's log is the tills' one byte stream: the first till's bytes end wherever the tap hung up
+        assert tap.log.wait_for_receipt(5).lines[-1].endswith("after 1.00")
+        assert physical.core.wait_for_receipt(5).lines == ["after 1.00"]
+        till.close()
     finally:
         tap.close()
 
@@ -140,7 +189,9 @@ def test_real_printer_driver_taps_and_reads_status(serve, tmp_path):
         till.open()
         till.text("through the tap 1.00\n")
         till.cut()
-        assert printer.wait_for_receipt(5).lines == ["through the tap 1.00"]
+        seen = printer.wait_for_receipt(5)
+        assert seen.lines == ["through the tap 1.00"]
+        assert seen.files["png"] == ev.path / "printer" / "receipt-0001.png"
         till.close()
         with pytest.raises(RuntimeError, match="take the paper roll out"):
             printer.set_fault("paper_out")

@@ -75,3 +75,27 @@ def _recv(s: socket.socket, n: int) -> bytes:
         assert chunk, "printer closed the connection"
         data += chunk
     return data
+
+
+def test_garbage_does_not_stop_the_port(serve):
+    served = serve("tcp")
+    with connect(served) as s:
+        s.sendall(b"\xff\x00\x07" + b"\x1b\xf0" + b"\x1d(z\x02\x00ab" + b"\x1d\x01")
+        s.sendall(b"\x1b@OK 1.00\n\x1dV\x00")
+        r = served.core.wait_for_receipt(5)
+    assert r.lines[-1] == "OK 1.00" and r.cut == "full"
+    assert {e.kind for e in r.events} >= {"Unknown"}
+    with connect(served) as s:                             # and the next client is served
+        s.sendall(b"NEXT\n\x1dV\x00")
+        assert served.core.wait_for_receipt(5).lines == ["NEXT"]
+    assert served.server.connections == 2
+
+
+def test_close_ends_a_connected_idle_client(serve):
+    served = serve("tcp")
+    with connect(served) as s:
+        s.sendall(b"\x10\x04\x01")
+        assert _recv(s, 1) == b"\x12"                      # accepted and served
+        served.server.close()
+        s.settimeout(2)
+        assert s.recv(16) == b""

@@ -1,51 +1,53 @@
-"""`posrig printer serve|fault|status|tap` and `posrig receipt render`, run as real processes."""
+"""`posrig printer serve|fault|status|tap` and `posrig receipt render`, run as real processes.
+
+Long-running ones (`serve`, `tap`) are supervised with `harness.core.process.Child` and say they are ready with
+the one readiness line, `{"event": "ready", "pid": ..., ...}`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
 from escpos.printer import Network, Serial, Usb
 
+from harness.core.process import Child, ChildFailed, posrig_command
 from harness.printer.pyusb_usbip import get_backend
 
-POSRIG = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))"]
+POSRIG = posrig_command()
 
 
-def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([*POSRIG, *args], capture_output=True, text=True, timeout=timeout)
+def run(*args: str, timeout: float = 30, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*POSRIG, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def supervised(tmp_path: Path, name: str, *args: str) -> Child:
+    return Child(name, [*POSRIG, *args], log=tmp_path / f"{name}.log")
 
 
 @pytest.fixture
 def served(tmp_path):
-    """`posrig printer serve` on every transport, its ready line parsed; terminated afterwards."""
+    """`posrig printer serve` on every transport, its ready line; stopped (and checked to exit 0) afterwards."""
     journal = tmp_path / "journal"
-    proc = subprocess.Popen([*POSRIG, "printer", "serve", "--tcp", "127.0.0.1:0", "--serial", "--usbip",
-                             "127.0.0.1:0", "--journal", str(journal), "--profile", "gb18030-clone"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = supervised(tmp_path, "printer-serve", "printer", "serve", "--tcp", "127.0.0.1:0", "--serial",
+                       "--usbip", "127.0.0.1:0", "--journal", str(journal), "--profile", "gb18030-clone")
+    ready = child.start(timeout=30)
     try:
-        line = proc.stdout.readline()
-        assert line, proc.stderr.read()
-        ready = json.loads(line)
         yield ready, journal
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, proc.stderr.read()
+        code = child.stop(timeout=10)
+    assert code == 0, child.log.read_text()
 
 
-def test_serve_prints_one_ready_line_and_journals_receipts(served):
+def test_serve_announces_ready_and_journals_receipts(served):
     ready, journal = served
-    assert set(ready) >= {"tcp", "serial", "usb", "usbip", "control", "journal"}
+    assert ready["event"] == "ready" and isinstance(ready["pid"], int)
+    assert set(ready) >= {"profile", "tcp", "serial", "usb", "usbip", "control", "journal"}
+    assert ready["profile"] == "gb18030-clone" and ready["journal"] == str(journal.resolve())
     host, port = ready["tcp"].split(":")
     p = Network(host, int(port), timeout=5)
     p.open()
@@ -71,9 +73,8 @@ def test_serve_prints_one_ready_line_and_journals_receipts(served):
 
 
 def _wait_for_files(folder: Path, count: int, timeout: float = 10) -> list[Path]:
-    import time
-
     deadline = time.monotonic() + timeout
+    files: list[Path] = []
     while time.monotonic() < deadline:
         files = sorted(folder.glob("receipt-*")) if folder.exists() else []
         if len(files) >= count:
@@ -97,6 +98,34 @@ def test_fault_control_and_status_reader(served):
     assert json.loads(run("printer", "status", "--serial", ready["serial"]).stdout)["online"] is True
 
 
+def test_serve_on_a_busy_port_announces_why_it_failed(tmp_path, served):
+    ready, _ = served
+    busy = supervised(tmp_path, "printer-busy", "printer", "serve", "--tcp", ready["tcp"])
+    with pytest.raises(ChildFailed, match="cannot listen"):
+        busy.start(timeout=30)
+    assert not busy.alive
+
+
+def test_tap_announces_ready_and_passes_a_receipt_through(tmp_path, served):
+    ready, _ = served
+    tap = supervised(tmp_path, "printer-tap", "printer", "tap", "--listen", "127.0.0.1:0", "--to-tcp",
+                     ready["tcp"], "--journal", str(tmp_path / "tapped"))
+    tapped = tap.start(timeout=30)
+    try:
+        assert tapped["event"] == "ready" and tapped["printer"] == f"tcp {ready['tcp']}"
+        host, port = tapped["tap"].split(":")
+        p = Network(host, int(port), timeout=5)
+        p.open()
+        assert p.is_online()                                     # answered by the printer behind the tap
+        p.text("tapped 5.00\n")
+        p.cut()
+        p.close()
+        (txt,) = [f for f in _wait_for_files(tmp_path / "tapped", 4) if f.suffix == ".txt"]
+        assert txt.read_text().splitlines()[0] == "tapped 5.00"
+    finally:
+        assert tap.stop(timeout=10) == 0, tap.log.read_text()
+
+
 def test_receipt_render_formats(tmp_path):
     raw = tmp_path / "r.bin"
     raw.write_bytes(b"\x1b@\x1ba\x01\x1bE\x01SHOP\n\x1bE\x00\x1ba\x00Tea  2.50\n"
@@ -116,6 +145,5 @@ def test_render_names_the_missing_cjk_font(tmp_path):
     raw = tmp_path / "cn.bin"
     raw.write_bytes(b"\x1c&" + "收据".encode("gb18030") + b"\n\x1dV\x00")
     env = {**os.environ, "POSRIG_CJK_FONT": str(tmp_path / "absent.ttc")}
-    out = subprocess.run([*POSRIG, "receipt", "render", str(raw), "--format", "png", "-o",
-                          str(tmp_path / "x.png")], capture_output=True, text=True, env=env, timeout=30)
+    out = run("receipt", "render", str(raw), "--format", "png", "-o", str(tmp_path / "x.png"), env=env)
     assert out.returncode == 1 and "apt-get install fonts-wqy-zenhei" in out.stderr
