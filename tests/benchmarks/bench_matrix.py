@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(workers: int, keyword: str | None, rig: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "acceptance.json"
-        argv = [sys.executable, "-m", "pytest", "harness/acceptance/suite/test_matrix.py", "-q", "-p", "no:cacheprovider",
-                f"--rig={rig}", f"--acceptance-json={out}", f"--evidence-dir={Path(tmp) / 'ev'}"]
+        argv = [sys.executable, "-m", "pytest", "harness/acceptance/suite/test_matrix.py", "-q",
+                "-p", "no:cacheprovider", f"--rig={rig}", f"--acceptance-json={out}",
+                f"--evidence-dir={Path(tmp) / 'ev'}"]
         if workers > 1:
             argv += ["-n", str(workers)]
         if keyword:

@@ -28,3 +28,9 @@ def no_child_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "fork", _refuse)
     monkeypatch.setattr(os, "posix_spawn", _refuse)
     monkeypatch.setattr(os, "posix_spawnp", _refuse)
+
+
+@pytest.fixture(scope="session")
+def topology():
+    """The unit tier builds no namespaces (a session fixture would slip past the per-test guard above)."""
+    raise ProcessInUnitTier("the unit tier builds no network namespaces: move this test to tests/netns")
