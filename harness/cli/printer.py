@@ -13,13 +13,11 @@
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import sys
-import threading
 from pathlib import Path
 
-from harness.core.process import announce_failed, announce_ready
+from harness.core.process import announce_failed, announce_ready, wait_for_stop
 
 
 def _hostport(text: str) -> tuple[str, int]:
@@ -82,14 +80,6 @@ def register(sub) -> None:
     rr.set_defaults(func=render)
 
 
-def _wait_for_signal() -> None:
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    while not done.wait(0.5):
-        pass
-
-
 def serve(args) -> int:
     from harness.printer.control import ControlServer
     from harness.printer.core import PrinterCore
@@ -140,7 +130,7 @@ def serve(args) -> int:
         srv.start()
     announce_ready(**ready)
     try:
-        _wait_for_signal()
+        wait_for_stop()
     finally:
         for srv in servers:
             srv.close()
@@ -196,7 +186,7 @@ def tap(args) -> int:
     t.start()
     announce_ready(tap=t.address, printer=upstream.describe())
     try:
-        _wait_for_signal()
+        wait_for_stop()
     finally:
         t.close()
     return 0

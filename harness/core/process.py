@@ -108,6 +108,22 @@ def announce_failed(error: str, **fields: Any) -> None:
     announce(FAILED, pid=os.getpid(), error=error, **fields)
 
 
+def wait_for_stop() -> int:
+    """Block until SIGTERM (the supervisor's stop) or SIGINT (Ctrl-C); returns the signal number."""
+    got: list[int] = []
+    stopped = threading.Event()
+
+    def stop(signum: int, _frame: Any) -> None:
+        got.append(signum)
+        stopped.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    while not stopped.wait(0.5):        # a timed wait, so the signal handler gets to run promptly
+        pass
+    return got[0]
+
+
 # -- the harness's side ----------------------------------------------------------------------------------------
 class ChildFailed(RuntimeError):
     """A child process did not become ready; the message carries what it said and the tail of its log."""

@@ -54,3 +54,10 @@ def test_json_lines_both_ways_and_kill():
     assert not c.alive and c.proc.returncode == -9
     with pytest.raises(OSError):
         c.send({"op": "after death"})
+
+
+def test_a_served_child_stops_on_sigterm_and_on_ctrl_c():
+    for sig in (15, 2):
+        c = child("import sys\nannounce_ready()\nsys.exit(100 + wait_for_stop())")
+        c.start(timeout=10)
+        assert c.stop(timeout=5, sig=sig) == 100 + sig
