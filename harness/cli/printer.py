@@ -17,7 +17,7 @@ import socket
 import sys
 from pathlib import Path
 
-from harness.core.process import announce_failed, announce_ready, wait_for_stop
+from harness.core.process import StopRequest, announce_failed, announce_ready
 
 
 def _hostport(text: str) -> tuple[str, int]:
@@ -128,9 +128,10 @@ def serve(args) -> int:
         return 1
     for srv in servers:
         srv.start()
+    stop = StopRequest()
     announce_ready(**ready)
     try:
-        wait_for_stop()
+        stop.wait()
     finally:
         for srv in servers:
             srv.close()
@@ -184,9 +185,10 @@ def tap(args) -> int:
     if args.journal:
         t.log.add_receipt_listener(ReceiptJournal(args.journal).write)
     t.start()
+    stop = StopRequest()
     announce_ready(tap=t.address, printer=upstream.describe())
     try:
-        wait_for_stop()
+        stop.wait()
     finally:
         t.close()
     return 0

@@ -108,20 +108,34 @@ def announce_failed(error: str, **fields: Any) -> None:
     announce(FAILED, pid=os.getpid(), error=error, **fields)
 
 
+class StopRequest:
+    """SIGTERM (the supervisor's stop) and SIGINT (Ctrl-C) caught from the moment this is made: make it before
+    `announce_ready`, so a stop that comes right after the ready line is not lost, then `wait()`."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._event = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._caught)
+
+    def _caught(self, signum: int, _frame: Any) -> None:
+        self.signal = signum
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self) -> int:
+        """Block until a stop signal came; returns its number."""
+        while not self._event.wait(0.5):        # timed, so the handler runs promptly in the main thread
+            pass
+        return self.signal or signal.SIGTERM
+
+
 def wait_for_stop() -> int:
-    """Block until SIGTERM (the supervisor's stop) or SIGINT (Ctrl-C); returns the signal number."""
-    got: list[int] = []
-    stopped = threading.Event()
-
-    def stop(signum: int, _frame: Any) -> None:
-        got.append(signum)
-        stopped.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, stop)
-    while not stopped.wait(0.5):        # a timed wait, so the signal handler gets to run promptly
-        pass
-    return got[0]
+    """Catch SIGTERM/SIGINT and block until one comes; returns its number (see `StopRequest` to catch early)."""
+    return StopRequest().wait()
 
 
 # -- the harness's side ----------------------------------------------------------------------------------------

@@ -58,6 +58,6 @@ def test_json_lines_both_ways_and_kill():
 
 def test_a_served_child_stops_on_sigterm_and_on_ctrl_c():
     for sig in (15, 2):
-        c = child("import sys\nannounce_ready()\nsys.exit(100 + wait_for_stop())")
+        c = child("import sys\nstop = StopRequest()\nannounce_ready()\nsys.exit(100 + stop.wait())")
         c.start(timeout=10)
         assert c.stop(timeout=5, sig=sig) == 100 + sig
