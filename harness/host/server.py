@@ -27,7 +27,8 @@ from typing import Any
 
 from harness.core.evidence import Transcript
 from harness.core.masking import printable
-from harness.host.acquirer import Acquirer, Connection, Decision
+from harness.host.acquirer import Acquirer, Connection
+from harness.host.answers import Decision
 from harness.host.behaviour import Rule
 from harness.host.ledger import Bookkeeper
 from harness.protocols import iso8583 as iso
@@ -182,11 +183,11 @@ class HostServer:
             error = str(exc)
             self._record("rx-malformed", peer, error=error, raw=printable(raw))
             decision = self.bookkeeper.call(
-                lambda db: self.acquirer.handle_malformed(db, raw, error, peer.conn, at)
+                lambda books: self.acquirer.handle_malformed(books, raw, error, peer.conn, at)
             )
         else:
             self._record("rx", peer, fields=fields)
-            decision = self.bookkeeper.call(lambda db: self.acquirer.handle(db, fields, peer.conn, at))
+            decision = self.bookkeeper.call(lambda books: self.acquirer.handle(books, fields, peer.conn, at))
         return self._deliver(peer, decision)
 
     def _book_error(self, peer: _Peer, raw: bytes, error: str) -> None:
@@ -196,8 +197,8 @@ class HostServer:
         assert self.bookkeeper is not None
         with contextlib.suppress(Exception):
             self.bookkeeper.call(
-                lambda db: self.acquirer.handle_malformed(
-                    db, raw[:256], error, peer.conn, time.time(), answer=False
+                lambda books: self.acquirer.handle_malformed(
+                    books, raw[:256], error, peer.conn, time.time(), respond=False
                 )
             )
 
