@@ -68,8 +68,7 @@ def book(
     )
     decision = Decision(answer(fields, resp_mti, code, rrn=rrn, auth=auth), choice.behaviour, choice.reason, pid)
     if books.claim_orphan_reversal(terminal_of(fields), fields[STAN], cls, since, pid):
-        if books.payment_state(pid) == "approved":
-            books.set_state(pid, "approved", "reversed", "its reversal arrived before it")
+        books.set_state(pid, "approved", "reversed", "its reversal arrived before it")  # if approved
         decision.notes.append("a reversal for this request arrived earlier: booked reversed")
     return decision
 

@@ -163,16 +163,16 @@ class Books:
             return None
         return Payment(**dict(zip((c[0] for c in cur.description), row, strict=True)))
 
-    def payment_state(self, payment_id: int) -> str:
-        return self.db.execute("SELECT state FROM payments WHERE id = ?", (payment_id,)).fetchone()[0]
-
-    def set_state(self, payment_id: int, old: str, new: str, reason: str) -> None:
-        """Move a payment from state `old` to `new` (nothing changes if it is no longer in `old`)."""
-        self.db.execute(
+    def set_state(self, payment_id: int, old: str, new: str, reason: str) -> bool:
+        """Move a payment from state `old` to `new`; False (and no event) when it is not in state `old`."""
+        cur = self.db.execute(
             "UPDATE payments SET state = ?, updated = ? WHERE id = ? AND state = ?",
             (new, time.time(), payment_id, old),
         )
+        if cur.rowcount != 1:
+            return False
         self._event(payment_id, old, new, reason)
+        return True
 
     def set_amount(self, payment_id: int, amount: int, state: str, reason: str) -> None:
         """Change the amount of a payment in `state` (an authorization completed for another amount)."""
