@@ -3,9 +3,11 @@
     posrig host serve --listen 0.0.0.0:5000 --ledger host.sqlite [--rules rules.yaml]
     posrig host ledger host.sqlite [--json]
 
-`serve` prints one JSON line when it is ready ({"event": "ready", "listen": "IP:PORT", ...}) and runs until
-SIGTERM or Ctrl-C. Behaviours: magic amounts and test cards (see harness/host/behaviour.py), the rules file,
-and rules added to the ledger while it runs (`EmulatedHost.behave`).
+`serve` says it is ready in posrig's one readiness dialect (`harness.core.process.announce_ready`: one JSON line
+{"event": "ready", "pid": ..., "listen": "IP:PORT", "ledger": ..., "spec": ..., "framing": ...}; or
+{"event": "failed", "error": ...} and exit code 2) and runs until SIGTERM or Ctrl-C. Behaviours: magic amounts
+and test cards (see harness/host/behaviour.py), the rules file, and rules added to the ledger while it runs
+(`EmulatedHost.behave`).
 """
 
 from __future__ import annotations
@@ -65,31 +67,35 @@ def register(sub) -> None:
 def _parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise SystemExit(f"posrig host serve: --listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:5000")
+        raise ValueError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:5000")
     return host or "0.0.0.0", int(port)
 
 
 def serve(args) -> int:
+    from pathlib import Path
+
     from harness.core.evidence import Transcript
-    from harness.host.behaviour import RuleError, load_rules
+    from harness.core.process import announce_failed, announce_ready
+    from harness.host.behaviour import load_rules
     from harness.host.ledger import LedgerError
     from harness.host.server import HostServer
 
-    bind = _parse_listen(args.listen)
-    try:
-        rules = load_rules(args.rules) if args.rules else []
-    except RuleError as exc:
-        print(f"posrig host serve: {exc}", file=sys.stderr)
+    def fail(error: str) -> int:
+        print(f"posrig host serve: {error}", file=sys.stderr)
+        announce_failed(error)
         return 2
+
+    try:
+        bind = _parse_listen(args.listen)
+        rules = load_rules(args.rules) if args.rules else []
+    except ValueError as exc:  # a bad --listen, or a bad rules file (RuleError)
+        return fail(str(exc))
     try:
         listener = socket.create_server(bind, backlog=64, reuse_port=False)
     except OSError as exc:
-        print(f"posrig host serve: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
-        return 2
+        return fail(f"cannot listen on {args.listen}: {exc.strerror}")
     transcript = None
     if args.transcript:
-        from pathlib import Path
-
         Path(args.transcript).parent.mkdir(parents=True, exist_ok=True)
         transcript = Transcript(Path(args.transcript))
     server = HostServer(
@@ -106,25 +112,15 @@ def serve(args) -> int:
     try:
         server.start()
     except LedgerError as exc:
-        print(f"posrig host serve: {exc}", file=sys.stderr)
-        return 2
+        listener.close()
+        if transcript is not None:
+            transcript.close()
+        return fail(str(exc))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     host, port = server.address
-    print(
-        json.dumps(
-            {
-                "event": "ready",
-                "listen": f"{host}:{port}",
-                "ledger": str(args.ledger),
-                "spec": args.spec,
-                "framing": args.framing,
-                "pid": __import__("os").getpid(),
-            }
-        ),
-        flush=True,
-    )
+    announce_ready(listen=f"{host}:{port}", ledger=str(args.ledger), spec=args.spec, framing=args.framing)
     try:
         stop.wait()
     finally:

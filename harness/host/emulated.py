@@ -33,18 +33,12 @@ process.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import select
-import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from harness.core.device import DeviceContext
+from harness.core.process import Child, ChildFailed, posrig_command
 from harness.host import AcquirerHost
 from harness.host.behaviour import Behaviour, Match, Rule, RuleError, load_rules
 from harness.host.ledger import Ledger
@@ -57,8 +51,6 @@ READY_TIMEOUT = 15.0
 
 class HostError(RuntimeError):
     """The emulated host could not start or be controlled; the message says what to change."""
-
-
 
 
 class EmulatedHost(AcquirerHost):
@@ -89,7 +81,7 @@ class EmulatedHost(AcquirerHost):
             "host-ledger.sqlite", "acquirer host ledger (SQLite)", "application/vnd.sqlite3"
         )
         self._server: HostServer | None = None
-        self._proc: subprocess.Popen | None = None
+        self._child: Child | None = None
         self._transcript = None
         self._ledger: Ledger | None = None
         self._bind: tuple[str, int] | None = None
@@ -202,36 +194,25 @@ class EmulatedHost(AcquirerHost):
         return cmd
 
     def _spawn(self, bind: tuple[str, int]) -> int:
-        cmd = self._command(bind)
-        log_path = self.ctx.evidence.file("host-serve.log", "host process log", "text/plain")
-        with open(log_path, "ab") as errlog:
-            kwargs: dict[str, Any] = {
-                "stdin": subprocess.DEVNULL,
-                "stdout": subprocess.PIPE,
-                "stderr": errlog,
-            }
-            if self.ctx.namespace is not None:
-                self._proc = self.ctx.namespace.popen(cmd, **kwargs)
-            else:
-                from harness.core.process import spawn
-
-                self._proc = spawn(cmd, **kwargs)
-        ready = read_ready_line(self._proc, READY_TIMEOUT)
-        if ready is None:
-            self._stop_process()
-            raise HostError(
-                f"host {self.name!r}: `posrig host serve` did not report ready within {READY_TIMEOUT:g}s; "
-                f"see {log_path}"
-            )
+        """Run `posrig host serve` (in the host's namespace, if any) and wait until it announced ready."""
+        self._child = Child(
+            f"host {self.name!r} (posrig host serve)",
+            self._command(bind),
+            namespace=self.ctx.namespace,
+            log=self.ctx.evidence.file("host-serve.log", "host process log", "text/plain"),
+        )
+        try:
+            ready = self._child.start(READY_TIMEOUT)
+        except ChildFailed as exc:
+            self._child = None
+            raise HostError(str(exc)) from None
         return int(ready["listen"].rsplit(":", 1)[1])
 
     def kill(self) -> None:
         """SIGKILL the host process (process mode): a crash, with no chance to clean up."""
-        if self._proc is None:
+        if self._child is None:
             raise HostError("kill() needs the host in process mode (rig option `process: true`)")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self._proc.pid, signal.SIGKILL)
-        self._proc.wait(5)
+        self._child.kill()
 
     def restart(self) -> None:
         """Start the host process again on the same ledger and port (after kill())."""
@@ -241,18 +222,9 @@ class EmulatedHost(AcquirerHost):
         self._spawn((self._bind[0], self._address[1]) if self._bind[1] == 0 else self._bind)
 
     def _stop_process(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(3)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(timeout=3.0)
 
     def close(self) -> None:
         if self._closed:
@@ -316,36 +288,3 @@ class EmulatedHost(AcquirerHost):
             runs="process" if self.process_mode else "threads",
         )
         return info
-
-
-def posrig_command() -> list[str]:
-    """How to run `posrig` with this interpreter: the installed script beside it, else `python -c`."""
-    script = Path(sys.executable).with_name("posrig")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())"]
-
-
-def read_ready_line(proc: subprocess.Popen, timeout: float) -> dict[str, Any] | None:
-    """Wait for `posrig host serve`'s JSON ready line on its stdout; None when it exits or times out first."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    buf = b""
-    fd = proc.stdout.fileno()
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], max(0.0, min(0.2, deadline - time.monotonic())))
-        if ready:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                return None
-            buf += chunk
-            if b"\n" in buf:
-                line = buf.split(b"\n", 1)[0]
-                try:
-                    msg = json.loads(line)
-                except json.JSONDecodeError:
-                    return None
-                return msg if msg.get("event") == "ready" else None
-        elif proc.poll() is not None:
-            return None
-    return None

@@ -1,6 +1,7 @@
 """The acquirer's TCP front end: accepts terminals, frames and decodes ISO 8583, books, then answers.
 
-One thread per connection reads and decodes; every message is booked through the ledger's single writer
+Connections are accepted by `harness.core.service.TcpService`, one thread per connection, which reads and
+decodes; every message is booked through the ledger's single writer
 (`Bookkeeper`) and the answer leaves only after the booking committed. Delayed answers are sent by timers, so
 a connection keeps reading (a reversal can arrive while its original's answer is still held back).
 
@@ -27,13 +28,14 @@ from typing import Any
 
 from harness.core.evidence import Transcript
 from harness.core.masking import printable
-from harness.host.acquirer import Acquirer, Connection, Decision
+from harness.core.service import TcpService
+from harness.host.acquirer import Acquirer, Connection
+from harness.host.answers import Decision
 from harness.host.behaviour import Rule
 from harness.host.ledger import Bookkeeper
 from harness.protocols import iso8583 as iso
 
 log = logging.getLogger(__name__)
-ACCEPT_POLL = 0.2
 
 
 class _Peer:
@@ -44,7 +46,6 @@ class _Peer:
         self.sock = sock
         self.send_lock = threading.Lock()
         self.closed = False
-        self.thread: threading.Thread | None = None
 
     def shut(self) -> None:
         with self.send_lock:
@@ -85,55 +86,30 @@ class HostServer:
         self.acquirer = Acquirer(rules, window=window)
         self.synchronous = synchronous
         self.bookkeeper: Bookkeeper | None = None
-        self._peers: dict[int, _Peer] = {}
+        self.service = TcpService(listener, self._serve, name="host", concurrent=True)
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
-        self._accept_thread: threading.Thread | None = None
         self.stats = {"connections": 0, "received": 0, "answered": 0, "malformed": 0}
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self.listener.getsockname()[:2]
-        return host, port
+        return self.service.address
 
     def start(self) -> None:
         self.bookkeeper = Bookkeeper(
             self.ledger_path, self.synchronous, before_batch=self.acquirer.refresh_rules
         )
-        self.listener.settimeout(ACCEPT_POLL)
-        self._accept_thread = threading.Thread(target=self._accept, name="host-accept", daemon=True)
-        self._accept_thread.start()
+        self.service.start()
         log.info("acquirer host listening on %s:%d, ledger %s", *self.address, self.ledger_path)
 
-    # -- connections -----------------------------------------------------------------------------
-    def _accept(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, addr = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                if not self._stopping.is_set():
-                    log.exception("acquirer host: accept failed; no longer accepting")
-                return
-            sock.settimeout(None)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            peer = _Peer(Connection(next(self._ids), f"{addr[0]}:{addr[1]}"), sock)
-            with self._lock:
-                if self._stopping.is_set():
-                    peer.shut()
-                    return
-                self._peers[peer.conn.id] = peer
-                self.stats["connections"] += 1
-            self._record("connect", peer)
-            peer.thread = threading.Thread(
-                target=self._serve, args=(peer,), name=f"host-conn-{peer.conn.id}", daemon=True
-            )
-            peer.thread.start()
-
-    def _serve(self, peer: _Peer) -> None:
+    # -- connections (one TcpService thread each) ------------------------------------------------
+    def _serve(self, sock: socket.socket, addr: tuple) -> None:
+        peer = _Peer(Connection(next(self._ids), f"{addr[0]}:{addr[1]}"), sock)
+        with self._lock:
+            self.stats["connections"] += 1
+        self._record("connect", peer)
         reader = iso.FrameReader(self.framing, self.max_message)
         try:
             while not peer.closed:
@@ -167,8 +143,6 @@ class HostServer:
         finally:
             peer.shut()
             self._record("disconnect", peer)
-            with self._lock:
-                self._peers.pop(peer.conn.id, None)
 
     def _handle_frame(self, peer: _Peer, raw: bytes, at: float) -> bool:
         """Book and answer one frame. False when the connection was closed on purpose."""
@@ -182,11 +156,11 @@ class HostServer:
             error = str(exc)
             self._record("rx-malformed", peer, error=error, raw=printable(raw))
             decision = self.bookkeeper.call(
-                lambda db: self.acquirer.handle_malformed(db, raw, error, peer.conn, at)
+                lambda books: self.acquirer.handle_malformed(books, raw, error, peer.conn, at)
             )
         else:
             self._record("rx", peer, fields=fields)
-            decision = self.bookkeeper.call(lambda db: self.acquirer.handle(db, fields, peer.conn, at))
+            decision = self.bookkeeper.call(lambda books: self.acquirer.handle(books, fields, peer.conn, at))
         return self._deliver(peer, decision)
 
     def _book_error(self, peer: _Peer, raw: bytes, error: str) -> None:
@@ -196,8 +170,8 @@ class HostServer:
         assert self.bookkeeper is not None
         with contextlib.suppress(Exception):
             self.bookkeeper.call(
-                lambda db: self.acquirer.handle_malformed(
-                    db, raw[:256], error, peer.conn, time.time(), answer=False
+                lambda books: self.acquirer.handle_malformed(
+                    books, raw[:256], error, peer.conn, time.time(), respond=False
                 )
             )
 
@@ -224,6 +198,8 @@ class HostServer:
         timer.daemon = True
         timer.name = f"host-delay-{peer.conn.id}"
         with self._lock:
+            if self._stopping.is_set():
+                return True  # closing: pending answers are dropped
             self._timers.add(timer)
         self._record("delayed", peer, fields=resp, seconds=round(delay, 4))
         timer.start()
@@ -264,26 +240,18 @@ class HostServer:
 
     # -- shutdown --------------------------------------------------------------------------------
     def close(self, timeout: float = 3.0) -> None:
-        """Stop accepting, drop every connection and pending delayed answer, stop the ledger writer."""
+        """Stop accepting, drop every pending delayed answer and every connection, stop the ledger writer."""
         if self._stopping.is_set():
             return
         self._stopping.set()
         deadline = time.monotonic() + timeout
-        with contextlib.suppress(OSError):
-            self.listener.close()
-        if self._accept_thread is not None:
-            self._accept_thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
-            timers, peers = list(self._timers), list(self._peers.values())
+            timers = list(self._timers)
             self._timers.clear()
         for t in timers:
             t.cancel()
+        self.service.close(max(0.1, deadline - time.monotonic()))
         for t in timers:
             t.join(max(0.0, deadline - time.monotonic()))
-        for p in peers:
-            p.shut()
-        for p in peers:
-            if p.thread is not None and p.thread is not threading.current_thread():
-                p.thread.join(max(0.0, deadline - time.monotonic()))
         if self.bookkeeper is not None:
             self.bookkeeper.close(max(0.1, deadline - time.monotonic()))

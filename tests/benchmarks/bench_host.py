@@ -15,7 +15,6 @@ import json
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,34 +25,21 @@ import iso8583
 from iso8583.specs import default_ascii
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from harness.core.process import die_with_parent  # noqa: E402
-from harness.host.emulated import posrig_command, read_ready_line  # noqa: E402
+from harness.core.process import Child, ChildFailed, posrig_command  # noqa: E402
 
 
-def start_host(ledger: Path, synchronous: str) -> tuple[subprocess.Popen, tuple[str, int]]:
-    proc = subprocess.Popen(
-        [
-            *posrig_command(),
-            "host",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ledger",
-            str(ledger),
-            "--synchronous",
-            synchronous,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
+def start_host(ledger: Path, synchronous: str) -> tuple[Child, tuple[str, int]]:
+    child = Child(
+        "posrig host serve",
+        [*posrig_command(), "host", "serve", "--listen", "127.0.0.1:0", "--ledger", str(ledger),
+         "--synchronous", synchronous],
     )
-    ready = read_ready_line(proc, 20)
-    if ready is None:
-        proc.kill()
-        raise SystemExit("bench_host: `posrig host serve` did not start")
+    try:
+        ready = child.start(timeout=20)
+    except ChildFailed as exc:
+        raise SystemExit(f"bench_host: {exc}") from None
     host, port = ready["listen"].rsplit(":", 1)
-    return proc, (host, int(port))
+    return child, (host, int(port))
 
 
 def recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -96,7 +82,7 @@ def terminal(
 
 def run(synchronous: str, connections: int, per_conn: int) -> dict:
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parents[2]) as tmp:
-        proc, address = start_host(Path(tmp) / "ledger.sqlite", synchronous)
+        host, address = start_host(Path(tmp) / "ledger.sqlite", synchronous)
         try:
             latencies: list[float] = []
             go = threading.Event()
@@ -113,9 +99,7 @@ def run(synchronous: str, connections: int, per_conn: int) -> dict:
                 t.join()
             elapsed = time.perf_counter() - t0
         finally:
-            proc.terminate()
-            proc.wait(10)
-            proc.stdout.close()
+            host.stop(timeout=10)
     lat = sorted(latencies)
     return {
         "auth_per_s": len(lat) / elapsed,

@@ -1,4 +1,5 @@
-"""Acquirer host test support: a host on loopback (fixtures `make_host`, `srv`) and an independent ISO 8583 client.
+"""Acquirer host test support: an independent ISO 8583 client, a host on loopback (fixtures `make_host`, `srv`),
+the host as the bench starts it (`host_bench`) and as a child process (`serve_host`, component tier).
 
 The client is written here on pyiso8583 and `struct` only (not the harness's own encoder), so the host is
 checked against a second implementation of the wire format.
@@ -17,7 +18,10 @@ import pytest
 from iso8583.specs import default as BINARY_SPEC
 from iso8583.specs import default_ascii as ASCII_SPEC
 
-from harness.core.evidence import Transcript
+from harness.core.bench import Bench
+from harness.core.evidence import Evidence, Transcript
+from harness.core.process import Child, posrig_command
+from harness.core.rig import parse_rig
 from harness.host.ledger import Ledger
 from harness.host.server import HostServer
 
@@ -197,3 +201,35 @@ def make_host(tmp_path: Path) -> Iterator:
 def srv(make_host) -> RunningHost:
     """A host with default settings (ascii spec, 2-byte framing, timing scale 0.01)."""
     return make_host(timing_scale=0.01)
+
+
+HOST_RIG = """
+name: host-test
+timing: {{scale: 0.01}}
+network: {{mode: {mode}}}
+devices:
+  host:
+    kind: host
+    mode: emulated
+    transport: tcp
+    address: "{address}"
+    options: {options}
+"""
+
+
+def host_bench(tmp_path: Path, mode: str = "namespaces", address: str = "host:5000", options: str = "{}") -> Bench:
+    """A bench whose rig has only the emulated host (no topology: it runs on loopback unless mode is bench)."""
+    rig = parse_rig(HOST_RIG.format(mode=mode, address=address, options=options), tmp_path / "rig.yaml")
+    return Bench(rig, Evidence(tmp_path / "evidence"), None)
+
+
+def serve_host(ledger: Path, log: Path, port: int = 0, *extra: str) -> tuple[Child, tuple[str, int]]:
+    """`posrig host serve` on 127.0.0.1 as a supervised child process; returns it, ready, and its address."""
+    child = Child(
+        "posrig host serve",
+        [*posrig_command(), "host", "serve", "--listen", f"127.0.0.1:{port}", "--ledger", str(ledger), *extra],
+        log=log,
+    )
+    ready = child.start(timeout=20)
+    host, port_text = ready["listen"].rsplit(":", 1)
+    return child, (host, int(port_text))

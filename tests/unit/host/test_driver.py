@@ -1,4 +1,6 @@
-"""`EmulatedHost` as the bench starts it: loopback, namespaces, a bench address, and as a child process."""
+"""`EmulatedHost` as the bench starts it, in this process: loopback, a bench address, options and rules files.
+
+As a child process and in a namespace: tests/component/host."""
 
 from __future__ import annotations
 
@@ -7,31 +9,11 @@ import socket
 
 import pytest
 
-from harness.core.bench import Bench
-from harness.core.evidence import Evidence
 from harness.core.masking import find_unmasked_pans
-from harness.core.rig import parse_rig
 from harness.host import AcquirerHost
 from harness.host.emulated import EmulatedHost, HostError
 from tests.support.iso_client import Client, sale
-
-RIG = """
-name: host-test
-timing: {{scale: 0.01}}
-network: {{mode: {mode}}}
-devices:
-  host:
-    kind: host
-    mode: emulated
-    transport: tcp
-    address: "{address}"
-    options: {options}
-"""
-
-
-def bench_for(tmp_path, mode="namespaces", address="host:5000", options="{}") -> Bench:
-    rig = parse_rig(RIG.format(mode=mode, address=address, options=options), tmp_path / "rig.yaml")
-    return Bench(rig, Evidence(tmp_path / "evidence"), None)
+from tests.support.iso_client import host_bench as bench_for
 
 
 def test_on_loopback_with_behaviour_from_the_test(tmp_path):
@@ -62,29 +44,6 @@ def test_on_loopback_with_behaviour_from_the_test(tmp_path):
     assert (ev / "host-ledger.sqlite").exists()
 
 
-def test_process_mode_behave_kill_and_restart(tmp_path):
-    bench = bench_for(tmp_path, options="{process: true}")
-    try:
-        host = bench.host
-        assert host.identity()["runs"] == "process"
-        host.behave("decline", code="91", stan="000001")  # a rule crossing into the child process
-        c = Client(host.address)
-        assert c.exchange(sale(1))["39"] == "91"
-        answer = c.exchange(sale(2))
-        assert answer["39"] == "00"
-        host.kill()
-        assert c.closed_by_peer()
-        c.close()
-        host.restart()
-        c = Client(host.address)
-        assert c.exchange(sale(2, mti="0201"))["37"] == answer["37"]  # same answer after the crash
-        c.close()
-        assert host.ledger.payment(stan="000002").state == "approved"
-    finally:
-        assert bench.close() == []
-    assert "0210" in (tmp_path / "evidence" / "host.jsonl").read_text()
-
-
 def test_bench_mode_binds_to_the_rig_address(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,19 +63,6 @@ def test_bad_options_are_named(tmp_path):
     bench = bench_for(tmp_path, options="{rules: /nonexistent/rules.yaml}")
     with pytest.raises(HostError, match="rules"):
         bench.device("host")
-
-
-@pytest.mark.needs_netns
-def test_in_the_host_namespace(host, topology, bench):
-    if topology is None:
-        pytest.skip("the rig in force builds no namespaces")
-    assert host.address == (topology.ip("host"), 5000)
-    client = Client(topology.nodes["terminal"].connect(host.address))
-    try:
-        assert client.exchange(sale(1))["39"] == "00"
-    finally:
-        client.close()
-    assert host.ledger.payment(stan="000001").state == "approved"
 
 
 def test_rules_file_relative_to_the_rig(tmp_path):

@@ -16,7 +16,7 @@ def test_ledger_is_wal_and_commits_with_full_sync(srv):
     db = sqlite3.connect(srv.ledger_path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
-    sync = srv.server.bookkeeper.call(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])
+    sync = srv.server.bookkeeper.call(lambda books: books.db.execute("PRAGMA synchronous").fetchone()[0])
     assert sync == 2  # FULL
 
 
