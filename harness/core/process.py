@@ -181,6 +181,9 @@ class Child:
                 log.close()
         first = self.readline(timeout)
         if first is None or first.get("event") != READY:
+            if first is not None and first.get("event") == FAILED:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=2.0)       # it is on its way out: keep its own exit code
             self.stop(timeout=2.0)
             if first is not None and first.get("event") == FAILED:
                 why = f"{self.name} could not start: {first.get('error')}"

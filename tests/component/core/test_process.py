@@ -29,6 +29,7 @@ def test_a_child_that_fails_says_why(tmp_path):
               "raise SystemExit(2)", log=log)
     with pytest.raises(ChildFailed, match=r"(?s)probe could not start: port 5000 busy.*address in use"):
         c.start(timeout=10)
+    assert c.proc.returncode == 2                      # its own exit code, not our SIGTERM
 
 
 def test_a_child_that_dies_early_is_reported_with_its_exit_code():
