@@ -4,7 +4,8 @@ Import from here (`from tests.support.iso_client import Client`), never from a c
 from the protocol specifications, not from posrig's own codecs, so every emulator is checked against a second
 implementation of its wire format.
 
-    iso_client.py     ISO 8583 terminal-side client (pyiso8583 + struct) and host fixtures
+    iso_client.py     ISO 8583 terminal-side client (pyiso8583 + struct); host fixtures make_host, srv, host_bench,
+                      serve_host (`posrig host serve` under Child)
     ecr_client.py     ZVT ECR client, hand-framed
     scripted_host.py  a scripted ISO 8583 acquirer for terminal tests
     till_peers.py     a scripted ZVT terminal and a minimal ESC/POS printer for till tests
