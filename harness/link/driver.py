@@ -257,7 +257,7 @@ class EngineLink(Link):
             ready = self.engine.start(READY_TIMEOUT)
         except ChildFailed as exc:
             self.close()
-            raise LinkError(f"link {self.name}: engine did not start: {exc}") from None
+            raise LinkError(str(exc)) from None             # names the engine, says why, ends with its log
         self.queue = ready.get("queue")
         self._reader = threading.Thread(target=self._read_events, name=f"link-{self.name}-events", daemon=True)
         self._reader.start()

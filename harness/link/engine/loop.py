@@ -181,13 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine = Engine(config)
     except OSError as exc:
-        announce_failed(f"link {config.get('link')}: engine cannot start: {exc}")
+        announce_failed(f"engine cannot start: {exc}")
         return 1
     loop = Loop(engine, config)
     try:
         loop.bind()
     except OSError as exc:
-        announce_failed(f"link {config.get('link')}: {exc}")
+        announce_failed(str(exc))
         engine.close()
         return 1
     try:
