@@ -6,7 +6,7 @@
 Bridges the link's two NICs, arms the faults, prints each one as it fires (packet number in the capture,
 stage, STAN) and exits --linger seconds after all fired (0), at the timeout or on Ctrl-C (1 if a fault never
 fired). The capture and fault log are written to the evidence folder.
-Fault text: ACTION [STAGE] [A->B] [first|every|nth=N] [key=value ...]; actions: drop, hold ms=,
+Fault text: ACTION [STAGE] [A->B] [first|every|nth=N] [stan=S] [key=value ...]; actions: drop, hold ms=,
 blackhole [ms=], rst [to=] [deliver=], flap count= down_ms= every_ms=, duplicate, corrupt (`--actions`).
 """
 
@@ -22,8 +22,8 @@ from harness.core.device import DeviceContext
 from harness.core.evidence import Evidence
 from harness.core.registry import DriverError, lookup
 from harness.core.rig import RigError, load_rig
-from harness.link.driver import FaultNotFired, LinkError, ResetNotTaken
-from harness.link.faults import ACTIONS, FaultError, FaultSpec
+from harness.link.driver import Fault, FaultNotFired, LinkError, ResetNotTaken
+from harness.link.faults import ACTIONS, FaultError, FaultFired, FaultSpec
 
 
 def register(sub) -> None:
@@ -103,11 +103,11 @@ def run(args) -> int:
         while not stop["now"] and time.monotonic() < deadline and link.engine_alive:
             for f in armed:
                 for shot in f.fired[reported.get(f.id, 0):]:
-                    _say(args, _fired_text(f, shot), kind="fired", **shot)
+                    _say(args, _fired_text(f, shot), kind="fired", **shot.to_json())
                 reported[f.id] = len(f.fired)
                 for v in f.verified[reported.get(-f.id, 0):]:
-                    _say(args, f"  #{f.id} reset {'taken' if v['taken'] else 'NOT taken'}: {v['detail']}",
-                         kind="verified", **v)
+                    _say(args, f"  #{f.id} reset {'taken' if v.taken else 'NOT taken'}: {v.detail}",
+                         kind="verified", **v.to_json())
                 reported[-f.id] = len(f.verified)
             if not lingering and all(f.fired for f in armed) and all(_verified(f) for f in armed):
                 lingering = True
@@ -119,7 +119,7 @@ def run(args) -> int:
         for f in unfired:
             _say(args, f.never_fired_message(), kind="never_fired", id=f.id)
             f.required = False
-        bad_resets = [f for f in armed if f.spec.action == "rst" and any(not v["taken"] for v in f.verified)]
+        bad_resets = [f for f in armed if f.spec.action == "rst" and any(not v.taken for v in f.verified)]
         link.clear()
         return 1 if unfired or bad_resets else 0
     except (LinkError, FaultError, FaultNotFired, ResetNotTaken, OSError) as exc:
@@ -135,22 +135,21 @@ def run(args) -> int:
              pcap=str(link.pcap_path), fault_log=str(link.fault_log_path))
 
 
-def _verified(fault) -> bool:
+def _verified(fault: Fault) -> bool:
     if fault.spec.action != "rst" or not fault.fired:
         return True
-    resets = fault.fired[-1].get("resets", [])
-    return len(fault.verified) >= len([r for r in resets if r.get("expected") is not None])
+    return len(fault.verified) >= fault.resets_to_verify()
 
 
-def _fired_text(fault, shot: dict) -> str:
+def _fired_text(fault: Fault, shot: FaultFired) -> str:
     bits = [f"FIRED #{fault.id} {fault.spec.action}"]
-    if shot.get("stage"):
-        bits.append(f"on {shot['stage']} #{shot.get('ordinal')} {shot.get('direction')}")
-    if shot.get("stan"):
-        bits.append(f"STAN {shot['stan']}")
-    if shot.get("packet"):
-        bits.append(f"packet {shot['packet']}")
-    bits.append(time.strftime("%H:%M:%S", time.localtime(shot["t"])) + f".{int(shot['t'] % 1 * 1000):03d}")
+    if shot.stage:
+        bits.append(f"on {shot.stage} #{shot.ordinal} {shot.direction}")
+    if shot.stan:
+        bits.append(f"STAN {shot.stan}")
+    if shot.packet:
+        bits.append(f"packet {shot.packet}")
+    bits.append(time.strftime("%H:%M:%S", time.localtime(shot.t)) + f".{int(shot.t % 1 * 1000):03d}")
     return " ".join(bits)
 
 

@@ -1,11 +1,16 @@
-"""The harness side of a faultable link: starts the engine process, installs the NFQUEUE rules, arms faults.
+"""The harness side of a faultable link: runs the engine process, installs the NFQUEUE rules, arms faults.
 
 `EmulatedLink` (namespaces) and `BenchLink` (physical bridge) only differ in where the engine runs and which
-packets their iptables rules send to it; everything else is here.
+packets their iptables rules send to it; everything else is here. The engine is a supervised child
+(`harness.core.process.Child`): control lines go to its stdin, its events come back typed
+(`harness.link.faults.FaultFired` and the others) onto the `Fault` they concern.
 
->>> with link.inject("drop", stage="0210", direction="host->terminal") as fault:
+>>> with link.inject("drop", stage="0210", direction="host->terminal") as fault:    # doctest: +SKIP
 ...     till.sell(...)                      # the 0210 never reaches the terminal, nor do its retransmissions
->>> fault.fired[0]["packet"]                # the packet number in link-terminal-host.pcapng
+>>> fault.fired[0].packet                   # doctest: +SKIP
+17
+>>> fault.events()[1].what                  # doctest: +SKIP
+'FIRED drop 0210 host->terminal first on packet #17'
 """
 
 from __future__ import annotations
@@ -13,21 +18,34 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from harness.core.events import Event
+from harness.core.process import Child, ChildFailed
 from harness.link import Link
-from harness.link.faults import EVERY, FaultError, FaultSpec
+from harness.link.faults import (
+    EVERY,
+    FaultArmed,
+    FaultCleared,
+    FaultError,
+    FaultEvent,
+    FaultFired,
+    FaultReleased,
+    FaultSpec,
+    OutageEnded,
+    ResetVerified,
+    fault_event,
+)
+from harness.protocols.stages import ANY
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 15.0
+STOP_TIMEOUT = 3.0           # an engine told to stop has this long before it is killed
 WATCHDOG_S = 3.0             # an engine silent this long is killed, so the queue goes and traffic passes
 
 
@@ -56,33 +74,38 @@ class Fault:
         self.spec = spec
         self.required = required
         self.armed_at: float | None = None
-        self.fired: list[dict[str, Any]] = []
-        self.released: list[dict[str, Any]] = []
-        self.verified: list[dict[str, Any]] = []
+        self.fired: list[FaultFired] = []
+        self.released: list[FaultReleased] = []
+        self.verified: list[ResetVerified] = []
+        self.outages_ended: list[OutageEnded] = []
         self.cleared_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<Fault #{self.id} {self.spec.describe()} on {self.link.name}: fired {len(self.fired)}x>"
 
-    def wait_fired(self, timeout: float = 5.0, times: int = 1) -> dict[str, Any]:
+    def wait_fired(self, timeout: float = 5.0, times: int = 1) -> FaultFired:
         """Block until the fault fired `times` times; return the last firing. Raises FaultNotFired."""
         self.link._wait(lambda: len(self.fired) >= times, timeout)
         if len(self.fired) < times:
             raise FaultNotFired(self.never_fired_message())
         return self.fired[times - 1]
 
-    def wait_verified(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+    def wait_verified(self, timeout: float = 5.0) -> list[ResetVerified]:
         """RST fault: wait until every forged reset was checked; raise ResetNotTaken unless all were taken."""
         self.wait_fired(timeout)
-        # A refused connect has no socket to probe: only resets with an expected sequence number are checked.
-        expected = len([r for r in self.fired[-1].get("resets", []) if "expected" in r])
+        expected = self.resets_to_verify()
         self.link._wait(lambda: len(self.verified) >= expected, timeout)
-        bad = [v for v in self.verified if not v["taken"]]
+        bad = [v for v in self.verified if not v.taken]
         if bad or len(self.verified) < expected:
-            details = "; ".join(v["detail"] for v in bad) or "no answer to the liveness probe"
+            details = "; ".join(v.detail for v in bad) or "no answer to the liveness probe"
             raise ResetNotTaken(f"link {self.link.name}: fault #{self.id} {self.spec.describe()}: "
                                 f"forged reset not taken: {details} (capture: {self.link.pcap_path})")
         return self.verified
+
+    def resets_to_verify(self) -> int:
+        """Forged resets of the last firing that a liveness probe checks (a refused connect has no socket to
+        probe: only resets with an expected sequence number are checked)."""
+        return len([r for r in self.fired[-1].resets if r.get("expected") is not None]) if self.fired else 0
 
     def never_fired_message(self) -> str:
         s = self.spec
@@ -96,7 +119,7 @@ class Fault:
             for per_dir in seen.values():
                 for k, v in per_dir.items():
                     counts[k] = counts.get(k, 0) + v
-        got = counts.get(s.stage, 0) if s.stage not in (None, "any") else sum(counts.values())
+        got = counts.get(s.stage, 0) if s.stage not in (None, ANY.name) else sum(counts.values())
         if got and s.occurrence != EVERY:
             why = f"only {got} {stage} seen on {self.link.name} ({where}), wanted #{s.occurrence}"
         else:
@@ -108,11 +131,50 @@ class Fault:
     def clear(self) -> None:
         self.link.clear(self)
 
+    def events(self) -> list[Event]:
+        """What happened to this fault, in time order, for a report's timeline: armed, FIRED on packet #n,
+        released, reset taken (or not), outage over, cleared."""
+        source, d = f"link {self.link.name}", self.spec.describe()
+        out = []
+        if self.armed_at is not None:
+            out.append(Event(self.armed_at, source, f"armed {d}", {"fault": self.id}))
+        for shot in self.fired:
+            where = f"on packet #{shot.packet}" if shot.packet is not None else "when armed (no stage)"
+            out.append(Event(shot.t, source, f"FIRED {d} {where}", shot.to_json()))
+        for r in self.released:
+            out.append(Event(r.t, source, f"released {r.packets} packet(s) held {r.held_ms:g} ms by {d}",
+                             r.to_json()))
+        for v in self.verified:
+            said = {True: "taken", False: "NOT taken", None: "unanswered"}[v.taken]
+            out.append(Event(v.t, source, f"reset to {v.end} {said} ({d})", v.to_json()))
+        for o in self.outages_ended:
+            out.append(Event(o.t, source, f"outage over ({d})", {"fault": self.id}))
+        if self.cleared_at is not None:
+            out.append(Event(self.cleared_at, source, f"cleared {d}", {"fault": self.id}))
+        return sorted(out, key=lambda e: e.t)
+
     def record(self) -> dict[str, Any]:
+        """Everything about this fault, JSON-ready (the link's fault log)."""
         return {"id": self.id, "link": self.link.name, "spec": self.spec.to_json(),
                 "describe": self.spec.describe(), "required": self.required, "armed_at": self.armed_at,
-                "fired": self.fired,
-                "released": self.released, "verified": self.verified, "cleared_at": self.cleared_at}
+                "fired": [e.to_json() for e in self.fired],
+                "released": [e.to_json() for e in self.released],
+                "verified": [e.to_json() for e in self.verified], "cleared_at": self.cleared_at}
+
+    def _take(self, ev: FaultEvent) -> None:
+        """Account one event from the engine (called by the link's reader, under its lock)."""
+        if isinstance(ev, FaultArmed):
+            self.armed_at = ev.t
+        elif isinstance(ev, FaultFired):
+            self.fired.append(ev)
+        elif isinstance(ev, FaultReleased):
+            self.released.append(ev)
+        elif isinstance(ev, ResetVerified):
+            self.verified.append(ev)
+        elif isinstance(ev, OutageEnded):
+            self.outages_ended.append(ev)
+        elif isinstance(ev, FaultCleared):
+            self.cleared_at = ev.t
 
     def __enter__(self) -> Fault:
         return self
@@ -135,10 +197,10 @@ class EngineLink(Link):
 
     def __init__(self, spec: Any, ctx: Any, **bound: Any):
         super().__init__(spec, ctx, **bound)
-        self.proc: subprocess.Popen | None = None
+        self.engine: Child | None = None
         self.queue: int | None = None
         self.faults: list[Fault] = []
-        self.events: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []      # engine error lines, and the watchdog's if it killed it
         self.final: dict[str, Any] | None = None
         self._status: dict[str, Any] | None = None
         self._cond = threading.Condition()
@@ -174,14 +236,6 @@ class EngineLink(Link):
     def remove_rules(self) -> None:
         raise NotImplementedError
 
-    def popen(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen:
-        ns = self.ctx.namespace
-        if ns is not None:
-            return ns.popen(cmd, **kwargs)
-        from harness.core.process import spawn
-
-        return spawn(cmd, **kwargs)
-
     def server_end(self) -> str:
         """The end that listens on the link's ports (its device address carries one of them)."""
         ports = set(self.spec.ports.values())
@@ -196,22 +250,17 @@ class EngineLink(Link):
     def start(self) -> None:
         config = self.engine_config()
         self._config_path.write_text(json.dumps(config, indent=2))
-        log_fh = open(self._log_path, "ab")
+        self.engine = Child(f"link {self.name} engine",
+                            [sys.executable, "-m", "harness.link.engine", str(self._config_path)],
+                            namespace=self.ctx.namespace, log=self._log_path, stdin=True)
         try:
-            self.proc = self.popen([sys.executable, "-m", "harness.link.engine", str(self._config_path)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_fh)
-        finally:
-            log_fh.close()
-        self._reader = threading.Thread(target=self._read_events, name=f"link-{self.name}-events",
-                                        daemon=True)
-        self._reader.start()
-        ready = self._wait_event("ready", READY_TIMEOUT)
-        if ready is None:
-            errors = [e.get("message") for e in self.events if e["ev"] == "error"]
+            ready = self.engine.start(READY_TIMEOUT)
+        except ChildFailed as exc:
             self.close()
-            raise LinkError(f"link {self.name}: engine did not start within {READY_TIMEOUT:.0f}s: "
-                            f"{'; '.join(errors) or 'no answer'} (log: {self._log_path})")
-        self.queue = ready["queue"]
+            raise LinkError(str(exc)) from None             # names the engine, says why, ends with its log
+        self.queue = ready.get("queue")
+        self._reader = threading.Thread(target=self._read_events, name=f"link-{self.name}-events", daemon=True)
+        self._reader.start()
         try:
             self.install_rules(self.queue)
             self._rules_installed = True
@@ -238,7 +287,7 @@ class EngineLink(Link):
                            f"(traffic passes unfaulted from now)")
                 log.error("link %s: %s", self.name, message)
                 with self._cond:
-                    self.events.append({"ev": "error", "message": message, "t": time.time()})
+                    self.errors.append({"message": message, "t": time.time()})
                 self.kill_engine()
                 return
 
@@ -265,35 +314,27 @@ class EngineLink(Link):
             raise FaultNotFired("; ".join(f.never_fired_message() for f in unfired))
 
     def _stop_engine(self) -> None:
-        proc = self.proc
-        if proc is None:
+        """Ask the engine to stop (it lets held packets go and closes the capture), kill it if it does not."""
+        engine = self.engine
+        if engine is None:
             return
-        if proc.poll() is None:
-            with contextlib.suppress(OSError, ValueError):
-                proc.stdin.write(b'{"op": "stop"}\n')
-                proc.stdin.flush()
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=3)
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
+        if engine.alive:
+            with contextlib.suppress(OSError):
+                engine.send({"op": "stop"})
+            if self._reader is not None:
+                self._reader.join(timeout=STOP_TIMEOUT)     # its output ends when it exits
+        engine.stop(timeout=STOP_TIMEOUT)
         if self._reader is not None:
             self._reader.join(timeout=2)
-        with contextlib.suppress(OSError):
-            proc.stdout.close()
 
     @property
     def engine_alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.engine is not None and self.engine.alive
 
     def kill_engine(self) -> None:
         """SIGKILL the engine (to prove fail-open: the queue goes away and traffic keeps flowing)."""
-        if self.engine_alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
+        if self.engine is not None:
+            self.engine.kill()
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "ends": list(self.spec.ends), "ports": dict(self.spec.ports),
@@ -305,10 +346,10 @@ class EngineLink(Link):
                **params: Any) -> Fault:
         """Arm a fault; returns a `Fault` (also a context manager). `occurrence`: 1 = first, N = nth, "every".
 
-        >>> link.inject("hold", stage="0210", direction="host->terminal", ms=800)
-        >>> link.inject("rst", stage="zvt:04 0F", to="both")
-        >>> link.inject("blackhole", ms=300)            # no stage: from now, both directions
-        >>> link.inject("drop", stage="0210", stan="000123")   # only the answer to that request
+        >>> link.inject("hold", stage="0210", direction="host->terminal", ms=800)      # doctest: +SKIP
+        >>> link.inject("rst", stage="zvt:04 0F", to="both")                          # doctest: +SKIP
+        >>> link.inject("blackhole", ms=300)            # no stage: from now, both directions  # doctest: +SKIP
+        >>> link.inject("drop", stage="0210", stan="000123")   # only the answer to that request  # doctest: +SKIP
         """
         if isinstance(action, FaultSpec):
             spec = action
@@ -353,7 +394,7 @@ class EngineLink(Link):
             fault = Fault(self, self._next_id, spec, required)
             self._next_id += 1
             self.faults.append(fault)
-        self._send({"op": "arm", "id": fault.id, "spec": spec.to_json()})
+        self._send({"op": "arm", "fault": fault.id, "spec": spec.to_json()})
         self._wait(lambda: fault.armed_at is not None, 5.0)
         if fault.armed_at is None:
             raise LinkError(f"link {self.name}: engine did not confirm arming {spec.describe()}")
@@ -364,10 +405,14 @@ class EngineLink(Link):
         targets = [fault] if fault is not None else [f for f in self.faults if f.cleared_at is None]
         for f in targets:
             if f.cleared_at is None and self.engine_alive:
-                self._send({"op": "clear", "id": f.id})
+                self._send({"op": "clear", "fault": f.id})
                 self._wait(lambda f=f: f.cleared_at is not None, 5.0)
             if f.cleared_at is None:
                 f.cleared_at = time.time()
+
+    def events(self) -> list[Event]:
+        """Every fault's events on this link, in time order (see `Fault.events`)."""
+        return sorted((e for f in self.faults for e in f.events()), key=lambda e: e.t)
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         """Engine counters: packets, accepted, dropped, held, injected; stages seen per direction."""
@@ -393,9 +438,8 @@ class EngineLink(Link):
     # -- engine I/O --------------------------------------------------------------------------------
     def _send(self, msg: dict[str, Any]) -> None:
         try:
-            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
-            self.proc.stdin.flush()
-        except (OSError, ValueError) as exc:
+            self.engine.send(msg)
+        except OSError as exc:
             raise LinkError(f"link {self.name}: engine is gone ({exc}); see {self._log_path}") from None
 
     def _wait(self, predicate: Any, timeout: float) -> bool:
@@ -408,57 +452,41 @@ class EngineLink(Link):
                 self._cond.wait(left)
             return True
 
-    def _wait_event(self, name: str, timeout: float) -> dict[str, Any] | None:
-        found: list[dict[str, Any]] = []
-
-        def check() -> bool:
-            found[:] = [e for e in self.events if e["ev"] == name]
-            return bool(found) or (self.proc is not None and self.proc.poll() is not None
-                                   and not self._reader.is_alive())
-
-        self._wait(check, timeout)
-        return found[0] if found else None
-
     def _read_events(self) -> None:
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                log.warning("link %s: unreadable engine output %r", self.name, line[:200])
-                continue
+        for line in self.engine.lines():
             with self._cond:
-                self._dispatch(ev)
+                self._dispatch(line)
                 self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()
 
-    def _dispatch(self, ev: dict[str, Any]) -> None:
-        kind = ev["ev"]
-        if kind not in ("status",):
-            self.events.append(ev)
-        fault = next((f for f in self.faults if f.id == ev.get("id")), None)
-        if kind == "armed" and fault:
-            fault.armed_at = ev["t"]
-        elif kind == "fired" and fault:
-            fault.fired.append(ev)
-        elif kind == "released" and fault:
-            fault.released.append(ev)
-        elif kind == "verified" and fault:
-            fault.verified.append(ev)
-        elif kind == "cleared" and fault:
-            fault.cleared_at = ev["t"]
-        elif kind == "status":
-            self._status = ev
+    def _dispatch(self, line: dict[str, Any]) -> None:
+        try:
+            ev = fault_event(line)
+        except FaultError as exc:
+            log.warning("link %s: %s", self.name, exc)
+            return
+        if ev is not None:
+            fault = next((f for f in self.faults if f.id == ev.fault), None)
+            if fault is not None:
+                fault._take(ev)
+            return
+        kind = line.get("event")
+        if kind == "status":
+            self._status = line
             self._pong = True
         elif kind == "stopped":
-            self.final = ev
+            self.final = line
         elif kind == "error":
-            log.error("link %s engine: %s", self.name, ev.get("message"))
+            self.errors.append(line)
+            log.error("link %s engine: %s", self.name, line.get("message"))
+        else:
+            log.warning("link %s: unexpected engine output %r", self.name, str(line)[:200])
 
     def _write_fault_log(self) -> None:
         record = {"link": self.name, "ends": list(self.spec.ends), "ports": dict(self.spec.ports),
                   "queue": self.queue, "pcap": str(self.pcap_path),
                   "markers": "faulted packets carry pcapng comments starting 'posrig:'",
                   "faults": [f.record() for f in self.faults],
-                  "engine": self.final, "errors": [e for e in self.events if e["ev"] == "error"]}
+                  "engine": self.final, "errors": self.errors}
         self.ctx.evidence.write_json(self.fault_log_path.name, record)

@@ -1,14 +1,12 @@
-"""The payment protocols the link recognises, declared once as scapy layers, with the cheap framing the
-engine uses.
+"""The payment protocols the link recognises, declared once as scapy layers (for dissecting captures and
+building test traffic), with the cheap framing the engine uses.
 
-Each protocol is a scapy `Packet` (for dissecting captures and building test traffic) plus two class
-attributes the engine's hot path reads instead of running full scapy dissection (~115 us a packet):
+The framing is the protocols' own (`harness.protocols.iso8583.frame_length`, `harness.protocols.zvt.apdu_length`)
+and stage names are `harness.protocols.stages`'; each layer adds two class attributes the engine's hot path
+reads instead of running full scapy dissection (~115 us a packet):
 
 * `head_size`: bytes needed to know a message's length and stage,
-* `frame(head)`: `(total_length, stage)` from a message's first bytes, or None while more bytes are needed.
-
-Stages read the same in fault specs and evidence: ISO 8583 by MTI ("0200", "0210"), ZVT by APDU class and
-instruction ("zvt:06 01", "zvt:04 0F"), a TCP SYN as "connect".
+* `frame(head)`: `(total_length, stage name)` from a message's first bytes, or None while more are needed.
 
 >>> from scapy.layers.inet import IP, TCP
 >>> bind_ports({"iso8583": 5000})
@@ -19,7 +17,6 @@ instruction ("zvt:06 01", "zvt:04 0F"), a TCP SYN as "connect".
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 
 from scapy.fields import (
@@ -34,26 +31,22 @@ from scapy.fields import (
 from scapy.layers.inet import TCP
 from scapy.packet import Packet, Raw, bind_bottom_up, bind_layers
 
-CONNECT = "connect"          # the stage of a TCP SYN opening a connection on a watched port
+from harness.protocols import iso8583, zvt
+from harness.protocols.iso8583 import FramingError  # the first bytes cannot start a message: garbage on the wire
+from harness.protocols.stages import StageError, iso8583_stage, zvt_stage
 
-
-class FramingError(ValueError):
-    """The first bytes of a message cannot be a message of this protocol (garbage on the wire)."""
-
-
-NEED_MORE = ...              # secret_span(): the head seen so far is too short to tell
+NEED_MORE = ...              # pan_span(): the head seen so far is too short to tell
 
 
 class StreamMessage(Packet):
     """Common behaviour: messages are delimited by their own length; what follows is the next message."""
 
     head_size = 0
-    secret_head = 0          # bytes `secret_span` needs at most (0: this protocol carries no card number)
-    max_length = 0xFFFF + 5
+    pan_head = 0             # bytes `pan_span` needs at most (0: this protocol carries no card number in clear)
 
     @classmethod
-    def secret_span(cls, head: bytes) -> tuple[int, int] | None:
-        """Byte range of a message to mask in captures (card number minus first 6 and last 4), None if none,
+    def pan_span(cls, head: bytes) -> tuple[int, int] | None:
+        """Byte range of the card number in a message (for masking the capture), None if it has none,
         NEED_MORE while `head` is too short to tell."""
         return None
 
@@ -99,10 +92,10 @@ class ISO8583(StreamMessage):
         StrLenField("data", b"", length_from=lambda pkt: max(0, pkt.length - 4)),
     ]
     head_size = 6
-    secret_head = 2 + 4 + 32 + 2
+    pan_head = 2 + 4 + 32 + 2
 
     @classmethod
-    def secret_span(cls, head: bytes) -> tuple[int, int] | None:
+    def pan_span(cls, head: bytes) -> tuple[int, int] | None:
         """Field 2 (PAN, 2-digit length then ASCII digits) follows the bitmap: 16 hex characters (ascii spec)
         or 8 bytes (binary spec), twice that when bit 1 announces a secondary bitmap."""
         if len(head) < 7:
@@ -120,27 +113,24 @@ class ISO8583(StreamMessage):
         digits = head[at:at + 2]
         if not digits.isdigit():
             return None
-        n = int(digits)
-        return (at + 2 + 6, at + 2 + n - 4) if n > 10 else (at + 2, at + 2 + n)
+        return at + 2, at + 2 + int(digits)
 
     @classmethod
     def frame(cls, head: bytes) -> tuple[int, str] | None:
-        if len(head) < 2:
+        total = iso8583.frame_length(head)
+        if total is None:
             return None
-        (n,) = struct.unpack_from("!H", head)
-        if n < 4:
-            raise FramingError(f"ISO 8583 length prefix {n} is shorter than an MTI")
+        if total < 6:
+            raise FramingError(f"ISO 8583 length prefix {total - 2} is shorter than an MTI")
         if len(head) < 6:
             return None
-        mti = head[2:6]
-        if not mti.isdigit():
-            raise FramingError(f"ISO 8583 MTI expected after the length prefix, got {mti!r}")
-        return n + 2, mti.decode()
+        try:
+            return total, iso8583_stage(head[2:6]).name
+        except StageError:
+            raise FramingError(f"ISO 8583 MTI expected after the length prefix, got {bytes(head[2:6])!r}") from None
 
     def stan(self, spec: str = "ascii") -> str | None:
         """The System Trace Audit Number (field 11), or None when the body does not decode."""
-        from harness.protocols import iso8583
-
         try:
             return iso8583.decode(self.mti + self.data, spec).get(iso8583.STAN)
         except (iso8583.MessageError, ValueError):
@@ -166,20 +156,13 @@ class ZVT(StreamMessage):
 
     def post_build(self, pkt: bytes, pay: bytes) -> bytes:
         if self.length is None:
-            n = len(self.data or b"")
-            pkt = pkt[:2] + (bytes([n]) if n < 0xFF else b"\xff" + struct.pack("<H", n)) + pkt[3:]
+            pkt = zvt.frame(pkt[0], pkt[1], pkt[3:])          # the length as the protocol writes it
         return pkt + pay
 
     @classmethod
     def frame(cls, head: bytes) -> tuple[int, str] | None:
-        if len(head) < 3:
-            return None
-        stage = f"zvt:{head[0]:02X} {head[1]:02X}"
-        if head[2] != 0xFF:
-            return 3 + head[2], stage
-        if len(head) < 5:
-            return None
-        return 5 + struct.unpack_from("<H", head, 3)[0], stage
+        total = zvt.apdu_length(head)
+        return None if total is None else (total, zvt_stage(head[0], head[1]).name)
 
     def mysummary(self) -> str:
         return f"ZVT {self.apdu_class:02X} {self.instr:02X}"
@@ -214,14 +197,3 @@ def messages(pkt: Packet) -> Iterator[StreamMessage]:
         yield layer
         layer = layer.payload
 
-
-def is_stage(name: str) -> bool:
-    """True for a stage name the link understands: an MTI, "zvt:CC II" or "connect"."""
-    if name == CONNECT:
-        return True
-    if len(name) == 4 and name.isdigit():
-        return True
-    if name.startswith("zvt:"):
-        parts = name[4:].split()
-        return len(parts) == 2 and all(len(p) == 2 and all(c in "0123456789ABCDEF" for c in p) for p in parts)
-    return False

@@ -6,7 +6,9 @@ segment, one split across several: both fine), remembers recent messages by sequ
 of a message are recognised, and keeps `delivered` (the highest sequence number let through), i.e. the
 receiver's rcv_nxt: exactly the sequence number a forged RST must carry to be accepted (RFC 5961).
 
-Only IPv4 header + TCP header + the first bytes of each message are read: no scapy on the hot path.
+Only IPv4 header + TCP header + the first bytes of each message are read: no scapy on the hot path. Card numbers
+are located here (the protocol layer says where in a message) and hidden in the capture as
+`harness.core.masking` decides.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 
-from harness.link.layers import CONNECT, NEED_MORE, FramingError, StreamMessage
+from harness.core.masking import mask_pan
+from harness.link.layers import NEED_MORE, FramingError, StreamMessage
+from harness.protocols import stages
 
+CONNECT = stages.CONNECT.name    # the stage of a TCP SYN opening a connection on a watched port
 SYN, ACK, RST, FIN = 0x02, 0x10, 0x04, 0x01
 MOD = 1 << 32
 RECENT = 64                  # messages remembered per direction for recognising retransmissions
@@ -73,6 +78,18 @@ def parse(raw: bytes) -> Segment | None:
     return seg
 
 
+def hidden_digits(length: int) -> tuple[int, int]:
+    """Which digits of a card number of `length` digits the capture hides: the range `mask_pan` stars
+    (its digits may not all have arrived yet, so the rule is taken from the masking module, not the digits).
+
+    >>> hidden_digits(16), hidden_digits(8)
+    ((6, 12), (0, 8))
+    """
+    shown = mask_pan("0" * length)
+    first = shown.find("*")
+    return (0, 0) if first < 0 else (first, shown.rfind("*") + 1)
+
+
 @dataclass(slots=True)
 class Message:
     """One protocol message seen on the link: where it sits in the stream and which stage it is."""
@@ -103,7 +120,7 @@ class HalfStream:
     recent: deque[Message] = field(default_factory=lambda: deque(maxlen=RECENT))
     out_of_order: dict[int, bytes] = field(default_factory=dict)
     last_ack: int | None = None      # absolute ack number of this side's last segment
-    masks: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=16))   # card numbers to hide
+    masks: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=16))   # card digits to hide
     _probe: tuple[int, bytearray, int] | None = None     # (message start, head so far, message length)
 
     def rel(self, seq: int) -> int:
@@ -138,7 +155,7 @@ class HalfStream:
         layer = self.layer
         found: list[Message] = []
         if self._probe is not None:
-            self._secret(data)
+            self._find_pan(data)
         buf = self.pending + data if self.pending else data
         base = self.next - len(self.pending)
         i, n = 0, len(buf)
@@ -163,25 +180,28 @@ class HalfStream:
             self.recent.append(msg)
             found.append(msg)
             self.skip = total
-            if layer.secret_head:
+            if layer.pan_head:
                 self._probe = (msg.start, bytearray(), total)
-                self._secret(buf[i:i + min(total, layer.secret_head)])
+                self._find_pan(buf[i:i + min(total, layer.pan_head)])
         return found
 
-    def _secret(self, data: bytes) -> None:
+    def _find_pan(self, data: bytes) -> None:
         """Find where a message's card number sits (from its first bytes) so the capture can mask it."""
         start, head, total = self._probe
-        limit = min(total, self.layer.secret_head)
+        limit = min(total, self.layer.pan_head)
         head += data[:limit - len(head)]
-        span = self.layer.secret_span(bytes(head))
+        span = self.layer.pan_span(bytes(head))
         if span is NEED_MORE and len(head) < limit:
             return
         self._probe = None
         if span is not NEED_MORE and span is not None:
-            self.masks.append((start + span[0], start + span[1]))
+            a, b = hidden_digits(span[1] - span[0])
+            if b > a:
+                self.masks.append((start + span[0] + a, start + span[0] + b))
 
     def mask(self, rel: int, payload: bytes) -> bytes | None:
-        """`payload` (at relative seq `rel`) with card-number digits as "*", or None when it has none."""
+        """`payload` (at relative seq `rel`) with the hidden card-number digits as "*", or None when it has none
+        (a card number split across segments is masked in each)."""
         end = rel + len(payload)
         out = None
         for a, b in self.masks:

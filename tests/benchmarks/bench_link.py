@@ -186,7 +186,7 @@ def main() -> int:
                 extra = (time.perf_counter() - t0) * 1000 - m1
                 errors.append(abs(extra - wanted))
             fault.clear()
-            engine_errors += [abs(r["held_ms"] - wanted) for r in fault.released]
+            engine_errors += [abs(r.held_ms - wanted) for r in fault.released]
         figures["delay"] = {"requested_ms": [20, 50, 100], "samples": len(errors),
                             "abs_error_ms": {"median": round(statistics.median(errors), 4),
                                              "p99": round(pct(errors, 99), 4), "max": round(max(errors), 4)},
@@ -225,13 +225,13 @@ def main() -> int:
             with contextlib.suppress(FaultNotFired):              # counted as a miss below
                 fault.wait_fired(2.0)
             fault.clear()
-            shot = fault.fired[0] if fault.fired else {}
-            ok = (len(fault.fired) == 1 and shot["stage"] == stage and shot["stream_start"] == want_start
-                  and shot.get("stan", f"{stan + k - 1:06d}") == f"{stan + k - 1:06d}")
+            shot = fault.fired[0] if fault.fired else None
+            ok = (len(fault.fired) == 1 and shot.stage == stage and shot.detail["stream_start"] == want_start
+                  and shot.stan in (None, f"{stan + k - 1:06d}"))
             exact += ok
             if not ok:
                 misses.append({"run": run, "stage": stage, "k": k, "shape": shape, "want": want_start,
-                               "fired": fault.fired})
+                               "fired": [e.to_json() for e in fault.fired]})
             stan += 3
         figures["exactness"] = {"runs": args.runs, "exact": exact, "ratio": exact / args.runs,
                                 "shapes": shapes, "misses": misses[:5]}

@@ -12,8 +12,7 @@ from scapy.utils import rdpcap
 
 from harness.link.emulated import EmulatedLink
 from harness.link.layers import bind_ports, messages
-from harness.protocols import iso8583 as iso
-from tests.support.link_peers import ACK, AUTHORIZE, COMPLETION, STATUS_INFO, iso_message
+from tests.support.link_peers import ACK, AUTHORIZE, COMPLETION, STATUS_INFO, iso_decode, iso_encode, iso_message
 
 pytestmark = pytest.mark.needs_netns
 
@@ -31,7 +30,7 @@ def test_message_split_across_segments_is_one_message(th, acquirer, terminal_cli
             time.sleep(0.03)
         assert c.recv(0.6) is None
     assert th.seen()["terminal->host"] == {"connect": 1, "0200": 1}
-    assert fault.fired[0]["stream_start"] == 0 and fault.fired[0]["stream_end"] == len(frame)
+    assert fault.fired[0].detail["stream_start"] == 0 and fault.fired[0].detail["stream_end"] == len(frame)
     assert acquirer.received == []
 
 
@@ -44,9 +43,9 @@ def test_split_message_passes_and_next_message_is_still_found(th, acquirer, term
         c.send(first[10:] + second[:3])  # end of one message and start of the next together
         time.sleep(0.03)
         c.send(second[3:])
-        assert iso.decode(c.recv(2.0))["t"] == "0810"
-        assert iso.decode(c.recv(2.0))["t"] == "0210"
-    assert fault.fired[0]["stan"] == "000002"
+        assert iso_decode(c.recv(2.0))["t"] == "0810"
+        assert iso_decode(c.recv(2.0))["t"] == "0210"
+    assert fault.fired[0].stan == "000002"
     assert th.seen()["terminal->host"] == {"connect": 1, "0800": 1, "0200": 1}
 
 
@@ -56,11 +55,11 @@ def test_coalesced_messages_in_one_segment(th, acquirer, terminal_client):
         c.send(iso_message("0800", "000001") + iso_message("0200", "000002") + iso_message("0200", "000003"))
         assert c.recv(0.6) is None                          # the segment carried all three: none delivered
     shot = fault.fired[0]
-    assert shot["ordinal"] == 2 and shot["stan"] == "000003"
+    assert shot.ordinal == 2 and shot.stan == "000003"
     assert th.seen()["terminal->host"] == {"connect": 1, "0800": 1, "0200": 2}
     th.close()
     bind_ports({"iso8583": 5000})
-    fired = rdpcap(str(th.pcap_path))[shot["packet"] - 1]
+    fired = rdpcap(str(th.pcap_path))[shot.packet - 1]
     assert [m.mti for m in messages(fired)] == [b"0800", b"0200", b"0200"]   # the scapy layer sees all three
 
 
@@ -76,9 +75,9 @@ def test_flap_pattern(th, acquirer, terminal_client):
         while len(got) < 20 and time.monotonic() - t0 < 5:
             m = c.recv(1.0)
             if m is not None:
-                got.append(iso.decode(m)["11"])
+                got.append(iso_decode(m)["11"])
     assert got == [f"{i:06d}" for i in range(20)]          # TCP recovered every message, in order
-    outages = fault.fired[0]["outages"]
+    outages = fault.fired[0].detail["outages"]
     assert len(outages) == 2 and abs((outages[1][0] - outages[0][0]) - 0.4) < 0.01
     th.close()
     dropped = [p.time for p in rdpcap(str(th.pcap_path)) if any("blackholed" in c for c in comments_of(p))]
@@ -99,7 +98,7 @@ def test_duplicate_reaches_the_receiver(th, acquirer, terminal_client, direction
     assert len(acquirer.received) == 1
     th.close()
     pkts = rdpcap(str(th.pcap_path))
-    n = fault.fired[0]["packet"]
+    n = fault.fired[0].packet
     original, copy = pkts[n - 1], pkts[n]
     assert "duplicate of packet" in comments_of(copy)[0]
     assert bytes(original[TCP]) == bytes(copy[TCP])
@@ -117,14 +116,14 @@ def test_corrupt_reaches_the_application(th, acquirer, terminal_client, directio
     with th.inject("corrupt", stage=stage, direction=direction, offset=7) as fault:
         c.send(sent)
         got = c.recv(2.0)
-    want = iso.encode({"t": "0210", "11": "000010", "39": "00"})
+    want = iso_encode({"t": "0210", "11": "000010", "39": "00"})
     if stage == "0200":
         assert acquirer.received[0] == bytes(a ^ 0xFF if i == 5 else a for i, a in enumerate(sent[2:]))
     else:
         assert got != want and len(got) == len(want) and got[5] == want[5] ^ 0xFF
-    assert fault.fired[0]["corrupted"]["message_offset"] == 7
+    assert fault.fired[0].detail["corrupted"]["message_offset"] == 7
     th.close()
-    marked = rdpcap(str(th.pcap_path))[fault.fired[0]["packet"] - 1]
+    marked = rdpcap(str(th.pcap_path))[fault.fired[0].packet - 1]
     assert "corrupt fired" in comments_of(marked)[0]
     assert bytes(marked[TCP].payload)[7] == (sent[7] if stage == "0200" else want[5]) ^ 0xFF
 
@@ -152,7 +151,7 @@ def test_zvt_drop_both_directions(tt, zvt_terminal, till_client, direction, stag
         assert got == [None, None, None] and zvt_terminal.received == []
     else:
         assert got == [ACK, STATUS_INFO, None]          # the completion never arrives
-    assert fault.fired[0]["stage"] == stage
+    assert fault.fired[0].stage == stage
     seen = tt.seen()
     assert seen["till->terminal"]["zvt:06 01"] == 1
     if stage == "zvt:06 0F":
@@ -167,7 +166,7 @@ def test_zvt_extended_length_apdu(tt, zvt_terminal, till_client):
         c.send(big + AUTHORIZE)
         assert c.recv(0.5) is None
     assert tt.seen()["till->terminal"] == {"connect": 1, "zvt:06 D3": 1, "zvt:06 01": 1}
-    assert fault.fired[0]["stream_start"] == 305
+    assert fault.fired[0].detail["stream_start"] == 305
 
 
 def test_engine_killed_mid_test_lets_traffic_through(th, acquirer, terminal_client):
@@ -188,7 +187,7 @@ def test_engine_killed_mid_test_lets_traffic_through(th, acquirer, terminal_clie
 
 
 def test_nothing_outlives_the_link(th, topology, acquirer, terminal_client):
-    pid = th.proc.pid
+    pid = th.engine.pid
     assert th.rules.listed()
     queues = topology.link.run(["cat", "/proc/net/netfilter/nfnetlink_queue"])
     assert queues.split()[0] == str(th.queue)
@@ -215,7 +214,7 @@ def test_full_queue_fails_open(bench, topology, acquirer, terminal_client):
     link = EmulatedLink(bench.rig.links["terminal-host"], ctx)
     link.start()
     try:
-        os.kill(link.proc.pid, signal.SIGSTOP)
+        os.kill(link.engine.pid, signal.SIGSTOP)
         with topology.nodes["terminal"].entered():
             u = sk.socket(sk.AF_INET, sk.SOCK_DGRAM)
         for _ in range(4):                                  # fill the queue with packets nobody will judge
@@ -225,7 +224,7 @@ def test_full_queue_fails_open(bench, topology, acquirer, terminal_client):
         c.send(iso_message("0200", "000001"))
         assert c.recv(2.0) is not None
     finally:
-        os.kill(link.proc.pid, signal.SIGCONT)
+        os.kill(link.engine.pid, signal.SIGCONT)
         link.close()
 
 
@@ -236,9 +235,9 @@ def test_hung_engine_is_killed_and_the_link_fails_open(bench, topology, acquirer
                         namespace=topology.link, network=bench.network, extra={"link_watchdog_s": 0.3})
     with EmulatedLink(bench.rig.links["terminal-host"], ctx) as link:
         c = terminal_client()
-        os.kill(link.proc.pid, signal.SIGSTOP)               # alive but deaf: packets would sit in its queue
+        os.kill(link.engine.pid, signal.SIGSTOP)             # alive but deaf: packets would sit in its queue
         c.send(iso_message("0200", "000001"))
         assert c.recv(3.0) is not None                       # the watchdog killed it; the bypass took over
         assert not link.engine_alive
-        assert any("killed so the link fails open" in e["message"] for e in link.events if e["ev"] == "error")
+        assert any("killed so the link fails open" in e["message"] for e in link.errors)
     assert not link._watchdog.is_alive()

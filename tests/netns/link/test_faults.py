@@ -10,7 +10,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.utils import rdpcap
 
 from harness.link.driver import FaultNotFired, ResetNotTaken
-from tests.support.link_peers import AUTHORIZE, iso_message, tcp_state
+from tests.support.link_peers import AUTHORIZE, iso_decode, iso_frame, iso_message, tcp_state
 
 pytestmark = pytest.mark.needs_netns
 
@@ -54,24 +54,24 @@ def test_drop_message_and_its_retransmissions(th, acquirer, terminal_client, dir
     if stage == "0200":
         assert acquirer.received == []
     shot = fault.fired[0]
-    assert shot["stage"] == stage and shot["direction"] == direction and shot["stan"] == "000007"
+    assert shot.stage == stage and shot.direction == direction and shot.stan == "000007"
     pkts = capture(th)
     marked = comments(pkts)
     assert any(f"fault #{fault.id} drop fired on {stage}" in m for m in marked)
     retrans = [m for m in marked if "retransmission of the dropped message" in m]
     assert retrans, "the sender retransmitted within 0.9 s and the retransmission had to be dropped too"
-    fired_pkt = pkts[shot["packet"] - 1]
+    fired_pkt = pkts[shot.packet - 1]
     assert bytes(fired_pkt[TCP].payload)[2:6] == stage.encode()
     log = json.loads(th.fault_log_path.read_text())
-    assert log["faults"][0]["fired"][0]["packet"] == shot["packet"]
-    assert log["faults"][0]["armed_at"] <= shot["t"]
+    assert log["faults"][0]["fired"][0]["packet"] == shot.packet
+    assert log["faults"][0]["armed_at"] <= shot.t
 
 
 def test_drop_connect(th, acquirer, terminal_client):
     with th.inject("drop", stage="connect", direction="terminal->host") as fault:
         with pytest.raises(OSError):
             terminal_client(timeout=0.7)
-    assert fault.fired[0]["stage"] == "connect"
+    assert fault.fired[0].stage == "connect"
     assert acquirer.conns == []
 
 
@@ -84,7 +84,7 @@ def test_hold_delays_the_message(th, acquirer, terminal_client, direction, stage
         assert c.recv(2.0) is not None
         elapsed = time.monotonic() - t0
     assert elapsed >= 0.25
-    assert fault.released and fault.released[0]["held_ms"] >= 250
+    assert fault.released and fault.released[0].held_ms >= 250
     assert any("hold fired" in m for m in comments(capture(th)))
 
 
@@ -106,7 +106,7 @@ def test_nth_occurrence_only(th, acquirer, terminal_client):
         assert c.recv(2.0) is not None                                     # first one untouched
         c.send(iso_message("0200", "000002"))
         assert c.recv(0.6) is None                                         # second dropped
-    assert fault.fired[0]["ordinal"] == 2 and fault.fired[0]["stan"] == "000002"
+    assert fault.fired[0].ordinal == 2 and fault.fired[0].stan == "000002"
     assert len(acquirer.received) == 1
 
 
@@ -118,7 +118,7 @@ def test_blackhole_for_a_while_then_traffic_recovers(th, acquirer, terminal_clie
         got = c.recv(3.0)
         elapsed = time.monotonic() - t0
     assert got is not None and elapsed >= 0.4  # TCP retransmitted after the outage
-    assert fault.fired[0]["packet"] is None  # armed with no stage: fires at once
+    assert fault.fired[0].packet is None  # armed with no stage: fires at once
     assert any("blackholed by fault" in m for m in comments(capture(th)))
 
 
@@ -142,11 +142,11 @@ def test_rst_both_ends_is_taken(th, acquirer, terminal_client):
         c.send(iso_message("0200", "000005"))
         with pytest.raises(ConnectionResetError):
             c.recv(2.0)
-    assert all(v["taken"] for v in fault.verified) and len(fault.verified) == 2
+    assert all(v.taken for v in fault.verified) and len(fault.verified) == 2
     assert acquirer.wait_received(1, 1.0)
     server_side = acquirer.conns[0]
     assert tcp_state(server_side) == "CLOSE"                               # the host's socket was reset too
-    resets = fault.fired[0]["resets"]
+    resets = fault.fired[0].resets
     assert {r["to"] for r in resets} == {"terminal", "host"}
     assert all(r["seq"] == r["expected"] for r in resets)
     pkts = capture(th)
@@ -189,7 +189,7 @@ def test_rst_on_zvt_stage(tt, zvt_terminal, till_client):
         assert c.recv(2.0) == bytes.fromhex("800000")                       # the ack before 04 0F passes
         with pytest.raises(ConnectionResetError):
             c.recv(2.0)
-    assert fault.fired[0]["stage"] == "zvt:04 0F"
+    assert fault.fired[0].stage == "zvt:04 0F"
 
 
 def th_fault(link, action, stage, direction, **params):
@@ -212,14 +212,12 @@ def test_unfired_fault_fails_at_link_close(th, acquirer, terminal_client):
 
 
 def test_capture_masks_card_numbers(th, acquirer, terminal_client):
-    from harness.protocols import iso8583 as iso
-
     c = terminal_client()
     pan = "4111111111111111"
     with th.inject("duplicate", stage="0200", direction="terminal->host"):
-        c.send(iso.encode_frame({"t": "0200", "2": pan, "4": "000000001000", "11": "000021"}))
+        c.send(iso_frame({"t": "0200", "2": pan, "4": "000000001000", "11": "000021"}))
         assert c.recv(2.0) is not None
-    assert iso.decode(acquirer.received[0])["2"] == pan                 # the wire carries the real number
+    assert iso_decode(acquirer.received[0])["2"] == pan                 # the wire carries the real number
     th.close()
     raw = th.pcap_path.read_bytes()
     assert pan.encode() not in raw and raw.count(b"411111******1111") == 2   # original and duplicate
@@ -233,7 +231,7 @@ def test_aim_by_stan(th, acquirer, terminal_client):
             assert c.recv(2.0) is not None
         c.send(iso_message("0200", "000032"))
         assert c.recv(0.5) is None
-    assert fault.fired[0]["stan"] == "000032" and len(fault.fired) == 1
+    assert fault.fired[0].stan == "000032" and len(fault.fired) == 1
 
 
 def test_link_fixture_gives_every_link_of_the_rig(link, acquirer, zvt_terminal, terminal_client, till_client):
@@ -291,7 +289,7 @@ def test_rst_on_a_connection_opened_before_the_engine(bench, topology, acquirer,
         c.send(iso_message("0200", "000052"))
         with pytest.raises(ConnectionResetError):
             c.recv(2.0)
-    assert len(fault.verified) == 2 and all(v["taken"] for v in fault.verified)
+    assert len(fault.verified) == 2 and all(v.taken for v in fault.verified)
 
 
 def test_faults_armed_from_the_rig(bench, topology, acquirer, terminal_client):
@@ -329,3 +327,41 @@ def test_capture_readable_while_the_link_runs(th, acquirer, terminal_client):
         pkts = rdpcap(str(th.capture()))
     assert th.engine_alive
     assert any(f"fault #{fault.id} drop fired on 0210" in m for m in comments(pkts))
+
+
+def test_fault_events_for_the_timeline(th, acquirer, terminal_client):
+    """What the scenario runner puts on a report's timeline: armed, FIRED on packet #n, released, cleared."""
+    c = terminal_client()
+    with th.inject("hold", stage="0210", direction="host->terminal", ms=50) as fault:
+        c.send(iso_message("0200", "000081"))
+        assert c.recv(2.0) is not None
+    events = fault.events()
+    assert [e.what.split()[0] for e in events] == ["armed", "FIRED", "released", "cleared"]
+    assert events[1].what == f"FIRED hold 0210 host->terminal first ms=50.0 on packet #{fault.fired[0].packet}"
+    assert all(e.source == "link terminal-host" for e in events)
+    assert [e.t for e in events] == sorted(e.t for e in events) and events[0].t == fault.armed_at
+    assert abs(events[0].t - time.time()) < 60                       # epoch seconds, like every posrig `t`
+    assert th.events() == events
+
+
+def test_engine_is_a_supervised_child(th, bench, topology):
+    """The engine says ready in the one dialect (queue bound, pid); one that cannot start fails with its reason."""
+    from dataclasses import replace
+
+    from harness.core.device import DeviceContext
+    from harness.link.driver import LinkError
+    from harness.link.emulated import EmulatedLink
+
+    assert th.engine.ready["event"] == "ready" and th.engine.ready["queue"] == th.queue
+    assert th.engine.ready["pid"] == th.engine.pid
+
+    class Crowded(EmulatedLink):
+        def engine_config(self):
+            return {**super().engine_config(), "queue": [th.queue, 1]}     # the only queue it may use is taken
+
+    ctx = DeviceContext(rig=bench.rig, evidence=bench.evidence, timing=bench.rig.timing,
+                        namespace=topology.link, network=bench.network)
+    crowded = Crowded(replace(bench.rig.links["terminal-host"], name="crowded"), ctx)     # its own evidence files
+    with pytest.raises(LinkError, match=f"no free NFQUEUE number in {th.queue}..{th.queue}"):
+        crowded.start()
+    assert not crowded.engine_alive and crowded.rules is None
