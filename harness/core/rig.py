@@ -118,7 +118,7 @@ class LinkSpec:
     driver: str
     interfaces: tuple[str, ...] = ()
     ports: dict[str, int] = field(default_factory=dict)
-    faults: tuple[Any, ...] = ()
+    faults: tuple[Any, ...] = ()          # FaultSpecs armed for the whole run (parsed once, here)
     description: str = ""
 
 
@@ -224,16 +224,18 @@ def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], netw
         raise RigError(path, f"{where}.faults", faults, LINK_KEYS["faults"])
     if faults and not faultable:
         raise RigError(path, f"{where}.faults", faults, "no faults on a link with faultable: false")
-    for i, fault in enumerate(faults):
-        from harness.link.faults import FaultError, FaultSpec  # scapy-heavy: only when a rig arms faults
+    # Imported here, not at the top: the link package's interface imports the device base, which imports this.
+    from harness.link.faults import FaultError, FaultSpec
 
+    specs = []
+    for i, fault in enumerate(faults):
         try:
-            FaultSpec.parse(fault) if isinstance(fault, str) else FaultSpec(**fault)
+            specs.append(FaultSpec.parse(fault) if isinstance(fault, str) else FaultSpec(**fault))
         except (FaultError, TypeError) as exc:
             raise RigError(path, f"{where}.faults[{i}]", fault, f"a fault such as 'drop 0210 host->terminal' ({exc})")\
                 from None
     return LinkSpec(name=name, ends=(ends[0], ends[1]), faultable=faultable, driver=driver,
-                    interfaces=tuple(str(i) for i in interfaces), ports=dict(ports), faults=tuple(faults),
+                    interfaces=tuple(str(i) for i in interfaces), ports=dict(ports), faults=tuple(specs),
                     description=str(data.get("description", "")))
 
 

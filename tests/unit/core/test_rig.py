@@ -4,6 +4,7 @@
 import pytest
 
 from harness.core.rig import RigError, load_rig, parse_rig
+from harness.link.faults import FaultSpec
 from tests.support import ROOT
 
 GOOD = (ROOT / "rigs" / "emulated.yaml").read_text()
@@ -73,7 +74,8 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_link_faults_from_the_rig_are_validated():
     text = GOOD.replace("    ports: {iso8583: 5000}",
                         "    ports: {iso8583: 5000}\n    faults: ['drop 0210 host->terminal']")
-    assert parse_rig(text, "r.yaml").links["terminal-host"].faults == ("drop 0210 host->terminal",)
+    [spec] = parse_rig(text, "r.yaml").links["terminal-host"].faults          # parsed once, at load
+    assert spec == FaultSpec(action="drop", stage="0210", direction="host->terminal")
     bad = GOOD.replace("    ports: {iso8583: 5000}", "    ports: {iso8583: 5000}\n    faults: ['explode 0210']")
     with pytest.raises(RigError, match=r"r.yaml: links.terminal-host.faults\[0\]: found 'explode 0210'"):
         parse_rig(bad, "r.yaml")
