@@ -1,1 +1,10 @@
-"""TODO"""
+"""The reference till: the till posrig ships to test itself (a separate program, driven like a vendor's till).
+
+    app.py        the till: sale flow, HTTP control API (docs/till-contract.md), `python -m harness.reference_till`
+    profiles.py   `correct` and the seeded-bug profiles, each a real mistake in the code path where tills make it
+    journal.py    the till's durable SQLite journal
+    receipt.py    receipt content and printing with python-escpos
+    zvt_ecr.py    its ZVT client (ECR side), on the shared codec in harness.protocols.zvt
+
+Its driver, `harness.till.reference.ReferenceTill`, lives with the other till drivers.
+"""

@@ -1,1 +1,2 @@
-"""Acceptance reports: per-scenario records (acceptance.json), pytest-html extras, the stage x fault grid."""
+"""Acceptance reports: per-scenario records and acceptance.json (`record.py`), pytest-html extras and the
+stage x fault grid (`html.py`)."""
