@@ -118,7 +118,8 @@ class StatusInfo:
 
     @property
     def aid(self) -> str:
-        return self.bmps[0x3B].decode("ascii").strip()
+        """The authorisation attribute: 8 ASCII bytes, padded with 00 (blanks tolerated)."""
+        return self.bmps[0x3B].decode("ascii").rstrip("\x00 ")
 
     @property
     def pan(self) -> str:
