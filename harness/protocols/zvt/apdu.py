@@ -15,7 +15,7 @@ from harness.protocols.zvt.codes import ZvtError
 from harness.protocols.zvt.commands import KNOWN_CLASSES, command_name
 
 MAX_APDU_DATA = 4096         # incoming APDUs announcing more are treated as garbage, not waited for
-MAX_DATA = 0xFFFF            # what the extended length can say
+MAX_EXTENDED_DATA = 0xFFFF   # the most the extended length can announce
 EXTENDED = 0xFF              # LENGTH byte announcing the two-byte length
 
 
@@ -59,8 +59,8 @@ class Apdu:
 def frame(cls: int, ins: int, data: bytes = b"") -> bytes:
     """CLASS INSTR LENGTH DATA, with the extended length FF LL HH when the data is 255 bytes or more."""
     n = len(data)
-    if n > MAX_DATA:
-        raise ZvtError(f"APDU data of {n} bytes exceeds {MAX_DATA}")
+    if n > MAX_EXTENDED_DATA:
+        raise ZvtError(f"APDU data of {n} bytes exceeds {MAX_EXTENDED_DATA}")
     head = bytes([cls, ins]) + (bytes([n]) if n < EXTENDED else bytes([EXTENDED]) + n.to_bytes(2, "little"))
     return head + bytes(data)
 
