@@ -186,7 +186,7 @@ class EmulatedTerminal(PaymentTerminal):
         """Change offline / floor_limit / unconfirmed / ecr_receipts while running."""
         for key, value in options.items():
             if key == "ecr_receipts":
-                self.server.ecr_receipts = value
+                self.server.commands.ecr_receipts = value
             elif key in ("offline", "floor_limit", "unconfirmed"):
                 setattr(self._core, key, value)
             else:
@@ -196,7 +196,7 @@ class EmulatedTerminal(PaymentTerminal):
 
     def flush_reversals(self, budget: float = 2.0) -> bool:
         """Try to deliver every stored reversal/advice now; True when none is owed."""
-        return self._core.flush_saf(budget)
+        return self._core.reversals.flush(budget)
 
     @property
     def _core(self) -> TerminalCore:

@@ -92,6 +92,8 @@ def test_cli_rejects_bad_arguments(acquirer):
         timeout=30,
     )
     assert out.returncode == 2 and "gold" in out.stderr and "approve" in out.stderr
+    failed = json.loads(out.stdout.splitlines()[0])  # the supervisor's side: posrig's one readiness dialect
+    assert failed["event"] == "failed" and "gold" in failed["error"]
     out = subprocess.run(
         [*POSRIG, "terminal", "status", "--ecr", "127.0.0.1:1"], capture_output=True, text=True, timeout=30
     )
@@ -119,7 +121,7 @@ def test_cli_serves_zvt_on_a_pty(acquirer, tmp_path):
     )
     try:
         ready = json.loads(proc.stdout.readline() or proc.stderr.read())
-        assert ready["ecr"].startswith("/dev/")
+        assert ready["event"] == "ready" and ready["ecr"].startswith("/dev/")
         with serial.Serial(ready["ecr"], 9600, timeout=2) as port:
             status_enquiry = bytes.fromhex("050103000000")
             c = zvt.crc16(status_enquiry + b"\x03")
@@ -159,6 +161,7 @@ def test_stored_reversal_survives_sigkill(acquirer, tmp_path):
         return proc, json.loads(proc.stdout.readline())
 
     proc, ready = serve()
+    assert ready["event"] == "ready"
     try:
         h, p = ready["ecr"].rsplit(":", 1)
         with Ecr((h, int(p))) as ecr:
