@@ -176,10 +176,7 @@ class RealTerminal(PaymentTerminal):
             self._send(sock, raw)
             first = self._receive(sock, self.t3)
             if first.name != "ack":
-                raise TerminalError(
-                    f"expected 80 00 00 after {zvt.decode_apdu(zvt.ApduReader().feed(raw)[0]).name},"
-                    f" got {zvt.describe(first)}"
-                )
+                raise TerminalError(f"expected 80 00 00 after {zvt.decode(raw).name}, got {zvt.describe(first)}")
             deadline = time.monotonic() + self.command_timeout
             while True:
                 msg = self._receive(sock, max(0.01, deadline - time.monotonic()))
@@ -238,5 +235,5 @@ class RealTerminal(PaymentTerminal):
         if self._transcript is None:
             return
         if msg is None:
-            msg = zvt.decode_apdu(zvt.ApduReader().feed(raw)[0])
+            msg = zvt.decode(raw)
         self._transcript.write(direction, link="zvt", apdu=zvt.hexdump(raw), decoded=zvt.describe(msg))
