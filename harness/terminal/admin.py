@@ -3,7 +3,7 @@ and the end of day (06 50 -> 0500 with the batch totals), each only after every 
 
 >>> core.admin.void(receipt_no=3).approved                  # doctest: +SKIP
 True
->>> core.admin.end_of_day().status["amount"]               # doctest: +SKIP   the batch total
+>>> core.admin.end_of_day().status["amount"]  # the batch total  # doctest: +SKIP
 1250
 """
 

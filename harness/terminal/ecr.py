@@ -5,9 +5,8 @@ Each connection is read in its own thread (acknowledgements, 06 B0 abort and new
 and runs one command at a time in a worker thread (`commands.EcrCommands`). Malformed bytes are answered with
 84 9A and the connection keeps serving. Every APDU is written, decoded and card-number-masked, to the transcript.
 
->>> server = EcrServer(core, socket.create_server(("127.0.0.1", 0)), transcript=evidence.transcript("pt"))
-...                                                     # doctest: +SKIP
->>> server.start(); server.address                     # doctest: +SKIP
+>>> server = EcrServer(core, socket.create_server(("127.0.0.1", 0)))    # doctest: +SKIP
+>>> server.start(); server.address                                     # doctest: +SKIP
 ('127.0.0.1', 40123)
 """
 

@@ -3,7 +3,7 @@ within the floor limit, up to the host's decision. What the till then does with 
 Status-Information) is the ZVT side's; a refusal comes back here as a reversal (`harness.terminal.reversals`).
 
 >>> core.present_card("insufficient_funds")                 # doctest: +SKIP
->>> core.payments.authorize(700).result_code                # doctest: +SKIP   ISO 8583 '51' as ZVT 0x33
+>>> core.payments.authorize(700).result_code  # ISO 8583 '51' as ZVT 0x33  # doctest: +SKIP
 51
 """
 

@@ -3,7 +3,7 @@
 The harness uses it to read the terminal's status (05 01) and to fetch the last receipt (06 20) when checking
 a till's recovery, and can register (06 00) and run a payment (06 01) for bench self-tests.
 
->>> t = RealTerminal(spec, ctx); t.start()            # doctest: +SKIP   spec.address = '192.0.2.40:20007'
+>>> t = RealTerminal(spec, ctx); t.start()  # spec.address = '192.0.2.40:20007'  # doctest: +SKIP
 >>> t.status()["terminal_status"]                      # doctest: +SKIP
 0
 >>> t.repeat_last_receipt()["status"]["result_code"]   # doctest: +SKIP

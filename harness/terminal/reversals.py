@@ -2,8 +2,8 @@
 (0220, repeated as 0221). Each is written to the journal before anything else happens, sent at once, and repeated
 every `reversal_retry` seconds (and before the next online sale or end of day) until the host acknowledges it.
 
->>> core.reversals.queue(txn, sale_0200, REASON_TIMEOUT)      # doctest: +SKIP   the 0210 never came
->>> core.reversals.flush(budget=2.0)                           # doctest: +SKIP   True: nothing owed any more
+>>> core.reversals.queue(txn, sale_0200, REASON_TIMEOUT)  # the 0210 never came  # doctest: +SKIP
+>>> core.reversals.flush(budget=2.0)  # True: nothing owed any more  # doctest: +SKIP
 True
 """
 
