@@ -7,7 +7,8 @@ emulated).
     posrig terminal status  --ecr 192.0.2.40:20007
     posrig terminal receipt --ecr 192.0.2.40:20007
 
-`serve` prints one JSON line when ready ({"event": "ready", "ready": true, "ecr": "IP:PORT", ...}) and runs
+`serve` announces itself in posrig's one readiness line ({"event": "ready", "pid": ..., "ecr": "IP:PORT" or the
+pty path, "host", "journal", "card", "scale"}; {"event": "failed", "error": ...} when it cannot start) and runs
 until SIGTERM/SIGINT. Standalone, every payment gets the default card (approve) unless --card names another
 test card.
 """
@@ -22,6 +23,7 @@ import threading
 from pathlib import Path
 
 from harness.core.evidence import Evidence
+from harness.core.process import announce_failed, announce_ready
 from harness.core.rig import Timing
 
 
@@ -95,6 +97,13 @@ def _timers(items: list[str]) -> dict[str, float]:
     return out
 
 
+def _refuse(message: str, code: int) -> int:
+    """Say why serve cannot start: on stderr for a person, as the failed line for a supervisor."""
+    print(f"posrig terminal serve: {message}", file=sys.stderr)
+    announce_failed(message)
+    return code
+
+
 def run_serve(args) -> int:
     from harness.core.cards import card
     from harness.terminal.core import TerminalCore
@@ -109,8 +118,7 @@ def run_serve(args) -> int:
         default_card = card(args.card)
         timers = _timers(args.timer)
     except ValueError as exc:
-        print(f"posrig terminal serve: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(str(exc), 2)
     listener, pty = None, None
     if ecr is None:
         pty = PtyPort()
@@ -120,8 +128,8 @@ def run_serve(args) -> int:
         try:
             listener.bind(ecr)
         except OSError as exc:
-            print(f"posrig terminal serve: cannot listen on {args.ecr}: {exc}", file=sys.stderr)
-            return 1
+            listener.close()
+            return _refuse(f"cannot listen on {args.ecr}: {exc}", 1)
         listener.listen(16)
     evidence = Evidence(Path(args.evidence)) if args.evidence else None
     transcript = evidence.transcript("terminal") if evidence else None
@@ -141,8 +149,7 @@ def run_serve(args) -> int:
             default_card=default_card,
         )
     except (KeyError, ValueError) as exc:
-        print(f"posrig terminal serve: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(str(exc), 2)
     server = EcrServer(core, listener, transcript=transcript, ecr_receipts=args.ecr_receipts)
     server.start()
     if pty is not None:
@@ -151,19 +158,12 @@ def run_serve(args) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     where = pty.path if pty is not None else "{}:{}".format(*server.address)
-    print(
-        json.dumps(
-            {
-                "event": "ready",
-                "ready": True,
-                "ecr": where,
-                "host": f"{host[0]}:{host[1]}",
-                "journal": str(Path(args.journal).resolve()),
-                "card": default_card.name,
-                "scale": args.scale,
-            }
-        ),
-        flush=True,
+    announce_ready(
+        ecr=where,
+        host=f"{host[0]}:{host[1]}",
+        journal=str(Path(args.journal).resolve()),
+        card=default_card.name,
+        scale=args.scale,
     )
     stop.wait()
     core.close()

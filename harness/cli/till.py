@@ -5,8 +5,9 @@ elsewhere).
         --control 127.0.0.1:8080 --journal till.sqlite
     posrig till profiles
 
-Prints one JSON line when ready ({"ready": true, "control": "127.0.0.1:8080", ...}), then serves the till
-contract (docs/till-contract.md) until interrupted.
+Announces itself in posrig's one readiness line ({"event": "ready", "pid": ..., "control": "127.0.0.1:8080",
+"identity": {...}}; {"event": "failed", "error": ...} when it cannot start), then serves the till contract
+(docs/till-contract.md) until interrupted.
 """
 
 from __future__ import annotations

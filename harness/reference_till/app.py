@@ -25,10 +25,10 @@ from typing import Any
 
 from harness import __version__
 from harness.core.process import announce_failed, announce_ready
+from harness.reference_till.ecr_client import EcrClient, EcrError, NotStarted, ResultLost, Timers
 from harness.reference_till.journal import Journal
 from harness.reference_till.profiles import NominalTimers, profile
 from harness.reference_till.receipt import PrintError, ReceiptPrinterClient, sale_receipt
-from harness.reference_till.zvt_ecr import EcrClient, NotStarted, ResultLost, Timers, ZvtError
 from harness.till.outcome import TENDERS, SaleOutcome, basket_total
 
 log = logging.getLogger("posrig.till")
@@ -102,7 +102,7 @@ class Register:
         try:
             done = self.ecr.register()
             self.registration = "registered" if done.completed else f"refused: {done.result_code}"
-        except ZvtError as exc:
+        except EcrError as exc:
             self.registration = f"failed: {exc}"
             log.warning("registration with the terminal failed: %s", exc)
         self._reprinter.start()
@@ -123,10 +123,10 @@ class Register:
 
     def apply_status_info(self, run: SaleRun, info: dict[str, Any]) -> None:
         """Copy what the terminal said about the payment into the sale."""
-        self.step(run, "status-information", masked_pan=info.get("pan"), auth_code=info.get("auth_code"),
+        self.step(run, "status-information", masked_pan=info.get("pan"), auth_code=info.get("aid"),
                   trace=info.get("trace"), receipt_no=info.get("receipt_no"),
                   terminal_id=None if info.get("terminal_id") is None else str(info.get("terminal_id")),
-                  terminal_result=info.get("result"))
+                  terminal_result=info.get("result_code"))
 
     def finish(self, run: SaleRun, status: str, info: dict[str, Any], *, message: str = "",
                terminal_result: int | None = None) -> None:
@@ -182,7 +182,7 @@ class Register:
             else:
                 self.authorize(run)
             if not run.done:
-                self.finish(run, "unknown", {}, message="the till ended the sale without a verdict")
+                self.finish(run, "unknown", {}, message="the till ended the sale without deciding it")
         finally:
             self._run, self._current_sale = None, None
             self._sale_lock.release()

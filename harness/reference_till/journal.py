@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS sales (
     basket TEXT NOT NULL,
     client_ref TEXT,
     state TEXT NOT NULL,              -- the latest step (open, authorizing, result-lost, querying, ...)
-    status TEXT NOT NULL,             -- verdict: pending, paid, declined, cancelled, failed, unknown
+    status TEXT NOT NULL,             -- the sale's status: pending, paid, declined, cancelled, failed, unknown
     receipt TEXT NOT NULL DEFAULT 'none',
     drawer_opened INTEGER NOT NULL DEFAULT 0,
     offline INTEGER NOT NULL DEFAULT 0,

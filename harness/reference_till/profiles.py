@@ -20,19 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.protocols import zvt
+from harness.protocols.zvt import ANSWER_BOOK, ANSWER_NO_GOODS, RESULT_SUCCESS, result_text
+from harness.reference_till.ecr_client import EcrError, NotStarted, PaymentResult, ResultLost, is_offline
 from harness.reference_till.receipt import PrintError
-from harness.reference_till.zvt_ecr import (
-    ANSWER_BOOK,
-    ANSWER_NO_GOODS,
-    COMMUNICATION_FAILURES,
-    RESULT_SUCCESS,
-    NotStarted,
-    PaymentResult,
-    ResultLost,
-    ZvtError,
-    is_offline,
-    result_text,
-)
 
 if TYPE_CHECKING:
     from harness.reference_till.app import Register, SaleRun
@@ -67,7 +58,7 @@ class Correct:
 
     # -- issue of goods: the answer to 04 0F -----------------------------------------------------------------
     def answer_status_info(self, run: SaleRun, info: dict[str, Any]) -> bytes:
-        if info.get("result") != RESULT_SUCCESS:
+        if info.get("result_code") != RESULT_SUCCESS:
             return ANSWER_BOOK                       # acknowledge a decline
         if run.abort.is_set():
             self.till.step(run, "goods-refused", detail={"why": "cashier aborted the sale"})
@@ -98,7 +89,7 @@ class Correct:
         elif result.abort_code is not None and run.abort.is_set():
             self.till.finish(run, "cancelled", info, terminal_result=result.abort_code,
                              message=f"cancelled at the till: {result_text(result.abort_code)}")
-        elif result.result_code not in (None, RESULT_SUCCESS) and 0x01 <= result.result_code <= 0x63:
+        elif result.result_code not in (None, RESULT_SUCCESS) and result.result_code in zvt.HOST_DECLINES:
             self.till.finish(run, "declined", info, terminal_result=result.result_code,
                              message=result_text(result.result_code))
         else:
@@ -114,7 +105,7 @@ class Correct:
         try:
             self.till.ecr.abort()
             self.till.step(run, "abort-sent", detail={"why": "result lost"})
-        except ZvtError:
+        except EcrError:
             pass
         self.resolve_by_query(run, reason=str(exc))
 
@@ -131,7 +122,7 @@ class Correct:
             try:
                 self.till.ecr.status_enquiry()
                 last = self.till.ecr.repeat_receipt()
-            except ZvtError as exc:
+            except EcrError as exc:
                 self.till.step(run, "query-failed", detail={"attempt": attempt, "error": str(exc)})
                 if attempt < t.query_attempts:
                     time.sleep(t.query_interval * attempt)
@@ -142,11 +133,11 @@ class Correct:
                     and (info.get("trace"), info.get("receipt_no")) not in known)
             self.till.step(run, "query-answered",
                            detail={"last": info, "abort": last.abort_code, "ours": ours})
-            if ours and info.get("result") == RESULT_SUCCESS and last.abort_code is None:
+            if ours and info.get("result_code") == RESULT_SUCCESS and last.abort_code is None:
                 self.till.settle_paid(run, info, offline=is_offline(info))
-            elif ours and info.get("result") not in (None, RESULT_SUCCESS):
-                code = info["result"]
-                self.till.finish(run, "declined" if 0x01 <= code <= 0x63 else "failed", info,
+            elif ours and info.get("result_code") not in (None, RESULT_SUCCESS):
+                code = info["result_code"]
+                self.till.finish(run, "declined" if code in zvt.HOST_DECLINES else "failed", info,
                                  terminal_result=code, message=f"terminal reports: {result_text(code)}")
             elif newest:
                 self.till.finish(run, "failed", {}, terminal_result=last.abort_code,
@@ -186,7 +177,7 @@ class PrintBeforeCompletion(Correct):
     name = "print-before-completion"
 
     def answer_status_info(self, run: SaleRun, info: dict[str, Any]) -> bytes:
-        if info.get("result") == RESULT_SUCCESS:
+        if info.get("result_code") == RESULT_SUCCESS:
             self.till.apply_status_info(run, info)
             self.till.step(run, "paid", status="paid")
             self.print_sale_receipt(run)          # approved is approved: print while the terminal finishes
@@ -240,7 +231,7 @@ class TrustAbort(Correct):
         if not run.abort.is_set():                # our own timeout: abort now (the cashier's abort went out)
             try:
                 self.till.ecr.abort()
-            except ZvtError:
+            except EcrError:
                 pass
         self.till.finish(run, "cancelled", {}, message=f"payment aborted ({exc})")
 
@@ -251,7 +242,7 @@ class OfflineAsApproved(Correct):
     name = "offline-as-approved"
 
     def on_result(self, run: SaleRun, result: PaymentResult) -> None:
-        if result.result_code in COMMUNICATION_FAILURES:
+        if result.result_code in zvt.COMMUNICATION_FAILURES:
             # host unreachable: the terminal works offline within its floor limit, so the sale goes through
             self.till.settle_paid(run, result.status_info or {}, offline=True)
         else:

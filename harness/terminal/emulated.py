@@ -5,12 +5,12 @@ the bound host's `address`. Without a topology it listens on 127.0.0.1 at an eph
 
 Test API (the `terminal` fixture):
 
->>> terminal.present_card("decline")            # doctest: +SKIP   the next payment's card
->>> terminal.present_card("approve", delay=0.2) # doctest: +SKIP   presented 0.2 s after the terminal asks
->>> terminal.auto_present = False               # doctest: +SKIP   wait for present_card() (default: approve)
->>> terminal.abort()                            # doctest: +SKIP   cashier presses abort
->>> terminal.set_timer("host", 10)              # doctest: +SKIP   nominal seconds, scaled by the rig
->>> terminal.journal.last("sale")["state"]      # doctest: +SKIP   'approved'
+>>> terminal.present_card("decline")  # the next payment's card  # doctest: +SKIP
+>>> terminal.present_card("approve", delay=0.2)  # presented 0.2 s after the terminal asks  # doctest: +SKIP
+>>> terminal.auto_present = False  # wait for present_card() (default: approve)  # doctest: +SKIP
+>>> terminal.abort()  # cashier presses abort  # doctest: +SKIP
+>>> terminal.set_timer("host", 10)  # nominal seconds, scaled by the rig  # doctest: +SKIP
+>>> terminal.journal.last("sale")["state"]  # 'approved'  # doctest: +SKIP
 
 Rig options: auto_present, offline, floor_limit (minor units), ecr_receipts (true/false; default: as the ECR
 registered), unconfirmed (book|reverse), terminal_id, currency, timers {name: nominal seconds}, journal
@@ -186,7 +186,7 @@ class EmulatedTerminal(PaymentTerminal):
         """Change offline / floor_limit / unconfirmed / ecr_receipts while running."""
         for key, value in options.items():
             if key == "ecr_receipts":
-                self.server.ecr_receipts = value
+                self.server.commands.ecr_receipts = value
             elif key in ("offline", "floor_limit", "unconfirmed"):
                 setattr(self._core, key, value)
             else:
@@ -196,7 +196,7 @@ class EmulatedTerminal(PaymentTerminal):
 
     def flush_reversals(self, budget: float = 2.0) -> bool:
         """Try to deliver every stored reversal/advice now; True when none is owed."""
-        return self._core.flush_saf(budget)
+        return self._core.reversals.flush(budget)
 
     @property
     def _core(self) -> TerminalCore:

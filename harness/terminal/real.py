@@ -3,7 +3,7 @@
 The harness uses it to read the terminal's status (05 01) and to fetch the last receipt (06 20) when checking
 a till's recovery, and can register (06 00) and run a payment (06 01) for bench self-tests.
 
->>> t = RealTerminal(spec, ctx); t.start()            # doctest: +SKIP   spec.address = '192.0.2.40:20007'
+>>> t = RealTerminal(spec, ctx); t.start()  # spec.address = '192.0.2.40:20007'  # doctest: +SKIP
 >>> t.status()["terminal_status"]                      # doctest: +SKIP
 0
 >>> t.repeat_last_receipt()["status"]["result_code"]   # doctest: +SKIP
@@ -176,10 +176,7 @@ class RealTerminal(PaymentTerminal):
             self._send(sock, raw)
             first = self._receive(sock, self.t3)
             if first.name != "ack":
-                raise TerminalError(
-                    f"expected 80 00 00 after {zvt.decode_apdu(zvt.ApduReader().feed(raw)[0]).name},"
-                    f" got {zvt.describe(first)}"
-                )
+                raise TerminalError(f"expected 80 00 00 after {zvt.decode(raw).name}, got {zvt.describe(first)}")
             deadline = time.monotonic() + self.command_timeout
             while True:
                 msg = self._receive(sock, max(0.01, deadline - time.monotonic()))
@@ -238,5 +235,5 @@ class RealTerminal(PaymentTerminal):
         if self._transcript is None:
             return
         if msg is None:
-            msg = zvt.decode_apdu(zvt.ApduReader().feed(raw)[0])
+            msg = zvt.decode(raw)
         self._transcript.write(direction, link="zvt", apdu=zvt.hexdump(raw), decoded=zvt.describe(msg))

@@ -5,7 +5,7 @@ APDUs whose CRC was right (each acknowledged with ACK 06; a bad CRC gets NAK 15)
 repeats it up to 3 times until the till answers ACK.
 
 >>> port = PtyPort()            # doctest: +SKIP
->>> port.path                   # doctest: +SKIP   the till opens this, e.g. with pyserial
+>>> port.path  # the till opens this, e.g. with pyserial  # doctest: +SKIP
 '/dev/pts/7'
 """
 

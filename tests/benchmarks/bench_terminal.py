@@ -16,7 +16,6 @@ import os
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,24 +25,16 @@ import iso8583
 from iso8583.specs import default_ascii
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from harness.core.process import die_with_parent  # noqa: E402
-from harness.host.emulated import posrig_command, read_ready_line  # noqa: E402
+from harness.core.process import Child, ChildFailed, posrig_command  # noqa: E402
 from harness.protocols import zvt  # noqa: E402
 
 
-def start(args: list[str]) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen(
-        [*posrig_command(), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )
-    ready = read_ready_line(proc, 20)
-    if ready is None:
-        proc.kill()
-        raise SystemExit(f"bench_terminal: {' '.join(args[:2])} did not start")
-    return proc, ready
+def start(args: list[str]) -> tuple[Child, dict]:
+    child = Child(" ".join(args[:2]), [*posrig_command(), *args])
+    try:
+        return child, child.start(timeout=20)
+    except ChildFailed as exc:
+        raise SystemExit(f"bench_terminal: {exc}") from None
 
 
 def iso_round_trips(address: tuple[str, int], n: int, first_stan: int) -> list[float]:
@@ -181,8 +172,7 @@ def main() -> None:
                 rounds["pty"].append(statistics.median(over_pty(pready["ecr"], a.payments)))
         finally:
             for p in procs:
-                p.terminate()
-                p.wait(5)
+                p.stop(timeout=5)
     iso_ms = statistics.median(rounds["iso"]) * 1000
     tcp_ms = statistics.median(rounds["tcp"]) * 1000
     pty_ms = statistics.median(rounds["pty"]) * 1000

@@ -1,4 +1,5 @@
-"""A minimal ZVT ECR (cash register) for the tests, written from the specification's byte layouts.
+"""A minimal ZVT ECR (cash register) for the tests, written from the specification's byte layouts, and the
+emulated-terminal fixtures it drives: `make_terminal`, `terminal`, `ecr` (timers x0.05, on loopback).
 
 Deliberately independent of `harness.protocols.zvt`: every APDU is assembled by hand here, so a bug in the
 terminal's codec cannot hide behind the same bug in the test's encoder.
@@ -8,7 +9,12 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+import pytest
+
+SCALE = 0.05            # the terminal fixtures' timing scale: every nominal timer x0.05
 
 # BMP number -> length: an int = fixed bytes, "LL" / "LLL" = F-digit length prefix, "TLV" = BER length.
 BMP_LENGTHS: dict[int, object] = {
@@ -118,7 +124,8 @@ class StatusInfo:
 
     @property
     def aid(self) -> str:
-        return self.bmps[0x3B].decode("ascii").strip()
+        """The authorisation attribute: 8 ASCII bytes, padded with 00 (blanks tolerated)."""
+        return self.bmps[0x3B].decode("ascii").rstrip("\x00 ")
 
     @property
     def pan(self) -> str:
@@ -264,3 +271,45 @@ class Ecr:
                 self.ack()
             if msg.control in ((0x06, 0x0F), (0x06, 0x1E)):
                 return dialogue
+
+
+# -- fixtures: the emulated terminal on loopback -----------------------------------------------------------------
+@pytest.fixture
+def make_terminal(tmp_path, acquirer) -> Iterator:
+    """Start an EmulatedTerminal on loopback talking to `acquirer` (or `host=`), options as in a rig file:
+    make_terminal(name="terminal", host=None, transport="tcp"|"serial", **options)."""
+    from harness.core.device import DeviceContext
+    from harness.core.evidence import Evidence
+    from harness.core.rig import DeviceSpec, Timing
+    from harness.terminal.emulated import EmulatedTerminal
+
+    started: list[EmulatedTerminal] = []
+
+    def make(name: str = "terminal", host: tuple[str, int] | None = None, transport: str = "tcp",
+             **options) -> EmulatedTerminal:
+        address = host or acquirer.address
+        options.setdefault("host", f"{address[0]}:{address[1]}")
+        options.setdefault("journal", str(tmp_path / f"{name}-journal.sqlite"))
+        spec = DeviceSpec(name=name, kind="terminal", mode="emulated", driver="emulated", transport=transport,
+                          address="pty" if transport == "serial" else "terminal:20007", node="terminal",
+                          options=options)
+        ctx = DeviceContext(rig=None, evidence=Evidence(tmp_path / "evidence"), timing=Timing(SCALE))
+        term = EmulatedTerminal(spec, ctx)
+        term.start()
+        started.append(term)
+        return term
+
+    yield make
+    for term in started:
+        term.close()
+
+
+@pytest.fixture
+def terminal(make_terminal):
+    return make_terminal()
+
+
+@pytest.fixture
+def ecr(terminal) -> Iterator[Ecr]:
+    with Ecr(terminal.ecr_address) as client:
+        yield client

@@ -1,9 +1,9 @@
-"""A scriptable ISO 8583 acquirer for the terminal's unit tests (real TCP, pyiso8583, a SQLite ledger).
+"""A scriptable ISO 8583 acquirer for the terminal's tests (real TCP, pyiso8583, a SQLite ledger), and the
+fixtures built on it: `acquirer` (a ScriptedHost on loopback) and `dead_host` (an address nobody answers).
 
-The rig's own acquirer is `harness.host.emulated.EmulatedHost` (another branch); this one exists so the
-terminal's tests can drop, delay and decline exactly the message a test needs, and it uses pyiso8583 directly,
-not the terminal's framing code. Ledger states: approved, declined, reversed; offline advices are recorded as
-approved.
+The rig's own acquirer is `harness.host.emulated.EmulatedHost`; this one exists so the terminal's tests can drop,
+delay and decline exactly the message a test needs, and it uses pyiso8583 directly, not the terminal's framing
+code. Ledger states: approved, declined, reversed; offline advices are recorded as approved.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import sqlite3
 import struct
 import threading
 import time
+from collections.abc import Iterator
 
 import iso8583
+import pytest
 from iso8583.specs import default_ascii
 
 DECLINES = {"4000000000000002": "05", "4000000000009995": "51"}
@@ -174,3 +176,31 @@ class ScriptedHost:
             c.close()
         for t in self.threads:
             t.join(1.0)
+
+
+class DeadHost:
+    """An address where nobody listens, kept bound (not listening) so no other socket takes the port:
+    connecting is refused. `.release()` frees the port for a host that comes up later."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = self.sock.getsockname()[:2]
+
+    def release(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def acquirer() -> Iterator[ScriptedHost]:
+    """A ScriptedHost on loopback, closed after the test."""
+    host = ScriptedHost()
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def dead_host() -> Iterator[DeadHost]:
+    dead = DeadHost()
+    yield dead
+    dead.release()

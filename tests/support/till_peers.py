@@ -1,8 +1,9 @@
-"""Test peers for the till: a scripted ZVT terminal and a minimal ESC/POS printer on real loopback sockets.
+"""Test peers for the till: a scripted ZVT terminal and a minimal ESC/POS printer on real loopback sockets, and
+the fixtures built on them: `rig_emulated` (the shipped emulated rig) and `make_till` (the reference till as a
+real subprocess wired to these peers).
 
-They speak the wire protocols byte for byte (their own framing, not the till's), hold a ledger and a print log
-the tests can check, and misbehave on request. They stand in until the emulated terminal and printer are
-merged; the tests in test_bench.py use the real emulators.
+The peers speak the wire protocols byte for byte (their own framing, not the till's), hold a ledger and a print
+log the tests can check, and misbehave on request. The bench tests (tests/netns/till) use the real emulators.
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import pytest
 
 from harness.core.rig import DeviceSpec
 
@@ -283,3 +288,43 @@ class MiniPrinter:
                         pending = b""
                 with self._lock:
                     self.received += pending
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------------
+@pytest.fixture
+def rig_emulated():
+    """The shipped emulated rig (rigs/emulated.yaml), for its timing scale."""
+    from harness.core.rig import load_rig
+    from tests.support import RIGS
+
+    return load_rig(RIGS / "emulated.yaml")
+
+
+@pytest.fixture
+def make_till(tmp_path, rig_emulated, monkeypatch) -> Iterator:
+    """make_till(profile, terminal=ScriptedTerminal(...), printer=MiniPrinter(...)) -> (till, terminal, printer):
+    the reference till as its own process (ReferenceTill driver), everything closed after the test."""
+    from harness.core.device import DeviceContext
+    from harness.core.evidence import Evidence
+    from harness.till.reference import ReferenceTill
+
+    monkeypatch.delenv("POSRIG_TILL_PROFILE", raising=False)
+    made: list = []
+
+    def make(profile: str = "correct", terminal: ScriptedTerminal | None = None,
+             printer: MiniPrinter | None = None):
+        terminal = terminal or ScriptedTerminal("approve")
+        printer = printer or MiniPrinter()
+        made.extend([terminal, printer])
+        ctx = DeviceContext(rig=rig_emulated, evidence=Evidence(tmp_path / f"ev-{len(made)}"),
+                            timing=rig_emulated.timing)
+        till = ReferenceTill(till_spec(profile), ctx,
+                             printer=SimpleNamespace(address={"tcp": "{}:{}".format(*printer.address)}),
+                             terminal=SimpleNamespace(ecr_address=terminal.address))
+        made.insert(0, till)
+        till.start()
+        return till, terminal, printer
+
+    yield make
+    for thing in made:
+        thing.close()

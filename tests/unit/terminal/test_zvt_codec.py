@@ -55,13 +55,13 @@ def test_registration_with_and_without_currency():
 
 
 def test_status_information_masked_pan_llvar_and_ascii():
-    # 27 00 | 22 F0 F8 41 11 11 EE EE EE 11 11 | 8B F0 F4 'VISA' | 3B '123456  ' | 87 0042 | 0C 101112 | 0D
+    # 27 00 | 22 F0 F8 41 11 11 EE EE EE 11 11 | 8B F0 F4 'VISA' | 3B '123456' 00 00 | 87 0042 | 0C 101112 | 0D
     # 1122
     raw = bytes.fromhex(
         "040f2e"
         "2700"
         "22f0f8411111eeeeee1111"
-        "8bf0f4" + b"VISA".hex() + "3b" + b"123456  ".hex() + "870042"
+        "8bf0f4" + b"VISA".hex() + "3b" + b"123456\0\0".hex() + "870042"
         "0c101112"
         "0d1122"
         "0b000017"
@@ -72,8 +72,12 @@ def test_status_information_masked_pan_llvar_and_ascii():
     assert msg.fields["card_name"] == "VISA"
     assert msg.fields["receipt_no"] == 42 and msg.fields["trace"] == 17
     assert msg.fields["time"] == "101112" and msg.fields["date"] == "1122"
+    assert msg.fields["aid"] == "123456"
     again = zvt.encode("status_information", **msg.fields)
     assert again == raw
+    # a terminal padding the AID with blanks instead of 00 means the same code
+    blanks = raw.replace(b"123456\0\0", b"123456  ")
+    assert zvt.decode_apdu(zvt.ApduReader().feed(blanks)[0]).fields["aid"] == "123456"
 
 
 def test_bcd_and_llvar_primitives():

@@ -1,4 +1,5 @@
-"""The till's ZVT client against byte sequences written out from the ZVT ECR-interface specification."""
+"""The till's ZVT client (on the shared codec) against byte sequences written out from the ZVT ECR-interface
+specification, and against a scripted terminal on a real socket."""
 
 from __future__ import annotations
 
@@ -7,44 +8,61 @@ import threading
 
 import pytest
 
-from harness.reference_till import zvt_ecr as z
+from harness.protocols import zvt
+from harness.reference_till import ecr_client as z
 
 # -- encoding: the till's requests, byte for byte ------------------------------------------------------------
 
 
 def test_authorization_carries_amount_bcd_and_currency():
     # 06 01, LEN 0A, BMP 04 = 000000001999 (19.99), BMP 49 = 0978 (EUR)
-    assert z.authorization(1999) == bytes.fromhex("06 01 0a 04 000000001999 49 0978")
+    s = Script([("06 01 0a 04 000000001999 49 0978", "84 83 00")])
+    with pytest.raises(z.NotStarted):
+        client(s.address).authorization(1999, lambda info: zvt.ANSWER_BOOK)
+    s.join()
 
 
 def test_fixed_requests_match_the_spec():
-    assert z.status_enquiry() == bytes.fromhex("05 01 03 000000")
-    assert z.registration() == bytes.fromhex("06 00 06 000000 18 0978")
-    assert z.repeat_receipt("123456") == bytes.fromhex("06 20 03 123456")
-    assert z.ecr_abort() == bytes.fromhex("06 b0 00")
-    assert z.reversal(12) == bytes.fromhex("06 30 06 000000 87 0012")
-    assert z.ANSWER_BOOK == bytes.fromhex("80 00 00")
-    assert z.ANSWER_WAIT == bytes.fromhex("84 9c 00")
-    assert z.ANSWER_NO_GOODS == bytes.fromhex("84 66 00")
+    password = "000000"
+    assert zvt.encode("status_enquiry", password=password) == bytes.fromhex("05 01 03 000000")
+    assert zvt.encode("registration", password=password, config_byte=z.ECR_CONFIG,
+                      currency=z.CURRENCY_EUR) == bytes.fromhex("06 00 06 000000 18 0978")
+    assert zvt.encode("repeat_receipt", password="123456") == bytes.fromhex("06 20 03 123456")
+    assert zvt.encode("ecr_abort") == bytes.fromhex("06 b0 00")
+    assert zvt.encode("reversal", password=password, receipt_no=12) == bytes.fromhex("06 30 06 000000 87 0012")
+    assert zvt.ANSWER_BOOK == bytes.fromhex("80 00 00")
+    assert zvt.ANSWER_WAIT == bytes.fromhex("84 9c 00")
+    assert zvt.ANSWER_NO_GOODS == bytes.fromhex("84 66 00")
+
+
+def test_the_client_sends_the_spec_requests():
+    """Registration, status enquiry, repeat receipt and reversal go out byte for byte as written above."""
+    for call, request in [(lambda c: c.register(), "06 00 06 000000 18 0978"),
+                          (lambda c: c.status_enquiry(), "05 01 03 000000"),
+                          (lambda c: c.repeat_receipt(), "06 20 03 000000"),
+                          (lambda c: c.reversal(12), "06 30 06 000000 87 0012")]:
+        s = Script([(request, "80 00 00"), (None, "06 0f 00"), ("80 00 00", None)])
+        assert call(client(s.address)).completed
+        s.join()
 
 
 def test_extended_length_form_for_long_apdus():
     data = bytes(300)
-    raw = z.encode_apdu(z.PRINT_TEXT_BLOCK, data)
+    raw = zvt.frame(*zvt.CONTROL["print_text_block"], data)
     assert raw[:5] == bytes.fromhex("06 d3 ff 2c 01")       # 300 = 0x012C, little-endian after FF
-    apdu = z.decode_apdu(raw)
-    assert (apdu.cls, apdu.instr, len(apdu.data)) == (0x06, 0xD3, 300)
-    assert z.read_length(raw[:4]) is None                    # header incomplete: wait for more bytes
+    apdu = zvt.Apdu.from_bytes(raw)
+    assert (apdu.cls, apdu.ins, len(apdu.data)) == (0x06, 0xD3, 300)
+    assert zvt.apdu_length(raw[:4]) is None                  # header incomplete: wait for more bytes
 
 
 def test_amount_that_does_not_fit_is_refused():
     with pytest.raises(ValueError, match="does not fit"):
-        z.authorization(10**12)
+        zvt.encode("authorization", amount=10**12, currency=z.CURRENCY_EUR)
 
 
 def test_ll_prefix():
-    assert z.ll_prefix(16, 2) == bytes.fromhex("f1 f6")
-    assert z.ll_prefix(123, 3) == bytes.fromhex("f1 f2 f3")
+    assert zvt.llvar_prefix(16, 2) == bytes.fromhex("f1 f6")
+    assert zvt.llvar_prefix(123, 3) == bytes.fromhex("f1 f2 f3")
 
 
 # -- decoding: what a terminal sends -------------------------------------------------------------------------
@@ -64,25 +82,29 @@ STATUS_INFO = bytes.fromhex(
 )
 
 
+def status_info(bmps: str) -> zvt.Apdu:
+    return zvt.Apdu(0x04, 0x0F, bytes.fromhex(bmps))
+
+
 def test_status_information_bitmaps_are_decoded_and_the_pan_masked():
-    apdu = z.decode_apdu(STATUS_INFO)
-    f = apdu.fields()
-    assert apdu.name == "status-information"
-    assert f["result"] == 0 and f["amount"] == 1999 and f["trace"] == 123 and f["receipt_no"] == 42
-    assert f["auth_code"] == "ABC123" and f["terminal_id"] == "52500038" and f["card_name"] == "VISA"
+    apdu = zvt.Apdu.from_bytes(STATUS_INFO)
+    f = z.fields(apdu)
+    assert apdu.name == "status_information"
+    assert f["result_code"] == 0 and f["amount"] == 1999 and f["trace"] == 123 and f["receipt_no"] == 42
+    assert f["aid"] == "ABC123" and f["terminal_id"] == "52500038" and f["card_name"] == "VISA"
     assert f["pan"] == "411111******1111"
-    assert f["online_flag"] == 0
-    assert "4111111111111111" not in str(apdu.summary())
+    assert f["tlv"]["online_flag"] == 0 and z.is_offline(f)
+    assert "4111111111111111" not in str(z.summary(apdu))
 
 
 def test_pan_already_masked_by_the_terminal_with_E_nibbles():
-    f = z.parse_bmps(bytes.fromhex("22 f0 f8 4111 11ee eeee 1111"))
+    f = z.fields(status_info("22 f0 f8 4111 11ee eeee 1111"))
     assert f["pan"] == "411111******1111"
 
 
 def test_unknown_bitmap_stops_parsing_without_losing_bytes():
-    f = z.parse_bmps(bytes.fromhex("27 00 fe 01 02"))
-    assert f == {"result": 0, "unparsed": "fe0102"}
+    f = z.fields(status_info("27 00 fe 01 02"))
+    assert f == {"result_code": 0, "unparsed": "fe0102"}
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -90,20 +112,21 @@ def test_unknown_bitmap_stops_parsing_without_losing_bytes():
     ("04", "truncated APDU header"),
 ])
 def test_malformed_apdus_are_named(raw, message):
-    with pytest.raises(z.MalformedApdu, match=message):
-        z.decode_apdu(bytes.fromhex(raw))
+    with pytest.raises(zvt.ZvtError, match=message):
+        zvt.Apdu.from_bytes(bytes.fromhex(raw))
 
 
 def test_truncated_bitmap_is_malformed():
     with pytest.raises(z.MalformedApdu, match="amount"):
-        z.parse_bmps(bytes.fromhex("04 0000"))
-    with pytest.raises(z.MalformedApdu, match="LL length"):
-        z.parse_bmps(bytes.fromhex("22 31 36 41"))
+        z.fields(status_info("04 0000"))
+    with pytest.raises(z.MalformedApdu, match="LLVAR length"):
+        z.fields(status_info("22 31 36 41"))
+    assert "LLVAR length" in z.summary(status_info("22 31 36 41"))["error"]      # the journal keeps a note
 
 
 def test_abort_carries_the_result_code():
-    apdu = z.decode_apdu(bytes.fromhex("06 1e 01 6c"))
-    assert apdu.name == "abort" and apdu.fields() == {"result": 0x6C}
+    apdu = zvt.Apdu.from_bytes(bytes.fromhex("06 1e 01 6c"))
+    assert apdu.name == "abort" and z.fields(apdu) == {"result_code": 0x6C}
 
 
 # -- the client against a scripted terminal on a real socket -------------------------------------------------
@@ -163,11 +186,11 @@ def test_approved_authorization_full_exchange():
         (None, "06 0f 00"), ("80 00 00", None),
     ])
     seen = []
-    result = client(s.address).authorization(1999, lambda info: seen.append(info) or z.ANSWER_BOOK)
+    result = client(s.address).authorization(1999, lambda info: seen.append(info) or zvt.ANSWER_BOOK)
     s.join()
     assert result.approved and result.completed and result.answered == "book"
     assert result.offline is True and result.intermediate == [1]
-    assert seen[0]["auth_code"] == "ABC123"
+    assert seen[0]["aid"] == "ABC123"
 
 
 def test_goods_refused_with_84_66_then_terminal_aborts():
@@ -176,7 +199,7 @@ def test_goods_refused_with_84_66_then_terminal_aborts():
         (None, STATUS_INFO.hex()), ("84 66 00", None),
         (None, "06 1e 01 66"), ("80 00 00", None),
     ])
-    result = client(s.address).authorization(1999, lambda info: z.ANSWER_NO_GOODS)
+    result = client(s.address).authorization(1999, lambda info: zvt.ANSWER_NO_GOODS)
     s.join()
     assert not result.approved and result.answered == "no-goods" and result.abort_code == 0x66
 
@@ -187,7 +210,7 @@ def test_declined_is_not_approved():
         (None, "04 0f 02 27 05"), ("80 00 00", None),
         (None, "06 1e 01 05"), ("80 00 00", None),
     ])
-    result = client(s.address).authorization(100, lambda info: z.ANSWER_BOOK)
+    result = client(s.address).authorization(100, lambda info: zvt.ANSWER_BOOK)
     s.join()
     assert not result.approved and result.result_code == 0x05
 
@@ -195,20 +218,20 @@ def test_declined_is_not_approved():
 def test_no_ack_is_not_started():
     s = Script([("06 01 0a 04 000000000100 49 0978", None)], close_after=False)
     with pytest.raises(z.NotStarted, match="T3"):
-        client(s.address).authorization(100, lambda info: z.ANSWER_BOOK)
+        client(s.address).authorization(100, lambda info: zvt.ANSWER_BOOK)
 
 
 def test_nak_is_not_started():
     s = Script([("06 01 0a 04 000000000100 49 0978", "84 83 00")])
     with pytest.raises(z.NotStarted, match="NAK 84 83"):
-        client(s.address).authorization(100, lambda info: z.ANSWER_BOOK)
+        client(s.address).authorization(100, lambda info: zvt.ANSWER_BOOK)
     s.join()
 
 
 def test_silence_after_ack_is_a_lost_result():
     s = Script([("06 01 0a 04 000000000100 49 0978", "80 00 00")], close_after=False)
     with pytest.raises(z.ResultLost, match="no result"):
-        client(s.address, result=0.3).authorization(100, lambda info: z.ANSWER_BOOK)
+        client(s.address, result=0.3).authorization(100, lambda info: zvt.ANSWER_BOOK)
 
 
 def test_connection_dropped_after_status_info_keeps_what_arrived():
@@ -217,7 +240,7 @@ def test_connection_dropped_after_status_info_keeps_what_arrived():
         (None, STATUS_INFO.hex()), ("80 00 00", None),
     ])
     with pytest.raises(z.ResultLost) as err:
-        client(s.address).authorization(1999, lambda info: z.ANSWER_BOOK)
+        client(s.address).authorization(1999, lambda info: zvt.ANSWER_BOOK)
     assert err.value.status_info["amount"] == 1999 and err.value.answered == "book"
 
 
@@ -226,7 +249,7 @@ def test_refused_connection_is_not_started():
     addr = port.getsockname()[:2]
     port.close()
     with pytest.raises(z.NotStarted, match="cannot connect"):
-        client(addr).authorization(100, lambda info: z.ANSWER_BOOK)
+        client(addr).authorization(100, lambda info: zvt.ANSWER_BOOK)
 
 
 def test_repeat_receipt_reports_the_last_transaction():
@@ -254,6 +277,6 @@ def test_late_request_is_withdrawn_on_the_same_connection():
         ("06 b0 00", "80 00 00"),                          # the till's abort follows in the same stream
         (None, "06 1e 01 6c"), ("80 00 00", None),         # the terminal stops: aborted
     ])
-    result = client(s.address).authorization(100, lambda info: z.ANSWER_BOOK)
+    result = client(s.address).authorization(100, lambda info: zvt.ANSWER_BOOK)
     s.join()
     assert not result.approved and result.abort_code == 0x6C

@@ -1,6 +1,5 @@
-"""RealTerminal (the driver for a physical ZVT terminal) with the emulator standing in for the hardware, and
-`posrig terminal serve|status|receipt` as a separate process.
-"""
+"""`posrig terminal serve|status|receipt` as separate processes: the emulated terminal's command line, its ready
+line, its journal across a SIGKILL."""
 
 from __future__ import annotations
 
@@ -9,85 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from harness.core.device import DeviceContext
-from harness.core.evidence import Evidence
 from harness.core.process import die_with_parent
-from harness.core.rig import DeviceSpec, Timing
 from harness.protocols import zvt
-from harness.terminal.real import RealTerminal, TerminalError
 from tests.support import ROOT
 from tests.support.ecr_client import Ecr
 
 POSRIG = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())"]
-
-
-def real_terminal(address: tuple[str, int], tmp_path: Path) -> RealTerminal:
-    spec = DeviceSpec(
-        name="pt",
-        kind="terminal",
-        mode="real",
-        driver="real",
-        transport="tcp",
-        address=f"{address[0]}:{address[1]}",
-        node="terminal",
-        options={},
-    )
-    term = RealTerminal(
-        spec, DeviceContext(rig=None, evidence=Evidence(tmp_path / "real"), timing=Timing(0.05))
-    )
-    term.start()
-    return term
-
-
-def test_real_driver_reads_status_and_repeats_the_last_receipt(terminal, acquirer, tmp_path):
-    real = real_terminal(terminal.ecr_address, tmp_path)
-    try:
-        status = real.status()
-        assert status["ok"] and status["terminal_status"] == 0 and status["sw_version"].startswith("posrig")
-        assert real.register()["ok"]  # config 0x0A: receipts to the ECR
-        paid = real.authorize(4321)
-        assert paid["ok"] and paid["status"]["result_code"] == 0 and paid["receipt"]
-        receipt = real.repeat_last_receipt()
-        assert receipt["ok"]
-        assert receipt["status"]["amount"] == 4321
-        assert receipt["status"]["receipt_no"] == terminal.journal.last("sale")["receipt_no"]
-        assert receipt["status"]["pan"] == "411111******1111"
-        assert receipt["receipt"] == paid["receipt"]  # the same slip, printed again
-        terminal.present_card("decline")
-        declined = real.authorize(100)
-        assert not declined["ok"] and declined["result_code"] == 5
-        assert len(real.journal) == 5
-    finally:
-        real.close()
-    text = (tmp_path / "real" / "pt.jsonl").read_text()
-    assert "06:20" in text and "4111111111111111" not in text
-
-
-def test_real_driver_explains_an_unreachable_terminal(tmp_path):
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    spec = DeviceSpec(
-        name="pt",
-        kind="terminal",
-        mode="real",
-        driver="real",
-        transport="tcp",
-        address=f"127.0.0.1:{port}",
-        node="terminal",
-        options={},
-    )
-    term = RealTerminal(spec, DeviceContext(rig=None, evidence=Evidence(tmp_path), timing=Timing(0.05)))
-    with pytest.raises(TerminalError, match="cannot reach the ZVT terminal"):
-        term.start()
-    term.close()
 
 
 @pytest.fixture
@@ -133,7 +62,7 @@ def served(acquirer, tmp_path):
 
 def test_cli_serve_runs_a_payment(served, acquirer, tmp_path):
     proc, ready = served
-    assert ready["ready"] is True and ready["card"] == "approve"
+    assert ready["event"] == "ready" and ready["pid"] == proc.pid and ready["card"] == "approve"
     host, port = ready["ecr"].rsplit(":", 1)
     with Ecr((host, int(port))) as ecr:
         d = ecr.converse(ecr.authorization(999))
@@ -163,6 +92,8 @@ def test_cli_rejects_bad_arguments(acquirer):
         timeout=30,
     )
     assert out.returncode == 2 and "gold" in out.stderr and "approve" in out.stderr
+    failed = json.loads(out.stdout.splitlines()[0])  # the supervisor's side: posrig's one readiness dialect
+    assert failed["event"] == "failed" and "gold" in failed["error"]
     out = subprocess.run(
         [*POSRIG, "terminal", "status", "--ecr", "127.0.0.1:1"], capture_output=True, text=True, timeout=30
     )
@@ -190,7 +121,7 @@ def test_cli_serves_zvt_on_a_pty(acquirer, tmp_path):
     )
     try:
         ready = json.loads(proc.stdout.readline() or proc.stderr.read())
-        assert ready["ecr"].startswith("/dev/")
+        assert ready["event"] == "ready" and ready["ecr"].startswith("/dev/")
         with serial.Serial(ready["ecr"], 9600, timeout=2) as port:
             status_enquiry = bytes.fromhex("050103000000")
             c = zvt.crc16(status_enquiry + b"\x03")
@@ -200,33 +131,6 @@ def test_cli_serves_zvt_on_a_pty(acquirer, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
-
-
-def test_real_driver_over_rs232(make_terminal, acquirer, tmp_path):
-    emulated = make_terminal(name="serial-pt", transport="serial")
-    spec = DeviceSpec(
-        name="pt",
-        kind="terminal",
-        mode="real",
-        driver="real",
-        transport="serial",
-        address=emulated.ecr_device,
-        node="terminal",
-        options={},
-    )
-    real = RealTerminal(
-        spec, DeviceContext(rig=None, evidence=Evidence(tmp_path / "rs232"), timing=Timing(0.05))
-    )
-    real.start()
-    try:
-        assert real.ecr_device == emulated.ecr_device
-        assert real.status()["terminal_status"] == 0
-        paid = real.authorize(1111)
-        assert paid["ok"] and paid["status"]["amount"] == 1111
-        assert real.repeat_last_receipt()["status"]["trace"] == paid["status"]["trace"]
-    finally:
-        real.close()
-    assert [r["state"] for r in acquirer.ledger()] == ["approved"]
 
 
 def test_stored_reversal_survives_sigkill(acquirer, tmp_path):
@@ -257,6 +161,7 @@ def test_stored_reversal_survives_sigkill(acquirer, tmp_path):
         return proc, json.loads(proc.stdout.readline())
 
     proc, ready = serve()
+    assert ready["event"] == "ready"
     try:
         h, p = ready["ecr"].rsplit(":", 1)
         with Ecr((h, int(p))) as ecr:
