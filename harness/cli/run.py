@@ -39,7 +39,7 @@ def pytest_args(args) -> list[str]:
 
     report = Path(args.report).resolve()
     rig = resolve_rig(args.rig)
-    argv = [str(suite_dir()), "-c", str(suite_dir() / "pytest.ini"), f"--rootdir={Path.cwd()}",
+    argv = [str(suite_dir()), "-c", str(suite_dir() / "suite.ini"), f"--rootdir={Path.cwd()}",
             f"--rig={rig}", f"--evidence-dir={report / 'evidence'}",
             f"--html={report / 'report.html'}", "--self-contained-html", f"--junitxml={report / 'junit.xml'}",
             f"--acceptance-json={report / 'acceptance.json'}",

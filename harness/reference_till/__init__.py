@@ -4,7 +4,7 @@
     profiles.py   `correct` and the seeded-bug profiles, each a real mistake in the code path where tills make it
     journal.py    the till's durable SQLite journal
     receipt.py    receipt content and printing with python-escpos
-    zvt_ecr.py    its ZVT client (ECR side), on the shared codec in harness.protocols.zvt
+    ecr_client.py its ZVT client (ECR side), on the shared codec in harness.protocols.zvt
 
 Its driver, `harness.till.reference.ReferenceTill`, lives with the other till drivers.
 """
