@@ -115,7 +115,11 @@ ACK = bytes.fromhex("800000")
 
 
 class Server:
-    """A TCP server in a namespace: answers each whole message with `answer(msg) -> [bytes]`, keeps them."""
+    """A TCP server in a namespace: answers each whole message with `answer(msg) -> [bytes]`, keeps them.
+
+    It keeps its own accept loop (not harness.core.service.TcpService) on purpose: every server-side socket stays
+    open and unclosed in `conns` until `close()`, so tests can read its TCP state after a forged reset; a service
+    would close (and FIN) a connection as soon as its handler returns."""
 
     def __init__(self, ns: Namespace, ip: str, port: int, kind: str, answer=None):
         self.sock = ns.listen((ip, port))

@@ -19,7 +19,11 @@ import iso8583
 import pytest
 from iso8583.specs import default_ascii
 
-DECLINES = {"4000000000000002": "05", "4000000000009995": "51"}
+from harness.core.cards import CARDS
+from harness.core.service import TcpService
+
+# The acquirer answers the declining cards of posrig's one test-card table.
+DECLINES = {c.pan: c.host_code for c in CARDS.values() if c.host_code != "00"}
 
 
 class ScriptedHost:
@@ -38,11 +42,9 @@ class ScriptedHost:
         self.drop: dict[str, int] = {}  # response MTI -> how many to swallow
         self.delay: dict[str, float] = {}  # response MTI -> seconds before answering
         self.conns: list[socket.socket] = []
-        self.threads: list[threading.Thread] = []
         self._stop = threading.Event()
-        t = threading.Thread(target=self._accept, daemon=True)
-        t.start()
-        self.threads.append(t)
+        self._service = TcpService(self.listener, self._serve, name="scripted-host")
+        self._service.start()
 
     # -- scripting -------------------------------------------------------------------------------------------
     def drop_responses(self, mti: str, count: int = 1) -> None:
@@ -65,18 +67,8 @@ class ScriptedHost:
         return predicate()
 
     # -- server ----------------------------------------------------------------------------------------------
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, _peer: tuple) -> None:
+        self.conns.append(conn)
         buf = b""
         while True:
             try:
@@ -163,19 +155,7 @@ class ScriptedHost:
 
     def close(self) -> None:
         self._stop.set()
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.listener.close()
-        for c in self.conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            c.close()
-        for t in self.threads:
-            t.join(1.0)
+        self._service.close(timeout=1.0)
 
 
 class DeadHost:

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness.core.rig import DeviceSpec
+from harness.core.service import TcpService
 
 ACK = bytes.fromhex("800000")
 BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "price": "2.50"}]
@@ -92,12 +93,10 @@ class ScriptedTerminal:
         self._busy = threading.Lock()
         self._trace = 100
         self._stop = threading.Event()
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.1)
-        self.address = self._sock.getsockname()[:2]
-        self._threads: list[threading.Thread] = []
-        self._accept = threading.Thread(target=self._serve, daemon=True)
-        self._accept.start()
+        self._service = TcpService(socket.create_server(("127.0.0.1", 0)), lambda conn, _: self._session(conn),
+                                   name="scripted-terminal")
+        self.address = self._service.address
+        self._service.start()
 
     def commands(self, cls_instr: str) -> int:
         """How many requests of this command (e.g. '0601') the ECR sent."""
@@ -109,22 +108,7 @@ class ScriptedTerminal:
 
     def close(self) -> None:
         self._stop.set()
-        self._accept.join(2)
-        self._sock.close()
-        for t in self._threads:
-            t.join(2)
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            t = threading.Thread(target=self._session, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
+        self._service.close()
 
     def _exchange(self, conn: socket.socket, apdu: bytes) -> bytes | None:
         """Send as master, return the ECR's answer (None when the ECR is gone)."""
@@ -234,60 +218,52 @@ class MiniPrinter:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.1)
-        self.address = self._sock.getsockname()[:2]
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        # One till connection at a time, in order of arrival, as a raw TCP printer port.
+        self._service = TcpService(socket.create_server(("127.0.0.1", 0)), lambda conn, _: self._serve(conn),
+                                   name="mini-printer", concurrent=False)
+        self.address = self._service.address
+        self._service.start()
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
+        self._service.close()
 
     @property
     def text(self) -> str:
         with self._lock:
             return bytes(self.received).decode("latin-1")
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(0.5)
-                pending = b""
-                while not self._stop.is_set():
-                    try:
-                        chunk = conn.recv(4096)
-                    except TimeoutError:
-                        continue
-                    except OSError:
-                        break
-                    if not chunk:
-                        break
-                    pending += chunk
-                    while b"\x10\x04" in pending and len(pending) >= pending.index(b"\x10\x04") + 3:
-                        i = pending.index(b"\x10\x04")
-                        n = pending[i + 2]
-                        with self._lock:
-                            self.received += pending[:i]
-                        pending = pending[i + 3:]
-                        if n == 1:
-                            conn.sendall(b"\x12" if self.online else b"\x1a")
-                        elif n == 4:
-                            conn.sendall(b"\x12" if self.paper else b"\x72")
-                    if b"\x10" not in pending:
-                        with self._lock:
-                            self.received += pending
-                        pending = b""
-                with self._lock:
-                    self.received += pending
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(0.5)
+            pending = b""
+            while not self._stop.is_set():
+                try:
+                    chunk = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                pending += chunk
+                while b"\x10\x04" in pending and len(pending) >= pending.index(b"\x10\x04") + 3:
+                    i = pending.index(b"\x10\x04")
+                    n = pending[i + 2]
+                    with self._lock:
+                        self.received += pending[:i]
+                    pending = pending[i + 3:]
+                    if n == 1:
+                        conn.sendall(b"\x12" if self.online else b"\x1a")
+                    elif n == 4:
+                        conn.sendall(b"\x12" if self.paper else b"\x72")
+                if b"\x10" not in pending:
+                    with self._lock:
+                        self.received += pending
+                    pending = b""
+            with self._lock:
+                self.received += pending
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------------
