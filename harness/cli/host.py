@@ -13,12 +13,11 @@ and test cards (see harness/host/behaviour.py), the rules file, and rules added 
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import sys
-import threading
 from datetime import UTC, datetime
 
+from harness.core.address import parse_hostport
 from harness.protocols.iso8583 import SPECS
 
 
@@ -64,18 +63,11 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:5000")
-    return host or "0.0.0.0", int(port)
-
-
 def serve(args) -> int:
     from pathlib import Path
 
     from harness.core.evidence import Transcript
-    from harness.core.process import announce_failed, announce_ready
+    from harness.core.process import StopRequest, announce_failed, announce_ready
     from harness.host.behaviour import load_rules
     from harness.host.ledger import LedgerError
     from harness.host.server import HostServer
@@ -86,7 +78,7 @@ def serve(args) -> int:
         return 2
 
     try:
-        bind = _parse_listen(args.listen)
+        bind = parse_hostport(args.listen, what="--listen")
         rules = load_rules(args.rules) if args.rules else []
     except ValueError as exc:  # a bad --listen, or a bad rules file (RuleError)
         return fail(str(exc))
@@ -116,9 +108,7 @@ def serve(args) -> int:
         if transcript is not None:
             transcript.close()
         return fail(str(exc))
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopRequest()
     host, port = server.address
     announce_ready(listen=f"{host}:{port}", ledger=str(args.ledger), spec=args.spec, framing=args.framing)
     try:

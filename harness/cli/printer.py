@@ -17,14 +17,15 @@ import socket
 import sys
 from pathlib import Path
 
+from harness.core.address import AddressError, parse_hostport
 from harness.core.process import StopRequest, announce_failed, announce_ready
 
 
 def _hostport(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not port.isdigit():
-        raise SystemExit(f"posrig: {text!r} is not HOST:PORT (e.g. 127.0.0.1:9100)")
-    return host or "127.0.0.1", int(port)
+    try:
+        return parse_hostport(text, default_host="127.0.0.1")
+    except AddressError as exc:
+        raise SystemExit(f"posrig: {exc}") from None
 
 
 def register(sub) -> None:

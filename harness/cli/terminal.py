@@ -16,14 +16,12 @@ test card.
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import sys
-import threading
 from pathlib import Path
 
 from harness.core.evidence import Evidence
-from harness.core.process import announce_failed, announce_ready
+from harness.core.process import StopRequest, announce_failed, announce_ready
 from harness.core.rig import Timing
 
 
@@ -154,9 +152,7 @@ def run_serve(args) -> int:
     server.start()
     if pty is not None:
         server.attach(SerialLink(pty.master, core.seconds("t3"), transcript), pty.path)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopRequest()
     where = pty.path if pty is not None else "{}:{}".format(*server.address)
     announce_ready(
         ecr=where,

@@ -37,6 +37,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from harness.core.address import parse_hostport, port_of
 from harness.core.device import DeviceContext
 from harness.core.process import Child, ChildFailed, posrig_command
 from harness.host import AcquirerHost
@@ -99,9 +100,7 @@ class EmulatedHost(AcquirerHost):
 
     # -- placement -------------------------------------------------------------------------------
     def _configured_port(self) -> int:
-        if self.spec.address:
-            return int(str(self.spec.address).rsplit(":", 1)[1])
-        return DEFAULT_PORT
+        return port_of(self.spec.address, DEFAULT_PORT)
 
     def _placement(self) -> tuple[tuple[str, int], str]:
         """(bind address, advertised ip)."""
@@ -114,8 +113,8 @@ class EmulatedHost(AcquirerHost):
                     f"host {self.name!r}: a bench rig needs `address: IP:PORT` (the bench NIC the "
                     "terminal is configured to use)"
                 )
-            ip, port = str(self.spec.address).rsplit(":", 1)
-            return (ip, int(port)), ip
+            ip, port = parse_hostport(self.spec.address, what=f"host {self.name!r} address")
+            return (ip, port), ip
         return ("127.0.0.1", 0), "127.0.0.1"
 
     def _listen(self, bind: tuple[str, int]) -> socket.socket:
@@ -206,7 +205,7 @@ class EmulatedHost(AcquirerHost):
         except ChildFailed as exc:
             self._child = None
             raise HostError(str(exc)) from None
-        return int(ready["listen"].rsplit(":", 1)[1])
+        return parse_hostport(ready["listen"], what="the host's listen address")[1]
 
     def kill(self) -> None:
         """SIGKILL the host process (process mode): a crash, with no chance to clean up."""

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.core.address import port_of
 from harness.core.events import Event
 from harness.core.process import Child, ChildFailed
 from harness.link import Link
@@ -241,8 +242,7 @@ class EngineLink(Link):
         ports = set(self.spec.ports.values())
         for end in self.spec.ends:
             dev = self.ctx.rig.devices.get(end)
-            addr = getattr(dev, "address", None) or ""
-            if ":" in addr and addr.rsplit(":", 1)[1].isdigit() and int(addr.rsplit(":", 1)[1]) in ports:
+            if port_of(getattr(dev, "address", None), -1) in ports:
                 return end
         return self.spec.ends[1]
 

@@ -10,6 +10,7 @@ import contextlib
 import json
 import socket
 
+from harness.core.address import parse_hostport
 from harness.printer.core import PrinterCore
 from harness.printer.status import FaultError
 from harness.printer.transports import TcpEndpoint
@@ -55,8 +56,7 @@ class ControlServer(TcpEndpoint):
 
 def send_control(address: str, command: str, timeout: float = 5.0) -> dict:
     """Send one command to a running printer's control socket; returns its answer."""
-    host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+    with socket.create_connection(parse_hostport(address, what="control address"), timeout=timeout) as s:
         s.sendall(command.strip().encode() + b"\n")
         s.shutdown(socket.SHUT_WR)
         data = b""

@@ -19,6 +19,7 @@ import contextlib
 import socket
 from typing import Any
 
+from harness.core.address import port_of
 from harness.core.device import DeviceContext
 from harness.core.masking import mask_bytes
 from harness.printer import ReceiptPrinter
@@ -63,10 +64,7 @@ class EmulatedPrinter(ReceiptPrinter):
         self._transcript.write("ready", address=self._address, profile=self.profile.name)
 
     def _port(self, default: int) -> int:
-        address = getattr(self.spec, "address", None) or ""
-        if ":" in address and address.rsplit(":", 1)[1].isdigit():
-            return int(address.rsplit(":", 1)[1])
-        return default
+        return port_of(getattr(self.spec, "address", None), default)
 
     def _listener(self, port: int) -> tuple[socket.socket, str]:
         ns = self.ctx.namespace

@@ -19,6 +19,7 @@ import socket
 import threading
 from typing import Any
 
+from harness.core.address import parse_hostport
 from harness.core.device import DeviceContext
 from harness.core.masking import mask_bytes
 from harness.printer import ReceiptPrinter
@@ -78,8 +79,7 @@ class _Port:
 
 class _TcpPort(_Port):
     def __init__(self, address: str, timeout: float):
-        host, port = address.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock = socket.create_connection(parse_hostport(address, what="printer address"), timeout=timeout)
 
     def write(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -217,8 +217,7 @@ class TcpUpstream:
         self.timeout = timeout
 
     def connect(self):
-        host, port = self.address.rsplit(":", 1)
-        sock = socket.create_connection((host, int(port)), timeout=self.timeout)
+        sock = socket.create_connection(parse_hostport(self.address, what="printer address"), timeout=self.timeout)
         sock.settimeout(None)
         return sock
 
@@ -355,10 +354,10 @@ class RealPrinter(ReceiptPrinter):
                 raise ValueError(f"printer {self.name}: a tap forwards to a TCP or serial printer; for USB "
                                  "printers only the status is read (drop options.tap)")
             upstream = TcpUpstream(self.target) if self.transport == "tcp" else SerialUpstream(self.target)
-            host, port = str(tap_at).rsplit(":", 1)
+            host, port = parse_hostport(str(tap_at), what="options.tap", default_host="")
             ns = self.ctx.namespace
-            sock = ns.listen(("0.0.0.0", int(port))) if ns is not None else socket.create_server(
-                (host if host not in ("", "till") else "127.0.0.1", int(port)))
+            sock = ns.listen(("0.0.0.0", port)) if ns is not None else socket.create_server(
+                (host if host not in ("", "till") else "127.0.0.1", port))
             self.tap = PrinterTap(sock, upstream, self.profile.name)
             self._journal = ReceiptJournal(self.ctx.evidence.path / self.name)
             self.tap.log.add_receipt_listener(self._journal.write)

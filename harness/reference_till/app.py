@@ -14,7 +14,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -24,7 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from harness import __version__
-from harness.core.process import announce_failed, announce_ready
+from harness.core.address import AddressError, parse_hostport
+from harness.core.process import StopRequest, announce_failed, announce_ready
 from harness.reference_till.ecr_client import EcrClient, EcrError, NotStarted, ResultLost, Timers
 from harness.reference_till.journal import Journal
 from harness.reference_till.profiles import NominalTimers, profile
@@ -376,20 +376,24 @@ class ControlHandler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
 
 
-def parse_hostport(text: str, what: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{what} {text!r} must be HOST:PORT, e.g. 127.0.0.1:9100")
-    return host, int(port)
+def address_argument(what: str):
+    """An argparse `type` for HOST:PORT options (the one parser: harness.core.address)."""
+    def parse(text: str) -> tuple[str, int]:
+        try:
+            return parse_hostport(text, what=what)
+        except AddressError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ecr", required=True, type=lambda s: parse_hostport(s, "--ecr"),
+    p.add_argument("--ecr", required=True, type=address_argument("--ecr"),
                    help="the terminal's ZVT ECR port, HOST:PORT")
-    p.add_argument("--printer", required=True, type=lambda s: parse_hostport(s, "--printer"),
+    p.add_argument("--printer", required=True, type=address_argument("--printer"),
                    help="the ESC/POS printer, HOST:PORT")
     p.add_argument("--profile", default="correct", help="correct or a seeded-bug profile")
-    p.add_argument("--control", default="127.0.0.1:0", type=lambda s: parse_hostport(s, "--control"),
+    p.add_argument("--control", default="127.0.0.1:0", type=address_argument("--control"),
                    help="where the HTTP control API listens (port 0: any free port)")
     p.add_argument("--journal", required=True, help="the SQLite journal file (kept across restarts)")
     p.add_argument("--timing-scale", type=float, default=1.0, help="multiply every till timer by this")
@@ -410,18 +414,17 @@ def serve(args: argparse.Namespace) -> int:
     server = ThreadingHTTPServer(args.control, handler)
     server.daemon_threads = True
     host, port = server.server_address[:2]
-
-    def stop(signum: int, _frame: Any) -> None:
-        register.stop()
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop = StopRequest()
     register.start()
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="control",
+                               daemon=True)
+    serving.start()
     announce_ready(control=f"{host}:{port}", identity=register.identity())
     try:
-        server.serve_forever(poll_interval=0.1)
+        stop.wait()
     finally:
+        register.stop()
+        server.shutdown()
         server.server_close()
         journal.close()
     return 0

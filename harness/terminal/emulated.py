@@ -22,6 +22,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from harness.core.address import parse_hostport
 from harness.core.cards import TestCard
 from harness.core.device import DeviceContext
 from harness.terminal import PaymentTerminal
@@ -34,13 +35,8 @@ DEFAULT_ECR_PORT = 20007
 
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:
-    """'HOST:PORT' (or ':PORT', 'HOST') -> (host, port); raises ValueError naming the bad text."""
-    host, sep, port = str(text).rpartition(":")
-    if not sep:
-        host, port = str(text), str(default_port)
-    if not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"bad address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:{default_port}")
-    return host or "0.0.0.0", int(port)
+    """'HOST:PORT' (or ':PORT', 'HOST') -> (host, port); AddressError (a ValueError) names the bad text."""
+    return parse_hostport(text, default_port=default_port)
 
 
 class EmulatedTerminal(PaymentTerminal):
