@@ -95,7 +95,7 @@ def bench_events(bench: Bench, faults: list[Fault], sales: list[dict[str, Any]])
     events = [e for f in faults for e in f.events()]
     for s in sales:
         for e in s.get("events", []) or []:
-            events.append(Event(t=float(e.get("at", 0.0)), source="till", what=f"{s.get('id')} {e.get('state')}"))
+            events.append(Event(t=float(e.get("t", 0.0)), source="till", what=f"{s.get('id')} {e.get('state')}"))
     ledger = getattr(bench.host, "ledger", None)
     if ledger is not None:
         for p in ledger.payments():

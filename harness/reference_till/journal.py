@@ -180,11 +180,11 @@ class Journal:
         row["offline"] = bool(row["offline"])
         if with_history:
             row["events"] = [{**e, "detail": json.loads(e["detail"])} for e in self._rows(
-                "SELECT at, state, detail FROM events WHERE sale_id = ? ORDER BY id", (row["id"],))]
+                "SELECT at AS t, state, detail FROM events WHERE sale_id = ? ORDER BY id", (row["id"],))]
             row["prints"] = [{**p, "ok": bool(p["ok"])} for p in self._rows(
-                "SELECT at, kind, ok, text, error FROM prints WHERE sale_id = ? ORDER BY id", (row["id"],))]
+                "SELECT at AS t, kind, ok, text, error FROM prints WHERE sale_id = ? ORDER BY id", (row["id"],))]
             row["zvt"] = [{**z, "summary": json.loads(z["summary"])} for z in self._rows(
-                "SELECT at, direction, summary FROM zvt WHERE sale_id = ? ORDER BY id", (row["id"],))]
+                "SELECT at AS t, direction, summary FROM zvt WHERE sale_id = ? ORDER BY id", (row["id"],))]
         return row
 
     def sales(self, with_history: bool = True) -> list[dict[str, Any]]:
