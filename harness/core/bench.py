@@ -1,8 +1,8 @@
 """A bench: every device and link a rig names, for one scenario, started lazily in dependency order.
 
 >>> bench = Bench(rig, evidence, topology)                 # doctest: +SKIP
->>> bench.till.sell([{"sku": "milk", "price": "1.19"}])   # doctest: +SKIP   starts printer, host, terminal, till
->>> bench.close()                                         # doctest: +SKIP   newest first, errors collected
+>>> bench.till.sell([{"sku": "milk", "price": "1.19"}])   # starts printer, host, terminal, till  # doctest: +SKIP
+>>> bench.close()                                         # newest first, errors collected  # doctest: +SKIP
 
 The bench is the only place that knows the whole rig: it builds each driver with the devices the driver declares
 in `bindings` (started first) and a `DeviceContext` saying where it runs. Drivers never reach back into it.

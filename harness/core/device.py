@@ -5,7 +5,7 @@ once. `close()` must be idempotent and finish within `close_timeout` seconds, wh
 (OpenHTF plug style). Bindings are declared, labgrid style: a driver names the kinds it needs, and the bench
 hands it those devices, started, when it builds it. A driver never looks its neighbours up.
 
->>> class EmulatedTerminal(PaymentTerminal):
+>>> class EmulatedTerminal(PaymentTerminal):                          # doctest: +SKIP
 ...     bindings = {"host": "host?"}           # the rig's host, started first; "?" = optional (None if absent)
 >>> EmulatedTerminal(spec, ctx, host=started_host).host is started_host     # doctest: +SKIP
 True

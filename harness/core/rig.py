@@ -1,8 +1,8 @@
 """Rig files: which devices on a bench are real and which emulated, where they are, and which links may be faulted.
 
->>> rig = load_rig("rigs/emulated.yaml")
->>> rig.devices["printer"].mode, rig.devices["printer"].transport
-('emulated', 'tcp')
+>>> rig = load_rig("emulated")             # a shipped rig by name, or a path such as rigs/emulated.yaml
+>>> rig.devices["printer"].mode, rig.devices["printer"].transport, rig.links["terminal-host"].ends
+('emulated', 'tcp', ('terminal', 'host'))
 
 A wrong rig raises `RigError` naming the file, the key, what was found and what was expected.
 """

@@ -14,9 +14,10 @@ Repeats (all but 0800): a request whose terminal, STAN and message class (0200 =
 `window` seconds with the same content (every field but MTI and field 7) gets the stored answer again and
 books nothing; the same terminal and STAN with other content gets 94.
 
->>> acquirer = Acquirer(window=600)
->>> keeper = Bookkeeper("ledger.sqlite", before_batch=acquirer.refresh_rules)
->>> keeper.call(lambda books: acquirer.handle(books, fields, Connection(1, "10.0.0.2:40000"), time.time()))
+>>> acquirer = Acquirer(window=600)  # doctest: +SKIP
+>>> keeper = Bookkeeper("ledger.sqlite", before_batch=acquirer.refresh_rules)  # doctest: +SKIP
+>>> peer = Connection(1, "10.0.0.2:40000")  # doctest: +SKIP
+>>> keeper.call(lambda books: acquirer.handle(books, fields, peer, time.time()))  # doctest: +SKIP
 Decision(response={'t': '0210', ..., '39': '00'}, ...)
 """
 

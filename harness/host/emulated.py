@@ -267,8 +267,8 @@ class EmulatedHost(AcquirerHost):
     ) -> int:
         """Set how the host answers matching requests from now on (newest rule wins). Returns the rule id.
 
-        >>> host.behave("decline", code="51", amount="12.34")
-        >>> host.behave("silent", mti="0420", times=1)        # swallow one reversal advice: expect 0421
+        >>> host.behave("decline", code="51", amount="12.34")  # doctest: +SKIP
+        >>> host.behave("silent", mti="0420", times=1)   # swallow one 0420: expect 0421  # doctest: +SKIP
         """
         behaviour = what if isinstance(what, Behaviour) else Behaviour.named(what, code, delay_ms, scaled)
         rule = Rule(Match.from_dict(match), behaviour, times, label)

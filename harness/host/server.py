@@ -9,10 +9,10 @@ Bad input never stops the host: a frame that does not decode is booked and answe
 its MTI is readable (else ignored); an impossible length prefix or garbage that cannot be framed is booked and
 that connection is closed (its stream cannot be resynchronised). Other connections are untouched.
 
->>> server = HostServer(socket.create_server(("127.0.0.1", 0)), "ledger.sqlite")
->>> server.start(); server.address
+>>> server = HostServer(socket.create_server(("127.0.0.1", 0)), "ledger.sqlite")  # doctest: +SKIP
+>>> server.start(); server.address  # doctest: +SKIP
 ('127.0.0.1', 40123)
->>> server.close()
+>>> server.close()  # doctest: +SKIP
 """
 
 from __future__ import annotations

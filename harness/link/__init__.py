@@ -21,7 +21,7 @@ class Link(Device):
     def inject(self, *args: Any, **kwargs: Any) -> Any:
         """Arm a fault (by direction, stage and occurrence); usable as a context manager.
 
-        >>> with link.inject("drop", stage="0210", direction="host->terminal") as fault:
+        >>> with link.inject("drop", stage="0210", direction="host->terminal") as fault:  # doctest: +SKIP
         ...     ...                                   # fails on exit if no 0210 came ("armed, never fired")
         """
 

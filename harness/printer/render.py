@@ -1,6 +1,6 @@
 """Views of a receipt: plain text, HTML and PNG, drawn from its layout blocks (barcodes and QR codes drawn).
 
->>> render_text(receipt); render_html(receipt); render_png(receipt)  # str, str, PNG bytes
+>>> render_text(receipt); render_html(receipt); render_png(receipt)  # str, str, PNG bytes  # doctest: +SKIP
 
 Chinese (and all other) text in PNGs is drawn with WenQuanYi Zen Hei from the Debian/Ubuntu package
 `fonts-wqy-zenhei` (`apt-get install fonts-wqy-zenhei`); `FontMissingError` says so when it is absent and the

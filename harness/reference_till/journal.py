@@ -2,7 +2,8 @@
 and everything it printed. One SQLite file, WAL mode, `synchronous=FULL`: each write is on disk before the
 till acts on it, so a till killed at any point restarts knowing which sales are unresolved.
 
-    >>> j = Journal("till.sqlite")
+    >>> import pathlib, tempfile
+    >>> j = Journal(pathlib.Path(tempfile.mkdtemp()) / "till.sqlite")
     >>> sid = j.open_sale([{"sku": "milk", "price": "1.19"}], "card", 119)
     >>> j.transition(sid, "authorizing")
     >>> j.sale(sid)["state"]

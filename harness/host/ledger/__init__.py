@@ -18,10 +18,10 @@ Payment states (one per payment):
 payments settle at the terminal's next cut-over unless reversed first, so `Ledger.settled_payments()` answers
 the oracle's question by default (approved + settled; `pending=False` gives only those already cut over).
 
->>> ledger = Ledger("evidence/host-ledger.sqlite")
->>> ledger.payment(stan="000123", terminal="T0000001").state
+>>> ledger = Ledger("evidence/host-ledger.sqlite")  # doctest: +SKIP
+>>> ledger.payment(stan="000123", terminal="T0000001").state  # doctest: +SKIP
 'approved'
->>> ledger.totals()["held"]
+>>> ledger.totals()["held"]  # doctest: +SKIP
 {'count': 1, 'amount': 1000}
 
 The package: `schema` (tables, `connect`, `Payment`), `books` (the host's writes: `Books`, inside the transaction

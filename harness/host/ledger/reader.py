@@ -3,8 +3,8 @@
 Besides queries it stores the run-time rules a test sets (`add_rule`, `clear_rules`); the running host reads them
 before its next request.
 
->>> ledger = Ledger("evidence/host-ledger.sqlite")
->>> ledger.payment(stan="000123", terminal="T0000001").state
+>>> ledger = Ledger("evidence/host-ledger.sqlite")  # doctest: +SKIP
+>>> ledger.payment(stan="000123", terminal="T0000001").state  # doctest: +SKIP
 'approved'
 """
 
