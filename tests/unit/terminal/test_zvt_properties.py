@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from harness.protocols import zvt
 from harness.protocols.zvt.bmp import FIXED, LL, LLL, TLV
 
-settings.register_profile("zvt", deadline=None, max_examples=150)
+settings.register_profile("zvt", deadline=None, max_examples=60)
 PROFILE = settings.get_profile("zvt")
 
 MAX_LENGTH = {LL: 99, LLL: 999}
