@@ -26,7 +26,7 @@ from harness.reference_till.ecr_client import EcrError, NotStarted, PaymentResul
 from harness.reference_till.receipt import PrintError
 
 if TYPE_CHECKING:
-    from harness.reference_till.app import Register, SaleRun
+    from harness.reference_till.register import Register, SaleRun
 
 log = logging.getLogger(__name__)
 
