@@ -96,6 +96,13 @@ class Topology:
     def namespaces(self) -> list[Namespace]:
         return [*self.nodes.values(), self.link]
 
+    def drop_connections(self) -> None:
+        """Destroy every TCP socket left in the device nodes. A closed device's socket can outlive it (orphaned,
+        still retransmitting an unacknowledged segment); on a topology that serves the next bench, that old
+        segment would reach the next bench's link engine and be taken for a message of the new scenario."""
+        for ns in self.nodes.values():
+            ns.run(["ss", "-K", "-t", "state", "all"], check=False)
+
     def close(self) -> None:
         if self._closed:
             return

@@ -139,3 +139,22 @@ def test_topology_works_inside_a_user_namespace():
     if p.returncode != 0 and "Operation not permitted" in p.stderr and "unshare" in p.stderr.split(":")[0]:
         pytest.skip(f"user namespaces are disabled here: {p.stderr.strip()}")
     assert p.returncode == 0 and "crossed" in p.stdout, p.stderr
+
+
+def test_drop_connections_leaves_no_socket_of_the_last_bench_behind():
+    """A device that closed with data unacknowledged leaves an orphan socket that keeps retransmitting; the
+    next bench on the same topology must not see it. drop_connections() destroys what is left in the nodes."""
+    with netns.build_topology(["till", "terminal"]) as topo:
+        terminal = topo.nodes["terminal"]
+        with terminal.listening(("0.0.0.0", 20007)) as srv:
+            client = topo.nodes["till"].connect((topo.ip("terminal"), 20007))
+            server_side, _ = srv.accept()
+            assert "ESTAB" in topo.nodes["till"].run(["ss", "-tnH"])
+            topo.drop_connections()
+            assert topo.nodes["till"].run(["ss", "-tnH"]).strip() == ""
+            assert terminal.run(["ss", "-tnH", "state", "established"]).strip() == ""
+            with pytest.raises(OSError):
+                client.sendall(b"\x06\xb0\x00")
+                client.recv(8)
+            client.close()
+            server_side.close()
