@@ -114,22 +114,28 @@ def wait_until_authorizing(till: Any, timeout: float = 5.0) -> bool:
     return wait_until(authorizing, timeout)
 
 
+def sell_then_abort(till: Any, basket: list[dict[str, Any]], pause: float, timeout: float = 60.0) -> Any:
+    """The cashier's abort: sell `basket` in another thread, press abort `pause` seconds after the till started
+    authorising, and return the till's outcome of the sale."""
+    result: list[Any] = []
+    seller = threading.Thread(target=lambda: result.append(till.sell(basket)), name="sale")
+    seller.start()
+    wait_until_authorizing(till, timeout=10)
+    time.sleep(pause)
+    till.abort()
+    seller.join(timeout)
+    if not result:
+        raise RuntimeError(f"the till did not finish the sale within {timeout:g} s of the cashier's abort")
+    return result[0]
+
+
 def _abort_race(bench: Bench, outcome: str) -> Any:
     """Stage 12: sell while the host is slow to decide, press abort on the till once it is authorising."""
     if outcome == "decline":
         bench.host.behave("decline", code="05", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
     else:
         bench.host.behave("approve", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
-    result: list[Any] = []
-    seller = threading.Thread(target=lambda: result.append(bench.till.sell(BASKET)), name="sale")
-    seller.start()
-    wait_until_authorizing(bench.till, timeout=10)
-    time.sleep(bench.rig.timing.seconds(2.0))          # the host is deciding now
-    bench.till.abort()
-    seller.join(60)
-    if not result:
-        raise RuntimeError("the till did not finish the sale within 60 s of the cashier's abort")
-    return result[0]
+    return sell_then_abort(bench.till, BASKET, pause=bench.rig.timing.seconds(2.0))    # the host is deciding
 
 
 def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRecord:

@@ -2,8 +2,6 @@
 
 >>> parse_hostport("198.18.2.2:20007"), parse_hostport(":5000"), parse_hostport("terminal", default_port=20007)
 (('198.18.2.2', 20007), ('0.0.0.0', 5000), ('terminal', 20007))
->>> hostport(("127.0.0.1", 9100))
-'127.0.0.1:9100'
 """
 
 from __future__ import annotations
@@ -33,7 +31,3 @@ def port_of(text: str | None, default: int) -> int:
     _, sep, port = str(text).rpartition(":")
     return int(port) if sep and port.isdigit() else default
 
-
-def hostport(address: tuple[str, int]) -> str:
-    """"HOST:PORT" for a (host, port) pair, as ready lines and reports write it."""
-    return f"{address[0]}:{address[1]}"

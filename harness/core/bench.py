@@ -19,7 +19,7 @@ from harness.core.device import Device, DeviceContext
 from harness.core.evidence import Evidence
 from harness.core.registry import lookup
 from harness.core.rig import Rig
-from harness.topology import Namespace, Network, Topology
+from harness.topology import Network, Topology
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +35,12 @@ class Bench:
         self.rig = rig
         self.evidence = evidence
         self.topology = topology
+        self.network = Network(topology)              # where each node runs and how the others reach it
         self._devices: dict[str, Device] = {}
         self._order: list[Device] = []
         self._starting: dict[str, threading.Event] = {}
         self._local = threading.local()
         self._lock = threading.RLock()
-
-    # -- placement -------------------------------------------------------------------------------
-    @property
-    def network(self) -> Network:
-        return Network(self.topology)
-
-    def namespace(self, node: str) -> Namespace | None:
-        """The namespace an emulated device on `node` runs in; None when running on this machine's network."""
-        return self.network.namespace(node)
-
-    def address_of(self, node: str) -> str:
-        """The IP other nodes use to reach `node` (loopback without a topology)."""
-        return self.network.address_of(node)
 
     # -- devices ---------------------------------------------------------------------------------
     def device(self, name: str) -> Device:
@@ -82,7 +70,7 @@ class Bench:
             cls = lookup(kind, spec.driver)
             bound = self._bind(name, cls)
             ctx = DeviceContext(rig=self.rig, evidence=self.evidence, timing=self.rig.timing,
-                                namespace=self.namespace(node), network=self.network)
+                                namespace=self.network.namespace(node), network=self.network)
             dev = cls(spec, ctx, **bound)
             try:
                 dev.start()

@@ -61,7 +61,6 @@ CARDS: dict[str, TestCard] = {
 }
 DEFAULT_CARD = CARDS["approve"]
 PANS: tuple[str, ...] = tuple(c.pan for c in CARDS.values())
-BY_PAN: dict[str, TestCard] = {c.pan: c for c in CARDS.values()}
 # The card the fault matrix presents for each host outcome.
 FOR_OUTCOME: dict[str, str] = {"approve": "approve", "decline": "decline"}
 

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.core.evidence import Evidence
 from harness.core.rig import Rig, Timing
+from harness.topology import Network
 
 if TYPE_CHECKING:
-    from harness.topology import Namespace, Network
+    from harness.topology import Namespace
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,12 @@ class DeviceContext:
     evidence: Evidence
     timing: Timing
     namespace: Namespace | None = None      # the emulated node it runs in, None = this machine's own network
-    network: Network | None = None          # where the bench's nodes are (addresses of other nodes)
+    network: Network = field(default_factory=Network)   # where the bench's nodes are (none: this machine)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def address_of(self, node: str) -> str:
         """The IP other nodes use to reach `node` (loopback without an emulated topology)."""
-        return self.network.address_of(node) if self.network is not None else "127.0.0.1"
+        return self.network.address_of(node)
 
 
 class Device(abc.ABC):

@@ -133,11 +133,6 @@ class StopRequest:
         return self.signal or signal.SIGTERM
 
 
-def wait_for_stop() -> int:
-    """Catch SIGTERM/SIGINT and block until one comes; returns its number (see `StopRequest` to catch early)."""
-    return StopRequest().wait()
-
-
 # -- the harness's side ----------------------------------------------------------------------------------------
 class ChildFailed(RuntimeError):
     """A child process did not become ready; the message carries what it said and the tail of its log."""

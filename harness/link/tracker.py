@@ -17,7 +17,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 
-from harness.core.masking import mask_pan
+from harness.core.masking import hidden_range
 from harness.link.layers import NEED_MORE, FramingError, StreamMessage
 from harness.protocols import stages
 
@@ -76,18 +76,6 @@ def parse(raw: bytes) -> Segment | None:
         seg.flags = off_flags & 0x3F
         seg.payload_len = max(0, min(total, len(raw)) - ihl - seg.doff)
     return seg
-
-
-def hidden_digits(length: int) -> tuple[int, int]:
-    """Which digits of a card number of `length` digits the capture hides: the range `mask_pan` stars
-    (its digits may not all have arrived yet, so the rule is taken from the masking module, not the digits).
-
-    >>> hidden_digits(16), hidden_digits(8)
-    ((6, 12), (0, 8))
-    """
-    shown = mask_pan("0" * length)
-    first = shown.find("*")
-    return (0, 0) if first < 0 else (first, shown.rfind("*") + 1)
 
 
 @dataclass(slots=True)
@@ -195,7 +183,7 @@ class HalfStream:
             return
         self._probe = None
         if span is not NEED_MORE and span is not None:
-            a, b = hidden_digits(span[1] - span[0])
+            a, b = hidden_range(span[1] - span[0])
             if b > a:
                 self.masks.append((start + span[0] + a, start + span[0] + b))
 

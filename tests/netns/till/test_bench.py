@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness.acceptance.scenario import wait_until_authorizing
+from harness.acceptance.scenario import sell_then_abort, wait_until_authorizing
 from tests.support.till_peers import BASKET, TOTAL
 
 pytestmark = pytest.mark.needs_netns
@@ -140,14 +140,7 @@ def test_cashier_abort_while_the_terminal_waits_for_the_card(profile_bench):
     bench = profile_bench("correct")
     till = bench.till
     bench.terminal.auto_present = False
-    outcome: list = []
-    seller = threading.Thread(target=lambda: outcome.append(till.sell(BASKET)))
-    seller.start()
-    wait_until_authorizing(till)
-    time.sleep(0.1)
-    till.abort()
-    seller.join(15)
-    out = outcome[0]
+    out = sell_then_abort(till, BASKET, pause=0.1, timeout=15)
     assert out.status == "cancelled" and out.receipt == "none", out
     assert out.terminal_result == 0x6C and "abort-sent" in out.states
     assert bench.printer.receipts == [] and settled(bench.host) == []
@@ -217,14 +210,7 @@ def test_cashier_abort_lost_on_the_link_while_the_host_approves(profile_bench, l
     till = bench.till
     bench.host.behave("slow", delay_ms=8000, amount=TOTAL)          # 0.4 s at the emulated rig's scale
     link["till-terminal"].inject("drop", stage="zvt:06 B0", direction="till->terminal")
-    outcome: list = []
-    seller = threading.Thread(target=lambda: outcome.append(till.sell(BASKET)))
-    seller.start()
-    wait_until_authorizing(till)
-    time.sleep(0.1)
-    till.abort()
-    seller.join(15)
-    out = outcome[0]
+    out = sell_then_abort(till, BASKET, pause=0.1, timeout=15)
     time.sleep(1.0)                                                  # the terminal finishes on its own
     bench.terminal.flush_reversals()
     charged = len(settled(bench.host))

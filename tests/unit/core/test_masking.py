@@ -53,3 +53,11 @@ def test_llvar_length_glued_to_the_pan_is_still_masked():
     assert "4111111111111111" not in mask_raw(raw)
     assert "0800016411111******1111000000" in mask_raw(raw)
     assert find_unmasked_pans("164111111111111111") == ["411111******1111"]
+
+
+def test_the_hidden_range_is_what_mask_pan_stars():
+    from harness.core.masking import hidden_range
+
+    for n in (8, 10, 11, 13, 16, 19):
+        a, b = hidden_range(n)
+        assert "".join("*" if a <= i < b else "0" for i in range(n)) == mask_pan("0" * n)

@@ -13,7 +13,7 @@ from scapy.layers.inet import IP, TCP
 from harness.core.masking import mask_pan
 from harness.link.engine.forge import build_tcp
 from harness.link.layers import ISO8583, ZVT
-from harness.link.tracker import ACK, SYN, Tracker, hidden_digits, parse
+from harness.link.tracker import ACK, SYN, Tracker, parse
 from harness.protocols import iso8583
 from tests.support.link_peers import iso_frame, iso_message, zvt_apdu
 
@@ -78,12 +78,6 @@ def test_tracker_masks_a_card_number_split_across_segments():
     assert first.endswith(b"41111111"[:6] + b"**") and second is not None
     shown = first + second
     assert PAN.encode() not in shown and mask_pan(PAN).encode() in shown
-
-
-def test_hidden_digits_follow_the_masking_rule():
-    for n in (8, 10, 11, 13, 16, 19):
-        a, b = hidden_digits(n)
-        assert "".join("*" if a <= i < b else "0" for i in range(n)) == mask_pan("0" * n)
 
 
 def test_short_card_number_is_hidden_whole():

@@ -13,26 +13,21 @@ from harness.core.rig import DeviceSpec, Timing
 from harness.terminal.real import RealTerminal, TerminalError
 
 
-def real_terminal(address: tuple[str, int], tmp_path: Path) -> RealTerminal:
-    spec = DeviceSpec(
-        name="pt",
-        kind="terminal",
-        mode="real",
-        driver="real",
-        transport="tcp",
-        address=f"{address[0]}:{address[1]}",
-        node="terminal",
-        options={},
-    )
-    term = RealTerminal(
-        spec, DeviceContext(rig=None, evidence=Evidence(tmp_path / "real"), timing=Timing(0.05))
-    )
+def real_terminal(address: str, tmp_path: Path, transport: str = "tcp") -> RealTerminal:
+    """The real-terminal driver pointed at `address` ("IP:PORT", or a serial device for transport serial)."""
+    spec = DeviceSpec(name="pt", kind="terminal", mode="real", driver="real", transport=transport, address=address,
+                      node="terminal", options={})
+    return RealTerminal(spec, DeviceContext(rig=None, evidence=Evidence(tmp_path / "real"), timing=Timing(0.05)))
+
+
+def started(address: tuple[str, int], tmp_path: Path) -> RealTerminal:
+    term = real_terminal(f"{address[0]}:{address[1]}", tmp_path)
     term.start()
     return term
 
 
 def test_real_driver_reads_status_and_repeats_the_last_receipt(terminal, acquirer, tmp_path):
-    real = real_terminal(terminal.ecr_address, tmp_path)
+    real = started(terminal.ecr_address, tmp_path)
     try:
         status = real.status()
         assert status["ok"] and status["terminal_status"] == 0 and status["sw_version"].startswith("posrig")
@@ -62,17 +57,7 @@ def test_real_driver_explains_an_unreachable_terminal(tmp_path):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    spec = DeviceSpec(
-        name="pt",
-        kind="terminal",
-        mode="real",
-        driver="real",
-        transport="tcp",
-        address=f"127.0.0.1:{port}",
-        node="terminal",
-        options={},
-    )
-    term = RealTerminal(spec, DeviceContext(rig=None, evidence=Evidence(tmp_path), timing=Timing(0.05)))
+    term = real_terminal(f"127.0.0.1:{port}", tmp_path)
     with pytest.raises(TerminalError, match="cannot reach the ZVT terminal"):
         term.start()
     term.close()
@@ -80,19 +65,7 @@ def test_real_driver_explains_an_unreachable_terminal(tmp_path):
 
 def test_real_driver_over_rs232(make_terminal, acquirer, tmp_path):
     emulated = make_terminal(name="serial-pt", transport="serial")
-    spec = DeviceSpec(
-        name="pt",
-        kind="terminal",
-        mode="real",
-        driver="real",
-        transport="serial",
-        address=emulated.ecr_device,
-        node="terminal",
-        options={},
-    )
-    real = RealTerminal(
-        spec, DeviceContext(rig=None, evidence=Evidence(tmp_path / "rs232"), timing=Timing(0.05))
-    )
+    real = real_terminal(emulated.ecr_device, tmp_path, transport="serial")
     real.start()
     try:
         assert real.ecr_device == emulated.ecr_device
