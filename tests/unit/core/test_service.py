@@ -17,8 +17,8 @@ def echo(conn, peer):
 def serve():
     made = []
 
-    def make(handler, **kw):
-        service = TcpService(socket.create_server(("127.0.0.1", 0)), handler, name="test", **kw)
+    def make(handler, backlog=None, **kw):
+        service = TcpService(socket.create_server(("127.0.0.1", 0), backlog=backlog), handler, name="test", **kw)
         service.start()
         made.append(service)
         return service
@@ -87,3 +87,64 @@ def test_close_shuts_open_connections_and_joins(serve):
     assert client.recv(8) == b""                                    # shut down from the service side
     with pytest.raises(OSError):
         socket.create_connection(service.address, timeout=0.5)
+
+
+def _raise_fd_limit(need: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip(f"needs {need} file descriptors; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+
+def test_over_max_connections_a_client_is_refused_at_once_and_the_service_goes_on(serve):
+    said = []
+    service = serve(echo, max_connections=2, refuse=lambda conn, why: (said.append(why), conn.sendall(b"busy\n")))
+    held = [socket.create_connection(service.address, timeout=2) for _ in range(2)]
+    for c in held:                                                  # both are being served (echoed)
+        c.sendall(b"x")
+        assert c.recv(8) == b"x"
+    with socket.create_connection(service.address, timeout=2) as third:
+        assert third.recv(64) == b"busy\n" and third.recv(64) == b""   # answered and closed, not left hanging
+    assert service.refused == 1 and "2 connections at once" in said[0]
+    held.pop().close()
+    deadline = threading.Event()
+    while service.active > 1 and not deadline.wait(0.01):
+        pass
+    assert _talk(service.address) == b"hi"                          # a slot freed: served again
+    for c in held:
+        c.close()
+
+
+def test_a_silent_connection_is_ended_after_the_idle_timeout(serve):
+    service = serve(echo, idle_timeout=0.2)
+    with socket.create_connection(service.address, timeout=5) as c:
+        assert c.recv(8) == b""                                     # the service hung up on it
+    assert _talk(service.address) == b"hi"
+
+
+def test_900_silent_connections_take_no_thread_and_a_real_client_is_still_served(serve):
+    _raise_fd_limit(4096)
+    # a backlog for the burst: this test's own connects hold the GIL, the accept thread waits for it
+    service = serve(echo, wait_for_data=True, max_waiting=1000, backlog=1024)
+    before = threading.active_count()
+    idle = [socket.create_connection(service.address, timeout=5) for _ in range(900)]
+    try:
+        assert _talk(service.address, b"real") == b"real"
+        assert threading.active_count() <= before + 2               # not 900 threads: they wait without one
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_a_full_waiting_room_closes_its_oldest_connection(serve):
+    service = serve(echo, wait_for_data=True, max_waiting=3)
+    conns = [socket.create_connection(service.address, timeout=2) for _ in range(4)]
+    assert conns[0].recv(8) == b""                                  # the oldest made room for the fourth
+    conns[3].sendall(b"4")
+    assert conns[3].recv(8) == b"4"
+    assert service.dropped == 1
+    for c in conns:
+        c.close()
