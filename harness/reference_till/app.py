@@ -6,29 +6,49 @@ till contract (docs/till-contract.md) on an HTTP JSON control port; this module 
     python -m harness.reference_till serve --ecr 198.18.2.2:20007 --printer 127.0.0.1:9100 \\
         --profile correct --control 127.0.0.1:0 --journal till.sqlite --timing-scale 0.05
 
-It prints one JSON line when ready: {"event": "ready", "pid": ..., "control": "127.0.0.1:PORT", ...}.
+It prints one JSON line when ready: {"event": "ready", "pid": ..., "control": "127.0.0.1:PORT", ...}, or
+{"event": "failed", "error": ...} when it cannot start (a bad profile, a control address it cannot listen on).
+
+The control port has limits, each answered in JSON without stopping the till: a body over `MAX_BODY` bytes
+(413, not read), a missing-or-bad Content-Length on a body (400), a request not received within
+`REQUEST_TIMEOUT` seconds (408, or closed), more than `MAX_CONNECTIONS` requests at once (503). Connections that
+send nothing cost no thread (`harness.core.service.TcpService`, `wait_for_data`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import socket
 import sys
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from harness import __version__
 from harness.core.address import AddressError, parse_hostport
 from harness.core.process import StopRequest, announce_failed, announce_ready
+from harness.core.service import TcpService
 from harness.reference_till.journal import Journal
 from harness.reference_till.profiles import profile
 from harness.reference_till.register import Register, TillBusy
 
 log = logging.getLogger("posrig.till")
+
+MAX_BODY = 1 << 20                     # bytes: a basket is a few hundred
+REQUEST_TIMEOUT = 30.0                 # seconds to receive a whole request once it started (and to sit idle)
+MAX_CONNECTIONS = 32                   # requests served at once; the harness drives a few
+
+
+class RequestError(Exception):
+    """A request the till refuses before reading it all: answered with `status` and closed."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 class ControlHandler(BaseHTTPRequestHandler):
@@ -36,9 +56,29 @@ class ControlHandler(BaseHTTPRequestHandler):
 
     server_version = f"posrig-till/{__version__}"
     register: Register                 # set on the subclass made by `serve`
+    timeout = REQUEST_TIMEOUT          # socket timeout while a request is read or answered
+    refused = False                    # answered before the whole request was read
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("control: " + fmt, *args)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (bad request line, headers too long, unknown method) in JSON too."""
+        self.close_connection = self.refused = True
+        error = message or HTTPStatus(code).phrase
+        self._reply(code, {"error": f"{error}{': ' + explain if explain else ''}; see docs/till-contract.md"})
+
+    def finish(self) -> None:
+        """Send the answer; after a refused request, take (bounded) what the client still sends, so that it
+        reads the answer instead of a reset."""
+        super().finish()
+        if self.refused:
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(0.2)
+                for _ in range(16):                   # at most 1 MiB and ~3 s
+                    if not self.connection.recv(65536):
+                        break
 
     def _reply(self, status: int, body: Any) -> None:
         data = json.dumps(body, default=str).encode()
@@ -49,8 +89,22 @@ class ControlHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _body(self) -> Any:
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit():
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"Content-Length {declared!r} is not a byte count; send "
+                                                       "the JSON body's length in bytes, 0 or more")
+        n = int(declared)
+        if n > MAX_BODY:
+            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a body of {n} bytes is over the control "
+                                                                    f"API's limit of {MAX_BODY} bytes; send less")
+        try:
+            raw = self.rfile.read(n) if n else b""
+        except TimeoutError:
+            raise RequestError(HTTPStatus.REQUEST_TIMEOUT, f"the {n}-byte body did not arrive within "
+                                                           f"{self.timeout:g} s") from None
+        if len(raw) < n:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"the connection ended after {len(raw)} of the {n} "
+                                                       "bytes Content-Length announced")
         if not raw:
             return {}
         try:
@@ -87,6 +141,9 @@ class ControlHandler(BaseHTTPRequestHandler):
                 self._reply(200, {"sales": [o.to_dict() for o in reg.recover()]})
             else:
                 self._reply(404, {"error": f"no such endpoint POST {self.path}; see docs/till-contract.md"})
+        except RequestError as exc:
+            self.close_connection = self.refused = True      # the rest of the request is not read
+            self._reply(exc.status, {"error": str(exc)})
         except TillBusy as exc:
             self._reply(HTTPStatus.CONFLICT, {"error": str(exc)})
         except ValueError as exc:
@@ -94,6 +151,31 @@ class ControlHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - the till reports, it does not die
             log.exception("control request %s failed", self.path)
             self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
+
+
+def refuse_busy(conn: socket.socket, why: str) -> None:
+    """Answer a request over `MAX_CONNECTIONS` with 503 and a JSON error (the service then closes it)."""
+    with contextlib.suppress(OSError):               # take what the client sent, so the close is a clean FIN
+        conn.setblocking(False)
+        conn.recv(65536)
+    conn.setblocking(True)
+    conn.settimeout(0.5)
+    body = json.dumps({"error": f"the till is busy: {why}"}).encode()
+    conn.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                 b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    conn.shutdown(socket.SHUT_WR)
+
+
+def control_service(listener: socket.socket, register: Register) -> TcpService:
+    """The HTTP control API on `listener`, with its limits (see the module docstring); call `start()`."""
+    handler = type("BoundControlHandler", (ControlHandler,), {"register": register})
+
+    def serve_one(conn: socket.socket, peer: tuple) -> None:
+        handler(conn, peer, service)
+
+    service = TcpService(listener, serve_one, name="till-control", max_connections=MAX_CONNECTIONS,
+                         idle_timeout=REQUEST_TIMEOUT, wait_for_data=True, refuse=refuse_busy)
+    return service
 
 
 def address_argument(what: str):
@@ -127,25 +209,27 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         announce_failed(str(exc))
         return 2
+    try:
+        listener = socket.create_server(args.control)
+    except OSError as exc:
+        why = f"cannot listen on --control {args.control[0]}:{args.control[1]}: {exc.strerror or exc}"
+        print(f"posrig till serve: {why}", file=sys.stderr)
+        announce_failed(why)
+        return 2
     journal = Journal(args.journal, till_id=args.till_id)
     register = Register(ecr=args.ecr, printer=args.printer, profile_name=args.profile, journal=journal,
                         timing_scale=args.timing_scale)
-    handler = type("BoundControlHandler", (ControlHandler,), {"register": register})
-    server = ThreadingHTTPServer(args.control, handler)
-    server.daemon_threads = True
-    host, port = server.server_address[:2]
+    server = control_service(listener, register)
+    host, port = server.address
     stop = StopRequest()
     register.start()
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="control",
-                               daemon=True)
-    serving.start()
+    server.start()
     announce_ready(control=f"{host}:{port}", identity=register.identity())
     try:
         stop.wait()
     finally:
         register.stop()
-        server.shutdown()
-        server.server_close()
+        server.close()
         journal.close()
     return 0
 
