@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import sys
@@ -123,7 +124,7 @@ def serve(args) -> int:
     except OSError as exc:
         for srv in servers:
             srv.close()
-        why = f"cannot listen: {exc} (port in use? try port 0)"
+        why = f"cannot listen: {exc}" + (" (port in use? try port 0)" if exc.errno == errno.EADDRINUSE else "")
         print(f"posrig printer serve: {why}", file=sys.stderr)
         announce_failed(why)
         return 1

@@ -95,6 +95,17 @@ def _timers(items: list[str]) -> dict[str, float]:
     return out
 
 
+def _resolvable(address: tuple[str, int], what: str) -> tuple[str, int]:
+    """`address` if its host name resolves; a ValueError naming it otherwise (before serve says it is ready)."""
+    try:
+        socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValueError(f"{what} '{address[0]}:{address[1]}': cannot resolve {address[0]!r} "
+                         f"({getattr(exc, 'strerror', None) or exc}); give an IP or a resolvable name, "
+                         "e.g. 127.0.0.1:5000") from None
+    return address
+
+
 def _refuse(message: str, code: int) -> int:
     """Say why serve cannot start: on stderr for a person, as the failed line for a supervisor."""
     print(f"posrig terminal serve: {message}", file=sys.stderr)
@@ -115,6 +126,7 @@ def run_serve(args) -> int:
         host = parse_address(args.host, 5000)
         default_card = card(args.card)
         timers = _timers(args.timer)
+        _resolvable(host, "--host")                 # named now, not at the first payment
     except ValueError as exc:
         return _refuse(str(exc), 2)
     listener, pty = None, None
