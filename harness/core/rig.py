@@ -19,6 +19,13 @@ from typing import Any
 import yaml
 
 KINDS = ("printer", "terminal", "host", "till")
+
+# Every name in a rig (the rig's, devices', links', nodes', drivers', profiles', protocols') becomes part of file
+# names, namespace names and interface names: letters, digits, '_' and '-' only, so none can climb out of a folder.
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+NAME_RULE = "a name of 1-64 letters, digits, '_' or '-' (no dots, slashes or spaces), e.g. 'printer'"
+# A bench NIC, as Linux names it: at most 15 characters, VLANs such as 'eth0.100' allowed, never '.' or '..'.
+INTERFACE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,15}$")
 MODES = ("emulated", "real")
 NETWORK_MODES = ("namespaces", "bench")
 
@@ -166,6 +173,13 @@ def _choice(path: Path, where: str, value: Any, choices: tuple[str, ...]) -> str
     return value
 
 
+def _name(path: Path, where: str, value: Any, what: str = "") -> str:
+    """`value` if it is a safe name (see NAME); else a RigError naming where it is and what it may be."""
+    if not isinstance(value, str) or not NAME.match(value):
+        raise RigError(path, where, value, (what + ": " if what else "") + NAME_RULE)
+    return value
+
+
 def _device(path: Path, name: str, data: Any) -> DeviceSpec:
     where = f"devices.{name}"
     _check_keys(path, where, data, DEVICE_KEYS)
@@ -173,9 +187,7 @@ def _device(path: Path, name: str, data: Any) -> DeviceSpec:
         raise RigError(path, f"{where}.kind", None, DEVICE_KEYS["kind"], "missing key")
     kind = _choice(path, f"{where}.kind", data["kind"], KINDS)
     mode = _choice(path, f"{where}.mode", data.get("mode"), MODES)
-    driver = data.get("driver", mode)
-    if not isinstance(driver, str) or not driver:
-        raise RigError(path, f"{where}.driver", driver, DEVICE_KEYS["driver"])
+    driver = _name(path, f"{where}.driver", data.get("driver", mode), DEVICE_KEYS["driver"])
     transport = data.get("transport")
     if transport is None and kind != "till":
         raise RigError(path, f"{where}.transport", None, "one of: " + ", ".join(TRANSPORTS[kind]), "missing key")
@@ -194,9 +206,12 @@ def _device(path: Path, name: str, data: Any) -> DeviceSpec:
     if not isinstance(options, dict):
         raise RigError(path, f"{where}.options", options, "a mapping")
     # Emulated printers sit beside the till (a USB, serial or LAN printer on the till's own segment).
-    node = data.get("node", "till" if kind == "printer" else name)
+    node = _name(path, f"{where}.node", data.get("node", "till" if kind == "printer" else name), DEVICE_KEYS["node"])
+    profile = data.get("profile")
+    if profile is not None:
+        _name(path, f"{where}.profile", profile, DEVICE_KEYS["profile"])
     return DeviceSpec(name=name, kind=kind, mode=mode, driver=driver, transport=transport, address=address,
-                      node=str(node), profile=data.get("profile"), options=options,
+                      node=node, profile=profile, options=options,
                       description=str(data.get("description", "")))
 
 
@@ -216,9 +231,17 @@ def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], netw
     interfaces = data.get("interfaces", [])
     if driver == "bench" and (not isinstance(interfaces, list) or len(interfaces) != 2):
         raise RigError(path, f"{where}.interfaces", interfaces, LINK_KEYS["interfaces"])
+    if not isinstance(interfaces, list):
+        raise RigError(path, f"{where}.interfaces", interfaces, LINK_KEYS["interfaces"])
+    for i, nic in enumerate(interfaces):
+        if not isinstance(nic, str) or not INTERFACE.match(nic):
+            raise RigError(path, f"{where}.interfaces[{i}]", nic, "a network interface name of 1-15 letters, "
+                           "digits, '_', '-' or '.', e.g. 'eth1'")
     ports = data.get("ports", {}) or {}
     if not isinstance(ports, dict) or not all(isinstance(v, int) and 0 < v < 65536 for v in ports.values()):
         raise RigError(path, f"{where}.ports", ports, LINK_KEYS["ports"])
+    for protocol in ports:
+        _name(path, f"{where}.ports", protocol, "a protocol")
     faults = data.get("faults", []) or []
     if not isinstance(faults, list):
         raise RigError(path, f"{where}.faults", faults, LINK_KEYS["faults"])
@@ -249,9 +272,7 @@ def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:
         where = f"line {mark.line + 1}" if mark else "YAML"
         raise RigError(path, where, str(getattr(exc, "problem", exc)), "valid YAML") from None
     _check_keys(path, "", data, TOP_KEYS)
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        raise RigError(path, "name", name, "a non-empty string")
+    name = _name(path, "name", data.get("name"), "the rig's name")
     timing = _check_keys(path, "timing", data.get("timing", {}) or {}, {"scale": "a number > 0 and <= 1"})
     scale = timing.get("scale", 1.0)
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale <= 1:
@@ -262,11 +283,17 @@ def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:
     raw_devices = data.get("devices")
     if not isinstance(raw_devices, dict) or not raw_devices:
         raise RigError(path, "devices", raw_devices, "a mapping of device name to device")
-    devices = {str(n): _device(path, str(n), d) for n, d in raw_devices.items()}
+    devices = {_name(path, "devices", str(n), "a device name"): _device(path, str(n), d)
+               for n, d in raw_devices.items()}
+    for dev in devices.values():
+        if network_mode == "namespaces" and dev.node == "link":
+            raise RigError(path, f"devices.{dev.name}.node", "link", "any node name but 'link', the middle node "
+                           "that joins the others")
     raw_links = data.get("links", {}) or {}
     if not isinstance(raw_links, dict):
         raise RigError(path, "links", raw_links, "a mapping of link name to link")
-    links = {str(n): _link(path, str(n), d, devices, network_mode) for n, d in raw_links.items()}
+    links = {_name(path, "links", str(n), "a link name"): _link(path, str(n), d, devices, network_mode)
+             for n, d in raw_links.items()}
     return Rig(name=name, path=path, sha256=hashlib.sha256(text.encode()).hexdigest(), timing=Timing(float(scale)),
                network_mode=network_mode, devices=devices, links=links,
                description=str(data.get("description", "")))
@@ -305,4 +332,10 @@ def load_rig(path: str | Path) -> Rig:
         shipped = ", ".join(shipped_rigs()) or "none"
         raise RigError(path, "file", str(path), f"an existing rig file, or a shipped rig name ({shipped})") \
             from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise RigError(path, f"line {line}", f"byte 0x{exc.object[exc.start]:02x} (offset {exc.start}), not UTF-8",
+                       "a UTF-8 text file", "save the rig as UTF-8") from None
+    except OSError as exc:
+        raise RigError(path, "file", str(path), "a readable rig file", exc.strerror or str(exc)) from None
     return parse_rig(text, path)

@@ -79,3 +79,57 @@ def test_link_faults_from_the_rig_are_validated():
     bad = GOOD.replace("    ports: {iso8583: 5000}", "    ports: {iso8583: 5000}\n    faults: ['explode 0210']")
     with pytest.raises(RigError, match=r"r.yaml: links.terminal-host.faults\[0\]: found 'explode 0210'"):
         parse_rig(bad, "r.yaml")
+
+
+TRAVERSAL = "../../../../../tmp/trav/P"
+
+
+@pytest.mark.parametrize("old,new,key", [
+    ("devices:\n  printer:", f"devices:\n  '{TRAVERSAL}':", "devices"),
+    ("devices:\n  printer:", "devices:\n  receipt.printer:", "devices"),
+    ("links:\n  till-terminal:", "links:\n  'till/terminal':", "links"),
+    ("    address: terminal:20007", "    address: terminal:20007\n    node: ..", "devices.terminal.node"),
+    ("    driver: reference", "    driver: ../reference", "devices.till.driver"),
+    ("    profile: tm-t88", "    profile: tm t88", "devices.printer.profile"),
+    ("name: emulated", "name: ../emulated", "name"),
+    ("ports: {zvt: 20007}", "ports: {z.v.t: 20007}", "links.till-terminal.ports"),
+])
+def test_names_that_could_leave_a_folder_are_refused(old, new, key):
+    with pytest.raises(RigError) as err:
+        parse_rig(_broken(old, new), "rigs/evil.yaml")
+    msg = str(err.value)
+    assert msg.startswith(f"rigs/evil.yaml: {key}: found "), msg
+    assert "letters, digits, '_' or '-'" in msg and "\n" not in msg
+
+
+def test_the_printer_named_to_climb_out_is_refused_by_name():
+    with pytest.raises(RigError, match=r"devices: found '\.\./\.\./\.\./\.\./\.\./tmp/trav/P'; expected a device name"):
+        parse_rig(_broken("devices:\n  printer:", f"devices:\n  '{TRAVERSAL}':"), "r.yaml")
+
+
+def test_bench_interfaces_are_nic_names():
+    bench = (ROOT / "rigs" / "bench-example.yaml").read_text()
+    assert load_rig(ROOT / "rigs" / "bench-example.yaml").links["terminal-host"].interfaces == ("eth1", "eth2")
+    assert parse_rig(bench.replace("[eth1, eth2]", "[eth1.100, eth2]"), "b.yaml")      # a VLAN is a NIC
+    with pytest.raises(RigError, match=r"links.terminal-host.interfaces\[0\]: found '\.\.'; expected a network"):
+        parse_rig(bench.replace("[eth1, eth2]", "['..', eth2]"), "b.yaml")
+
+
+def test_the_middle_node_name_is_reserved():
+    with pytest.raises(RigError, match=r"devices.terminal.node: found 'link'; expected any node name but 'link'"):
+        parse_rig(_broken("    address: terminal:20007", "    address: terminal:20007\n    node: link"), "r.yaml")
+
+
+def test_a_rig_file_that_is_not_utf8_is_one_line_naming_file_and_line(tmp_path):
+    rig = tmp_path / "latin1.yaml"
+    rig.write_bytes(GOOD.replace("description: All", "description: Caf\xe9 all").encode("latin-1"))
+    with pytest.raises(RigError) as err:
+        load_rig(rig)
+    msg = str(err.value)
+    assert msg.startswith(f"{rig}: line 5: found 'byte 0xe9") and "expected a UTF-8 text file" in msg
+    assert "save the rig as UTF-8" in msg and "\n" not in msg
+
+
+def test_a_folder_given_as_rig_is_one_line(tmp_path):
+    with pytest.raises(RigError, match=r": file: found .*; expected a readable rig file \(Is a directory\)"):
+        load_rig(tmp_path)
