@@ -3,6 +3,9 @@
 >>> ev = Evidence(Path("/tmp/ev/test_sale"))
 >>> with ev.transcript("host") as t:
 ...     t.write("rx", mti="0200", pan="4111111111111111")   # stored as 411111******1111
+
+Every evidence path stays inside the folder: `ev.file("../x")` raises `EvidenceError` (a name from a rig cannot
+climb out: rig names are refused first, see `harness.core.rig.NAME`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,18 @@ from pathlib import Path
 from harness.core.masking import mask_obj, mask_pans
 
 
+class EvidenceError(ValueError):
+    """An evidence file name that would leave the evidence folder; the message names it and the folder."""
+
+
 def safe_name(text: str, limit: int = 120) -> str:
-    """A file-system-safe name for a test id such as `tests/x.py::test_a[terminal-host/0210-lost]`."""
-    name = re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")
+    """A file-system-safe name for a test id such as `tests/x.py::test_a[terminal-host/0210-lost]`: one path
+    component, never '.' or '..' (leading dots go: no hidden files either).
+
+    >>> safe_name("tests/x.py::test_a[terminal-host/0210-lost]"), safe_name(".."), safe_name("../../etc")
+    ('tests_x.py_test_a_terminal-host_0210-lost', 'unnamed', 'etc')
+    """
+    name = re.sub(r"[^A-Za-z0-9._=-]+", "_", text).lstrip("._").rstrip("_")
     return name[:limit] or "unnamed"
 
 
@@ -70,9 +82,19 @@ class Evidence:
         self.path = Path(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
 
+    def inside(self, name: str) -> Path:
+        """`self.path / name`, made sure to stay inside this folder (EvidenceError otherwise). Use it for a
+        sub-folder a device fills itself (a printer's receipt journal)."""
+        root = self.path.resolve()
+        p = (root / name).resolve()
+        if p == root or not p.is_relative_to(root):
+            raise EvidenceError(f"evidence name {name!r} is not inside the evidence folder {self.path} (it would be "
+                                f"{p}); use a plain relative name such as 'printer.jsonl'")
+        return self.path / p.relative_to(root)
+
     def file(self, name: str, description: str = "", mime: str | None = None) -> Path:
         """Path for a new evidence file, registered as an attachment of the scenario."""
-        p = self.path / name
+        p = self.inside(name)
         p.parent.mkdir(parents=True, exist_ok=True)
         mime = mime or mimetypes.guess_type(name)[0] or "application/octet-stream"
         if not any(a.path == p for a in self.attachments):

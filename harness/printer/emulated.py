@@ -50,7 +50,7 @@ class EmulatedPrinter(ReceiptPrinter):
         ev = self.ctx.evidence
         self._transcript = ev.transcript(self.name)
         if self.options.get("journal", True):
-            self._journal = ReceiptJournal(ev.path / self.name)
+            self._journal = ReceiptJournal(ev.inside(self.name))
         self.core.add_receipt_listener(self._record)
         if self.transport == "tcp":
             self._start_tcp()

@@ -359,7 +359,7 @@ class RealPrinter(ReceiptPrinter):
             sock = ns.listen(("0.0.0.0", port)) if ns is not None else socket.create_server(
                 (host if host not in ("", "till") else "127.0.0.1", port))
             self.tap = PrinterTap(sock, upstream, self.profile.name)
-            self._journal = ReceiptJournal(self.ctx.evidence.path / self.name)
+            self._journal = ReceiptJournal(self.ctx.evidence.inside(self.name))
             self.tap.log.add_receipt_listener(self._journal.write)
             self.tap.start()
 
