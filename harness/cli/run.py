@@ -64,7 +64,12 @@ def run(args) -> int:
     except RigError as exc:
         print(f"posrig run: bad rig: {exc}", file=sys.stderr)
         return 2
-    Path(args.report).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(args.report).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"posrig run: cannot make the report folder {args.report}: {exc.strerror or exc}; "
+              "give --report a folder you can write", file=sys.stderr)
+        return 2
     rc = pytest.main(pytest_args(args))
     if rc == 5:
         print("posrig run: no scenario was collected; nothing was tested", file=sys.stderr)
