@@ -267,6 +267,13 @@ def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:
     path = Path(path)
     try:
         data = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:          # a control character: name it and its line, not a repr
+        line = text[:exc.position].count("\n") + 1
+        raise RigError(path, f"line {line}", f"character {chr(exc.character)!r}",
+                       "YAML text without control characters") from None
+    except RecursionError:
+        raise RigError(path, "YAML", "nesting deeper than Python's recursion limit", "a rig a few levels deep") \
+            from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "YAML"

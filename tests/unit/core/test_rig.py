@@ -133,3 +133,14 @@ def test_a_rig_file_that_is_not_utf8_is_one_line_naming_file_and_line(tmp_path):
 def test_a_folder_given_as_rig_is_one_line(tmp_path):
     with pytest.raises(RigError, match=r": file: found .*; expected a readable rig file \(Is a directory\)"):
         load_rig(tmp_path)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("name: x\ndescription: a\x01b\n", "r.yaml: line 2: found \"character '\\\\x01'\"; expected YAML text without "
+                                       "control characters"),
+    ("name: x\ndevices: " + "[" * 1000, "r.yaml: YAML: found \"nesting deeper than Python's recursion limit\""),
+])
+def test_unreadable_yaml_is_one_rig_error(text, message):
+    with pytest.raises(RigError) as err:
+        parse_rig(text, "r.yaml")
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
