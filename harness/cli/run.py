@@ -93,6 +93,9 @@ def verdict(report: Path, rc: int) -> tuple[int, str]:
     summary = doc.get("summary", {})
     if summary.get("passed") and rc == 0:
         return 0, ""
+    if doc.get("collection_errors"):
+        return (rc or 1), (f"the suite could not be collected ({', '.join(doc['collection_errors'][:3])}); "
+                           "nothing ran; the pytest output above says why")
     why = why_not_passed(summary, doc.get("scenarios", [])) or f"pytest ended with code {rc}"
     return (rc if rc not in (0, 5) else 1), why
 

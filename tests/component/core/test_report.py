@@ -124,3 +124,22 @@ def test_one(): pass
 def test_two(): pass
 """)
     assert doc["summary"]["passed"] is True and doc["summary"]["ran"] == doc["summary"]["selected"] == 2
+
+
+def test_a_record_finished_at_teardown_reaches_acceptance_json(pytester: pytest.Pytester):
+    """An ordinary test whose record is completed in a fixture's teardown (the oracle at teardown)."""
+    result, doc = _acceptance(pytester, """
+import pytest
+from fixtures.report import SCENARIO_KEY
+from harness.acceptance.report.record import ScenarioRecord
+
+@pytest.fixture
+def oracle(request):
+    yield
+    request.node.stash[SCENARIO_KEY] = ScenarioRecord(id="mine/lost-0210", verdict="FAIL", violations=["I1"])
+
+def test_sale(oracle):
+    pass
+""", "-n", "2")
+    [row] = doc["scenarios"]
+    assert (row["id"], row["verdict"], row["status"], row["reason"]) == ("mine/lost-0210", "FAIL", "ran", "I1")

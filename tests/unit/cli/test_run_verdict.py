@@ -30,3 +30,10 @@ def test_passed_and_missing_reports(tmp_path):
     code, why = verdict(tmp_path / "absent", 2)
     assert code == 2 and why.startswith("no acceptance report at")
     assert verdict(_report(tmp_path, [], selected=0), 5) == (1, "no scenario was selected; nothing was tested")
+
+
+def test_a_suite_that_cannot_be_collected(tmp_path):
+    (tmp_path / "acceptance.json").write_text(json.dumps({"summary": {"selected": 1, "ran": 0, "passed": False},
+                                                          "scenarios": [], "collection_errors": ["test_matrix.py"]}))
+    assert verdict(tmp_path, 2) == (2, "the suite could not be collected (test_matrix.py); nothing ran; the pytest "
+                                       "output above says why")
