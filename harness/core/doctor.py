@@ -158,6 +158,7 @@ def _ports(rig: Rig, opts: Options) -> Iterator[Check]:
             continue                                  # a node or host name: resolved by the bench, not here
         key, label = f"devices.{d.name}.address", f"port {d.address} ({d.name})"
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)    # as the devices bind: TIME_WAIT is no user
             try:
                 s.bind((host or "0.0.0.0", port))
                 yield Check(label, True, "free", key)
