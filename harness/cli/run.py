@@ -6,10 +6,16 @@
 The suite is `harness.acceptance.suite` (installed with posrig), so a vendor who installs posrig into their own
 test repository runs the same matrix. pytest is isolated from the caller's configuration (the suite's own ini),
 so the job is the same wherever it runs.
+
+Before pytest starts, the preflight (`harness.core.doctor`, the checks of `posrig doctor`) loads the rig, resolves
+its drivers and the till profile, checks privileges, iptables/NFQUEUE and ports; each problem is one line and
+the exit code 2, with nothing built. Leftovers of killed runs are reaped first. Exit 0 only when
+acceptance.json says `passed`: every selected scenario ran and is OK.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -54,15 +60,53 @@ def pytest_args(args) -> list[str]:
     return argv
 
 
-def run(args) -> int:
-    import pytest
-
+def preflight(args) -> list[str]:
+    """Load and check the rig for this run, reaping leftovers of killed runs first; one line per problem."""
+    from harness import topology as netns
+    from harness.core.doctor import Options
+    from harness.core.doctor import preflight as check
     from harness.core.rig import RigError, load_rig, resolve_rig
 
     try:
-        load_rig(resolve_rig(args.rig))
+        rig = load_rig(resolve_rig(args.rig))
     except RigError as exc:
-        print(f"posrig run: bad rig: {exc}", file=sys.stderr)
+        return [f"bad rig: {exc}"]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"bad rig: {args.rig or 'the default rig'}: cannot be read ({exc})"]
+    if (rig.network_mode == "namespaces" or any(link.faultable for link in rig.links.values())) \
+            and netns.probe()[0]:
+        removed = netns.reap_leftovers()
+        if removed:
+            print(f"posrig run: removed {len(removed)} leftover(s) of killed runs", file=sys.stderr)
+    return check(rig, Options(till_profile=args.till_profile))
+
+
+def verdict(report: Path, rc: int) -> tuple[int, str]:
+    """The job's exit code and, unless it passed, the one line saying why, from acceptance.json."""
+    path = report / "acceptance.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return (rc or 1), f"no acceptance report at {path}; pytest ended with code {rc}"
+    from harness.acceptance.report.signoff import why_not_passed
+
+    summary = doc.get("summary", {})
+    if summary.get("passed") and rc == 0:
+        return 0, ""
+    if doc.get("collection_errors"):
+        return (rc or 1), (f"the suite could not be collected ({', '.join(doc['collection_errors'][:3])}); "
+                           "nothing ran; the pytest output above says why")
+    why = why_not_passed(summary, doc.get("scenarios", [])) or f"pytest ended with code {rc}"
+    return (rc if rc not in (0, 5) else 1), why
+
+
+def run(args) -> int:
+    import pytest
+
+    problems = preflight(args)
+    for line in problems:
+        print(f"posrig run: {line}", file=sys.stderr)
+    if problems:
         return 2
     try:
         Path(args.report).mkdir(parents=True, exist_ok=True)
@@ -70,9 +114,9 @@ def run(args) -> int:
         print(f"posrig run: cannot make the report folder {args.report}: {exc.strerror or exc}; "
               "give --report a folder you can write", file=sys.stderr)
         return 2
-    rc = pytest.main(pytest_args(args))
-    if rc == 5:
-        print("posrig run: no scenario was collected; nothing was tested", file=sys.stderr)
-        return 1
+    rc = int(pytest.main(pytest_args(args)))
+    code, why = verdict(Path(args.report), rc)
+    if why:
+        print(f"posrig run: {why}", file=sys.stderr)
     print(f"posrig run: report at {Path(args.report) / 'report.html'}")
-    return int(rc)
+    return code

@@ -1,11 +1,16 @@
-"""`posrig doctor`: what a rig needs from this machine, and whether each thing is ready.
+"""`posrig doctor` and the preflight of `posrig run`: what a rig needs from this machine, and whether each thing
+is ready.
 
-Each check function takes the rig and yields `Check`s; a check is needed only when the rig uses what it tests.
+Each check function takes the rig (and the options of the run) and yields `Check`s; a check is needed only when
+the rig uses what it tests. `preflight()` turns the failed blocking checks into one line each (file, key, what
+was found, what to do), so `posrig run` stops before building anything and `posrig doctor` shows the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import importlib
 import os
 import shutil
@@ -27,77 +32,160 @@ class Check:
     name: str
     ok: bool
     detail: str          # what was found, or what to do about it
+    key: str = ""        # the rig key (or run option, "--till-profile") that calls for this check
+    blocking: bool = True   # False: a run can go on without it (doctor warns)
 
 
-def _privileges(rig: Rig) -> Iterator[Check]:
-    needs_net = rig.network_mode == "namespaces" or any(link.faultable for link in rig.links.values())
-    if not needs_net:
+@dataclass(frozen=True)
+class Options:
+    """What the run asks beyond the rig file."""
+
+    till_profile: str | None = None
+
+
+def _needs_net(rig: Rig) -> str:
+    """The rig key that needs namespaces or netfilter ("" when none does)."""
+    if rig.network_mode == "namespaces":
+        return "network.mode"
+    return next((f"links.{link.name}.faultable" for link in rig.links.values() if link.faultable), "")
+
+
+def _privileges(rig: Rig, opts: Options) -> Iterator[Check]:
+    key = _needs_net(rig)
+    if not key:
         return
     caps = netns.capabilities()
     ok = bool(caps >> 12 & 1 and caps >> 21 & 1)
-    who = "root" if os.geteuid() == 0 and netns.in_initial_user_ns() else f"uid {os.geteuid()}"
+    who = ("root" if os.geteuid() == 0 else f"uid {os.geteuid()}") if netns.in_initial_user_ns() \
+        else f"uid {os.geteuid()} in a user namespace"
     yield Check("privileges", ok, f"{who} with CAP_NET_ADMIN and CAP_SYS_ADMIN" if ok else
-                f"{who} lacks CAP_NET_ADMIN/CAP_SYS_ADMIN: {netns.ENABLE_HINT}")
+                f"needs CAP_NET_ADMIN and CAP_SYS_ADMIN, which {who} lacks: {netns.ENABLE_HINT}", key)
 
 
-def _namespaces(rig: Rig) -> Iterator[Check]:
+def _namespaces(rig: Rig, opts: Options) -> Iterator[Check]:
     if rig.network_mode != "namespaces":
         return
     ok, how = netns.probe()
-    yield Check("network namespaces", ok, f"can be built ({how})" if ok else how)
+    yield Check("network namespaces", ok, f"can be built ({how})" if ok else
+                f"'namespaces' needs network namespaces, which cannot be built here: {how}", "network.mode")
 
 
-def _nfqueue(rig: Rig) -> Iterator[Check]:
-    if not any(link.faultable for link in rig.links.values()):
+def _nfqueue(rig: Rig, opts: Options) -> Iterator[Check]:
+    faultable = [link for link in rig.links.values() if link.faultable]
+    if not faultable:
         return
+    key = f"links.{faultable[0].name}.faultable"
     if not shutil.which("iptables"):
-        yield Check("iptables", False, "iptables is missing: apt-get install iptables")
+        yield Check("iptables", False, "true, but iptables is missing here: apt-get install iptables", key)
         return
-    yield Check("iptables", True, shutil.which("iptables") or "")
+    yield Check("iptables", True, shutil.which("iptables") or "", key)
     if not netns.probe()[0]:
-        yield Check("iptables NFQUEUE", False, "cannot test without namespaces: " + netns.probe()[1])
+        yield Check("iptables NFQUEUE", False, "not checked: testing it needs a network namespace", key,
+                    blocking=False)
         return
     # Try the exact rule kind the link engine uses, in a throwaway namespace (never on this machine's own rules).
     p = subprocess.run(["unshare", "--net", "--", "iptables", "-A", "FORWARD", "-p", "tcp", "-j", "NFQUEUE",
                         "--queue-num", "1", "--queue-bypass"], capture_output=True, text=True)
     yield Check("iptables NFQUEUE", p.returncode == 0, "the kernel accepts -j NFQUEUE --queue-bypass"
-                if p.returncode == 0 else f"rejected: {p.stderr.strip()} (needs CONFIG_NETFILTER_XT_TARGET_NFQUEUE)")
+                if p.returncode == 0 else f"rejected: {p.stderr.strip()} (needs CONFIG_NETFILTER_XT_TARGET_NFQUEUE)",
+                key)
     for module, package in (("netfilterqueue", "NetfilterQueue (needs libnetfilter-queue-dev)"),
                             ("scapy", "scapy")):
         try:
             importlib.import_module(module)
-            yield Check(f"python module {module}", True, "importable")
+            yield Check(f"python module {module}", True, "importable", key)
         except ImportError as exc:
-            yield Check(f"python module {module}", False, f"{exc}: pip install {package}")
+            yield Check(f"python module {module}", False, f"{exc}: pip install {package}", key)
 
 
-def _drivers(rig: Rig) -> Iterator[Check]:
+def _drivers(rig: Rig, opts: Options) -> Iterator[Check]:
     users: dict[tuple[str, str], list[str]] = {}
     for spec in [*rig.devices.values(), *rig.links.values()]:
-        users.setdefault((getattr(spec, "kind", "link"), spec.driver), []).append(spec.name)
-    for (kind, driver), names in users.items():
+        where = f"devices.{spec.name}" if hasattr(spec, "kind") else f"links.{spec.name}"
+        users.setdefault((getattr(spec, "kind", "link"), spec.driver), []).append(where)
+    for (kind, driver), wheres in users.items():
+        key = f"{wheres[0]}.driver"
         try:
             lookup(kind, driver)
-            yield Check(f"driver {kind}.{driver}", True, "for " + ", ".join(names))
+            yield Check(f"driver {kind}.{driver}", True, "for " + ", ".join(w.split(".", 1)[1] for w in wheres), key)
         except DriverError as exc:
-            yield Check(f"driver {kind}.{driver}", False, str(exc))
+            yield Check(f"driver {kind}.{driver}", False, f"found {driver!r}: {exc}", key)
 
 
-def _real_devices(rig: Rig) -> Iterator[Check]:
+def _profiles(rig: Rig, opts: Options) -> Iterator[Check]:
+    """The reference till's profile (the run's --till-profile, $POSRIG_TILL_PROFILE, else the rig's) and the
+    emulated printers' profiles exist."""
+    from harness.printer.profiles import get_profile
+    from harness.reference_till.profiles import profile
+
+    chosen = opts.till_profile or os.environ.get("POSRIG_TILL_PROFILE")
+    tills = [d for d in rig.of_kind("till") if d.driver == "reference"]
+    if chosen and not tills:
+        drivers = ", ".join(f"{d.name} ({d.driver})" for d in rig.of_kind("till")) or "none"
+        yield Check("till profile", False, f"found {chosen!r}, but the rig's till is not the reference till "
+                    f"(tills: {drivers}); drop --till-profile", "--till-profile")
+    for d in tills:
+        key = "--till-profile" if chosen else f"devices.{d.name}.profile"
+        name = chosen or (d.options or {}).get("profile") or d.profile or "correct"
+        try:
+            profile(name)
+            yield Check(f"till profile ({d.name})", True, name, key)
+        except ValueError as exc:
+            yield Check(f"till profile ({d.name})", False, f"{exc}; choose one of those", key)
+    for d in rig.of_kind("printer"):
+        if d.mode != "emulated":
+            continue
+        name = d.profile or (d.options or {}).get("profile")
+        try:
+            get_profile(name)
+        except ValueError as exc:
+            yield Check(f"printer profile ({d.name})", False, f"{exc}; choose one of those",
+                        f"devices.{d.name}.profile")
+
+
+def _ports(rig: Rig, opts: Options) -> Iterator[Check]:
+    """Emulated devices on a physical bench listen on this machine: their address must be here and free.
+    (In namespaces every node is a fresh network stack: nothing to check.)"""
+    if rig.network_mode == "namespaces":
+        return
+    for d in rig.devices.values():
+        if d.mode != "emulated" or d.transport != "tcp" or not d.address:
+            continue
+        host, port = parse_hostport(d.address)
+        try:
+            socket.inet_aton(host or "0.0.0.0")
+        except OSError:
+            continue                                  # a node or host name: resolved by the bench, not here
+        key, label = f"devices.{d.name}.address", f"port {d.address} ({d.name})"
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)    # as the devices bind: TIME_WAIT is no user
+            try:
+                s.bind((host or "0.0.0.0", port))
+                yield Check(label, True, "free", key)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    what = f"found {d.address}, already in use: stop what listens there (`ss -ltnp 'sport = :{port}'`)"
+                else:
+                    what = f"found {d.address}, cannot listen there ({exc.strerror}): use an address of this machine"
+                yield Check(label, False, what, key)
+
+
+def _real_devices(rig: Rig, opts: Options) -> Iterator[Check]:
     for spec in rig.devices.values():
         if spec.mode != "real" or not spec.address:
             continue
         label = f"{spec.kind} {spec.name} ({spec.transport} {spec.address})"
+        key = f"devices.{spec.name}.address"
         if spec.transport == "serial":
-            yield _serial_check(label, spec.address)
+            yield dataclasses.replace(_serial_check(label, spec.address), key=key)
         elif spec.transport == "usb":
-            yield _usb_check(label, spec.address)
+            yield dataclasses.replace(_usb_check(label, spec.address), key=key)
         elif spec.transport == "tcp":
             try:
                 with socket.create_connection(parse_hostport(spec.address), timeout=1.5):
-                    yield Check(label, True, "accepts TCP connections")
+                    yield Check(label, True, "accepts TCP connections", key)
             except OSError as exc:
-                yield Check(label, False, f"not reachable: {exc}; check cabling, address and that it is on")
+                yield Check(label, False, f"not reachable: {exc}; check cabling, address and that it is on", key)
 
 
 def _serial_check(label: str, path: str) -> Check:
@@ -124,33 +212,63 @@ def _usb_check(label: str, ids: str) -> Check:
     return Check(label, True, f"found on bus {dev.bus} address {dev.address}")
 
 
-def _interfaces(rig: Rig) -> Iterator[Check]:
+def _interfaces(rig: Rig, opts: Options) -> Iterator[Check]:
     for link in rig.links.values():
         for ifname in link.interfaces:
             present = Path(f"/sys/class/net/{ifname}").exists()
             yield Check(f"interface {ifname} (link {link.name})", present,
-                        "present" if present else f"no interface {ifname}; `ip link` lists the NICs here")
+                        "present" if present else f"no interface {ifname}; `ip link` lists the NICs here",
+                        f"links.{link.name}.interfaces")
 
 
-def _receipt_font(rig: Rig) -> Iterator[Check]:
+def _receipt_font(rig: Rig, opts: Options) -> Iterator[Check]:
     if not rig.of_kind("printer"):
         return
     from harness.printer.render import CJK_FONT, FONT_PACKAGE
 
     ok = os.path.exists(CJK_FONT)
     yield Check("receipt font (CJK)", ok, CJK_FONT if ok else
-                f"{CJK_FONT} missing: apt-get install {FONT_PACKAGE} (Chinese receipts cannot be drawn)")
+                f"{CJK_FONT} missing: apt-get install {FONT_PACKAGE} (Chinese receipts cannot be drawn)",
+                f"devices.{rig.of_kind('printer')[0].name}", blocking=False)
 
 
-CHECKS: list[Callable[[Rig], Iterator[Check]]] = [
-    _privileges, _namespaces, _nfqueue, _drivers, _real_devices, _interfaces, _receipt_font,
+def _leftovers(rig: Rig, opts: Options) -> Iterator[Check]:
+    if not _needs_net(rig) or not netns.probe()[0]:
+        return
+    from harness.topology.reaper import leftovers
+
+    found = leftovers()
+    yield Check("leftovers of killed runs", not found, "none" if not found else
+                f"{len(found)} ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}): inert; "
+                "`posrig doctor --clean` (or the next `posrig run`) removes them", blocking=False)
+
+
+CHECKS: list[Callable[[Rig, Options], Iterator[Check]]] = [
+    _privileges, _namespaces, _nfqueue, _drivers, _profiles, _ports, _real_devices, _interfaces, _receipt_font,
+    _leftovers,
 ]
 
 
-def diagnose(rig: Rig) -> list[Check]:
-    """Run every check the rig calls for."""
+def diagnose(rig: Rig, opts: Options | None = None) -> list[Check]:
+    """Run every check the rig (and the run's options) call for."""
+    opts = opts or Options()
     checks: list[Check] = []
     for fn in CHECKS:
         with contextlib.suppress(StopIteration):
-            checks.extend(fn(rig))
+            checks.extend(fn(rig, opts))
     return checks
+
+
+def problem_line(rig: Rig, check: Check) -> str:
+    """One line for a failed check: the file and key that call for it, what was found, what to do."""
+    if check.key.startswith("--"):
+        return f"{check.key}: {check.detail}"
+    return f"{rig.path}: {check.key or check.name}: {check.detail}"
+
+
+def preflight(rig: Rig, opts: Options | None = None) -> list[str]:
+    """The blocking problems of this machine for this rig, one line each; empty when a run can start."""
+    failed = [c for c in diagnose(rig, opts) if not c.ok and c.blocking]
+    if any(c.name == "privileges" for c in failed):            # its line says why namespaces cannot be built
+        failed = [c for c in failed if c.name != "network namespaces"]
+    return [problem_line(rig, c) for c in failed]

@@ -45,7 +45,8 @@ from harness.protocols.stages import ANY
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT = 15.0
+READY_TIMEOUT = 15.0         # s of the engine's own time to say ready (its waits for a CPU not counted) ...
+READY_MAX_WAIT = 60.0        # ... and at most this long in all, however loaded the machine
 STOP_TIMEOUT = 3.0           # an engine told to stop has this long before it is killed
 WATCHDOG_S = 3.0             # an engine silent this long is killed, so the queue goes and traffic passes
 
@@ -254,7 +255,7 @@ class EngineLink(Link):
                             [sys.executable, "-m", "harness.link.engine", str(self._config_path)],
                             namespace=self.ctx.namespace, log=self._log_path, stdin=True)
         try:
-            ready = self.engine.start(READY_TIMEOUT)
+            ready = self.engine.start(READY_TIMEOUT, max_wait=READY_MAX_WAIT)
         except ChildFailed as exc:
             self.close()
             raise LinkError(str(exc)) from None             # names the engine, says why, ends with its log

@@ -63,25 +63,19 @@ def _alive(pid: int) -> bool:
     return any(word in cmdline for word in (b"python", b"pytest", b"posrig"))
 
 
-def reap_leftovers() -> list[str]:
-    """Remove namespaces, interfaces and iptables rules of harness runs whose process is gone (e.g. SIGKILL).
+def _owner_gone(label: str) -> bool:
+    """True for a named namespace left by a dead run: its owner is gone, or nothing lives in it any more (its
+    holder died with its run; a live topology always has its holder inside until it is deleted)."""
+    m = LABEL.match(label)
+    if not m:
+        return False
+    return not _alive(int(m.group(1))) or not pids_in(str(NETNS_DIR / label))
 
-    Touches only objects carrying the harness prefix; returns what it removed.
-    """
-    removed: list[str] = []
-    if NETNS_DIR.is_dir():
-        for label in sorted(os.listdir(NETNS_DIR)):
-            m = LABEL.match(label)
-            if not m or _alive(int(m.group(1))):
-                continue
-            for pid in pids_in(str(NETNS_DIR / label)):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            try:
-                run(["ip", "netns", "del", label])
-                removed.append(f"netns {label}")
-            except TopologyError as exc:
-                log.warning("could not reap %s: %s", label, exc)
+
+def _found() -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
+    """(namespaces, root interfaces, (tool, table, rule)) left by runs that are gone."""
+    spaces = [label for label in sorted(os.listdir(NETNS_DIR)) if _owner_gone(label)] if NETNS_DIR.is_dir() else []
+    links = []
     if shutil.which("ip"):
         for line in run(["ip", "-o", "link", "show"], check=False).splitlines():
             parts = line.split(": ")
@@ -90,8 +84,8 @@ def reap_leftovers() -> list[str]:
             ifname = parts[1].split("@")[0]
             m = IFNAME.match(ifname)
             if m and not _alive(int(m.group(1))):
-                run(["ip", "link", "del", ifname], check=False)
-                removed.append(f"link {ifname}")
+                links.append(ifname)
+    rules = []
     for tool in ("iptables", "ip6tables"):
         if not shutil.which(f"{tool}-save"):
             continue
@@ -102,10 +96,39 @@ def reap_leftovers() -> list[str]:
             elif line.startswith("-A ") and table:
                 m = COMMENT.search(line)
                 if m and not _alive(int(m.group(1))):
-                    run([tool, "-t", table, "-D", *shlex.split(line)[1:]], check=False)
-                    removed.append(f"{tool} -t {table} {line}")
+                    rules.append((tool, table, line))
+    return spaces, links, rules
+
+
+def leftovers() -> list[str]:
+    """What killed runs left behind, without touching it (for `posrig doctor`)."""
+    spaces, links, rules = _found()
+    return [f"netns {s}" for s in spaces] + [f"link {i}" for i in links] + [f"{t} -t {tb} {r}" for t, tb, r in rules]
+
+
+def reap_leftovers() -> list[str]:
+    """Remove namespaces, interfaces and iptables rules of harness runs whose process is gone (e.g. SIGKILL).
+
+    Touches only objects carrying the harness prefix; returns what it removed. Called at the start of every
+    command that builds namespaces (`posrig run`, each topology) and by `posrig doctor --clean`.
+    """
+    removed: list[str] = []
+    spaces, links, rules = _found()
+    for label in spaces:
+        for pid in pids_in(str(NETNS_DIR / label)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            run(["ip", "netns", "del", label])
+            removed.append(f"netns {label}")
+        except TopologyError as exc:
+            log.warning("could not reap %s: %s", label, exc)
+    for ifname in links:
+        run(["ip", "link", "del", ifname], check=False)
+        removed.append(f"link {ifname}")
+    for tool, table, line in rules:
+        run([tool, "-t", table, "-D", *shlex.split(line)[1:]], check=False)
+        removed.append(f"{tool} -t {table} {line}")
     for what in removed:
         log.info("reaped leftover of a killed run: %s", what)
     return removed
-
-

@@ -1,5 +1,6 @@
 """HTML pieces for pytest-html: per-scenario extras (receipt image and text, timeline, ledger, evidence links)
-and the summary grid of stage x fault."""
+the sign-off line (selected, ran, passed; every scenario that did not run and why) and the summary grid of
+stage x fault."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.acceptance.report.record import ScenarioRecord
+from harness.acceptance.report.signoff import RAN, summary
 from harness.acceptance.verdict import WORST_FIRST, Verdict
 
 COLOURS = {Verdict.OK: "#1a7f37", Verdict.FAIL: "#cf222e", Verdict.ERROR: "#9a6700", Verdict.INCONCLUSIVE: "#6e7781"}
@@ -59,6 +61,24 @@ def scenario_html(record: ScenarioRecord, report_dir: Path | None = None) -> str
     return "".join(parts)
 
 
+def contract_html(records: list[ScenarioRecord], selected: int) -> str:
+    """The sign-off line: selected, ran, passed; then each scenario that did not run, or is not OK, and why."""
+    counts = summary([{"verdict": str(r.verdict), "status": r.status} for r in records], selected)
+    verdict = "PASSED" if counts["passed"] else "NOT PASSED"
+    colour = COLOURS[Verdict.OK] if counts["passed"] else COLOURS[Verdict.FAIL]
+    verdicts = ", ".join(f"{v} {counts[str(v)]}" for v in Verdict if counts[str(v)])
+    not_run = ", ".join(f"{k} {n}" for k, n in counts["not_run"].items())
+    out = [f"<h2>Sign-off</h2><p class='posrig-signoff'><b style='color:{colour}'>{verdict}</b>: "
+           f"{counts['selected']} selected, {counts['ran']} ran ({html.escape(verdicts or 'no verdicts')})"
+           + (f"; did not run: {html.escape(not_run)}" if not_run else "") + "</p>"]
+    bad = [r for r in records if r.status != RAN or r.verdict is not Verdict.OK]
+    if bad:
+        rows = [{"scenario": r.id, "status": r.status, "verdict": r.verdict, "reason": r.reason or r.observed}
+                for r in sorted(bad, key=lambda r: (r.status == RAN, r.id))]
+        out.append(_table(rows, ["scenario", "status", "verdict", "reason"]))
+    return "".join(out)
+
+
 def summary_grid(records: list[ScenarioRecord]) -> str:
     """Stage (rows) x fault (columns); each cell counts verdicts, coloured by the worst."""
     cells: dict[tuple[str, str], list[Verdict]] = defaultdict(list)
@@ -77,8 +97,9 @@ def summary_grid(records: list[ScenarioRecord]) -> str:
                 out.append("<td></td>")
                 continue
             worst = Verdict.worst(verdicts)
-            text = " ".join(f"{v}:{verdicts.count(v)}" for v in WORST_FIRST if v in verdicts)
-            out.append(f"<td style='background:{COLOURS[worst]};color:white'>{text}</td>")
+            order = [*WORST_FIRST, *(v for v in Verdict if v not in WORST_FIRST)]
+            text = " ".join(f"{v}:{verdicts.count(v)}" for v in order if v in verdicts)
+            out.append(f"<td style='background:{COLOURS.get(worst, '#444')};color:white'>{text}</td>")
         out.append("</tr>")
     out.append("</table>")
     return "".join(out)

@@ -1,8 +1,8 @@
 """Self-describing acceptance records, in the spirit of OpenHTF's test record and EMVCo L3 reports.
 
 A scenario test fills a `ScenarioRecord`; the plugin carries it (also across pytest-xdist workers) and writes
-`acceptance.json`: the rig, versions, device identities, and per scenario the verdict, expected vs observed,
-elapsed time, seed and evidence.
+`acceptance.json`: the rig, versions, device identities, and per selected scenario the verdict, expected vs
+observed, elapsed time, seed and evidence, whether it ran and why not; sealed by `signoff.seal`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class ScenarioRecord:
     evidence: list[dict[str, str]] = field(default_factory=list)     # {name, path, mime}
     devices: list[dict[str, Any]] = field(default_factory=list)
     nodeid: str = ""
+    status: str = "ran"                        # ran | skipped | setup error | crashed | not started
+    reason: str = ""                           # why it did not run, or why it is not OK
 
     def __post_init__(self) -> None:
         try:
@@ -69,15 +71,19 @@ def versions() -> dict[str, str]:
 
 
 def write_acceptance_json(path: Path, records: list[ScenarioRecord], rig: Any, started: float,
-                          extra: dict[str, Any] | None = None) -> Path:
-    """Write the whole run's acceptance.json (masked)."""
-    counts = {str(v): sum(1 for r in records if r.verdict == v) for v in Verdict}
+                          extra: dict[str, Any] | None = None, *, selected: int | None = None,
+                          evidence_dirs: list[Path] = ()) -> Path:
+    """Write the whole run's acceptance.json (masked, sealed). `records` holds one row per selected scenario,
+    those that did not run included; `selected` is how many were selected (default: the rows)."""
+    from harness.acceptance.report.signoff import seal, summary
+
+    rows = [json.loads(r.to_json()) for r in sorted(records, key=lambda r: (r.id, r.nodeid))]
     devices: dict[str, dict] = {}
     for r in records:
         for d in r.devices:
             devices.setdefault(d.get("name", "?"), d)
     doc = {
-        "format": "posrig-acceptance/1",
+        "format": "posrig-acceptance/2",
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "elapsed": round(time.time() - started, 3),
         "command": " ".join(sys.argv),
@@ -85,11 +91,13 @@ def write_acceptance_json(path: Path, records: list[ScenarioRecord], rig: Any, s
                                          "timing_scale": rig.timing.scale},
         "versions": versions(),
         "devices": list(devices.values()),
-        "summary": {"scenarios": len(records), **counts,
-                    "passed": counts[Verdict.OK] == len(records) and bool(records)},
-        "scenarios": [json.loads(r.to_json()) for r in sorted(records, key=lambda r: r.id)],
+        "summary": summary(rows, selected),
+        "scenarios": rows,
         **(extra or {}),
     }
+    doc = json.loads(json.dumps(doc, default=str))          # exactly what the file holds, for the digest
+    listed = [e["path"] for r in rows for e in r.get("evidence", []) if e.get("path")]
+    seal(doc, path.parent, evidence_dirs, None if rig is None else Path(rig.path), listed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2))
     return path

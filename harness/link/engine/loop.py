@@ -1,9 +1,11 @@
 """The engine's main loop: bind an NFQUEUE (fail-open), then serve packets in bounded batches, timers and the
 control channel, until told to stop.
 
-The loop sleeps in `select` until a packet, a control line or the next timer is due, and stops sleeping SPIN
-seconds before a timer to poll the last stretch, so holds are released within about a millisecond. Packets
-are taken BATCH at a time, so a flood cannot starve hold releases and control messages.
+Imports, the capture and the queue binding happen at normal priority; the engine takes real-time priority only
+after its ready line (see `sharpen_timing`). The loop sleeps in `select` until a packet, a control line or the
+next timer is due, and stops sleeping SPIN seconds before a timer to poll the last stretch, so holds are
+released within about a millisecond. Packets are taken BATCH at a time, so a flood cannot starve hold releases
+and control messages.
 
 Control lines (stdin, JSON): {"op": "arm", "fault": 1, "spec": {...FaultSpec...}}, {"op": "clear",
 "fault": 1 | null}, {"op": "status"}, {"op": "stop"} (stdin closing = stop). Event lines (stdout, the
@@ -105,12 +107,15 @@ class Loop:
         else:
             engine.emit("error", message=f"unknown control op {op!r}")
 
-    def run(self) -> None:
-        """Announce readiness, then serve until stopped; held packets go through and the capture is closed."""
+    def run(self, realtime: bool = False) -> None:
+        """Announce readiness, then (`realtime`) take real-time priority and serve until stopped; held packets go
+        through and the capture is closed."""
         engine, nfq = self.engine, self.nfq
         nfsock = socket.socket(fileno=os.dup(nfq.get_fd()))
         nfsock.setblocking(False)
         announce_ready(queue=self.queue_num)
+        if realtime:
+            print(f"engine timing: {sharpen_timing(True)}", file=sys.stderr, flush=True)
         ctrl = sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer
         os.set_blocking(ctrl.fileno(), False)
         buf = b""
@@ -146,7 +151,11 @@ class Loop:
 
 def sharpen_timing(realtime: bool) -> str:
     """Make holds and releases punctual: 1 ns timer slack and, when allowed (root), SCHED_FIFO priority so the
-    engine is woken on time on a busy machine. Returns what was applied."""
+    engine is woken on time on a busy machine. Returns what was applied.
+
+    Real-time comes only once the engine is ready (`Loop.run`): a FIFO task is never preempted by one of equal
+    priority, so on a loaded machine an engine still importing at FIFO could wait behind other FIFO work for
+    longer than its start may take."""
     import ctypes
 
     applied = []
@@ -176,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # an operator's Ctrl-C is for the driver; it stops us
-    timing = sharpen_timing(config.get("realtime", True))
-    print(f"engine timing: {timing}", file=sys.stderr, flush=True)
+    realtime = bool(config.get("realtime", True))
+    if not realtime:
+        print(f"engine timing: {sharpen_timing(False)}", file=sys.stderr, flush=True)
     try:
         engine = Engine(config)
     except OSError as exc:
@@ -191,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         engine.close()
         return 1
     try:
-        loop.run()
+        loop.run(realtime=realtime)                   # real-time priority from the ready line on, not before
     except OSError as exc:
         engine.emit("error", message=str(exc), fatal=True)
         return 1

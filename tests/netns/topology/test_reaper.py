@@ -1,0 +1,69 @@
+"""What a SIGKILLed run leaves (named namespaces whose holder died with it) is reaped when the next command that
+builds namespaces starts (`posrig run`) and by `posrig doctor --clean`, whoever owned it."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from harness import topology as netns
+from harness.topology.reaper import leftovers
+from tests.support import ROOT
+
+pytestmark = pytest.mark.needs_netns
+
+DEAD = 99999999                       # above any pid_max: a run that is certainly gone
+
+
+@pytest.fixture
+def named():
+    """Make named, empty namespaces as a killed run leaves them; remove what a test did not."""
+    if not (os.geteuid() == 0 and netns.in_initial_user_ns()):
+        pytest.skip("named namespaces need root outside a user namespace")
+    made = []
+
+    def make(label: str) -> str:
+        subprocess.run(["ip", "netns", "add", label], check=True)
+        made.append(label)
+        return label
+
+    yield make
+    for label in made:
+        subprocess.run(["ip", "netns", "del", label], capture_output=True)
+
+
+def _names() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _posrig(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+
+
+def test_doctor_clean_reaps_a_killed_runs_namespaces(named, tmp_path):
+    labels = [named(f"posrig-{DEAD}-0-{node}") for node in ("link", "till", "terminal", "host")]
+    assert {f"netns {label}" for label in labels} <= set(leftovers())
+    p = _posrig("doctor", "--clean", cwd=tmp_path)
+    removed = re.search(r"cleaned: removed (\d+) leftover\(s\) of killed runs", p.stdout)
+    assert removed and int(removed.group(1)) >= 4, p.stdout + p.stderr      # others' leftovers may go too
+    assert not set(labels) & _names()
+
+
+def test_an_inert_namespace_of_a_live_looking_owner_is_reaped(named):
+    """The owner's pid lives (reused, or this very process) but nothing lives in the namespace: a live topology
+    always has its holder inside, so this one was left by a run that died."""
+    label = named(f"posrig-{os.getpid()}-reaper-test-till")
+    assert f"netns {label}" in netns.reap_leftovers()
+    assert label not in _names()
+
+
+def test_posrig_run_reaps_before_anything_else(named, tmp_path):
+    label = named(f"posrig-{DEAD}-1-till")
+    p = _posrig("run", "-k", "no-such-scenario", "--report", str(tmp_path / "report"), cwd=tmp_path)
+    assert label not in _names()
+    assert re.search(r"posrig run: removed \d+ leftover\(s\) of killed runs", p.stderr), p.stderr
+    assert p.returncode == 1 and "no scenario was selected; nothing was tested" in p.stderr
