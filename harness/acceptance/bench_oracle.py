@@ -2,8 +2,8 @@
 
 At a test's end (`fixtures.oracle`): the terminal finishes the payment in flight, the faults still armed (kept that
 long) are proved to have fired and are cleared; the bench is quieted (`scenario.quiesce`); the records of the devices
-the test started are reconciled; a `ScenarioRecord` with the test id as scenario id carries the timeline, ledger,
-receipts and evidence to the reports.
+the test started are reconciled; a `ScenarioRecord` with the test id as scenario id carries the timeline, ledger
+and receipts to the reports, and, once the bench is closed (`Conclusion.closed`), the evidence.
 
 >>> conclusion = conclude(bench, "tests/test_till.py::test_sale")          # doctest: +SKIP
 >>> conclusion.record.verdict, conclusion.reconciliation.broken            # doctest: +SKIP
@@ -119,6 +119,16 @@ class Conclusion:
     def passed(self) -> bool:
         return self.record.verdict is Verdict.OK
 
+    def closed(self, bench: Bench, identities: list[dict[str, Any]], errors: list[str]) -> None:
+        """The bench was closed (its devices wrote their last evidence): list every file; a device that did not
+        close cleanly makes an otherwise good verdict ERROR."""
+        attach_evidence(self.record, bench)
+        self.record.devices = identities
+        if errors:
+            self.record.observed += "; teardown: " + "; ".join(errors)
+            if self.record.verdict is Verdict.OK:
+                self.record.verdict = Verdict.ERROR
+
     def message(self) -> str:
         """The failure as the matrix words it, with the evidence folder."""
         lines = self.record.violations or [self.record.observed]
@@ -196,16 +206,5 @@ def conclude(bench: Bench, test_id: str, only: Iterable[str] | None = None, skip
     bench.evidence.write_json("verdict.json", {"test": test_id, "oracle": result.to_dict(), "verdict": rec.verdict,
                                                "observed": rec.observed, "expected": rec.expected,
                                                "faults": [f.record() for f in faults], "problems": problems})
-    list_evidence(rec, bench)
     return Conclusion(result, rec, problems, str(bench.evidence.path))
 
-
-def list_evidence(rec: ScenarioRecord, bench: Bench) -> None:
-    """Every evidence file of the test: those written so far and those the devices write when they close (link
-    fault logs, the last of the captures), which the bench's evidence registered when they were created."""
-    attach_evidence(rec, bench)
-    listed = {e["path"] for e in rec.evidence}
-    for a in bench.evidence.attachments:
-        if str(a.path) not in listed:
-            rec.evidence.append({"name": a.name, "path": str(a.path), "mime": a.mime})
-    rec.evidence.sort(key=lambda e: e["name"])

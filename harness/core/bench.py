@@ -45,12 +45,16 @@ class Bench:
         self._local = threading.local()
         self._lock = threading.RLock()
         self.t0 = now()                                 # the origin of this bench's timeline
+        self.closed = False
         self.expected: list[str] = []                   # what the test expects beyond the invariants
 
     # -- devices ---------------------------------------------------------------------------------
     def device(self, name: str) -> Device:
         """The started device named `name` in the rig (a device or a link). Safe to call from several threads:
         a device another thread is starting is waited for, never started twice."""
+        if self.closed:
+            raise BenchError(f"cannot start {name!r}: the bench is closed (its test ended and its devices were closed "
+                             f"after the oracle reconciled them)")
         stack = self._local.__dict__.setdefault("stack", [])
         if name in stack:
             raise BenchError(f"dependency cycle while starting {name!r}: {' -> '.join([*stack, name])}")
@@ -198,9 +202,11 @@ class Bench:
         return [d.identity() for d in self._order]
 
     def close(self) -> list[str]:
-        """Close every started device, newest first. Returns (and logs) the errors instead of stopping at one."""
+        """Close every started device, newest first; none starts afterwards. Returns (and logs) the errors instead
+        of stopping at one."""
         errors = []
         with self._lock:
+            self.closed = True
             order, self._order, self._devices = self._order[::-1], [], {}
         for dev in order:
             err = _close_quietly(dev)
