@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.device import Device, DeviceContext
 from harness.core.events import now
@@ -23,6 +23,9 @@ from harness.core.evidence import Evidence
 from harness.core.registry import lookup
 from harness.core.rig import Rig
 from harness.topology import Network, Topology
+
+if TYPE_CHECKING:
+    from harness.acceptance.oracle import Reconciliation
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +190,7 @@ class Bench:
         parse(text)                                     # unreadable words fail here, not at the end
         self.expected.extend(text)
 
-    def reconcile(self, *only: str, skip: tuple[str, ...] = (), expect: str | None = None) -> Any:
+    def reconcile(self, *only: str, skip: tuple[str, ...] = (), expect: str | None = None) -> Reconciliation:
         """Quiet the bench (stored reversals delivered, owed receipts printed), then let the oracle reconcile
         the records of the devices started so far: every invariant (or `only` those, minus `skip`) and this
         test's expectations (plus `expect`). Returns the `Reconciliation`, violations typed.
