@@ -4,6 +4,8 @@ It works on plain records, so it does not care whether they came from emulators 
 
 >>> result = reconcile(payments=[...], journal=[...], receipts=[...], sales=[...], evidence_dir=path)  # doctest: +SKIP
 >>> result.ok, [v.invariant for v in result.violations]                                               # doctest: +SKIP
+>>> reconcile(..., only=["I1", "I3"]).checked                                                         # doctest: +SKIP
+['I1', 'I3']
 
 Invariants (checked once the bench is quiet: stored reversals delivered, faults cleared):
 - I1 no sale receipt without a settled payment of that amount (THE incident);
@@ -12,27 +14,70 @@ Invariants (checked once the bench is quiet: stored reversals delivered, faults 
 - I4 receipts and evidence show masked card numbers only;
 - I5 no drawer pulse for an unsettled card payment;
 - I6 offline approvals printed as offline (and nothing printed as offline that was online).
+
+Each is a function over `Records` registered by name with `@invariant`; a new one plugs in the same way and is
+checked by default everywhere (the matrix, every test's teardown, `bench.reconcile()`):
+
+>>> @invariant("I9", "the till never says paid for a declined card", needs=("sales", "payments"))  # doctest: +SKIP
+... def _never_paid_when_declined(rec: Records) -> Iterator[Violation]: ...
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.core.cards import PANS
 from harness.core.masking import find_unmasked_pans, mask_pan
 
-INVARIANTS = {
-    "I1": "no sale receipt without a settled payment of that amount",
-    "I2": "no settled payment without its sale receipt unless reversed",
-    "I3": "at most one charge per sale",
-    "I4": "receipts and evidence show masked card numbers only",
-    "I5": "no drawer pulse for an unsettled card payment",
-    "I6": "offline approvals printed as offline",
-}
+RECORDS = ("payments", "journal", "receipts", "sales")      # what an invariant may need (see `Records`)
+INVARIANTS: dict[str, str] = {}                            # name -> description, in registry order
 HOLDS_MONEY = ("approved", "settled")          # ledger states in which the acquirer holds the customer's money
+EXPECTED = "expect"                            # the `invariant` of a violated expectation (not an invariant)
+
+
+class UnknownInvariant(ValueError):
+    """An invariant was asked for by a name the oracle does not know."""
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """One rule the records must obey: its name (I1...), what it says, the records it reads, its check."""
+
+    name: str
+    description: str
+    needs: tuple[str, ...]
+    check: Callable[[Records], Iterable[Violation]]
+
+
+REGISTRY: dict[str, Invariant] = {}
+
+
+def invariant(name: str, description: str, needs: Iterable[str] = ()) -> Callable:
+    """Register a check `(Records) -> violations` as invariant `name`. `needs`: the records it cannot be judged
+    without (a test that used no printer has no receipts to judge I1 on)."""
+    needs = tuple(needs)
+    wrong = [n for n in needs if n not in RECORDS]
+    if wrong:
+        raise ValueError(f"invariant {name}: needs {wrong}, but the records are {', '.join(RECORDS)}")
+
+    def register(check: Callable[[Records], Iterable[Violation]]) -> Callable[[Records], Iterable[Violation]]:
+        if name in REGISTRY:
+            raise ValueError(f"invariant {name} is registered twice ({REGISTRY[name].check.__qualname__} and "
+                             f"{check.__qualname__})")
+        REGISTRY[name] = Invariant(name, description, needs, check)
+        INVARIANTS[name] = description
+        return check
+
+    return register
+
+
+def describe(name: str) -> str:
+    """What invariant `name` says (or what a violated expectation is)."""
+    return "what the test expects" if name == EXPECTED else INVARIANTS.get(name, "unregistered invariant")
 
 
 @dataclass(frozen=True)
@@ -91,11 +136,17 @@ class Sale:
 
 @dataclass(frozen=True)
 class Violation:
+    """One broken invariant (or unmet expectation), typed: which, what, and where to look."""
+
     invariant: str
     message: str
     payment: str = ""
     receipt: int | None = None
     evidence: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        return describe(self.invariant)
 
     def __str__(self) -> str:
         where = []
@@ -105,27 +156,36 @@ class Violation:
             where.append(f"receipt #{self.receipt}")
         if self.evidence:
             where.append("evidence: " + ", ".join(self.evidence))
-        return f"{self.invariant} ({INVARIANTS[self.invariant]}): {self.message}" + (
+        return f"{self.invariant} ({self.description}): {self.message}" + (
             f" [{'; '.join(where)}]" if where else "")
 
 
 @dataclass
 class Reconciliation:
-    """What the oracle found: the violations (none = every invariant holds) and which receipt paid which payment."""
+    """What the oracle found: the violations (none = every invariant checked holds), which invariants it checked
+    and which it could not (name -> why), and which receipt paid which payment."""
 
     violations: list[Violation] = field(default_factory=list)
     matches: list[tuple[int, str]] = field(default_factory=list)     # (receipt index, payment ref)
+    checked: list[str] = field(default_factory=list)
+    not_checked: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.violations
+
+    @property
+    def broken(self) -> list[str]:
+        """The names of the invariants (and "expect") violated, in order, once each."""
+        return list(dict.fromkeys(v.invariant for v in self.violations))
 
     def of(self, invariant: str) -> list[Violation]:
         return [v for v in self.violations if v.invariant == invariant]
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "violations": [asdict(v) | {"text": str(v)} for v in self.violations],
-                "matches": [{"receipt": r, "payment": p} for r, p in self.matches]}
+                "matches": [{"receipt": r, "payment": p} for r, p in self.matches],
+                "checked": list(self.checked), "not_checked": dict(self.not_checked)}
 
     def __str__(self) -> str:
         if self.ok:
@@ -133,8 +193,9 @@ class Reconciliation:
         return "oracle: " + "\n".join(str(v) for v in self.violations)
 
 
-def _match_receipts(receipts: list[PrintedReceipt], payments: list[Payment]) -> dict[int, Payment]:
-    """Pair each card sale receipt with one money-holding payment: by auth code first, then by amount."""
+def _pair(receipts: list[PrintedReceipt], payments: list[Payment]) -> dict[int, Payment]:
+    """Pair each card sale receipt with one money-holding payment (by auth code first, then by amount), and each
+    card copy with any money-holding payment it reprints."""
     free = [p for p in payments if p.holds_money]
     pairs: dict[int, Payment] = {}
     sale_receipts = [r for r in receipts if r.kind == "sale" and r.tender == "card"]
@@ -151,81 +212,149 @@ def _match_receipts(receipts: list[PrintedReceipt], payments: list[Payment]) -> 
         if hit:
             pairs[r.index] = hit
             free.remove(hit)
-    return pairs
-
-
-def reconcile(payments: Iterable[Payment], journal: Iterable[JournalEntry], receipts: Iterable[PrintedReceipt],
-              sales: Iterable[Sale] = (), evidence_dir: Path | None = None,
-              known_pans: Iterable[str] = PANS) -> Reconciliation:
-    """Check I1-I6 over the three records (plus the till's own sales). Call only once the bench is quiet."""
-    payments, journal, receipts, sales = list(payments), list(journal), list(receipts), list(sales)
-    result = Reconciliation()
-    add = result.violations.append
-    pairs = _match_receipts(receipts, payments)
-
     holding = [p for p in payments if p.holds_money]
-    for r in receipts:                                                         # I1 (copies)
+    for r in receipts:
         if r.kind == "copy" and r.tender == "card":
             hit = next((p for p in holding if p.amount == r.amount and (not r.auth_code or not p.auth_code
                                                                           or p.auth_code == r.auth_code)), None)
             if hit:
                 pairs[r.index] = hit
-            else:
-                add(Violation("I1", f"receipt copy for {_money(r.amount)} but the acquirer holds no such payment",
-                              receipt=r.index, evidence=(r.evidence,) if r.evidence else ()))
-    for r in receipts:                                                         # I1
-        if r.kind == "sale" and r.tender == "card" and r.index not in pairs:
-            held = [p for p in payments if p.amount == r.amount]
+    return pairs
+
+
+@dataclass
+class Records:
+    """What the oracle reads, and the receipt -> payment pairing every invariant shares."""
+
+    payments: list[Payment]
+    journal: list[JournalEntry]
+    receipts: list[PrintedReceipt]
+    sales: list[Sale]
+    evidence_dir: Path | None = None
+    known_pans: tuple[str, ...] = PANS
+    pairs: dict[int, Payment] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pairs = _pair(self.receipts, self.payments)
+
+
+def _evidence(r: PrintedReceipt) -> tuple[str, ...]:
+    return (r.evidence,) if r.evidence else ()
+
+
+@invariant("I1", "no sale receipt without a settled payment of that amount", needs=("receipts", "payments"))
+def _no_receipt_without_payment(rec: Records) -> Iterator[Violation]:
+    for r in rec.receipts:
+        if r.kind == "copy" and r.tender == "card" and r.index not in rec.pairs:
+            yield Violation("I1", f"receipt copy for {_money(r.amount)} but the acquirer holds no such payment",
+                            receipt=r.index, evidence=_evidence(r))
+    for r in rec.receipts:
+        if r.kind == "sale" and r.tender == "card" and r.index not in rec.pairs:
+            held = [p for p in rec.payments if p.amount == r.amount]
             states = ", ".join(f"{p.ref}={p.state}" for p in held) or "no payment of that amount at all"
-            add(Violation("I1", f"sale receipt for {_money(r.amount)} but the acquirer holds no such payment "
-                                f"({states})", payment=held[0].ref if held else "", receipt=r.index,
-                          evidence=(r.evidence,) if r.evidence else ()))
+            yield Violation("I1", f"sale receipt for {_money(r.amount)} but the acquirer holds no such payment "
+                                  f"({states})", payment=held[0].ref if held else "", receipt=r.index,
+                            evidence=_evidence(r))
 
-    matched = {p.ref for p in pairs.values()}
-    for p in payments:                                                         # I2
+
+@invariant("I2", "no settled payment without its sale receipt unless reversed", needs=("receipts", "payments"))
+def _no_payment_without_receipt(rec: Records) -> Iterator[Violation]:
+    matched = {p.ref for p in rec.pairs.values()}
+    for p in rec.payments:
         if p.holds_money and p.ref not in matched:
-            add(Violation("I2", f"acquirer holds {_money(p.amount)} ({p.state}) but no sale receipt was printed "
-                                f"for it", payment=p.ref))
+            yield Violation("I2", f"acquirer holds {_money(p.amount)} ({p.state}) but no sale receipt was printed "
+                                  f"for it", payment=p.ref)
 
-    held_by_amount = Counter(p.amount for p in payments if p.holds_money)      # I3
-    card_sales = [s for s in sales if s.tender == "card"]
+
+@invariant("I3", "at most one charge per sale", needs=("payments", "sales"))
+def _one_charge_per_sale(rec: Records) -> Iterator[Violation]:
+    held_by_amount = Counter(p.amount for p in rec.payments if p.holds_money)
+    card_sales = [s for s in rec.sales if s.tender == "card"]
     sales_by_amount = Counter(s.amount for s in card_sales)
     for amount, n in held_by_amount.items():
         allowed = sales_by_amount.get(amount, 0) if card_sales else 1
         if n > max(allowed, 1):
-            refs = [p.ref for p in payments if p.holds_money and p.amount == amount]
-            add(Violation("I3", f"{n} charges of {_money(amount)} held by the acquirer for {allowed} sale(s) "
-                                f"of that amount", payment=", ".join(refs)))
+            refs = [p.ref for p in rec.payments if p.holds_money and p.amount == amount]
+            yield Violation("I3", f"{n} charges of {_money(amount)} held by the acquirer for {allowed} sale(s) "
+                                  f"of that amount", payment=", ".join(refs))
 
-    for r in receipts:                                                         # I4 (receipts)
+
+@invariant("I4", "receipts and evidence show masked card numbers only")
+def _masked_card_numbers(rec: Records) -> Iterator[Violation]:
+    for r in rec.receipts:
         for pan in find_unmasked_pans(r.text):
-            add(Violation("I4", f"receipt shows an unmasked card number ({pan})", receipt=r.index,
-                          evidence=(r.evidence,) if r.evidence else ()))
-    if evidence_dir is not None:                                               # I4 (evidence files)
-        for path, pans in scan_evidence(Path(evidence_dir), known_pans):
-            add(Violation("I4", f"evidence file shows {len(pans)} unmasked card number(s) ({pans[0]})",
-                          evidence=(str(path),)))
+            yield Violation("I4", f"receipt shows an unmasked card number ({pan})", receipt=r.index,
+                            evidence=_evidence(r))
+    if rec.evidence_dir is not None:
+        for path, pans in scan_evidence(Path(rec.evidence_dir), rec.known_pans):
+            yield Violation("I4", f"evidence file shows {len(pans)} unmasked card number(s) ({pans[0]})",
+                            evidence=(str(path),))
 
-    for r in receipts:                                                         # I5
-        if r.drawer_pulses and r.tender == "card" and r.index not in pairs:
-            add(Violation("I5", f"drawer opened {r.drawer_pulses}x on a card receipt whose payment is not settled",
-                          receipt=r.index, evidence=(r.evidence,) if r.evidence else ()))
 
-    offline_refs = {p.ref for p in payments if p.offline and p.holds_money}    # I6
-    offline_refs |= {e.host_ref or e.trace for e in journal if e.offline and e.result == "approved"}
-    for r in receipts:
-        p = pairs.get(r.index)
+@invariant("I5", "no drawer pulse for an unsettled card payment", needs=("receipts", "payments"))
+def _no_drawer_unless_paid(rec: Records) -> Iterator[Violation]:
+    for r in rec.receipts:
+        if r.drawer_pulses and r.tender == "card" and r.index not in rec.pairs:
+            yield Violation("I5", f"drawer opened {r.drawer_pulses}x on a card receipt whose payment is not "
+                                  f"settled", receipt=r.index, evidence=_evidence(r))
+
+
+@invariant("I6", "offline approvals printed as offline", needs=("receipts", "payments"))
+def _offline_printed_as_offline(rec: Records) -> Iterator[Violation]:
+    for r in rec.receipts:
+        p = rec.pairs.get(r.index)
         if p is None:
             continue
         journal_offline = any(e.offline and (e.host_ref == p.ref or (e.auth_code and e.auth_code == p.auth_code))
-                              for e in journal)
+                              for e in rec.journal)
         is_offline = p.offline or journal_offline
         if is_offline and not r.offline:
-            add(Violation("I6", "offline approval printed without saying offline", payment=p.ref, receipt=r.index))
+            yield Violation("I6", "offline approval printed without saying offline", payment=p.ref,
+                            receipt=r.index)
         if r.offline and not is_offline:
-            add(Violation("I6", "receipt says offline but the payment was approved online", payment=p.ref,
-                          receipt=r.index))
-    result.matches = sorted((i, p.ref) for i, p in pairs.items())
+            yield Violation("I6", "receipt says offline but the payment was approved online", payment=p.ref,
+                            receipt=r.index)
+
+
+def select(only: Iterable[str] | None = None, skip: Iterable[str] = ()) -> list[Invariant]:
+    """The invariants to check, in registry order: `only` these (default: all), minus `skip`.
+
+    >>> [i.name for i in select(["I3", "I1"])]
+    ['I1', 'I3']
+    """
+    only = None if only is None else list(only)
+    skip = list(skip)
+    unknown = [n for n in [*(only or []), *skip] if n not in REGISTRY]
+    if unknown:
+        raise UnknownInvariant(f"unknown invariant(s) {', '.join(map(repr, unknown))}: the oracle checks "
+                               f"{', '.join(REGISTRY)} (see harness/acceptance/oracle.py)")
+    return [inv for name, inv in REGISTRY.items() if (only is None or name in only) and name not in skip]
+
+
+def reconcile(payments: Iterable[Payment], journal: Iterable[JournalEntry], receipts: Iterable[PrintedReceipt],
+              sales: Iterable[Sale] = (), evidence_dir: Path | None = None,
+              known_pans: Iterable[str] = PANS, *, only: Iterable[str] | None = None, skip: Iterable[str] = (),
+              unavailable: Mapping[str, str] | None = None, expect: Iterable[Any] = ()) -> Reconciliation:
+    """Check the invariants (all registered by default: I1-I6 and any added) over the three records plus the
+    till's own sales. Call only once the bench is quiet.
+
+    `only`/`skip` select invariants by name; `unavailable` names records nobody kept ({"receipts": "the test
+    used no printer"}): the invariants reading them are reported as not checked rather than judged on nothing.
+    `expect`: a test's expected outcomes (`harness.acceptance.expectations`), checked on the same records.
+    """
+    rec = Records(list(payments), list(journal), list(receipts), list(sales), evidence_dir, tuple(known_pans))
+    unavailable = dict(unavailable or {})
+    result = Reconciliation()
+    for inv in select(only, skip):
+        missing = [unavailable[n] for n in inv.needs if n in unavailable]
+        if missing:
+            result.not_checked[inv.name] = "; ".join(missing)
+            continue
+        result.checked.append(inv.name)
+        result.violations.extend(inv.check(rec))
+    for expectation in expect:
+        result.violations.extend(expectation.violations(rec, unavailable))
+    result.matches = sorted((i, p.ref) for i, p in rec.pairs.items())
     return result
 
 

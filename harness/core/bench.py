@@ -2,6 +2,8 @@
 
 >>> bench = Bench(rig, evidence, topology)                 # doctest: +SKIP
 >>> bench.till.sell([{"sku": "milk", "price": "1.19"}])   # starts printer, host, terminal, till  # doctest: +SKIP
+>>> bench.reconcile().violations                          # the oracle, once the bench is quiet  # doctest: +SKIP
+[]
 >>> bench.close()                                         # newest first, errors collected  # doctest: +SKIP
 
 The bench is the only place that knows the whole rig: it builds each driver with the devices the driver declares
@@ -13,13 +15,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.device import Device, DeviceContext
+from harness.core.events import now
 from harness.core.evidence import Evidence
 from harness.core.registry import lookup
 from harness.core.rig import Rig
 from harness.topology import Network, Topology
+
+if TYPE_CHECKING:
+    from harness.acceptance.oracle import Reconciliation
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +47,17 @@ class Bench:
         self._starting: dict[str, threading.Event] = {}
         self._local = threading.local()
         self._lock = threading.RLock()
+        self.t0 = now()                                 # the origin of this bench's timeline
+        self.closed = False
+        self.expected: list[str] = []                   # what the test expects beyond the invariants
 
     # -- devices ---------------------------------------------------------------------------------
     def device(self, name: str) -> Device:
         """The started device named `name` in the rig (a device or a link). Safe to call from several threads:
         a device another thread is starting is waited for, never started twice."""
+        if self.closed:
+            raise BenchError(f"cannot start {name!r}: the bench is closed (its test ended and its devices were closed "
+                             f"after the oracle reconciled them)")
         stack = self._local.__dict__.setdefault("stack", [])
         if name in stack:
             raise BenchError(f"dependency cycle while starting {name!r}: {' -> '.join([*stack, name])}")
@@ -138,6 +150,12 @@ class Bench:
             raise BenchError(f"rig {self.rig.name!r} ({self.rig.path}) has no {kind}; add one under 'devices'")
         return self.device(specs[0].name)
 
+    def running(self, kind: str) -> Any:
+        """The (first) device of `kind` if it was started, else None: never starts one."""
+        specs = self.rig.of_kind(kind)
+        with self._lock:
+            return self._devices.get(specs[0].name) if specs else None
+
     @property
     def printer(self) -> Any:
         return self.of_kind("printer")
@@ -163,13 +181,35 @@ class Bench:
     def started(self) -> list[Device]:
         return list(self._order)
 
+    # -- the oracle ---------------------------------------------------------------------------------
+    def expect(self, *text: str) -> None:
+        """Add what this test expects beyond the invariants, in the matrix's words ("not charged, no sale
+        receipt"; see `harness.acceptance.expectations`); checked by `reconcile()` and at the test's end."""
+        from harness.acceptance.expectations import parse
+
+        parse(text)                                     # unreadable words fail here, not at the end
+        self.expected.extend(text)
+
+    def reconcile(self, *only: str, skip: tuple[str, ...] = (), expect: str | None = None) -> Reconciliation:
+        """Quiet the bench (stored reversals delivered, owed receipts printed), then let the oracle reconcile
+        the records of the devices started so far: every invariant (or `only` those, minus `skip`) and this
+        test's expectations (plus `expect`). Returns the `Reconciliation`, violations typed.
+
+        Armed faults stay armed; the test's end clears them before its own, final reconciliation."""
+        from harness.acceptance.bench_oracle import reconcile_bench
+
+        return reconcile_bench(self, only=only or None, skip=skip,
+                               expect=[*self.expected, *([expect] if expect else [])])
+
     def identities(self) -> list[dict[str, Any]]:
         return [d.identity() for d in self._order]
 
     def close(self) -> list[str]:
-        """Close every started device, newest first. Returns (and logs) the errors instead of stopping at one."""
+        """Close every started device, newest first; none starts afterwards. Returns (and logs) the errors instead
+        of stopping at one."""
         errors = []
         with self._lock:
+            self.closed = True
             order, self._order, self._devices = self._order[::-1], [], {}
         for dev in order:
             err = _close_quietly(dev)

@@ -1,6 +1,22 @@
-"""The oracle catches each invariant's violation, and passes consistent records."""
+"""The oracle catches each invariant's violation, and passes consistent records; invariants are chosen and
+added by name; expectations read in the matrix's words."""
 
-from harness.acceptance.oracle import JournalEntry, Payment, PrintedReceipt, Sale, reconcile
+import pytest
+
+from harness.acceptance.expectations import ExpectationError, parse
+from harness.acceptance.oracle import (
+    INVARIANTS,
+    REGISTRY,
+    JournalEntry,
+    Payment,
+    PrintedReceipt,
+    Records,
+    Sale,
+    UnknownInvariant,
+    Violation,
+    invariant,
+    reconcile,
+)
 
 
 def _receipt(i=0, amount=1190, kind="sale", **kw):
@@ -76,3 +92,56 @@ def test_reprint_copy_needs_a_held_payment_but_is_not_a_second_sale():
     assert ok.ok, str(ok)
     bad = reconcile([Payment("p", 1190, "reversed")], [], [_receipt(0, kind="copy")], [Sale("s", 1190)])
     assert [x.invariant for x in bad.violations] == ["I1"]
+
+
+def test_named_invariants_only_or_all_but_some():
+    records = ([Payment("p", 1190, "reversed")], [], [_receipt()], [Sale("s", 1190)])     # I1 broken
+    assert reconcile(*records).broken == ["I1"]
+    only = reconcile(*records, only=["I2", "I3"])
+    assert only.ok and only.checked == ["I2", "I3"]
+    assert reconcile(*records, skip=["I1"]).ok
+    with pytest.raises(UnknownInvariant, match=r"unknown invariant\(s\) 'I9': the oracle checks I1, I2"):
+        reconcile(*records, only=["I9"])
+
+
+def test_invariants_whose_records_were_not_kept_are_not_checked_rather_than_judged_on_nothing():
+    no_printer = reconcile([Payment("p", 1190, "approved")], [], [], [Sale("s", 1190)],
+                           unavailable={"receipts": "no receipts: the test used no printer"})
+    assert no_printer.ok                                            # without it, I2: money held without receipt
+    assert no_printer.not_checked["I2"] == "no receipts: the test used no printer"
+    assert "I3" in no_printer.checked and "I1" not in no_printer.checked
+
+
+def test_a_new_invariant_plugs_in_by_name_and_is_checked_by_default():
+    @invariant("T-never-declined-paid", "the till never says paid for a declined card", needs=("sales",))
+    def _check(rec: Records):
+        for s in rec.sales:
+            if s.status == "paid" and not any(p.holds_money for p in rec.payments):
+                yield Violation("T-never-declined-paid", f"{s.sale_id} paid, nothing held")
+
+    try:
+        result = reconcile([Payment("p", 1190, "declined")], [], [], [Sale("s", 1190, status="paid")])
+        [v] = result.violations
+        assert v.invariant == "T-never-declined-paid" and v.description.startswith("the till never says paid")
+        assert str(v) == ("T-never-declined-paid (the till never says paid for a declined card): s paid, "
+                          "nothing held")
+        assert reconcile([], [], [], [Sale("s", 1190, status="paid")], skip=["T-never-declined-paid"]).ok
+        with pytest.raises(ValueError, match="registered twice"):
+            invariant("T-never-declined-paid", "again")(_check)
+    finally:
+        REGISTRY.pop("T-never-declined-paid")
+        INVARIANTS.pop("T-never-declined-paid")
+
+
+def test_expectations_in_the_matrix_words():
+    reversed_sale = ([Payment("p", 119, "reversed")], [], [], [Sale("s", 119, status="failed")])
+    assert reconcile(*reversed_sale, expect=parse("not charged, no sale receipt; one reversal, failed")).ok
+    result = reconcile(*reversed_sale, expect=parse(["sale completes", "two receipts"]))
+    assert [str(v) for v in result.violations] == [
+        "expect (what the test expects): expected sale completes, but the acquirer holds 0 payment(s) (ledger: "
+        "p=reversed); 0 sale receipt(s) came out (printed: nothing); the till says s failed",
+        "expect (what the test expects): expected two receipts, but 0 receipt(s) came out (printed: nothing)"]
+    unknown = reconcile(*reversed_sale, expect=parse("no receipt"), unavailable={"receipts": "no printer used"})
+    assert [v.message for v in unknown.violations] == ["cannot check 'no receipt': no printer used"]
+    with pytest.raises(ExpectationError, match="cannot read expectation 'charged thrice'; say one of: not charged"):
+        parse("charged once, charged thrice")
