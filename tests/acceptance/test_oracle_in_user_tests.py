@@ -93,8 +93,11 @@ def test_seeded_bug_fails_a_test_without_assertions_and_the_reports_carry_it(pyt
 
     doc = json.loads((report / "acceptance.json").read_text())
     records = {s["id"]: s for s in doc["scenarios"]}
-    assert set(records) == {"test_user.py::test_sells_through_a_lost_approval",
-                            "test_user.py::test_only_some_invariants"}          # opted out: no verdict to report
+    assert set(records) == {f"test_user.py::{name}" for name in (                # every selected test has a row
+        "test_sells_through_a_lost_approval", "test_only_some_invariants", "test_opted_out",
+        "test_asserts_on_the_verdict", "test_expects_in_unknown_words")}
+    assert not records["test_user.py::test_opted_out"]["timeline"]              # opted out: the oracle kept nothing
+    assert records["test_user.py::test_expects_in_unknown_words"]["status"] == "setup error"
     failed = records["test_user.py::test_sells_through_a_lost_approval"]
     assert failed["verdict"] == "FAIL" and failed["violations"][0].startswith("I1 (")
     assert failed["link"] == "terminal-host" and failed["stage"] == "0210" and failed["fault"] == "drop"
