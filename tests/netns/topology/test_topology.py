@@ -14,9 +14,12 @@ from harness import topology as netns
 pytestmark = pytest.mark.needs_netns
 
 
-def _netns_names() -> set[str]:
+def _netns_names(owner: int | None = None) -> set[str]:
+    """Named namespaces of `owner` (default this process; other xdist workers build and remove their own
+    meanwhile)."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
+    return {name for line in out.splitlines() if line.strip()
+            if (name := line.split()[0]).startswith(f"posrig-{owner or os.getpid()}-")}
 
 
 def _echo_once(server):
@@ -99,11 +102,11 @@ def test_reaper_removes_leftovers_of_a_sigkilled_run():
         assert label.startswith(f"posrig-{child.pid}-")
         os.kill(child.pid, signal.SIGKILL)
         child.wait(5)
-        left = {n for n in _netns_names() if n.startswith(label)}
+        left = {n for n in _netns_names(child.pid) if n.startswith(label)}
         assert len(left) == 3                             # till, host, link: SIGKILL ran no teardown
         removed = netns.reap_leftovers()
         assert {f"netns {n}" for n in left} <= set(removed)
-        assert not {n for n in _netns_names() if n.startswith(label)}
+        assert not {n for n in _netns_names(child.pid) if n.startswith(label)}
     finally:
         if child.poll() is None:
             child.kill()
