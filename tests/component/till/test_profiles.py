@@ -159,8 +159,9 @@ def test_paper_out_after_booking_correct_owes_and_reprints(make_till):
     out2 = till.sell(BASKET, "cash")
     assert out2.status == "paid" and out2.receipt == "pending"
     printer.paper = True
-    recovered = {o.sale_id: o for o in till.recover()}
-    assert recovered[out2.sale_id].receipt == "printed"
+    till.recover()                        # or the till's own reprinter got there first: either way it is printed
+    [sale] = [s for s in till.journal() if out2.sale_id in (s.get("sale_id"), s.get("id"))]
+    assert sale["receipt"] == "printed"
     assert "REPRINT" in printer.text
 
 
