@@ -230,6 +230,15 @@ class Decoder:
         """End of stream: emit the trailing text run and an `Incomplete` for any command cut short."""
         return self._run(final=True)
 
+    def salvage(self, reason: str) -> Event:
+        """After a failure inside the decoder: every byte buffered but not yet decoded as one `Unknown` event
+        (nothing is lost, offsets stay right), and a clean buffer to go on from."""
+        event = Unknown(bytes(self._buf), self._base, reason)
+        self._base += len(self._buf)
+        self._buf.clear()
+        self._need = 0
+        return event
+
     def _run(self, final: bool) -> list[Event]:
         events: list[Event] = []
         pos = self._parse(events, final)
