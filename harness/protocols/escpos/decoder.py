@@ -444,7 +444,8 @@ class Decoder:
             w, h = params[4] | params[5] << 8, params[6] | params[7] << 8
             bits = params[8:]
             row = (w + 7) // 8
-            self.graphics = (w, h, bits[:row * h])
+            h = min(h, len(bits) // row) if row else 0      # only the rows sent: a declared 65535 x 65535 from
+            self.graphics = (w, h, bits[:row * h])          # a few bytes would take gigabytes to draw
             return Graphics(raw, offset, fn, params[:8], (w, h))
         if fn == C.GRAPHICS_FN_PRINT:
             if self.graphics is None:

@@ -88,13 +88,14 @@ class ReceiptImage:
         return (self.width + 7) // 8
 
     def to_pil(self):
-        """The image as a Pillow '1' image (black = 0)."""
+        """The image as a Pillow '1' image (black = 0); at least 1 x 1 (an empty image cannot be drawn)."""
         from PIL import Image as PILImage
         from PIL import ImageOps
 
-        need = self.row_bytes * self.height
-        data = self.bits[:need].ljust(need, b"\x00")
-        im = PILImage.frombytes("1", (self.width, self.height), data)
+        width, height = max(1, self.width), max(1, self.height)
+        need = (width + 7) // 8 * height
+        data = self.bits[:need].ljust(need, b"\x00") if self.width and self.height else bytes(need)
+        im = PILImage.frombytes("1", (width, height), data)
         return ImageOps.invert(im.convert("L")).convert("1")
 
     def pixel(self, x: int, y: int) -> bool:
