@@ -18,7 +18,7 @@ from harness.printer.render import render_html, render_png, render_text
 from harness.protocols.escpos import commands as C
 from harness.protocols.escpos.decoder import Decoder
 from harness.protocols.escpos.receipt import ReceiptBuilder
-from tests.fuzz.conftest import fuzz
+from tests.fuzz.budget import fuzz
 from tests.fuzz.targets import ESCPOS_PREFIXES, ESCPOS_SAMPLES, EscposTarget
 
 NORMAL = C.INITIALIZE + b"Coffee   4.20\nTOTAL    4.20\n" + C.CUT_FULL
