@@ -89,6 +89,7 @@ def test_the_shared_target_survives_a_stream(frames):
 
 @fuzz(200)
 @given(escpos)
+@example(b"\x1bu")                               # ESC u takes the DLE as its n: two answers, DLE EOT's first
 def test_printer_core_answers_real_time_status_after_any_bytes(data):
     """Whatever came before, DLE EOT 1 is answered with one status byte, and nothing raises."""
     core = PrinterCore()
@@ -96,7 +97,8 @@ def test_printer_core_answers_real_time_status_after_any_bytes(data):
     core.receive(data, answers.append)
     answers.clear()
     core.receive(C.DLE_EOT_PRINTER, answers.append)
-    assert len(answers) == 1 and answers[0][0] & C.STATUS_FIXED_MASK == C.STATUS_FIXED
+    # answered first, on arrival (a command the garbage left open may take DLE as its parameter and answer too)
+    assert len(answers[0]) == 1 and answers[0][0] & C.STATUS_FIXED_MASK == C.STATUS_FIXED
     core.flush()
     assert all(not r.decode_faults for r in core.receipts)
     core.close()
