@@ -84,9 +84,14 @@ def escpos_frame(rng: random.Random) -> bytes:
     return b"".join(parts)
 
 
+STREAM_WAIT_LIMIT = 4096     # bytes of one unfinished command after which the target starts a new stream
+
+
 class EscposTarget:
     """The printer's decoder and receipt builder as the emulated printer runs them (state kept across frames, as
-    on one till connection), each finished receipt rendered as text and JSON. A decode fault is a bug here."""
+    on one till connection), each finished receipt rendered as text and JSON. A decode fault is a bug here.
+    Garbage often declares a long command (up to 4 MiB) that would swallow every later frame: past
+    STREAM_WAIT_LIMIT bytes waiting, the stream is finished and a new one begins, so runs keep reaching receipts."""
 
     name = "escpos"
 
@@ -99,9 +104,15 @@ class EscposTarget:
         self.decoder = Decoder(p.codepage, p.chinese, p.chinese_codec)
         self.builder = ReceiptBuilder(p.name)
         self.receipts = 0
+        self.streams = 1
 
     def feed(self, frame: bytes) -> None:
         self._take(self.decoder.feed(frame))
+        if self.decoder.pending > STREAM_WAIT_LIMIT:
+            self.finish()                              # the till hung up inside a long command: a new stream
+            self.decoder = type(self.decoder)(self.decoder.default_codepage, self.decoder.default_chinese,
+                                              self.decoder.chinese_codec)
+            self.streams += 1
 
     def finish(self) -> None:
         self._take(self.decoder.finish())
