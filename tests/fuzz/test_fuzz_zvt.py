@@ -74,3 +74,18 @@ def test_terminal_answers_a_registration_after_garbage_on_a_socket(terminal, str
                 till.ack()
                 if msg.control in ((0x06, 0x0F), (0x06, 0x1E)):
                     break
+
+
+def test_unasked_acknowledgements_do_not_pile_up(tmp_path):
+    """Found by bench_fuzz (RSS +12 MiB over 1,000,000 frames): every 80 00 / 84 xx the ECR sent while no
+    command waited was queued for ever. Only the newest few are kept."""
+    from harness.terminal.ecr import MAX_UNREAD_REPLIES
+
+    target = ZvtTarget(tmp_path)
+    try:
+        for i in range(5000):
+            target.feed(zvt.encode("ack") if i % 2 else zvt.encode("nack", result_code=0x9C))
+        assert target.session.replies.qsize() == MAX_UNREAD_REPLIES
+        assert target.session.replies.get_nowait().name in ("ack", "nack")
+    finally:
+        target.close()
