@@ -110,6 +110,7 @@ def run(name: str, frames: int, seed: int, hang_seconds: float, save: Path | Non
         "wall_frames_per_s": round(frames / wall), "wall_s": round(wall, 1),
         "exceptions": dict(errors), "first_of_each": first, "hangs": hangs, "hang_bound_s": hang_seconds,
         "slowest_frame_ms": round(slowest[0] * 1000, 2), "slowest_frame_bytes": len(slowest[1]),
+        "slowest_frame_hex": slowest[1][:100].hex(),
         "rss_mib_after_10pct": round(base_rss, 1) if base_rss else None, "rss_mib_end": round(end_rss, 1),
         "rss_growth_mib": round(end_rss - base_rss, 1) if base_rss else None,
         "heap_growth_mib": round(end_heap - base_heap, 2) if end_heap is not None and base_heap is not None

@@ -134,3 +134,15 @@ def test_live_printer_journals_a_normal_receipt_after_garbage(tmp_path_factory, 
         assert last.lines[-2:] == ["Coffee   4.20", "TOTAL    4.20"]
         assert json.loads(last.files["json"].read_text())["amounts"][-2:] == ["4.20", "4.20"]
         assert all(not r.decode_faults for r in printer.receipts)
+
+
+def test_style_changes_from_garbage_stay_bounded():
+    """Found by bench_fuzz (slow RSS growth): each new (style, change) pair was remembered for the printer's
+    life; garbage reaches about a million of them."""
+    from harness.protocols.escpos.receipt import STYLE_CACHE_MAX
+
+    builder = ReceiptBuilder()
+    stream = b"".join(b"\x1b-" + bytes([u]) + b"\x1d!" + bytes([s]) + b"\x1bE" + bytes([b & 1]) + b"x"
+                      for u in range(0, 256, 3) for s in range(0, 0x78, 7) for b in range(2))
+    builder.add(Decoder().feed(stream + C.CUT_FULL))
+    assert 0 < len(builder._style_cache) <= STYLE_CACHE_MAX

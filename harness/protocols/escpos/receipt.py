@@ -45,6 +45,8 @@ from harness.protocols.escpos.events import (
 
 log = logging.getLogger(__name__)
 
+STYLE_CACHE_MAX = 1024       # style transitions remembered by a ReceiptBuilder (a real till uses a few dozen)
+
 AMOUNT = re.compile(r"(?<![\d.,])-?\d{1,3}(?:([.,' ])\d{3})*[.,]\d{2}(?![\d])"
                     r"|(?<![\d.,])-?\d+[.,]\d{2}(?![\d])")
 
@@ -353,6 +355,8 @@ class ReceiptBuilder:
             return
         self._style_change(e)
         if e.attr != "align":
+            if len(self._style_cache) >= STYLE_CACHE_MAX:    # garbage reaches ~10^6 combinations: stay bounded
+                self._style_cache.clear()
             self._style_cache[key] = self.style
 
     def _style_change(self, e: Style) -> None:
