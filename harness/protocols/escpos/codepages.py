@@ -78,9 +78,12 @@ def decode_text(raw: bytes, codec: str) -> str:
     table = _TABLES.get(codec)
     if table is None and not has_codec(codec):
         table = _FALLBACK
-    if table is not None:
-        return codecs.charmap_decode(raw, "replace", table)[0]
-    return raw.decode(codec, errors="replace")
+    if table is None:
+        try:
+            return raw.decode(codec, errors="replace")
+        except LookupError:                        # a codec that is no text encoding (e.g. 'rot13')
+            table = _FALLBACK
+    return codecs.charmap_decode(raw, "replace", table)[0]
 
 
 def fallback_note(codec: str) -> str | None:
