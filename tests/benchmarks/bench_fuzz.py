@@ -98,7 +98,8 @@ def run(name: str, frames: int, seed: int, hang_seconds: float, save: Path | Non
             gc.collect()
             base_rss, base_heap = rss_mib(), heap_mib()
     wall = time.perf_counter() - started
-    extra = {k: v for k, v in vars(target).items() if k in ("receipts", "streams", "answers", "messages", "ledgers")}
+    counts = ("receipts", "streams", "answers", "messages", "staged", "ledgers")
+    extra = {k: v for k, v in vars(target).items() if k in counts}
     try:
         target.close()
     except Exception:  # noqa: BLE001 - a close failure is reported, not fatal

@@ -371,7 +371,7 @@ class LinkTarget:
 
     def __init__(self) -> None:
         self.messages = 0
-        self.stages: dict[str | None, int] = {}
+        self.staged = 0          # dissected messages with a stage
         self._fresh()
         self.samples = zvt_samples()
 
@@ -405,7 +405,7 @@ class LinkTarget:
             whole = layer.tcp_reassemble(frame, {}, None)
             if whole is not None:
                 for msg in messages(whole):
-                    self.stages[msg.stage] = self.stages.get(msg.stage, 0) + 1
+                    self.staged += msg.stage is not None
                     if hasattr(msg, "stan"):
                         msg.stan()
             layer.pan_span(frame[: layer.pan_head])
