@@ -197,6 +197,16 @@ def tap(args) -> int:
 
 
 def render(args) -> int:
+    """Render a file of raw ESC/POS bytes: the output, or a one-line error (never a traceback). A receipt's codec
+    notes and decode faults are reported on stderr, one line each."""
+    try:
+        return _render(args)
+    except Exception as exc:  # noqa: BLE001 - a bad file gets a one-line answer, not a traceback
+        print(f"posrig receipt render: cannot render {args.file}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _render(args) -> int:
     from harness.printer.core import ReceiptLog
     from harness.printer.render import FontMissingError, render_html_page, render_image, render_text
 
@@ -212,6 +222,9 @@ def render(args) -> int:
     if not receipts:
         print(f"posrig receipt render: {args.file} holds no printable bytes", file=sys.stderr)
         return 1
+    for r in receipts:
+        for note in [*r.codec_notes, *r.decode_faults]:
+            print(f"posrig receipt render: receipt {r.index + 1}: {note}", file=sys.stderr)
     try:
         if args.format == "png":
             if not args.output:

@@ -55,8 +55,20 @@ class StreamMessage(Packet):
         raise NotImplementedError
 
     @property
-    def stage(self) -> str:
-        return self.frame(bytes(self)[: self.head_size])[1]
+    def stage(self) -> str | None:
+        """The message's stage name; None for a segment too short to carry one or that no message starts with."""
+        head = self._own_bytes()[: self.head_size]
+        try:
+            whole = self.frame(head)
+        except FramingError:
+            return None
+        return None if whole is None else whole[1]
+
+    def _own_bytes(self) -> bytes:
+        """This message's bytes as dissected (a short segment leaves later fields at their defaults, which
+        `bytes(self)` would fill in), or as built."""
+        cached = self.raw_packet_cache
+        return bytes(cached) if cached is not None else bytes(self)
 
     def guess_payload_class(self, payload: bytes) -> type[Packet]:
         try:

@@ -40,7 +40,9 @@ def _drop(_: bytes) -> None:
 class ReceiptLog:
     """Decoder + receipt builder + the receipts so far, with a blocking `wait_for_receipt`. Thread-safe.
 
-    The emulated printer (`PrinterCore`) and the real-printer tap both keep their receipts in one of these.
+    The emulated printer (`PrinterCore`) and the real-printer tap both keep their receipts in one of these. No
+    input stops it: a failure inside the decoder is recorded as a decode fault of the receipt in progress (the
+    bytes it held kept as an `Unknown` event) and decoding goes on with the next bytes.
     """
 
     def __init__(self, profile: Profile | str | None = None,
@@ -58,11 +60,21 @@ class ReceiptLog:
     def feed(self, data: bytes) -> list[Event]:
         """Decode `data` (already recorded in `stream` by the caller or not: see `record`)."""
         with self._lock:
-            events = self.decoder.feed(data)
+            events = self._decode(data)
             if events:
                 self._add(events)
             self._changed.notify_all()
             return events
+
+    def _decode(self, data: bytes, final: bool = False) -> list[Event]:
+        """The decoder's events for `data` (or its last ones, `final`); never raises (see the class docstring)."""
+        try:
+            return self.decoder.finish() if final else self.decoder.feed(data)
+        except Exception as exc:  # noqa: BLE001 - no input may stop the journal
+            log.exception("ESC/POS decoder failed")
+            why = f"decoder failed: {type(exc).__name__}: {exc}"
+            self.builder.fault(f"{why} (bytes kept undecoded)")
+            return [self.decoder.salvage(why)]
 
     def record(self, data: bytes) -> None:
         with self._lock:
@@ -119,7 +131,7 @@ class ReceiptLog:
     def flush(self) -> Receipt | None:
         """End of stream: the uncut receipt in progress (if any), also added to `receipts` with cut=None."""
         with self._lock:
-            events = self.decoder.finish()
+            events = self._decode(b"", final=True)
             if events:
                 self._add(events)
             r = self.builder.flush()
@@ -193,14 +205,18 @@ class PrinterCore(ReceiptLog):
         return found
 
     def _print(self, data: bytes, reply: Reply) -> None:
-        events = self.decoder.feed(data)
+        events = self._decode(data)
         if events:
             self._handle(events, reply)
 
     def _handle(self, events: list[Event], reply: Reply) -> None:
         for e in events:
             if isinstance(e, StatusRequest):
-                self._request(e, reply)
+                try:
+                    self._request(e, reply)
+                except Exception as exc:  # noqa: BLE001 - a status request must not stop the printer
+                    log.exception("answering %s failed", e.request)
+                    self.builder.fault(f"{e.request} at byte {e.offset} not answered: {type(exc).__name__}: {exc}")
         self._add(events)
 
     def _request(self, e: StatusRequest, reply: Reply) -> None:

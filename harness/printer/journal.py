@@ -48,7 +48,7 @@ class ReceiptJournal:
 
     def write(self, receipt: Receipt) -> list[Path]:
         """Write the receipt's files, record them in `receipt.files` by kind ("bin", "txt", "png", "json") and
-        return their paths. A rendering failure leaves "png" out and is logged in the JSON."""
+        return their paths. A rendering failure leaves "png" out and is logged in the JSON (`render_error`)."""
         stem = self.folder / self.stem(receipt)
         record = receipt.to_dict()
         leaked = find_unmasked_pans(receipt.text)
@@ -63,6 +63,9 @@ class ReceiptJournal:
                 files["png"] = _write(stem, "png", render_png(shown))
             except FontMissingError as exc:
                 record["render_error"] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a receipt that cannot be drawn still gets its other files
+                log.exception("receipt %d could not be drawn", receipt.index + 1)
+                record["render_error"] = f"{type(exc).__name__}: {exc}"
         text = json.dumps(mask_obj(record), indent=2, ensure_ascii=False, default=str)
         files["json"] = _write(stem, "json", text.encode("utf-8"))
         receipt.files = files

@@ -158,15 +158,24 @@ def barcode_image(b: BarcodeBlock):
 
 
 def qr_image(q: QrBlock):
+    """The QR code drawn with qrcode, or a labelled box when its data does not fit a QR code (version 40)."""
     import qrcode
+    from PIL import Image, ImageDraw
 
     levels = {"L": qrcode.constants.ERROR_CORRECT_L, "M": qrcode.constants.ERROR_CORRECT_M,
               "Q": qrcode.constants.ERROR_CORRECT_Q, "H": qrcode.constants.ERROR_CORRECT_H}
     code = qrcode.QRCode(error_correction=levels.get(q.error_level, levels["L"]), box_size=max(1, q.size * 2),
                          border=2)
-    code.add_data(q.data)
-    code.make(fit=True)
-    return code.make_image(fill_color="black", back_color="white").get_image().convert("L")
+    try:
+        code.add_data(q.data)
+        code.make(fit=True)
+        return code.make_image(fill_color="black", back_color="white").get_image().convert("L")
+    except ValueError:                       # more data than any QR version holds
+        im = Image.new("L", (PAPER_DOTS - 2 * MARGIN, 40), 255)
+        d = ImageDraw.Draw(im)
+        d.rectangle((0, 0, im.width - 1, im.height - 1), outline=0)
+        d.text((6, 6), f"QR too long to draw ({len(q.data)} characters)", font=_font(FONT_B_PX), fill=0)
+        return im
 
 
 def _aligned(im, align: int, width: int):

@@ -185,11 +185,14 @@ def encode_frame(fields: dict[str, Any], spec: str = DEFAULT_SPEC, framing: Fram
 
 
 def decode(raw: bytes, spec: str = DEFAULT_SPEC) -> dict[str, Any]:
-    """Decode one message; raise MessageError (keeping the raw bytes) when it is malformed."""
+    """Decode one message; raise MessageError (keeping the raw bytes) when it is malformed (whatever pyiso8583
+    raised: a bitmap announcing a field past 128 makes it raise KeyError, not DecodeError)."""
     try:
         fields, _ = iso8583.decode(bytearray(raw), SPECS[spec])
     except iso8583.DecodeError as exc:
         raise MessageError(f"malformed ISO 8583 message: {exc}", raw) from None
+    except Exception as exc:  # noqa: BLE001 - no input may escape as anything but a malformed message
+        raise MessageError(f"malformed ISO 8583 message: {type(exc).__name__} {exc}", raw) from None
     fields.pop("p", None)
     fields.pop("s", None)
     return fields

@@ -27,6 +27,7 @@ from harness.terminal.core import TerminalCore
 log = logging.getLogger(__name__)
 
 ACK = zvt.encode("ack")
+MAX_UNREAD_REPLIES = 16     # acknowledgements kept while no command waits for one (an ECR may send them unasked)
 
 
 class EcrSession:
@@ -106,6 +107,11 @@ class EcrSession:
             return
         self.server.note("rx", peer=self.peer, apdu=_hex(apdu, msg), decoded=zvt.describe(msg))
         if msg.name in ("ack", "ack_84", "nack"):
+            while self.replies.qsize() >= MAX_UNREAD_REPLIES:   # unasked for: only the newest can matter
+                try:
+                    self.replies.get_nowait()
+                except queue.Empty:
+                    break
             self.replies.put(msg)
         elif msg.name == "ecr_abort":
             self.send(ACK)

@@ -230,6 +230,15 @@ class Decoder:
         """End of stream: emit the trailing text run and an `Incomplete` for any command cut short."""
         return self._run(final=True)
 
+    def salvage(self, reason: str) -> Event:
+        """After a failure inside the decoder: every byte buffered but not yet decoded as one `Unknown` event
+        (nothing is lost, offsets stay right), and a clean buffer to go on from."""
+        event = Unknown(bytes(self._buf), self._base, reason)
+        self._base += len(self._buf)
+        self._buf.clear()
+        self._need = 0
+        return event
+
     def _run(self, final: bool) -> list[Event]:
         events: list[Event] = []
         pos = self._parse(events, final)
@@ -435,7 +444,8 @@ class Decoder:
             w, h = params[4] | params[5] << 8, params[6] | params[7] << 8
             bits = params[8:]
             row = (w + 7) // 8
-            self.graphics = (w, h, bits[:row * h])
+            h = min(h, len(bits) // row) if row else 0      # only the rows sent: a declared 65535 x 65535 from
+            self.graphics = (w, h, bits[:row * h])          # a few bytes would take gigabytes to draw
             return Graphics(raw, offset, fn, params[:8], (w, h))
         if fn == C.GRAPHICS_FN_PRINT:
             if self.graphics is None:

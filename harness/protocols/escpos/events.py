@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from harness.protocols.escpos import commands as C
+from harness.protocols.escpos.codepages import decode_text
 
 
 @dataclass(slots=True)
@@ -37,13 +38,14 @@ class Event:
 
 @dataclass(slots=True)
 class Text(Event):
-    """A run of printable bytes, decoded with the code page (or GB18030 in Chinese mode) in force."""
+    """A run of printable bytes, decoded with the code page (or GB18030 in Chinese mode) in force; pages without
+    a code table decode by the fallback of `codepages.decode_text` (never an error)."""
 
     codec: str = "cp437"
 
     @property
     def text(self) -> str:
-        return self.raw.decode(self.codec, errors="replace")
+        return decode_text(self.raw, self.codec)
 
 
 @dataclass(slots=True)

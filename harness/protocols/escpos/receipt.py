@@ -11,10 +11,15 @@
 
 A journal (`harness.printer.journal.ReceiptJournal`) that wrote the receipt's evidence files records them in
 `receipt.files` ({"bin": Path, "txt": ..., "png": ..., "json": ...}).
+
+No input stops the builder: an exception while laying out an event is recorded in that receipt's
+`decode_faults` (the event and its bytes are kept) and the next events go on as usual; text decoded by a code
+page's fallback (see `codepages`) is noted in `codec_notes`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.protocols.escpos import commands as C
+from harness.protocols.escpos.codepages import fallback_note
 from harness.protocols.escpos.events import (
     Barcode,
     Cut,
@@ -36,6 +42,10 @@ from harness.protocols.escpos.events import (
     Symbol,
     Text,
 )
+
+log = logging.getLogger(__name__)
+
+STYLE_CACHE_MAX = 1024       # style transitions remembered by a ReceiptBuilder (a real till uses a few dozen)
 
 AMOUNT = re.compile(r"(?<![\d.,])-?\d{1,3}(?:([.,' ])\d{3})*[.,]\d{2}(?![\d])"
                     r"|(?<![\d.,])-?\d+[.,]\d{2}(?![\d])")
@@ -80,13 +90,14 @@ class ReceiptImage:
         return (self.width + 7) // 8
 
     def to_pil(self):
-        """The image as a Pillow '1' image (black = 0)."""
+        """The image as a Pillow '1' image (black = 0); at least 1 x 1 (an empty image cannot be drawn)."""
         from PIL import Image as PILImage
         from PIL import ImageOps
 
-        need = self.row_bytes * self.height
-        data = self.bits[:need].ljust(need, b"\x00")
-        im = PILImage.frombytes("1", (self.width, self.height), data)
+        width, height = max(1, self.width), max(1, self.height)
+        need = (width + 7) // 8 * height
+        data = self.bits[:need].ljust(need, b"\x00") if self.width and self.height else bytes(need)
+        im = PILImage.frombytes("1", (width, height), data)
         return ImageOps.invert(im.convert("L")).convert("1")
 
     def pixel(self, x: int, y: int) -> bool:
@@ -121,7 +132,9 @@ class FeedBlock:
 class Receipt:
     """One receipt (the events up to and including a cut). `cut` is None for a receipt cut short (no cut
     yet). `files` are the evidence files a journal wrote for it, by kind ("bin", "txt", "png", "json"); empty
-    until a journal wrote it (and "png" absent when the receipt could not be drawn)."""
+    until a journal wrote it (and "png" absent when the receipt could not be drawn). `codec_notes` say which
+    text was decoded by a code page's fallback; `decode_faults` which bytes could not be laid out (or decoded)
+    and why: a receipt with decode faults may show less than was printed."""
 
     index: int
     events: list[Event]
@@ -133,6 +146,7 @@ class Receipt:
     profile: str = ""
     codec_notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    decode_faults: list[str] = field(default_factory=list)
 
     @property
     def raw(self) -> bytes:
@@ -190,6 +204,7 @@ class Receipt:
             "drawer_pulses": self.drawer_pulses, "bytes": len(self.raw),
             "started": self.started, "finished": self.finished,
             "unknown": [e.to_dict() for e in self.events if e.kind in ("Unknown", "Incomplete")],
+            "codec_notes": self.codec_notes, "decode_faults": self.decode_faults,
         }
 
 
@@ -233,45 +248,68 @@ class ReceiptBuilder:
         self.graphic_in_line = False
         self.column_open = False
         self.started: float | None = None
+        self.notes: list[str] = []
+        self.faults: list[str] = []
 
     @property
     def pending_events(self) -> list[Event]:
         return list(self.events)
 
     def add(self, events: list[Event]) -> list[Receipt]:
-        """Take events in stream order; return the receipts they completed."""
+        """Take events in stream order; return the receipts they completed. Never raises: an event that cannot be
+        laid out is kept, and recorded in its receipt's `decode_faults`."""
         done = []
         for e in events:
             if self.started is None:
                 self.started = time.time()
             self.events.append(e)
-            if isinstance(e, Text):
-                self.segments.append((e.text, self.style))
-                self.column_open = False
-            elif isinstance(e, Feed):
-                self._feed(e)
-            elif isinstance(e, Style):
-                self._apply_style(e)
-            elif isinstance(e, Image):
-                self._image(e)
-            elif isinstance(e, Barcode):
-                self._flush_line(False)
-                self.blocks.append(BarcodeBlock(e.symbology, e.data.decode("latin-1"), e.height, e.width,
-                                                e.hri, self.align))
-            elif isinstance(e, Symbol) and e.is_qr_print:
-                self._flush_line(False)
-                if e.payload is not None:
-                    data = e.payload.decode("utf-8", errors="replace")
-                    self.blocks.append(QrBlock(data, e.size, e.error_level, self.align))
-            elif isinstance(e, DrawerPulse):
-                self.pulses.append(e.pin)
-            elif isinstance(e, Initialize):
-                self._flush_line(False)
-                self._reset_style()
-            elif isinstance(e, Cut):
-                self._flush_line(False)
-                done.append(self._finish(e.mode))
+            try:
+                receipt = self._take(e)
+            except Exception as exc:  # noqa: BLE001 - one bad event must not stop the receipts after it
+                self.fault(f"{e.kind} at byte {e.offset} could not be laid out: {type(exc).__name__}: {exc}")
+                receipt = self._finish(e.mode) if isinstance(e, Cut) else None
+            if receipt is not None:
+                done.append(receipt)
         return done
+
+    def fault(self, text: str) -> None:
+        """Record a decode fault in the receipt in progress."""
+        log.warning("receipt %d: %s", self.count, text)
+        self.faults.append(text)
+
+    def _take(self, e: Event) -> Receipt | None:
+        """Lay out one event; the receipt it completed (a cut), if any."""
+        if isinstance(e, Text):
+            self.segments.append((e.text, self.style))
+            self.column_open = False
+            if not e.raw.isascii():
+                note = fallback_note(e.codec)
+                if note is not None and note not in self.notes:
+                    self.notes.append(note)
+        elif isinstance(e, Feed):
+            self._feed(e)
+        elif isinstance(e, Style):
+            self._apply_style(e)
+        elif isinstance(e, Image):
+            self._image(e)
+        elif isinstance(e, Barcode):
+            self._flush_line(False)
+            self.blocks.append(BarcodeBlock(e.symbology, e.data.decode("latin-1"), e.height, e.width,
+                                            e.hri, self.align))
+        elif isinstance(e, Symbol) and e.is_qr_print:
+            self._flush_line(False)
+            if e.payload is not None:
+                data = e.payload.decode("utf-8", errors="replace")
+                self.blocks.append(QrBlock(data, e.size, e.error_level, self.align))
+        elif isinstance(e, DrawerPulse):
+            self.pulses.append(e.pin)
+        elif isinstance(e, Initialize):
+            self._flush_line(False)
+            self._reset_style()
+        elif isinstance(e, Cut):
+            self._flush_line(False)
+            return self._finish(e.mode)
+        return None
 
     def flush(self) -> Receipt | None:
         """The receipt in progress (no cut yet), or None when nothing was received since the last cut."""
@@ -282,7 +320,7 @@ class ReceiptBuilder:
 
     def _finish(self, cut: str | None) -> Receipt:
         r = Receipt(self.count, self.events, self.blocks, cut, self.pulses, self.started or time.time(),
-                    time.time(), self.profile)
+                    time.time(), self.profile, codec_notes=self.notes, decode_faults=self.faults)
         self.count += 1
         self._start_receipt()
         return r
@@ -317,6 +355,8 @@ class ReceiptBuilder:
             return
         self._style_change(e)
         if e.attr != "align":
+            if len(self._style_cache) >= STYLE_CACHE_MAX:    # garbage reaches ~10^6 combinations: stay bounded
+                self._style_cache.clear()
             self._style_cache[key] = self.style
 
     def _style_change(self, e: Style) -> None:

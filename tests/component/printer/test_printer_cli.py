@@ -147,3 +147,16 @@ def test_render_names_the_missing_cjk_font(tmp_path):
     env = {**os.environ, "POSRIG_CJK_FONT": str(tmp_path / "absent.ttc")}
     out = run("receipt", "render", str(raw), "--format", "png", "-o", str(tmp_path / "x.png"), env=env)
     assert out.returncode == 1 and "apt-get install fonts-wqy-zenhei" in out.stderr
+
+
+def test_render_of_any_code_page_or_garbage_never_shows_a_traceback(tmp_path):
+    raw = tmp_path / "farsi.bin"
+    raw.write_bytes(b"\x1b@\x1bt\x29Hi \xe0\n\x1dV\x00")                      # ESC t 41: cp1098, no Python codec
+    out = run("receipt", "render", str(raw))
+    assert out.returncode == 0 and out.stdout.startswith("Hi \ufffd\n"), out.stderr
+    assert "cp1098 has no code table" in out.stderr and "Traceback" not in out.stderr
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 4 + b"\x1dV\x00" + b"\x1d(k\xff")
+    for fmt in ("text", "html"):
+        out = run("receipt", "render", str(garbage), "--format", fmt)
+        assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) <= 2, out.stderr

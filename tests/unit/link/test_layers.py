@@ -82,3 +82,22 @@ def test_short_card_number_span():
     frame = iso_frame({"t": "0200", "2": "12345678", "11": "000001"})
     a, b = ISO8583.pan_span(frame[:ISO8583.pan_head])
     assert frame[a:b] == b"12345678"
+
+
+@pytest.mark.parametrize("segment", [b"\x00\x2a", b"\x00\x2a02", b"\xff\xffABCD", b"\x00\x00\x00\x00\x00\x00"])
+def test_stage_of_a_short_or_garbage_iso8583_segment_is_none(segment):
+    """A 2-byte segment dissected from a capture has no MTI yet: no stage (before: TypeError), and not the
+    default MTI scapy fills in for the missing field."""
+    assert ISO8583(segment).stage is None
+    bind_ports({"iso8583": 5000})
+    pkt = IP(bytes(IP() / TCP(sport=5000) / segment))
+    assert [m.stage for m in messages(pkt)] in ([], [None])
+
+
+def test_stage_of_short_zvt_segments():
+    assert ZVT(b"\x06\x01\x0a\x04").stage == "zvt:06 01"  # cut short inside the data
+    bind_ports({"zvt": 20007})
+    pkt = IP(bytes(IP() / TCP(dport=20007) / b"\x06\x01"))
+    assert [m.stage for m in messages(pkt)] == []          # two bytes: scapy leaves them Raw
+    assert ISO8583(iso_message("0210", "000001")).stage == "0210"
+    assert ISO8583(mti=b"0430", data=b"x").stage == "0430"                 # built, not dissected
