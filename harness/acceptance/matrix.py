@@ -147,6 +147,11 @@ class Scenario:
     meaning: str = ""
 
     @property
+    def needs(self) -> tuple[str, ...]:
+        """Till capabilities (harness.till.CAPABILITIES) this scenario cannot run without."""
+        return ("abort",) if self.cashier_abort else ()
+
+    @property
     def card(self) -> str:
         """The test card presented (harness.core.cards) for this scenario's host outcome."""
         return FOR_OUTCOME[self.outcome]

@@ -11,7 +11,10 @@ Invariants (checked once the bench is quiet: stored reversals delivered, faults 
 - I3 at most one charge per sale;
 - I4 receipts and evidence show masked card numbers only;
 - I5 no drawer pulse for an unsettled card payment;
-- I6 offline approvals printed as offline (and nothing printed as offline that was online).
+- I6 offline approvals printed as offline (and nothing printed as offline that was online);
+- I7 what the till tells the cashier agrees with the money: "paid" only when the acquirer holds the payment,
+  never "failed"/"declined"/"cancelled" while it does, "printed" only when a receipt came out, "offline" only
+  for an offline approval.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ INVARIANTS = {
     "I4": "receipts and evidence show masked card numbers only",
     "I5": "no drawer pulse for an unsettled card payment",
     "I6": "offline approvals printed as offline",
+    "I7": "the till's word to the cashier agrees with the acquirer and the printer",
 }
+NOT_CHARGED = ("failed", "declined", "cancelled")      # the till's words for "the customer has not paid"
 HOLDS_MONEY = ("approved", "settled")          # ledger states in which the acquirer holds the customer's money
 
 
@@ -87,6 +92,9 @@ class Sale:
     amount: int
     tender: str = "card"
     status: str = ""               # what the till says happened: paid | declined | cancelled | failed | unknown
+    receipt: str = ""              # what it says of the receipt: none | printed | pending | failed ("" = not said)
+    drawer_opened: bool | None = None
+    offline: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -225,8 +233,51 @@ def reconcile(payments: Iterable[Payment], journal: Iterable[JournalEntry], rece
         if r.offline and not is_offline:
             add(Violation("I6", "receipt says offline but the payment was approved online", payment=p.ref,
                           receipt=r.index))
+    result.violations += till_word(sales, payments, receipts)                  # I7
     result.matches = sorted((i, p.ref) for i, p in pairs.items())
     return result
+
+
+def till_word(sales: Iterable[Sale], payments: Iterable[Payment], receipts: Iterable[PrintedReceipt]) -> list[
+        Violation]:
+    """I7: each card sale's final status, receipt, drawer and offline flags, as the till told the cashier,
+    against what the acquirer holds and what the printer printed. A cashier who reads "failed" while the money
+    is held takes it twice; one who reads "paid" while nothing is held hands the goods over for free."""
+    held = [p for p in payments if p.holds_money]
+    found: list[Violation] = []
+    card = [s for s in sales if s.tender == "card" and s.status]
+    for s in card:                                     # "paid" sales claim the held payments first
+        if s.status != "paid":
+            continue
+        hit = next((p for p in held if p.amount == s.amount), None)
+        if hit is None:
+            found.append(Violation("I7", f"till says sale {s.sale_id} is paid ({_money(s.amount)}) but the acquirer "
+                                         "holds no such payment: the goods went for free"))
+            continue
+        held.remove(hit)
+        if s.offline is not None and bool(s.offline) != hit.offline:
+            found.append(Violation("I7", f"till says sale {s.sale_id} was approved "
+                                         f"{'offline' if s.offline else 'online'}, the acquirer booked it "
+                                         f"{'offline' if hit.offline else 'online'}", payment=hit.ref))
+    for s in card:
+        if s.status in NOT_CHARGED:
+            hit = next((p for p in held if p.amount == s.amount), None)
+            if hit is not None:
+                held.remove(hit)
+                found.append(Violation("I7", f"till says sale {s.sale_id} {s.status} but the acquirer holds "
+                                             f"{_money(s.amount)} ({hit.state}): the cashier would take the money "
+                                             "twice", payment=hit.ref))
+            if s.drawer_opened:
+                found.append(Violation("I7", f"till says sale {s.sale_id} {s.status} yet opened the drawer"))
+    printed = Counter(r.amount for r in receipts if r.kind in ("sale", "copy"))
+    for s in sales:
+        if s.receipt == "printed" and s.status == "paid":
+            if printed.get(s.amount, 0) > 0:
+                printed[s.amount] -= 1
+            else:
+                found.append(Violation("I7", f"till says the receipt of sale {s.sale_id} ({_money(s.amount)}) "
+                                             "was printed, but no such receipt came out of the printer"))
+    return found
 
 
 TEXT_SUFFIXES = (".txt", ".json", ".jsonl", ".html", ".log", ".csv", ".xml", ".md", ".yaml")

@@ -87,7 +87,8 @@ class Till(Device):
         state.mkdir(parents=True, exist_ok=True)
         return ep.of_bench(terminal=getattr(self, "terminal", None), printer=getattr(self, "printer", None),
                            host=getattr(self, "host", None), timing_scale=self.ctx.timing.scale,
-                           state_dir=state, evidence_dir=self.ctx.evidence.path)
+                           state_dir=state, evidence_dir=self.ctx.evidence.path,
+                           rig_dir=self.ctx.rig.path.resolve().parent if self.ctx.rig is not None else None)
 
     def identity(self) -> dict[str, Any]:
         ident = super().identity()

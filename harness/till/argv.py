@@ -8,10 +8,11 @@ shell ever reads it.
 A placeholder inside quotes (`'{basket}'`) is refused: it was written for a shell that quotes around it, and
 would have been an injection; so are shell operators, since no shell runs the line:
 
->>> check("acme-till sell --basket '{basket}'")
-Traceback (most recent call last):
-...
-harness.till.argv.TemplateError: till command "acme-till sell --basket '{basket}'": placeholder {basket} is inside quotes; write it bare (--basket {basket}): posrig passes each value as one argument, never through a shell
+>>> try:
+...     check("acme-till sell --basket '{basket}'")
+... except TemplateError as exc:
+...     print(exc)
+till command "acme-till sell --basket '{basket}'": placeholder {basket} is inside quotes; write it bare (--basket {basket}): posrig passes each value as one argument, never through a shell
 """
 
 from __future__ import annotations

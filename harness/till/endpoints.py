@@ -13,6 +13,7 @@ scale the rig runs at. posrig hands them to every till the same way (docs/till-c
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 # name -> what it is (the contract's table is built from this)
@@ -27,6 +28,8 @@ ENDPOINTS: dict[str, str] = {
     "timing_scale": "the rig's timer scale: multiply every protocol timer of the till by it (1 on real benches)",
     "state_dir": "a folder kept across restarts of the till within one scenario (its journal, its files)",
     "evidence_dir": "the scenario's evidence folder (write logs here to have them in the report)",
+    "rig_dir": "the folder of the rig file (to name a till program kept beside it)",
+    "python": "the Python interpreter posrig runs on",
 }
 
 
@@ -48,7 +51,7 @@ def _tcp(address: Any) -> str | None:
 
 
 def of_bench(*, terminal: Any = None, printer: Any = None, host: Any = None, timing_scale: float = 1.0,
-             state_dir: Any = None, evidence_dir: Any = None) -> dict[str, str]:
+             state_dir: Any = None, evidence_dir: Any = None, rig_dir: Any = None) -> dict[str, str]:
     """The endpoints of started devices (any of them may be missing: the till gets what there is)."""
     out: dict[str, str] = {}
     if terminal is not None:
@@ -83,4 +86,7 @@ def of_bench(*, terminal: Any = None, printer: Any = None, host: Any = None, tim
         out["state_dir"] = str(state_dir)
     if evidence_dir is not None:
         out["evidence_dir"] = str(evidence_dir)
+    if rig_dir is not None:
+        out["rig_dir"] = str(rig_dir)
+    out["python"] = sys.executable
     return {k: v for k, v in out.items() if v}
