@@ -101,7 +101,8 @@ def _observed(outcome: Any, payments: list[Payment], receipts: list[PrintedRecei
     held = [p for p in payments if p.holds_money]
     sale = [r for r in receipts if r.kind in ("sale", "copy")]
     states = ", ".join(f"{p.ref} {p.state}" for p in payments) or "no payment booked"
-    return (f"till says {getattr(outcome, 'status', '?')}/receipt {getattr(outcome, 'receipt', '?')}; "
+    said = "operator says" if (getattr(outcome, "extra", None) or {}).get("source") == "operator" else "till says"
+    return (f"{said} {getattr(outcome, 'status', '?')}/receipt {getattr(outcome, 'receipt', '?')}; "
             f"host: {states}; money held {len(held)}; sale receipts {len(sale)} "
             f"(of {len(receipts)} printed)")
 
@@ -185,6 +186,33 @@ def _abort_race(bench: Bench, outcome: str) -> Any:
                            terminal=bench.terminal)
 
 
+def power_cut(bench: Bench, outcome: str = "approve") -> None:
+    """Stage 8: sell while the host is slow, cut the till's power once the terminal has the payment, let the
+    terminal finish on its own, then boot the till again (it resolves the sale on `recover`)."""
+    if outcome == "decline":
+        bench.host.behave("decline", code="05", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
+    else:
+        bench.host.behave("approve", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
+    till = bench.till
+    seller = threading.Thread(target=lambda: _quietly(till.sell, BASKET), name="sale", daemon=True)
+    seller.start()
+    if not wait_until_authorizing(till, timeout=10, terminal=bench.terminal):
+        raise AbortNotRaced("the payment never reached the terminal, so the power cut hit nothing")
+    till.kill()
+    seller.join(10)
+    deadline = time.monotonic() + max(5.0, bench.rig.timing.seconds(180))
+    while _terminal_busy(bench.terminal) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    till.restart()
+
+
+def _quietly(call: Any, *args: Any) -> None:
+    try:
+        call(*args)
+    except Exception:  # noqa: BLE001 - the till is killed under it: its answer is lost by design
+        pass
+
+
 def receipt_words(till: Any) -> ReceiptWords:
     """posrig's receipt words plus the till's own wording (rig: till options.receipt_words, e.g.
     {not_a_sale: [ABGELEHNT], copy: [KOPIE]})."""
@@ -241,7 +269,12 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         printer.core.fault_after(PAPER_OUT_AFTER, scenario.printer_fault)
     problems = []
     try:
-        outcome = _abort_race(bench, scenario.outcome) if scenario.cashier_abort else till.sell(BASKET)
+        if scenario.power_cut:
+            outcome = power_cut(bench, scenario.outcome)
+        elif scenario.cashier_abort:
+            outcome = _abort_race(bench, scenario.outcome)
+        else:
+            outcome = till.sell(BASKET)
     except AbortNotRaced as exc:
         outcome = None
         problems.append(str(exc))

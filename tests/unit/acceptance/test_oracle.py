@@ -76,3 +76,30 @@ def test_reprint_copy_needs_a_held_payment_but_is_not_a_second_sale():
     assert ok.ok, str(ok)
     bad = reconcile([Payment("p", 1190, "reversed")], [], [_receipt(0, kind="copy")], [Sale("s", 1190)])
     assert [x.invariant for x in bad.violations] == ["I1"]
+
+
+def test_till_saying_failed_while_the_acquirer_holds_the_money_is_I7():
+    """The cashier reads "failed" and takes the money again: the till's word is judged, not only the paper."""
+    v = reconcile([Payment("p", 1190, "approved")], [], [_receipt()], [Sale("s", 1190, status="failed")])
+    assert [x.invariant for x in v.violations] == ["I7"] and "take the money twice" in str(v)
+
+
+def test_till_saying_paid_while_nothing_is_held_is_I7():
+    v = reconcile([Payment("p", 1190, "reversed")], [], [], [Sale("s", 1190, status="paid", receipt="none")])
+    assert [x.invariant for x in v.violations] == ["I7"] and "went for free" in str(v)
+
+
+def test_till_claiming_a_receipt_or_offline_it_did_not_have_is_I7():
+    claimed = reconcile([Payment("p", 1190, "approved")], [], [_receipt(kind="declined")],
+                        [Sale("s", 1190, status="paid", receipt="printed")])
+    assert "I7" in [x.invariant for x in claimed.violations] and "no such receipt" in str(claimed)
+    offline = reconcile([Payment("p", 1190, "approved")], [], [_receipt()],
+                        [Sale("s", 1190, status="paid", receipt="printed", offline=True)])
+    assert [x.invariant for x in offline.violations] == ["I7"] and "offline" in str(offline)
+
+
+def test_a_truthful_till_passes_I7():
+    assert reconcile([Payment("p", 1190, "approved")], [], [_receipt()],
+                     [Sale("s", 1190, status="paid", receipt="printed", offline=False)]).ok
+    assert reconcile([Payment("p", 1190, "reversed")], [], [],
+                     [Sale("s", 1190, status="failed", receipt="none"), Sale("t", 1190, status="unknown")]).ok
