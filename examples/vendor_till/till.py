@@ -424,7 +424,8 @@ def serve_http(till, address):
 
     server = ThreadingHTTPServer(hostport(address), Handler)
     server.daemon_threads = True
-    print(json.dumps({"event": "ready", "control": "%s:%d" % server.server_address[:2]}), flush=True)
+    host, port = server.server_address[:2]
+    print(json.dumps({"event": "ready", "control": f"{host}:{port}"}), flush=True)
     server.serve_forever()
 
 

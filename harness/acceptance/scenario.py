@@ -14,8 +14,14 @@ from typing import Any
 
 from harness.acceptance.matrix import Scenario
 from harness.acceptance.oracle import Payment, PrintedReceipt, Sale, reconcile
-from harness.acceptance.records import WORDS, ReceiptWords, host_payments, ledger_rows, printed_receipts, \
-    terminal_journal
+from harness.acceptance.records import (
+    WORDS,
+    ReceiptWords,
+    host_payments,
+    ledger_rows,
+    printed_receipts,
+    terminal_journal,
+)
 from harness.acceptance.report.record import ScenarioRecord
 from harness.acceptance.verdict import Verdict
 from harness.core.bench import Bench

@@ -113,7 +113,7 @@ def test_command_helper_sells_aborts_and_recovers(tmp_path, rig_emulated, peers)
 
 def test_a_till_that_never_says_ready_is_stopped_with_its_output(tmp_path, rig_emulated, peers):
     till = _till(HttpTill, tmp_path, rig_emulated, peers, "http",
-                 launch=f"{{python}} -c 'print(\"booting\", flush=True); import time; time.sleep(60)'",
+                 launch="{python} -c 'print(\"booting\", flush=True); import time; time.sleep(60)'",
                  ready_timeout=1)
     t0 = time.monotonic()
     with pytest.raises(Exception, match="not ready within 1s.*booting"):

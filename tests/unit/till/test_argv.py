@@ -47,8 +47,8 @@ def test_a_quoted_placeholder_is_refused_at_rig_load():
 
 def test_lifecycle_keys_are_till_options_and_refused_elsewhere():
     base = (ROOT / "rigs" / "emulated.yaml").read_text()
-    rig = parse_rig(base.replace("    profile: correct\n", "    profile: correct\n    launch: \"acme --ecr {terminal}\"\n"
-                                 "    capabilities: [journal]\n"), "vendor.yaml")
+    lifecycle = "    profile: correct\n    launch: \"acme --ecr {terminal}\"\n    capabilities: [journal]\n"
+    rig = parse_rig(base.replace("    profile: correct\n", lifecycle), "vendor.yaml")
     assert rig.devices["till"].options == {"launch": "acme --ecr {terminal}", "capabilities": ["journal"]}
     with pytest.raises(RigError, match="for tills only"):
         parse_rig(base.replace("    profile: tm-t88\n", "    profile: tm-t88\n    launch: x\n"), "vendor.yaml")
