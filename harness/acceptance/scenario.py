@@ -27,6 +27,7 @@ from harness.acceptance.verdict import Verdict
 from harness.core.bench import Bench
 from harness.core.events import Event, now, timeline, wait_until
 from harness.link.driver import Fault, FaultNotFired, ResetNotTaken
+from harness.till import TillCannot
 
 BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "name": "Bread",
                                                                          "price": "2.50"}]
@@ -168,7 +169,11 @@ def sell_then_abort(till: Any, basket: list[dict[str, Any]], pause: float, timeo
     time.sleep(pause)
     over = not seller.is_alive()
     if seen and not over:
-        till.abort()
+        try:
+            till.abort()
+        except NotImplementedError:                 # TillCannot: the till found out only now
+            seller.join(timeout)
+            raise
     seller.join(timeout)
     if failure:
         raise failure[0]
@@ -284,6 +289,11 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     except AbortNotRaced as exc:
         outcome = None
         problems.append(str(exc))
+    except TillCannot as exc:
+        rec.verdict = Verdict.NOT_APPLICABLE
+        rec.observed = f"not applicable: the till cannot {exc.capability} ({exc})"
+        rec.elapsed = round(now() - t0, 3)
+        return rec
     _settle(bench, scenario, faults)
     for f in faults:
         try:
