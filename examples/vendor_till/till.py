@@ -386,7 +386,8 @@ class Till:
         if action == "sell":
             return self.sell(request["basket"], request.get("tender", "card"))
         if action == "journal":
-            return {"sales": self.sales}
+            with self.lock:                         # a copy: a sale may be changing in another thread
+                return {"sales": json.loads(json.dumps(self.sales))}
         return {"abort": self.abort, "recover": self.recover}[action]()
 
 
