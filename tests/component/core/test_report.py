@@ -39,7 +39,8 @@ def test_records_reach_acceptance_json_and_html(pytester: pytest.Pytester, worke
     verdicts = {s["id"]: s["verdict"] for s in doc["scenarios"]}
     assert verdicts == {"terminal-host/0210-drop/approve": "OK", "terminal-host/0200-rst/approve": "FAIL",
                         "terminal-host/0210-rst/approve": "OK", "till-terminal/0601-drop/approve": "ERROR"}
-    assert doc["summary"] == {"scenarios": 4, "OK": 2, "FAIL": 1, "ERROR": 1, "INCONCLUSIVE": 0, "passed": False}
+    assert doc["summary"] == {"scenarios": 4, "OK": 2, "FAIL": 1, "ERROR": 1, "INCONCLUSIVE": 0, "NOT_APPLICABLE": 0,
+                              "passed": False}
     assert doc["rig"]["name"] == "emulated" and doc["versions"]["posrig"]
     crashed = next(s for s in doc["scenarios"] if s["verdict"] == "ERROR")
     assert "device exploded" in crashed["observed"]
