@@ -143,8 +143,14 @@ class Scenario:
     printer_fault: str = ""       # "paper_out" | "offline"
     printer_fault_at: str = ""    # "before" | "during"
     cashier_abort: bool = False   # the cashier presses abort while the host is still deciding (stage 12)
+    power_cut: bool = False       # the till loses power while the terminal has the payment, then boots (stage 8)
     expect_paid: bool | None = None
     meaning: str = ""
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Till capabilities (harness.till.CAPABILITIES) this scenario cannot run without."""
+        return ("abort",) * self.cashier_abort + ("lifecycle",) * self.power_cut
 
     @property
     def card(self) -> str:
@@ -218,3 +224,12 @@ def scenarios(scale: float = 0.05) -> list[Scenario]:
                                 (False if outcome == "decline" else None),
                                 meaning=meaning))
     return out
+
+
+def power_cut_scenarios() -> list[Scenario]:
+    """Stage 8: the till dies while the terminal has the payment, and boots again; once it has recovered, it
+    must have printed a receipt exactly when the acquirer holds the money. Needs a till posrig can kill."""
+    return [Scenario(id=f"till/power-cut-authorizing/{outcome}", link="till", stage="authorizing", fault="power-cut",
+                     outcome=outcome, power_cut=True, expect_paid=False if outcome == "decline" else None,
+                     meaning="8: the till crashes mid-payment; restarted, it asks the terminal and prints what is "
+                             "owed, once") for outcome in OUTCOMES]

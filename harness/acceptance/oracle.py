@@ -13,7 +13,10 @@ Invariants (checked once the bench is quiet: stored reversals delivered, faults 
 - I3 at most one charge per sale;
 - I4 receipts and evidence show masked card numbers only;
 - I5 no drawer pulse for an unsettled card payment;
-- I6 offline approvals printed as offline (and nothing printed as offline that was online).
+- I6 offline approvals printed as offline (and nothing printed as offline that was online);
+- I7 what the till tells the cashier agrees with the money: "paid" only when the acquirer holds the payment,
+  never "failed"/"declined"/"cancelled" while it does, "printed" only when a receipt came out, "offline" only
+  for an offline approval.
 
 Each is a function over `Records` registered by name with `@invariant`; a new one plugs in the same way and is
 checked by default everywhere (the matrix, every test's teardown, `bench.reconcile()`):
@@ -35,6 +38,7 @@ from harness.core.masking import find_unmasked_pans, mask_pan
 
 RECORDS = ("payments", "journal", "receipts", "sales")      # what an invariant may need (see `Records`)
 INVARIANTS: dict[str, str] = {}                            # name -> description, in registry order
+NOT_CHARGED = ("failed", "declined", "cancelled")      # the till's words for "the customer has not paid"
 HOLDS_MONEY = ("approved", "settled")          # ledger states in which the acquirer holds the customer's money
 EXPECTED = "expect"                            # the `invariant` of a violated expectation (not an invariant)
 
@@ -132,6 +136,9 @@ class Sale:
     amount: int
     tender: str = "card"
     status: str = ""               # what the till says happened: paid | declined | cancelled | failed | unknown
+    receipt: str = ""              # what it says of the receipt: none | printed | pending | failed ("" = not said)
+    drawer_opened: bool | None = None
+    offline: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -316,6 +323,12 @@ def _offline_printed_as_offline(rec: Records) -> Iterator[Violation]:
                             receipt=r.index)
 
 
+@invariant("I7", "the till's word to the cashier agrees with the acquirer and the printer",
+           needs=("sales", "payments", "receipts"))
+def _tills_word(rec: Records) -> Iterator[Violation]:
+    yield from till_word(rec.sales, rec.payments, rec.receipts)
+
+
 def select(only: Iterable[str] | None = None, skip: Iterable[str] = ()) -> list[Invariant]:
     """The invariants to check, in registry order: `only` these (default: all), minus `skip`.
 
@@ -356,6 +369,48 @@ def reconcile(payments: Iterable[Payment], journal: Iterable[JournalEntry], rece
         result.violations.extend(expectation.violations(rec, unavailable))
     result.matches = sorted((i, p.ref) for i, p in rec.pairs.items())
     return result
+
+
+def till_word(sales: Iterable[Sale], payments: Iterable[Payment], receipts: Iterable[PrintedReceipt]) -> list[
+        Violation]:
+    """I7: each card sale's final status, receipt, drawer and offline flags, as the till told the cashier,
+    against what the acquirer holds and what the printer printed. A cashier who reads "failed" while the money
+    is held takes it twice; one who reads "paid" while nothing is held hands the goods over for free."""
+    held = [p for p in payments if p.holds_money]
+    found: list[Violation] = []
+    card = [s for s in sales if s.tender == "card" and s.status]
+    for s in card:                                     # "paid" sales claim the held payments first
+        if s.status != "paid":
+            continue
+        hit = next((p for p in held if p.amount == s.amount), None)
+        if hit is None:
+            found.append(Violation("I7", f"till says sale {s.sale_id} is paid ({_money(s.amount)}) but the acquirer "
+                                         "holds no such payment: the goods went for free"))
+            continue
+        held.remove(hit)
+        if s.offline is not None and bool(s.offline) != hit.offline:
+            found.append(Violation("I7", f"till says sale {s.sale_id} was approved "
+                                         f"{'offline' if s.offline else 'online'}, the acquirer booked it "
+                                         f"{'offline' if hit.offline else 'online'}", payment=hit.ref))
+    for s in card:
+        if s.status in NOT_CHARGED:
+            hit = next((p for p in held if p.amount == s.amount), None)
+            if hit is not None:
+                held.remove(hit)
+                found.append(Violation("I7", f"till says sale {s.sale_id} {s.status} but the acquirer holds "
+                                             f"{_money(s.amount)} ({hit.state}): the cashier would take the money "
+                                             "twice", payment=hit.ref))
+            if s.drawer_opened:
+                found.append(Violation("I7", f"till says sale {s.sale_id} {s.status} yet opened the drawer"))
+    printed = Counter(r.amount for r in receipts if r.kind in ("sale", "copy"))
+    for s in sales:
+        if s.receipt == "printed" and s.status == "paid":
+            if printed.get(s.amount, 0) > 0:
+                printed[s.amount] -= 1
+            else:
+                found.append(Violation("I7", f"till says the receipt of sale {s.sale_id} ({_money(s.amount)}) "
+                                             "was printed, but no such receipt came out of the printer"))
+    return found
 
 
 TEXT_SUFFIXES = (".txt", ".json", ".jsonl", ".html", ".log", ".csv", ".xml", ".md", ".yaml")

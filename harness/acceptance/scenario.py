@@ -13,13 +13,21 @@ import time
 from typing import Any
 
 from harness.acceptance.matrix import Scenario
-from harness.acceptance.oracle import Payment, PrintedReceipt, reconcile
-from harness.acceptance.records import host_payments, ledger_rows, printed_receipts, terminal_journal, till_sales
+from harness.acceptance.oracle import Payment, PrintedReceipt, Sale, reconcile
+from harness.acceptance.records import (
+    WORDS,
+    ReceiptWords,
+    host_payments,
+    ledger_rows,
+    printed_receipts,
+    terminal_journal,
+)
 from harness.acceptance.report.record import ScenarioRecord
 from harness.acceptance.verdict import Verdict
 from harness.core.bench import Bench
 from harness.core.events import Event, now, timeline, wait_until
 from harness.link.driver import Fault, FaultNotFired, ResetNotTaken
+from harness.till import TillCannot
 
 BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "name": "Bread",
                                                                          "price": "2.50"}]
@@ -27,15 +35,34 @@ PAPER_OUT_AFTER = 48          # bytes of the receipt printed before the paper ru
 ABORT_HOST_DELAY_MS = 8000    # nominal; the host decides this slowly while the cashier aborts
 
 
+# The contract's words for a sale in the till's journal (docs/till-contract.md, "The journal").
+UNDECIDED = "pending"            # status of a sale whose outcome the till has not decided yet
+AUTHORISING = "authorizing"      # state of a sale whose payment the terminal has now
+
+
+def sale_id(sale: dict[str, Any]) -> str:
+    """A journal sale's id: `sale_id` (the contract), or `id` (accepted)."""
+    return str(sale.get("sale_id") or sale.get("id") or "")
+
+
 def _pending(sales: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Sales the till still owes something on: an undecided outcome or an owed receipt."""
-    return [s for s in sales if s.get("status") == "pending" or
+    return [s for s in sales if s.get("status") == UNDECIDED or
             (s.get("status") == "paid" and s.get("receipt") in ("pending", "failed"))]
 
 
-def quiesce(bench: Bench, timeout: float) -> list[str]:
+def scoped_journal(till: Any, before: set[str]) -> list[dict[str, Any]]:
+    """The till's journal without the sales it held before this scenario (a till may live for many)."""
+    try:
+        return [s for s in till.journal() if sale_id(s) not in before]
+    except Exception:  # noqa: BLE001 - a till without a journal is reconciled on the other records
+        return []
+
+
+def quiesce(bench: Bench, timeout: float, before: set[str] | None = None) -> list[str]:
     """Let the bench settle: stored reversals delivered, owed receipts printed. Returns what is still open.
-    Only the devices already started are asked (a test that used no till has no till to wait for)."""
+    Only the devices already started are asked (a test that used no till has no till to wait for); `before`: the
+    till's sales of earlier scenarios, left out."""
     deadline = time.monotonic() + timeout
     recovered = False
     open_items: list[str] = []
@@ -45,10 +72,7 @@ def quiesce(bench: Bench, timeout: float) -> list[str]:
         flush = getattr(terminal, "flush_reversals", None)
         if flush is not None and not flush(0.5):
             open_items.append("terminal still owes a reversal/advice to the host")
-        try:
-            sales = till.journal() if till is not None else []
-        except Exception:  # noqa: BLE001 - a till without a journal is reconciled on the other records
-            sales = []
+        sales = scoped_journal(till, before or set()) if till is not None else []
         owed = _pending(sales)
         unknown = [s for s in sales if s.get("status") == "unknown"]
         if (owed or unknown) and not recovered and hasattr(till, "recover"):
@@ -58,7 +82,7 @@ def quiesce(bench: Bench, timeout: float) -> list[str]:
             except Exception as exc:  # noqa: BLE001 - reported as still open
                 open_items.append(f"till recover failed: {exc}")
             continue
-        open_items += [f"till sale {s.get('id')} still {s.get('status')}/{s.get('receipt')}" for s in owed]
+        open_items += [f"till sale {sale_id(s)} still {s.get('status')}/{s.get('receipt')}" for s in owed]
         if not open_items or time.monotonic() > deadline:
             return open_items
         time.sleep(0.1)
@@ -87,7 +111,8 @@ def _observed(outcome: Any, payments: list[Payment], receipts: list[PrintedRecei
     held = [p for p in payments if p.holds_money]
     sale = [r for r in receipts if r.kind in ("sale", "copy")]
     states = ", ".join(f"{p.ref} {p.state}" for p in payments) or "no payment booked"
-    return (f"till says {getattr(outcome, 'status', '?')}/receipt {getattr(outcome, 'receipt', '?')}; "
+    said = "operator says" if (getattr(outcome, "extra", None) or {}).get("source") == "operator" else "till says"
+    return (f"{said} {getattr(outcome, 'status', '?')}/receipt {getattr(outcome, 'receipt', '?')}; "
             f"host: {states}; money held {len(held)}; sale receipts {len(sale)} "
             f"(of {len(receipts)} printed)")
 
@@ -97,7 +122,7 @@ def bench_events(bench: Bench, faults: list[Fault], sales: list[dict[str, Any]])
     events = [e for f in faults for e in f.events()]
     for s in sales:
         for e in s.get("events", []) or []:
-            events.append(Event(t=float(e.get("t", 0.0)), source="till", what=f"{s.get('id')} {e.get('state')}"))
+            events.append(Event(t=float(e.get("t", 0.0)), source="till", what=f"{sale_id(s)} {e.get('state')}"))
     ledger = getattr(bench.running("host"), "ledger", None)
     if ledger is not None:
         for p in ledger.payments():
@@ -107,27 +132,61 @@ def bench_events(bench: Bench, faults: list[Fault], sales: list[dict[str, Any]])
     return events
 
 
-def wait_until_authorizing(till: Any, timeout: float = 5.0) -> bool:
-    """Block until the till's newest sale is waiting for the terminal (a sale running in another thread)."""
+def wait_until_authorizing(till: Any, timeout: float = 5.0, terminal: Any = None) -> bool:
+    """Block until the sale running in another thread is with the terminal: the emulated terminal's journal
+    shows a payment started (posrig's own evidence, whatever the till), else the till's newest journal sale is
+    in the contract's state `authorizing`."""
     def authorizing() -> bool:
-        sales = till.journal()
-        return bool(sales) and sales[-1].get("state") == "authorizing"
+        if terminal is not None and _terminal_busy(terminal):
+            return True
+        try:
+            sales = till.journal()
+        except Exception:  # noqa: BLE001 - a till without a journal: only the terminal can tell
+            return False
+        return bool(sales) and sales[-1].get("state") == AUTHORISING
 
     return wait_until(authorizing, timeout)
 
 
-def sell_then_abort(till: Any, basket: list[dict[str, Any]], pause: float, timeout: float = 60.0) -> Any:
-    """The cashier's abort: sell `basket` in another thread, press abort `pause` seconds after the till started
-    authorising, and return the till's outcome of the sale."""
+class AbortNotRaced(RuntimeError):
+    """The cashier's abort could not be pressed while the payment ran: the scenario proved nothing."""
+
+
+def sell_then_abort(till: Any, basket: list[dict[str, Any]], pause: float, timeout: float = 60.0,
+                    terminal: Any = None) -> Any:
+    """The cashier's abort: sell `basket` in another thread, press abort `pause` seconds after the payment
+    reached the terminal, and return the till's outcome of the sale. AbortNotRaced when the payment never
+    showed as authorising, or the sale was over before the abort was pressed."""
     result: list[Any] = []
-    seller = threading.Thread(target=lambda: result.append(till.sell(basket)), name="sale")
+    failure: list[BaseException] = []
+
+    def sell() -> None:
+        try:
+            result.append(till.sell(basket))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failure.append(exc)
+
+    seller = threading.Thread(target=sell, name="sale")
     seller.start()
-    wait_until_authorizing(till, timeout=10)
+    seen = wait_until_authorizing(till, timeout=10, terminal=terminal)
     time.sleep(pause)
-    till.abort()
+    over = not seller.is_alive()
+    if seen and not over:
+        try:
+            till.abort()
+        except NotImplementedError:                 # TillCannot: the till found out only now
+            seller.join(timeout)
+            raise
     seller.join(timeout)
+    if failure:
+        raise failure[0]
     if not result:
         raise RuntimeError(f"the till did not finish the sale within {timeout:g} s of the cashier's abort")
+    if not seen:
+        raise AbortNotRaced("the payment never showed as authorising (terminal journal, till journal state "
+                            f"'{AUTHORISING}'), so the abort could not race it")
+    if over:
+        raise AbortNotRaced(f"the sale was over ({result[0].status}) before the cashier's abort was pressed")
     return result[0]
 
 
@@ -137,7 +196,67 @@ def _abort_race(bench: Bench, outcome: str) -> Any:
         bench.host.behave("decline", code="05", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
     else:
         bench.host.behave("approve", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
-    return sell_then_abort(bench.till, BASKET, pause=bench.rig.timing.seconds(2.0))    # the host is deciding
+    return sell_then_abort(bench.till, BASKET, pause=bench.rig.timing.seconds(2.0),   # the host is deciding
+                           terminal=bench.terminal)
+
+
+def power_cut(bench: Bench, outcome: str = "approve") -> None:
+    """Stage 8: sell while the host is slow, cut the till's power once the terminal has the payment, let the
+    terminal finish on its own, then boot the till again (it resolves the sale on `recover`)."""
+    if outcome == "decline":
+        bench.host.behave("decline", code="05", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
+    else:
+        bench.host.behave("approve", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
+    till = bench.till
+    seller = threading.Thread(target=lambda: _quietly(till.sell, BASKET), name="sale", daemon=True)
+    seller.start()
+    if not wait_until_authorizing(till, timeout=10, terminal=bench.terminal):
+        raise AbortNotRaced("the payment never reached the terminal, so the power cut hit nothing")
+    till.kill()
+    seller.join(10)
+    deadline = time.monotonic() + max(5.0, bench.rig.timing.seconds(180))
+    while _terminal_busy(bench.terminal) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    till.restart()
+
+
+def _quietly(call: Any, *args: Any) -> None:
+    try:
+        call(*args)
+    except Exception:  # noqa: BLE001 - the till is killed under it: its answer is lost by design
+        pass
+
+
+def receipt_words(till: Any) -> ReceiptWords:
+    """posrig's receipt words plus the till's own wording (rig: till options.receipt_words, e.g.
+    {not_a_sale: [ABGELEHNT], copy: [KOPIE]})."""
+    extra = (getattr(till.spec, "options", None) or {}).get("receipt_words") or {}
+    if not isinstance(extra, dict):
+        raise ValueError(f"till options.receipt_words must map a kind to words, got {extra!r}")
+    fields = {}
+    for key, words in extra.items():
+        if not hasattr(WORDS, key):
+            raise ValueError(f"till options.receipt_words: unknown kind {key!r}; known: "
+                             f"{', '.join(WORDS.__dataclass_fields__)}")
+        fields[key] = (*getattr(WORDS, key), *(str(w).upper() for w in words))
+    return ReceiptWords(**{**WORDS.__dict__, **fields})
+
+
+def missing_capabilities(till: Any, scenario: Scenario) -> list[str]:
+    """What the scenario needs that the till says it cannot do."""
+    caps = till.capabilities() if hasattr(till, "capabilities") else frozenset()
+    return [c for c in scenario.needs if c not in caps]
+
+
+def till_word(rows: list[dict[str, Any]], outcome: Any) -> list[Sale]:
+    """The till's final word on each sale of this scenario: its journal, else the outcome it answered."""
+    if not rows and outcome is not None:
+        rows = [outcome.to_dict()]
+    return [Sale(sale_id=sale_id(r), amount=int(r.get("amount_cents") or 0), tender=str(r.get("tender") or "card"),
+                 status=str(r.get("status") or "") if r.get("status") != UNDECIDED else "",
+                 receipt=str(r.get("receipt") or ""),
+                 drawer_opened=None if r.get("drawer_opened") is None else bool(r.get("drawer_opened")),
+                 offline=None if r.get("offline") is None else bool(r.get("offline"))) for r in rows]
 
 
 def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRecord:
@@ -148,14 +267,36 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     # Link engines first (concurrently with the other devices), so they see every connection from its SYN.
     bench.start(*bench.rig.links, *(d.name for d in bench.rig.devices.values() if d.kind != "till"))
     links, till, terminal, printer = bench.links, bench.till, bench.terminal, bench.printer
+    missing = missing_capabilities(till, scenario)
+    if missing:
+        rec.verdict = Verdict.NOT_APPLICABLE
+        rec.observed = f"not applicable: the till cannot {' or '.join(missing)} (it declares " \
+                       f"{', '.join(sorted(till.capabilities())) or 'no capabilities'})"
+        rec.elapsed = round(now() - t0, 3)
+        return rec
+    before = {sale_id(s) for s in scoped_journal(till, set())}
     terminal.present_card(scenario.card)
     faults = [links[f.link].inject(f.spec, required=False) for f in scenario.faults]
     if scenario.printer_fault_at == "before":
         printer.set_fault(scenario.printer_fault)
     elif scenario.printer_fault_at == "during":
         printer.core.fault_after(PAPER_OUT_AFTER, scenario.printer_fault)
-    outcome = _abort_race(bench, scenario.outcome) if scenario.cashier_abort else till.sell(BASKET)
     problems = []
+    try:
+        if scenario.power_cut:
+            outcome = power_cut(bench, scenario.outcome)
+        elif scenario.cashier_abort:
+            outcome = _abort_race(bench, scenario.outcome)
+        else:
+            outcome = till.sell(BASKET)
+    except AbortNotRaced as exc:
+        outcome = None
+        problems.append(str(exc))
+    except TillCannot as exc:
+        rec.verdict = Verdict.NOT_APPLICABLE
+        rec.observed = f"not applicable: the till cannot {exc.capability} ({exc})"
+        rec.elapsed = round(now() - t0, 3)
+        return rec
     _settle(bench, scenario, faults)
     for f in faults:
         try:
@@ -168,10 +309,11 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         f.clear()
     if scenario.printer_fault:
         printer.set_fault(None)
-    still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)))
+    still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
 
-    payments, receipts = host_payments(bench.host), printed_receipts(printer)
-    result = reconcile(payments, terminal_journal(terminal), receipts, till_sales(till),
+    payments, receipts = host_payments(bench.host), printed_receipts(printer, receipt_words(till))
+    journal_rows = scoped_journal(till, before)
+    result = reconcile(payments, terminal_journal(terminal), receipts, till_word(journal_rows, outcome),
                        evidence_dir=bench.evidence.path)
     held = [p for p in payments if p.holds_money]
     rec.observed = _observed(outcome, payments, receipts)
@@ -186,7 +328,6 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         rec.violations = problems + rec.violations
     else:
         rec.verdict = Verdict.FAIL if rec.violations else Verdict.OK
-    journal_rows = bench.till.journal() if hasattr(bench.till, "journal") else []
     rec.timeline = timeline(bench_events(bench, faults, journal_rows), t0)
     rec.ledger = ledger_rows(bench.host)
     rec.receipts = [{"index": r.index, "kind": r.kind, "text": r.text, "png": r.evidence} for r in receipts]

@@ -2,6 +2,8 @@
 
 >>> Verdict.worst([Verdict.OK, Verdict.INCONCLUSIVE]), Verdict("FAIL").passed
 (<Verdict.INCONCLUSIVE: 'INCONCLUSIVE'>, False)
+>>> Verdict.worst([Verdict.OK, Verdict.NOT_APPLICABLE]), Verdict.NOT_APPLICABLE.passed
+(<Verdict.OK: 'OK'>, False)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ class Verdict(StrEnum):
     FAIL = "FAIL"                      # an invariant or the expected outcome was broken: the till is at fault
     ERROR = "ERROR"                    # the scenario could not run to its end (the harness or the bench failed)
     INCONCLUSIVE = "INCONCLUSIVE"      # ran, but a fault never hit its stage: nothing was proved
+    NOT_APPLICABLE = "NOT_APPLICABLE"  # not run: it needs something the till cannot do (e.g. abort a sale)
 
     @property
     def passed(self) -> bool:
@@ -27,4 +30,7 @@ class Verdict(StrEnum):
         return next((v for v in WORST_FIRST if v in found), cls.OK)
 
 
-WORST_FIRST: tuple[Verdict, ...] = (Verdict.FAIL, Verdict.ERROR, Verdict.INCONCLUSIVE, Verdict.OK)
+# Not applicable ranks after OK: a group where some scenarios ran and passed and others could not apply is OK
+# for what it covers (the report lists what it does not).
+WORST_FIRST: tuple[Verdict, ...] = (Verdict.FAIL, Verdict.ERROR, Verdict.INCONCLUSIVE, Verdict.OK,
+                                    Verdict.NOT_APPLICABLE)

@@ -57,7 +57,14 @@ DEVICE_KEYS = {
     "profile": "a device profile name",
     "options": "a mapping of driver options",
     "description": "free text",
+    # till only: its lifecycle and what it can do (kept in `options`, where the till drivers read them)
+    "launch": "till only: the command posrig starts the till with, inside the till's node",
+    "stop": "till only: the command that stops the launched till (default SIGTERM)",
+    "kill": "till only: the command that cuts the till's power (default SIGKILL)",
+    "ready": "till only: a regular expression the launched till prints when ready",
+    "capabilities": "till only: a list of abort, recover, journal, lifecycle",
 }
+TILL_KEYS = ("launch", "stop", "kill", "ready", "capabilities")
 LINK_KEYS = {
     "ends": "a list of the two device names the link joins",
     "faultable": "true or false",
@@ -205,6 +212,7 @@ def _device(path: Path, name: str, data: Any) -> DeviceSpec:
     options = data.get("options", {}) or {}
     if not isinstance(options, dict):
         raise RigError(path, f"{where}.options", options, "a mapping")
+    options = {**options, **_till_keys(path, where, kind, data)}
     # Emulated printers sit beside the till (a USB, serial or LAN printer on the till's own segment).
     node = _name(path, f"{where}.node", data.get("node", "till" if kind == "printer" else name), DEVICE_KEYS["node"])
     profile = data.get("profile")
@@ -213,6 +221,31 @@ def _device(path: Path, name: str, data: Any) -> DeviceSpec:
     return DeviceSpec(name=name, kind=kind, mode=mode, driver=driver, transport=transport, address=address,
                       node=node, profile=profile, options=options,
                       description=str(data.get("description", "")))
+
+
+def _till_keys(path: Path, where: str, kind: str, data: dict) -> dict[str, Any]:
+    """A till's lifecycle keys, checked (no command a shell would have to read), as driver options."""
+    found = {k: data[k] for k in TILL_KEYS if k in data}
+    if found and kind != "till":
+        key = next(iter(found))
+        raise RigError(path, f"{where}.{key}", key, f"a key of a {kind}", f"'{key}' is for tills only")
+    caps = found.get("capabilities", data.get("options", {}).get("capabilities") if isinstance(
+        data.get("options"), dict) else None)
+    if caps is not None and (not isinstance(caps, list) or
+                             not set(caps) <= {"abort", "recover", "journal", "lifecycle"}):
+        raise RigError(path, f"{where}.capabilities", caps, DEVICE_KEYS["capabilities"])
+    if kind == "till":
+        # Imported here: the till package imports the device base, which imports this module.
+        from harness.till.argv import TemplateError
+        from harness.till.command import check_options
+
+        options = {**(data.get("options") or {}), **found}
+        try:
+            check_options({k: v for k, v in options.items() if isinstance(v, str)})
+        except TemplateError as exc:
+            raise RigError(path, where, options, "till commands posrig can run without a shell", str(exc)) \
+                from None
+    return found
 
 
 def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], network_mode: str) -> LinkSpec:

@@ -37,6 +37,7 @@ from harness.reference_till.profiles import profile
 from harness.reference_till.register import Register, TillBusy
 
 log = logging.getLogger("posrig.till")
+CAPABILITIES = ["abort", "recover", "journal", "lifecycle"]      # what it tells posrig in GET /health
 
 MAX_BODY = 1 << 20                     # bytes: a basket is a few hundred
 REQUEST_TIMEOUT = 30.0                 # seconds to receive a whole request once it started (and to sit idle)
@@ -115,9 +116,9 @@ class ControlHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         reg = self.register
         if self.path == "/health":
-            self._reply(200, {"ok": True, "identity": reg.identity()})
+            self._reply(200, {"ok": True, "identity": reg.identity(), "capabilities": CAPABILITIES})
         elif self.path == "/journal":
-            self._reply(200, {"sales": reg.journal.sales()})
+            self._reply(200, {"sales": [{"sale_id": s["id"], **s} for s in reg.journal.sales()]})
         elif self.path.startswith("/sales/"):
             try:
                 self._reply(200, reg.journal.sale(self.path.removeprefix("/sales/")))

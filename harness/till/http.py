@@ -2,8 +2,11 @@
 
     devices:
       till: {kind: till, mode: real, driver: http, transport: http, address: "http://192.0.2.40:8080"}
+      # or launched by posrig in the till's node; the control address comes from its ready line:
+      till: {kind: till, mode: real, driver: http, transport: http, launch: "acme-till --control 127.0.0.1:0"}
 
-The reference till serves the same contract, so this client is what drives it too.
+`GET /health` carries the device endpoints as request headers (X-Posrig-Terminal, ...), and its answer may
+declare the till's capabilities. The reference till serves the same contract, so this client drives it too.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from harness.till import Till
+from harness.till import Till, TillCannot
+from harness.till import endpoints as ep
+from harness.till.lifecycle import Launched, TillStartError
 from harness.till.outcome import ContractError, SaleOutcome
 
 if TYPE_CHECKING:
@@ -41,11 +46,21 @@ class _Connection(http.client.HTTPConnection):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+class RefusedRequest(ContractError):
+    """The till answered an error status; `status` is the HTTP status (404: the till lacks the endpoint)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
 class TillClient:
     """JSON requests to a till's control API. One connection per request, so calls may overlap (abort)."""
 
-    def __init__(self, host: str, port: int, *, namespace: Namespace | None = None, timeout: float = 30.0):
+    def __init__(self, host: str, port: int, *, namespace: Namespace | None = None, timeout: float = 30.0,
+                 context: dict[str, str] | None = None):
         self.host, self.port, self.namespace, self.timeout = host, port, namespace, timeout
+        self.context = dict(context or {})        # device endpoints, sent as headers on GET /health
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> TillClient:
@@ -58,13 +73,14 @@ class TillClient:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+    def request(self, method: str, path: str, body: Any = None, timeout: float | None = None,
+                headers: dict[str, str] | None = None) -> Any:
         """The decoded JSON answer. ContractError for non-JSON or an error status, TillUnreachable when
         down."""
         conn = _Connection(self.host, self.port, timeout or self.timeout, self.namespace)
         try:
             data = None if body is None else json.dumps(body).encode()
-            headers = {"Content-Type": "application/json"} if data is not None else {}
+            headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
             raw = resp.read()
@@ -79,11 +95,11 @@ class TillClient:
                                 f"{raw[:200]!r}") from None
         if resp.status >= 400:
             err = answer.get("error") if isinstance(answer, dict) else answer
-            raise ContractError(f"{method} {self.url}{path} answered {resp.status}: {err}")
+            raise RefusedRequest(f"{method} {self.url}{path} answered {resp.status}: {err}", resp.status)
         return answer
 
     def health(self) -> dict[str, Any]:
-        return self.request("GET", "/health")
+        return self.request("GET", "/health", headers=ep.headers(self.context))
 
     def sell(self, basket: list[dict[str, Any]], tender: str = "card", timeout: float | None = None,
              client_ref: str | None = None) -> SaleOutcome:
@@ -111,13 +127,18 @@ class TillClient:
         return [SaleOutcome.from_dict(s, source=self.url) for s in sales]
 
 
-class HttpTill(Till):
-    """A vendor till reached over HTTP at the rig's `address` (options: sale_timeout seconds, default 300)."""
+class HttpTill(Launched, Till):
+    """A vendor till reached over HTTP at the rig's `address`, or launched by posrig (`launch`) and reached at
+    the control address its ready line names. Options: sale_timeout seconds (default 300)."""
+
+    default_capabilities = frozenset({"journal", "abort", "recover"})
 
     def __init__(self, spec: Any, ctx: Any, **bound: Any):
         super().__init__(spec, ctx, **bound)
         self.client: TillClient | None = None
         self._identity: dict[str, Any] = {}
+        self._declared: list[str] | None = None
+        self._values: dict[str, str] = {}
 
     @property
     def sale_timeout(self) -> float:
@@ -130,15 +151,45 @@ class HttpTill(Till):
             raise ContractError(f"GET {client.url}/health must answer {{\"ok\": true, ...}}, "
                                 f"got {health!r:.200}")
         self._identity = dict(health.get("identity") or {})
+        caps = health.get("capabilities")
+        if caps is not None and not (isinstance(caps, list) and all(isinstance(c, str) for c in caps)):
+            raise ContractError(f"GET {client.url}/health: capabilities must be a list of names, got {caps!r}")
+        self._declared = caps
+
+    def declared_capabilities(self) -> list[str] | None:
+        return self._declared
+
+    def _url(self, ready: dict[str, Any] | None) -> str:
+        if self.spec.address:
+            return self.spec.address
+        control = (ready or {}).get("control")
+        if not control:
+            raise TillStartError(f"till {self.name!r}: no `address` in the rig and the launched till's ready "
+                                 "line names no control address; print {\"event\": \"ready\", \"control\": "
+                                 "\"HOST:PORT\"} or set `address: http://HOST:PORT`")
+        return control if str(control).startswith("http") else f"http://{control}"
+
+    def _probe(self) -> bool:
+        TillClient.from_url(self.spec.address, namespace=self.ctx.namespace, timeout=1.0).health()
+        return True
 
     def start(self) -> None:
-        if not self.spec.address:
-            raise ContractError(f"till {self.name!r}: the http driver needs "
-                                "`address: http://HOST:PORT` in the rig")
-        self._connect(TillClient.from_url(self.spec.address, namespace=self.ctx.namespace))
+        self._values = self.endpoint_values()
+        if not self.spec.address and not (self.spec.options or {}).get("launch"):
+            raise ContractError(f"till {self.name!r}: the http driver needs `address: http://HOST:PORT` or "
+                                "`launch` in the rig")
+        ready = self._launch(self._values, probe=self._probe if self.spec.address else None)
+        self._relaunched(ready or {})
+
+    def _relaunched(self, ready: dict[str, Any]) -> None:
+        self._connect(TillClient.from_url(self._url(ready), namespace=self.ctx.namespace,
+                                          context=self._values))
 
     def close(self) -> None:
-        self.client = None
+        try:
+            self._stop_launched()
+        finally:
+            self.client = None
 
     def _client(self) -> TillClient:
         if self.client is None:
@@ -155,7 +206,17 @@ class HttpTill(Till):
         return self._client().journal()
 
     def abort(self) -> None:
-        self._client().abort()
+        try:
+            self._client().abort()
+        except RefusedRequest as exc:
+            if exc.status in (404, 405, 501):
+                raise TillCannot("abort", f"the till cannot abort: {exc}") from None
+            raise
 
     def recover(self) -> list[SaleOutcome]:
-        return self._client().recover(timeout=self.sale_timeout)
+        try:
+            return self._client().recover(timeout=self.sale_timeout)
+        except RefusedRequest as exc:
+            if exc.status in (404, 405, 501):
+                return []
+            raise

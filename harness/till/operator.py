@@ -124,6 +124,8 @@ class OperatorTill(Till):
             name = item.get("name") or item.get("sku")
             lines.append(f"    {qty} x {name}  {price_cents(item['price']) * qty / 100:.2f}")
         lines.append(f"    TOTAL {amount / 100:.2f}")
+        lines.append(f"posrig: when the till shows the result, type one letter: "
+                     f"{', '.join(f'{k}={v}' for k, v in ANSWERS.items())}")
         self.operator.tell("\n".join(lines))
         t0 = time.monotonic()
         key = self.operator.ask("When the till has finished, what does it show?", ANSWERS,
@@ -150,7 +152,8 @@ class OperatorTill(Till):
         outcome = SaleOutcome(sale_id=sale_id, status=status, tender=tender, amount_cents=amount,
                               receipt=receipt,
                               message=message, elapsed=round(elapsed, 3),
-                              extra={"operator_answer": key, "terminal_new_transactions": new_tx})
+                              extra={"operator_answer": key, "terminal_new_transactions": new_tx,
+                                     "source": "operator"})
         self.sales.append(outcome.to_dict())
         return outcome
 

@@ -67,3 +67,39 @@ def test_operator_silence_is_unknown(tmp_path, rig_emulated):
     assert out.status == "unknown" and out.receipt == "none" and "no answer" in out.message
     op.close()
     os.close(w_in)
+
+
+def test_operator_answers_through_fifos(tmp_path, rig_emulated):
+    """A remote console: posrig prompts on one FIFO and reads the person's letter from another; the outcome
+    says it came from a person."""
+    import threading
+
+    to_person, from_person = tmp_path / "prompt.fifo", tmp_path / "answer.fifo"
+    os.mkfifo(to_person)
+    os.mkfifo(from_person)
+    shown: list[str] = []
+
+    def person():
+        with open(from_person, "w") as answer, open(to_person) as screen:
+            for line in screen:
+                shown.append(line)
+                if "type one letter" in line:
+                    answer.write("d\n")
+                    answer.flush()
+                if "Did a sale receipt" in line:
+                    answer.write("n\n")
+                    answer.flush()
+
+    t = threading.Thread(target=person, daemon=True)
+    t.start()
+    spec = DeviceSpec(name="till", kind="till", mode="real", driver="operator", transport="operator", address=None,
+                      node="till", options={"answer_timeout": 5, "input": str(from_person),
+                                            "output": str(to_person)})
+    till = OperatorTill(spec, DeviceContext(rig=rig_emulated, evidence=Evidence(tmp_path / "ev"),
+                                            timing=rig_emulated.timing))
+    with till:
+        out = till.sell(BASKET, "card")
+    t.join(5)
+    text = "".join(shown)
+    assert "Milk 1l" in text and "TOTAL 4.88" in text and "payment by CARD" in text
+    assert out.status == "declined" and out.receipt == "none" and out.extra["source"] == "operator"
