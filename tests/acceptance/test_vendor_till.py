@@ -62,7 +62,11 @@ def test_vendor_till_recovers_from_a_power_cut_mid_payment(vendor_bench, evidenc
         events = [e["event"] for e in json.loads((evidence.path / "till-lifecycle.json").read_text())]
         assert events == ["launch", "killed", "launch", "stopped"]
     journal = json.loads((evidence.path / "till-state" / "acme-journal.json").read_text())
-    assert [s["status"] for s in journal] == (["paid"] if scenario.outcome == "approve" else ["failed"])
+    # The terminal finishes alone: it may book the payment, or reverse it when it cannot hand the result to a
+    # till that is off. Either way the rebooted till must say what the acquirer holds.
+    held = [row for row in record.ledger if row["state"] in ("approved", "settled")]
+    assert not held or scenario.outcome == "approve", record.ledger
+    assert [s["status"] for s in journal] == (["paid"] if held else ["failed"]), (journal, record.ledger)
 
 
 def test_a_till_without_abort_gets_not_applicable_rows(vendor_bench):

@@ -63,14 +63,16 @@ def scenario_html(record: ScenarioRecord, report_dir: Path | None = None) -> str
 
 def contract_html(records: list[ScenarioRecord], selected: int) -> str:
     """The sign-off line: selected, ran, passed; then each scenario that did not run, or is not OK, and why."""
-    counts = summary([{"verdict": str(r.verdict), "status": r.status} for r in records], selected)
+    counts = summary([{"verdict": str(r.verdict), "status": r.status, "reason": r.reason or r.observed}
+                      for r in records], selected)
     verdict = "PASSED" if counts["passed"] else "NOT PASSED"
     colour = COLOURS[Verdict.OK] if counts["passed"] else COLOURS[Verdict.FAIL]
     verdicts = ", ".join(f"{v} {counts[str(v)]}" for v in Verdict if counts[str(v)])
     not_run = ", ".join(f"{k} {n}" for k, n in counts["not_run"].items())
     out = [f"<h2>Sign-off</h2><p class='posrig-signoff'><b style='color:{colour}'>{verdict}</b>: "
            f"{counts['selected']} selected, {counts['ran']} ran ({html.escape(verdicts or 'no verdicts')})"
-           + (f"; did not run: {html.escape(not_run)}" if not_run else "") + "</p>"]
+           + (f"; did not run: {html.escape(not_run)}" if not_run else "")
+           + f"<br>covers: {html.escape(counts['covers'])}</p>"]
     bad = [r for r in records if r.status != RAN or r.verdict is not Verdict.OK]
     if bad:
         rows = [{"scenario": r.id, "status": r.status, "verdict": r.verdict, "reason": r.reason or r.observed}

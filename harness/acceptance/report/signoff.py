@@ -2,7 +2,8 @@
 
 Every selected scenario is a row of acceptance.json, also those that were skipped, crashed or never started
 (`status` other than "ran", verdict ERROR, with their `reason`). `passed` is true only when as many scenarios
-ran as were selected and every one is OK. The digest holds the sha256 of every evidence file, of the rig and of
+ran as were selected and every one is OK, or NOT_APPLICABLE (the till lacks a capability the scenario needs,
+named in `covers`: "164 of 168 scenarios; 4 not applicable (...)"). The digest holds the sha256 of every evidence file, of the rig and of
 the document itself; `verify()` re-checks them and recounts the summary.
 
 >>> summary([{"verdict": "OK", "status": "ran"}, {"verdict": "ERROR", "status": "skipped"}])["passed"]
@@ -29,17 +30,30 @@ ALGORITHM = "sha256"
 
 
 def summary(rows: Iterable[dict[str, Any]], selected: int | None = None) -> dict[str, Any]:
-    """Counts of one run: selected, ran, each verdict, each reason not to run, and `passed` (selected == ran,
-    at least one, every row OK). `selected` defaults to the number of rows."""
+    """Counts of one run: selected, ran, each verdict, each reason not to run, `passed` (selected == ran, at least
+    one OK, every row OK or NOT_APPLICABLE) and `covers`: what the pass is worth, naming what did not apply.
+    `selected` defaults to the number of rows.
+
+    >>> summary([{"verdict": "OK"}, {"verdict": "NOT_APPLICABLE", "reason": "not applicable: the till cannot abort"}])
+    ... # doctest: +ELLIPSIS
+    {..., 'passed': True, 'covers': '1 of 2 scenarios; 1 not applicable (not applicable: the till cannot abort)'}
+    """
     rows = list(rows)
     selected = len(rows) if selected is None else selected
     verdicts = Counter(str(r.get("verdict")) for r in rows)
     statuses = Counter(r.get("status", RAN) for r in rows)
     ran = statuses.get(RAN, 0)
+    ok, na = verdicts.get(str(Verdict.OK), 0), verdicts.get(str(Verdict.NOT_APPLICABLE), 0)
+    why_na = Counter(str(r.get("reason") or "the till lacks what it needs") for r in rows
+                     if str(r.get("verdict")) == Verdict.NOT_APPLICABLE)
+    covers = f"{ok} of {selected} scenarios" + (
+        f"; {na} not applicable ({'; '.join(f'{n}x {w}' if n > 1 else w for w, n in why_na.most_common())})"
+        if na else "")
     return {"selected": selected, "ran": ran, "scenarios": len(rows),
             **{str(v): verdicts.get(str(v), 0) for v in Verdict},
             "not_run": {s: n for s, n in sorted(statuses.items()) if s != RAN},
-            "passed": bool(rows) and selected == ran == len(rows) and verdicts.get(str(Verdict.OK), 0) == len(rows)}
+            "passed": bool(ok) and selected == ran == len(rows) and ok + na == len(rows),
+            "covers": covers}
 
 
 def why_not_passed(doc_summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
@@ -54,7 +68,8 @@ def why_not_passed(doc_summary: dict[str, Any], rows: list[dict[str, Any]]) -> s
         reason, n = reasons.most_common(1)[0] if reasons else ("", 0)
         statuses = ", ".join(f"{k} {v}" for k, v in doc_summary.get("not_run", {}).items())
         return f"nothing ran: {selected} scenario(s) selected, none ran ({statuses}); {reason}"
-    bad = {k: v for k, v in doc_summary.items() if k in {str(v) for v in Verdict} and k != Verdict.OK and v}
+    bad = {k: v for k, v in doc_summary.items()
+           if k in {str(v) for v in Verdict} and k not in (Verdict.OK, Verdict.NOT_APPLICABLE) and v}
     parts = [f"{selected - ran} of {selected} did not run"] if selected != ran else []
     parts += [f"{n} {v}" for v, n in bad.items()]
     return "not signed off: " + ", ".join(parts)

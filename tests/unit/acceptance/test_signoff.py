@@ -62,8 +62,9 @@ def test_an_edited_summary_evidence_or_rig_is_caught_one_line_each(report):
     (out / "rig.yaml").write_text((out / "rig.yaml").read_text().replace("scale: 0.05", "scale: 0.5"))
     rig_file.write_text(rig_file.read_text() + "# edited\n")
     problems, _ = verify(out)
-    assert len(problems) == 6, problems
+    assert len(problems) == 7, problems
     expected = ["acceptance.json: content changed after sign-off",
+                "summary.covers: says '2 of 2 scenarios', the scenarios give '2 of 1 scenarios'",
                 "summary.passed: says True, the scenarios give False",
                 "test_1/host.jsonl: evidence changed after sign-off", "test_0/note.txt: evidence added after sign-off",
                 "rig.yaml: rig changed after sign-off", "rig.src.yaml: rig changed since the run"]
