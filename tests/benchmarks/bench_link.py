@@ -46,6 +46,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PORT, BULK_PORT = 5000, 9000
 DELAYS_MS = (20, 50, 100)
 HOGS = 2                     # busy-loop processes of the CPU hog
+# A busy loop at normal priority (the benchmark itself runs SCHED_FIFO, which its children would inherit: a FIFO
+# busy loop would starve the whole machine instead of loading it like a CI job does).
+HOG = "import os\nos.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))\nwhile True:\n    pass\n"
 
 # The acquirer side: a separate process in the host namespace (no GIL shared with the measuring client).
 # Answers every framed 0200 with the same frame, MTI rewritten to 0210; sinks bulk data on BULK_PORT.
@@ -147,7 +150,7 @@ def bulk(topo, seconds: float = 2.0) -> tuple[int, float]:
 @contextlib.contextmanager
 def cpu_hog(n: int):
     """`n` processes spinning at normal priority for the duration of the block; killed however it ends."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(n)]
     try:
         time.sleep(0.5)                                              # spinning before the first sample
         yield [p.pid for p in procs]
