@@ -49,8 +49,8 @@ def pytest_args(args) -> list[str]:
             f"--rig={rig}", f"--evidence-dir={report / 'evidence'}",
             f"--html={report / 'report.html'}", "--self-contained-html", f"--junitxml={report / 'junit.xml'}",
             f"--acceptance-json={report / 'acceptance.json'}",
-            "-p", "no:cacheprovider", "-o", "console_output_style=progress",
-            "-o", "render_collapsed=none"]          # every scenario's receipt, timeline and ledger visible
+            "-p", "no:cacheprovider", "-o", "render_collapsed=none",   # every scenario's receipt etc. visible
+            "--posrig-progress", "-q", "-o", "console_output_style=classic"]   # our progress line, not pytest's
     if args.till_profile:
         argv.append(f"--till-profile={args.till_profile}")
     if args.keyword:
