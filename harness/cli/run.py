@@ -11,6 +11,11 @@ Before pytest starts, the preflight (`harness.core.doctor`, the checks of `posri
 its drivers and the till profile, checks privileges, iptables/NFQUEUE and ports; each problem is one line and
 the exit code 2, with nothing built. Leftovers of killed runs are reaped first. Exit 0 only when
 acceptance.json says `passed`: every selected scenario ran and is OK.
+
+While it runs it shows progress instead of pytest's dots (`fixtures.progress`): on a terminal one line rewritten
+in place, in a log one line per scenario:
+
+    [ 12/168] OK    terminal-host/0210-lost/approve  1.8 s  (fail 0, 4.1/min, ETA 38:03)
 """
 
 from __future__ import annotations

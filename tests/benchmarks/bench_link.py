@@ -177,26 +177,31 @@ def latency(topo, c: Client, without: list[float], rtts: int) -> tuple[dict, flo
 
 def delay(link: EmulatedLink, c: Client, rtt_ms: float, per_delay: int) -> dict:
     """Hold every 0210 for D ms; the extra delay the client sees (its round trip less the median pass-through
-    round trip), and the hold the engine reports, against D."""
-    errors, engine_errors = [], []
+    round trip), and the hold the engine reports, against D. `bias_ms` is the signed median (late > 0): the
+    client's includes waking up after D ms asleep, which a back-to-back pass-through round trip never pays."""
+    signed, engine_signed = [], []
     for wanted in DELAYS_MS:
         fault = link.inject("hold", stage="0210", direction="host->terminal", occurrence="every", ms=wanted)
         for _ in range(per_delay):
             t0 = time.perf_counter()
             c.send(request(1))
             c.recv()
-            errors.append(abs((time.perf_counter() - t0) * 1000 - rtt_ms - wanted))
+            signed.append((time.perf_counter() - t0) * 1000 - rtt_ms - wanted)
         fault.clear()
-        engine_errors += [abs(r.held_ms - wanted) for r in fault.released]
+        engine_signed += [r.held_ms - wanted for r in fault.released]
+    errors, engine_errors = [abs(e) for e in signed], [abs(e) for e in engine_signed]
     print(f"  delay error median {statistics.median(errors):.3f} ms, p99 {pct(errors, 99):.3f} ms, "
-          f"max {max(errors):.3f} ms over {len(errors)} samples (engine-side p99 {pct(engine_errors, 99):.3f} ms)")
+          f"max {max(errors):.3f} ms over {len(errors)} samples (bias {statistics.median(signed):+.3f} ms); "
+          f"engine-side p99 {pct(engine_errors, 99):.3f} ms (bias {statistics.median(engine_signed):+.3f} ms)")
     return {"requested_ms": list(DELAYS_MS), "samples": len(errors),
             "abs_error_ms": {"median": round(statistics.median(errors), 4), "p99": round(pct(errors, 99), 4),
                              "max": round(max(errors), 4)},
+            "bias_ms": round(statistics.median(signed), 4),
             "engine_held_abs_error_ms": {"samples": len(engine_errors),
                                          "median": round(statistics.median(engine_errors), 4),
                                          "p99": round(pct(engine_errors, 99), 4),
-                                         "max": round(max(engine_errors), 4)}}
+                                         "max": round(max(engine_errors), 4)},
+            "engine_bias_ms": round(statistics.median(engine_signed), 4)}
 
 
 def exactness(link: EmulatedLink, c: Client, runs: int) -> dict:
