@@ -11,6 +11,11 @@ Before pytest starts, the preflight (`harness.core.doctor`, the checks of `posri
 its drivers and the till profile, checks privileges, iptables/NFQUEUE and ports; each problem is one line and
 the exit code 2, with nothing built. Leftovers of killed runs are reaped first. Exit 0 only when
 acceptance.json says `passed`: every selected scenario ran and is OK.
+
+While it runs it shows progress instead of pytest's dots (`fixtures.progress`): on a terminal one line rewritten
+in place, in a log one line per scenario:
+
+    [ 12/168] OK    terminal-host/0210-lost/approve  1.8 s  (fail 0, 4.1/min, ETA 38:03)
 """
 
 from __future__ import annotations
@@ -49,8 +54,8 @@ def pytest_args(args) -> list[str]:
             f"--rig={rig}", f"--evidence-dir={report / 'evidence'}",
             f"--html={report / 'report.html'}", "--self-contained-html", f"--junitxml={report / 'junit.xml'}",
             f"--acceptance-json={report / 'acceptance.json'}",
-            "-p", "no:cacheprovider", "-o", "console_output_style=progress",
-            "-o", "render_collapsed=none"]          # every scenario's receipt, timeline and ledger visible
+            "-p", "no:cacheprovider", "-o", "render_collapsed=none",   # every scenario's receipt etc. visible
+            "--posrig-progress", "-q", "-o", "console_output_style=classic"]   # our progress line, not pytest's
     if args.till_profile:
         argv.append(f"--till-profile={args.till_profile}")
     if args.keyword:

@@ -1,6 +1,6 @@
-"""HTML pieces for pytest-html: per-scenario extras (receipt image and text, timeline, ledger, evidence links)
-the sign-off line (selected, ran, passed; every scenario that did not run and why) and the summary grid of
-stage x fault."""
+"""HTML pieces for pytest-html: the report's title (rig and verdict), per-scenario extras (receipt image and
+text, timeline, ledger, evidence links), the sign-off line (selected, ran, passed; every scenario that did not
+run and why) and the summary grid of stage x fault."""
 
 from __future__ import annotations
 
@@ -59,6 +59,25 @@ def scenario_html(record: ScenarioRecord, report_dir: Path | None = None) -> str
         parts.append("<p><b>Evidence:</b> " + " &middot; ".join(links) + "</p>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def report_title(records: list[ScenarioRecord], selected: int, rig: str | None) -> str:
+    """The page's title: which rig, and the verdict a sign-off reads.
+
+    >>> ok = ScenarioRecord(id="a", verdict=Verdict.OK, status=RAN)
+    >>> report_title([ok, ok], 2, "emulated")
+    'posrig acceptance: emulated rig: PASSED 2/2'
+    >>> report_title([ok, ScenarioRecord(id="b", verdict=Verdict.FAIL, status=RAN)], 3, "bench-7")
+    'posrig acceptance: bench-7 rig: FAILED: 2 of 3 not OK'
+    """
+    counts = summary([{"verdict": str(r.verdict), "status": r.status} for r in records], selected)
+    where = f"posrig acceptance: {rig} rig" if rig else "posrig acceptance: rig not loaded"
+    if counts["passed"]:
+        return f"{where}: PASSED {counts[str(Verdict.OK)]}/{counts['selected']}"
+    if not counts["selected"]:
+        return f"{where}: NOT PASSED: no scenario selected"
+    ok = sum(r.verdict is Verdict.OK and r.status == RAN for r in records)
+    return f"{where}: FAILED: {max(counts['selected'], len(records)) - ok} of {counts['selected']} not OK"
 
 
 def contract_html(records: list[ScenarioRecord], selected: int) -> str:
