@@ -47,7 +47,7 @@ def test_asserts_on_the_verdict(bench, till, link):
     lose_the_approval(link)
     till.sell(MILK)
     result = bench.reconcile()
-    assert result.broken == ["I1"], result
+    assert result.broken[0] == "I1" and set(result.broken) <= {"I1", "I7"}, result     # I7 if it said "paid"
     [violation] = result.of("I1")
     assert isinstance(violation, Violation) and violation.receipt == 0 and violation.payment
     assert bench.reconcile("I2").ok

@@ -16,6 +16,7 @@ def test_posrig_run_on_a_vendor_rig_collects_the_shipped_suite_only(tmp_path):
     rig = ROOT / "examples" / "vendor_till" / "rig-http.yaml"
     argv = pytest_args(Namespace(rig=str(rig), report=str(tmp_path / "r"), till_profile=None, keyword=None,
                                  workers=None))
+    argv = [a for a in argv if a != "-q"]              # posrig run's own -q would make it -qq: files, not ids
     out = subprocess.run([sys.executable, "-m", "pytest", *argv, "--collect-only", "-q"], capture_output=True,
                          text=True, timeout=120, cwd=ROOT)
     items = [line for line in out.stdout.splitlines() if "::" in line]

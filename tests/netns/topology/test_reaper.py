@@ -49,8 +49,11 @@ def test_doctor_clean_reaps_a_killed_runs_namespaces(named, tmp_path):
     assert {f"netns {label}" for label in labels} <= set(leftovers())
     p = _posrig("doctor", "--clean", cwd=tmp_path)
     removed = re.search(r"cleaned: removed (\d+) leftover\(s\) of killed runs", p.stdout)
-    assert removed and int(removed.group(1)) >= 4, p.stdout + p.stderr      # others' leftovers may go too
+    assert removed, p.stdout + p.stderr
+    # Another xdist worker's posrig run or topology reaps at its start too, so some may have gone before doctor
+    # looked; what doctor did not find, somebody else removed. None may be left, and no warning about them.
     assert not set(labels) & _names()
+    assert "could not reap" not in p.stderr, p.stderr
 
 
 def test_an_inert_namespace_of_a_live_looking_owner_is_reaped(named):
