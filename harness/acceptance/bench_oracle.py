@@ -97,9 +97,7 @@ def settle_faults(faults: list[Any]) -> list[str]:
             continue
         if f.required:
             try:
-                f.wait_fired(timeout=0.5)
-                if f.spec.action == "rst":
-                    f.wait_verified(timeout=f.spec.param("verify_ms") / 1000.0 + 2.0)
+                f.prove(timeout=0.5)
             except (FaultNotFired, ResetNotTaken) as exc:
                 problems.append(str(exc))
         f.clear()

@@ -300,9 +300,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     _settle(bench, scenario, faults)
     for f in faults:
         try:
-            f.wait_fired(timeout=1.0)
-            if f.spec.action == "rst":
-                f.wait_verified(timeout=f.spec.param("verify_ms") / 1000.0 + 2.0)
+            f.prove(timeout=1.0)
         except (FaultNotFired, ResetNotTaken) as exc:
             problems.append(str(exc))
     for f in faults:

@@ -104,6 +104,13 @@ class Fault:
                                 f"forged reset not taken: {details} (capture: {self.link.pcap_path})")
         return self.verified
 
+    def prove(self, timeout: float = 1.0) -> None:
+        """Raise FaultNotFired unless the fault fired, and for a reset ResetNotTaken unless every forged reset was
+        taken by its receiver: a fault that never hit proves nothing."""
+        self.wait_fired(timeout)
+        if self.spec.action == "rst":
+            self.wait_verified(timeout=self.spec.param("verify_ms") / 1000.0 + 2.0)
+
     def resets_to_verify(self) -> int:
         """Forged resets of the last firing that a liveness probe checks (a refused connect has no socket to
         probe: only resets with an expected sequence number are checked)."""
@@ -184,10 +191,7 @@ class Fault:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None and self.required:
-                if not self.fired:
-                    self.wait_fired(timeout=0.5)
-                if self.spec.action == "rst":
-                    self.wait_verified(timeout=self.spec.param("verify_ms") / 1000.0 + 2.0)
+                self.prove(timeout=0.5)
         finally:
             self.clear()
 

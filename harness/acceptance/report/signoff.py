@@ -3,8 +3,10 @@
 Every selected scenario is a row of acceptance.json, also those that were skipped, crashed or never started
 (`status` other than "ran", verdict ERROR, with their `reason`). `passed` is true only when as many scenarios
 ran as were selected and every one is OK, or NOT_APPLICABLE (the till lacks a capability the scenario needs,
-named in `covers`: "164 of 168 scenarios; 4 not applicable (...)"). The digest holds the sha256 of every evidence file, of the rig and of
-the document itself; `verify()` re-checks them and recounts the summary.
+named in `covers`: "164 of 168 scenarios; 4 not applicable (...)").
+
+The digest holds the sha256 of every evidence file, of the rig and of the document itself; `verify()` re-checks
+them and recounts the summary.
 
 >>> summary([{"verdict": "OK", "status": "ran"}, {"verdict": "ERROR", "status": "skipped"}])["passed"]
 False
