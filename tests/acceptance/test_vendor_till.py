@@ -78,3 +78,31 @@ def test_a_till_without_abort_gets_not_applicable_rows(vendor_bench):
     record, _ = vendor_bench(rig, abort)
     assert record.verdict is Verdict.NOT_APPLICABLE and not record.verdict.passed
     assert record.observed.startswith("not applicable: the till cannot abort")
+
+
+def test_posrig_run_on_a_till_without_abort_passes_and_says_what_it_covers(tmp_path):
+    """The sign-off a vendor reads: the abort races are rows saying "not applicable", the run passes, and the
+    summary names what the pass does not cover."""
+    import shutil
+    import subprocess
+    import sys
+
+    src = RIGS["http"]
+    shutil.copy(src.parent / "till.py", tmp_path / "till.py")
+    (tmp_path / "rig.yaml").write_text(src.read_text().replace(
+        "    options:\n      sale_timeout: 60\n",
+        "    options:\n      sale_timeout: 60\n      capabilities: [journal, recover]\n", 1))
+    report = tmp_path / "report"
+    run = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--rig", str(tmp_path / "rig.yaml"),
+                          "--report", str(report), "-k", "06-B0-lost or 0210-lost/approve"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    doc = json.loads((report / "acceptance.json").read_text())
+    rows = {r["id"]: r for r in doc["scenarios"]}
+    assert {rows[i]["verdict"] for i in rows if "06-B0" in i} == {"NOT_APPLICABLE"}
+    assert rows["terminal-host/0210-lost/approve"]["verdict"] == "OK"
+    summary = doc["summary"]
+    assert summary["passed"] and summary["NOT_APPLICABLE"] == 2 and summary["OK"] == 1
+    assert summary["covers"].startswith("1 of 3 scenarios; 2 not applicable") and "cannot abort" in summary["covers"]
+    assert "passed, covering 1 of 3 scenarios" in run.stderr
+    assert "not applicable" in (report / "report.html").read_text()
