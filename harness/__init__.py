@@ -1,6 +1,6 @@
 """posrig: a hardware-in-the-loop test harness for point-of-sale tills."""
 
-from harness import escpos_cache as _escpos_cache
+from harness.core import escpos_cache as _escpos_cache
 
 __version__ = "0.1.0"
 

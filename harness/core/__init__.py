@@ -11,5 +11,6 @@
     service.py    TcpService: the one TCP accept loop of every emulated device
     events.py     Event and its timestamp `t`, timelines, wait_until
     address.py    HOST:PORT parsing
-    doctor.py     what a rig needs from this machine
+    doctor.py     what a rig needs from this machine: `posrig doctor` and the preflight of `posrig run`
+    escpos_cache.py  python-escpos's capabilities pickle in one per-user folder (no temp folder per process)
 """
