@@ -268,10 +268,14 @@ class EngineLink(Link):
                 return
         self.engine = Child(f"link {self.name} engine",
                             [sys.executable, "-m", "harness.link.engine", str(self._config_path)],
-                            namespace=self.ctx.namespace, log=self._log_path, stdin=True)
+                            namespace=self.ctx.namespace, stdin=True,
+                            log=self._log_path if pool is None else warm_engines.engine_log(self.name))
         try:
             ready = self.engine.start(READY_TIMEOUT, max_wait=READY_MAX_WAIT)
         except ChildFailed as exc:
+            if pool is not None:
+                with contextlib.suppress(OSError):
+                    self.engine.log.unlink()                # a warm engine's own log: its tail is in the message
             self.close()
             raise LinkError(str(exc)) from None             # names the engine, says why, ends with its log
         self.queue = ready.get("queue")
@@ -345,10 +349,8 @@ class EngineLink(Link):
                 self.errors.clear()
             return False
         kept.scenarios += 1
+        kept.skip_log()
         self.adopt_rules(kept.rules)
-        if str(kept.child.log) != str(self._log_path):
-            self._log_path.write_text(f"warm engine (pid {kept.child.pid}) adopted for scenario {kept.scenarios + 1} "
-                                  f"of this topology; its log: {kept.child.log}\n")
         return True
 
     def _hand_back(self) -> list[str]:
@@ -366,12 +368,23 @@ class EngineLink(Link):
             except OSError:
                 ok = False
         if ok:
+            self._keep_log(kept)
             kept.owner = None
             kept.pool.give_back(kept)
             return []
         errors = kept.pool.discard(kept)          # its "stopped" line still reaches this link
+        self._keep_log(kept)
         kept.owner = None
+        with contextlib.suppress(OSError):
+            kept.child.log.unlink()
         return errors
+
+    def _keep_log(self, kept: warm_engines.WarmEngine) -> None:
+        """This scenario's part of the warm engine's log, as its evidence."""
+        header = (f"# warm engine pid {kept.child.pid}, scenario {kept.scenarios + 1} on it; "
+                  f"its log from this scenario's start\n").encode()
+        with contextlib.suppress(OSError):
+            self._log_path.write_bytes(header + kept.log_since())
 
     def _on_line(self, line: dict[str, Any] | None) -> None:
         """One engine line (None: its output ended), from this link's reader or the warm engine's."""
@@ -604,5 +617,5 @@ class EngineLink(Link):
                   "engine": self.final, "errors": self.errors}
         if self.warm is not None:
             record["warm"] = {"pid": self.warm.child.pid, "epoch": self.warm.epoch,
-                              "scenario_on_engine": self.warm.scenarios + 1, "engine_log": str(self.warm.child.log)}
+                              "scenario_on_engine": self.warm.scenarios + 1}
         self.ctx.evidence.write_json(self.fault_log_path.name, record)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 from harness.core.process import Child
@@ -31,6 +33,14 @@ from harness.core.process import Child
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 3.0
+
+
+def engine_log(link: str) -> Path:
+    """Where a warm engine's stderr goes: a file of its own, not a scenario's evidence (it outlives the scenario);
+    each scenario's evidence gets the part written while it owned the engine (`WarmEngine.log_since`)."""
+    fd, path = tempfile.mkstemp(prefix=f"posrig-{os.getpid()}-warm-{link.replace('/', '_')}-", suffix=".log")
+    os.close(fd)
+    return Path(path)
 
 
 def warm_enabled() -> bool:
@@ -54,6 +64,7 @@ class WarmEngine:
         self.live_epoch = 0                   # the epoch the engine confirmed (its lines go to the owner)
         self.scenarios = 0
         self.broken = False
+        self.log_offset = 0                   # where the current scenario's part of the engine log begins
         self._reader = threading.Thread(target=self._read, name=f"warm-link-{link}-events", daemon=True)
         self._reader.start()
 
@@ -74,6 +85,23 @@ class WarmEngine:
         if owner is not None:
             owner._on_line(None)
 
+    def log_since(self) -> bytes:
+        """The engine's log from the current scenario's start; the next part starts after it."""
+        log_path = self.child.log
+        if log_path is None or not log_path.exists():
+            return b""
+        with open(log_path, "rb") as fh:
+            fh.seek(self.log_offset)
+            data = fh.read()
+        self.log_offset += len(data)
+        return data
+
+    def skip_log(self) -> None:
+        """What the engine logged while parked belongs to no scenario."""
+        log_path = self.child.log
+        if log_path is not None and log_path.exists():
+            self.log_offset = log_path.stat().st_size
+
     def stop(self) -> list[str]:
         """Remove the rules, stop the process (it lets held packets go and closes its capture); returns errors."""
         errors = []
@@ -89,6 +117,9 @@ class WarmEngine:
             self._reader.join(timeout=STOP_TIMEOUT)
         self.child.stop(timeout=STOP_TIMEOUT)
         self._reader.join(timeout=2)
+        if self.owner is None and self.child.log is not None:
+            with contextlib.suppress(OSError):
+                self.child.log.unlink()
         return errors
 
 
@@ -126,7 +157,8 @@ class WarmPool:
         """A parked engine, ready for the next bench (stopped instead if dead, broken, or the pool is closed)."""
         with self._lock:
             self.busy.discard(warm)
-            keep = warm.alive and not self.closed and warm.key not in self.idle
+            keep = (warm.alive and not self.closed and warm.key not in self.idle
+                    and not any(w.link == warm.link for w in self.busy))   # another's rules must stay on top
             if keep:
                 self.idle[warm.key] = warm
         if not keep:

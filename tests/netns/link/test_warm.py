@@ -130,6 +130,10 @@ def test_next_scenario_on_a_warm_engine_starts_clean(bench, topology, acquirer, 
     notes = [c.decode() for p in pkts for c in (p.comments or [])]
     assert notes and all("fault #1 " in n or "by fault #1" in n for n in notes), notes
     assert b"424242" in first.pcap_path.read_bytes() and b"737373" not in first.pcap_path.read_bytes()
+    for link in (first, second):                        # each scenario keeps its own part of the engine's log
+        assert link._log_path.read_text().startswith(f"# warm engine pid {pid}")
+    assert second.warm.child.log.exists()               # the engine's own log, outside any scenario's evidence
+    assert not second.warm.child.log.is_relative_to(tmp_path)
 
 
 @pytest.mark.needs_netns
@@ -140,6 +144,7 @@ def test_a_dead_engine_is_replaced_not_reused(bench, topology, acquirer, termina
     pid = first.engine.pid
     first.kill_engine()
     first.close()
+    assert not first.warm.child.log.exists(), "a discarded engine's own log goes (its part is in the evidence)"
     second = scenario_link(bench, topology, tmp_path, "two")
     try:
         assert second.engine.pid != pid
