@@ -3,7 +3,9 @@
 `EmulatedLink` (namespaces) and `BenchLink` (physical bridge) only differ in where the engine runs and which
 packets their iptables rules send to it; everything else is here. The engine is a supervised child
 (`harness.core.process.Child`): control lines go to its stdin, its events come back typed
-(`harness.link.faults.FaultFired` and the others) onto the `Fault` they concern.
+(`harness.link.faults.FaultFired` and the others) onto the `Fault` they concern. On an emulated topology the
+engine is kept warm across benches (`harness.link.warm`): a closing link parks it, the next bench's link adopts
+and resets it, so each scenario still gets its own capture, fault log, events and stage counts.
 
 >>> with link.inject("drop", stage="0210", direction="host->terminal") as fault:    # doctest: +SKIP
 ...     till.sell(...)                      # the 0210 never reaches the terminal, nor do its retransmissions
