@@ -3,7 +3,9 @@
 `EmulatedLink` (namespaces) and `BenchLink` (physical bridge) only differ in where the engine runs and which
 packets their iptables rules send to it; everything else is here. The engine is a supervised child
 (`harness.core.process.Child`): control lines go to its stdin, its events come back typed
-(`harness.link.faults.FaultFired` and the others) onto the `Fault` they concern.
+(`harness.link.faults.FaultFired` and the others) onto the `Fault` they concern. On an emulated topology the
+engine is kept warm across benches (`harness.link.warm`): a closing link parks it, the next bench's link adopts
+and resets it, so each scenario still gets its own capture, fault log, events and stage counts.
 
 >>> with link.inject("drop", stage="0210", direction="host->terminal") as fault:    # doctest: +SKIP
 ...     till.sell(...)                      # the 0210 never reaches the terminal, nor do its retransmissions
@@ -28,6 +30,7 @@ from harness.core.address import port_of
 from harness.core.events import Event
 from harness.core.process import Child, ChildFailed
 from harness.link import Link
+from harness.link import warm as warm_engines
 from harness.link.faults import (
     EVERY,
     FaultArmed,
@@ -200,6 +203,7 @@ class EngineLink(Link):
     """A link whose packets cross an NFQUEUE engine process. Subclasses say where and which packets."""
 
     close_timeout = 10.0
+    warm_capable = False          # subclasses whose engine may be kept across benches (see harness.link.warm)
 
     def __init__(self, spec: Any, ctx: Any, **bound: Any):
         super().__init__(spec, ctx, **bound)
@@ -217,6 +221,8 @@ class EngineLink(Link):
         self._pong = False
         self._closing = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self.warm: warm_engines.WarmEngine | None = None    # the kept engine this link adopted or started
+        self._reset_epoch: int | None = None
         safe = self.name.replace("/", "_")
         self.pcap_path: Path = ctx.evidence.file(f"link-{safe}.pcapng", f"all traffic on link {self.name}, "
                                                  "faults marked as packet comments", "application/x-pcapng")
@@ -255,20 +261,52 @@ class EngineLink(Link):
     def start(self) -> None:
         config = self.engine_config()
         self._config_path.write_text(json.dumps(config, indent=2))
+        pool = self._pool()
+        key = json.dumps({k: v for k, v in config.items() if k != "pcap"}, sort_keys=True)
+        if pool is not None:
+            kept = pool.take(key, self.name)
+            if kept is not None and self._adopt(pool, kept):
+                self._started()
+                return
         self.engine = Child(f"link {self.name} engine",
                             [sys.executable, "-m", "harness.link.engine", str(self._config_path)],
-                            namespace=self.ctx.namespace, log=self._log_path, stdin=True)
+                            namespace=self.ctx.namespace, stdin=True,
+                            log=self._log_path if pool is None else warm_engines.engine_log(self.name))
         try:
             ready = self.engine.start(READY_TIMEOUT, max_wait=READY_MAX_WAIT)
         except ChildFailed as exc:
+            if pool is not None:
+                with contextlib.suppress(OSError):
+                    self.engine.log.unlink()                # a warm engine's own log: its tail is in the message
             self.close()
             raise LinkError(str(exc)) from None             # names the engine, says why, ends with its log
         self.queue = ready.get("queue")
-        self._reader = threading.Thread(target=self._read_events, name=f"link-{self.name}-events", daemon=True)
-        self._reader.start()
+        if pool is None:
+            self._reader = threading.Thread(target=self._read_events, name=f"link-{self.name}-events",
+                                            daemon=True)
+            self._reader.start()
+        else:
+            self.warm = warm_engines.WarmEngine(pool, self.name, key, self.engine, self.queue, None)
+            self.warm.owner = self
+            pool.add(self.warm)
         try:
             self.install_rules(self.queue)
+        except BaseException:
+            self._rules_installed = True                   # whatever went in goes now, with the engine
+            if self.warm is not None:
+                self.warm.pool.discard(self.warm)
+                self.warm = None
+            self.close()
+            raise
+        if self.warm is not None:
+            self.warm.rules = self.warm_rules()            # they stay with the warm engine
+        else:
             self._rules_installed = True
+        self._started()
+
+    def _started(self) -> None:
+        """Arm the rig's standing faults and start the watchdog (fresh or adopted engine alike)."""
+        try:
             for fault in getattr(self.spec, "faults", None) or ():    # faults the rig arms for the whole run
                 self.arm(fault)
         except BaseException:
@@ -276,6 +314,86 @@ class EngineLink(Link):
             raise
         self._watchdog = threading.Thread(target=self._watch, name=f"link-{self.name}-watchdog", daemon=True)
         self._watchdog.start()
+
+    # -- warm engines (harness.link.warm) ------------------------------------------------------------
+    def _pool(self) -> warm_engines.WarmPool | None:
+        """The topology's pool of warm engines, or None when this link starts and stops its own engine."""
+        if not self.warm_capable or not warm_engines.warm_enabled() or not self.ctx.extra.get("link_warm", True):
+            return None
+        return warm_engines.pool_of(getattr(self.ctx.network, "topology", None))
+
+    def warm_rules(self) -> Any:
+        """The installed rules as an object with `.remove()`, handed to the warm engine. Subclasses provide."""
+        raise NotImplementedError
+
+    def adopt_rules(self, rules: Any) -> None:
+        """Take the warm engine's rules as this link's (for `identity`, tests); they are not removed at close."""
+
+    def _adopt(self, pool: warm_engines.WarmPool, kept: warm_engines.WarmEngine) -> bool:
+        """Take over a parked engine: tell it to reset to a clean slate writing this scenario's capture, and
+        listen to it only from its reset line on. False (engine discarded) if it does not confirm in time."""
+        self.engine, self.queue, self.warm = kept.child, kept.queue, kept
+        kept.epoch += 1
+        epoch = kept.epoch
+        kept.owner = self
+        try:
+            kept.child.send({"op": "reset", "epoch": epoch, "pcap": str(self.pcap_path)})
+            ok = self._wait(lambda: self._reset_epoch == epoch or not kept.child.alive, 5.0)
+            ok = ok and self._reset_epoch == epoch
+        except OSError:
+            ok = False
+        if not ok:
+            log.warning("link %s: warm engine did not confirm its reset; starting a fresh one", self.name)
+            pool.discard(kept)
+            kept.owner = None
+            self.engine, self.queue, self.warm, self.final = None, None, None, None
+            with self._cond:
+                self.errors.clear()
+            return False
+        kept.scenarios += 1
+        kept.skip_log()
+        self.adopt_rules(kept.rules)
+        return True
+
+    def _hand_back(self) -> list[str]:
+        """End the scenario on the warm engine (park: held packets let go, capture closed, final figures) and
+        give it back to the pool, or discard it if it erred, died or did not answer."""
+        kept = self.warm
+        ok = False
+        if kept.child.alive and not self.errors:
+            with self._cond:
+                self.final = None
+            try:
+                kept.child.send({"op": "park"})
+                ok = self._wait(lambda: self.final is not None or not kept.child.alive, STOP_TIMEOUT)
+                ok = ok and self.final is not None and not self.errors
+            except OSError:
+                ok = False
+        if ok:
+            self._keep_log(kept)
+            kept.owner = None
+            kept.pool.give_back(kept)
+            return []
+        errors = kept.pool.discard(kept)          # its "stopped" line still reaches this link
+        self._keep_log(kept)
+        kept.owner = None
+        with contextlib.suppress(OSError):
+            kept.child.log.unlink()
+        return errors
+
+    def _keep_log(self, kept: warm_engines.WarmEngine) -> None:
+        """This scenario's part of the warm engine's log, as its evidence."""
+        header = (f"# warm engine pid {kept.child.pid}, scenario {kept.scenarios + 1} on it; "
+                  f"its log from this scenario's start\n").encode()
+        with contextlib.suppress(OSError):
+            self._log_path.write_bytes(header + kept.log_since())
+
+    def _on_line(self, line: dict[str, Any] | None) -> None:
+        """One engine line (None: its output ended), from this link's reader or the warm engine's."""
+        with self._cond:
+            if line is not None:
+                self._dispatch(line)
+            self._cond.notify_all()
 
     def _watch(self) -> None:
         """Fail-open for a hung engine: one that stops answering is killed; --queue-bypass does the rest."""
@@ -304,13 +422,16 @@ class EngineLink(Link):
         if self._watchdog is not None and self._watchdog is not threading.current_thread():
             self._watchdog.join(timeout=2)
         errors = []
+        if self.warm is not None:
+            errors += self._hand_back()
         if self._rules_installed:
             try:
                 self.remove_rules()
             except Exception as exc:  # noqa: BLE001 - reported below, the engine must still stop
                 errors.append(f"removing rules: {exc}")
             self._rules_installed = False
-        self._stop_engine()
+        if self.warm is None:
+            self._stop_engine()
         self._write_fault_log()
         unfired = [f for f in self.faults if f.required and not f.fired and f.cleared_at is None]
         if errors:
@@ -334,11 +455,14 @@ class EngineLink(Link):
 
     @property
     def engine_alive(self) -> bool:
+        """The engine runs for this link (a warm engine handed back serves the next bench, not this link)."""
+        if self.warm is not None and self._closed:
+            return False
         return self.engine is not None and self.engine.alive
 
     def kill_engine(self) -> None:
         """SIGKILL the engine (to prove fail-open: the queue goes away and traffic keeps flowing)."""
-        if self.engine is not None:
+        if self.engine is not None and not (self.warm is not None and self._closed):
             self.engine.kill()
 
     def identity(self) -> dict[str, Any]:
@@ -459,11 +583,8 @@ class EngineLink(Link):
 
     def _read_events(self) -> None:
         for line in self.engine.lines():
-            with self._cond:
-                self._dispatch(line)
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
+            self._on_line(line)
+        self._on_line(None)
 
     def _dispatch(self, line: dict[str, Any]) -> None:
         try:
@@ -480,8 +601,10 @@ class EngineLink(Link):
         if kind == "status":
             self._status = line
             self._pong = True
-        elif kind == "stopped":
+        elif kind in ("stopped", "parked"):
             self.final = line
+        elif kind == "reset":
+            self._reset_epoch = line.get("epoch")
         elif kind == "error":
             self.errors.append(line)
             log.error("link %s engine: %s", self.name, line.get("message"))
@@ -494,4 +617,7 @@ class EngineLink(Link):
                   "markers": "faulted packets carry pcapng comments starting 'posrig:'",
                   "faults": [f.record() for f in self.faults],
                   "engine": self.final, "errors": self.errors}
+        if self.warm is not None:
+            record["warm"] = {"pid": self.warm.child.pid, "epoch": self.warm.epoch,
+                              "scenario_on_engine": self.warm.scenarios + 1}
         self.ctx.evidence.write_json(self.fault_log_path.name, record)

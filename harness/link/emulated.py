@@ -14,6 +14,8 @@ from harness.topology import NetnsUnavailable
 class EmulatedLink(EngineLink):
     """A faultable link between two emulated nodes, e.g. terminal-host (see `EngineLink.inject`)."""
 
+    warm_capable = True           # its engine is kept across benches on the same topology (harness.link.warm)
+
     def __init__(self, spec: Any, ctx: Any, **bound: Any):
         if ctx.namespace is None:
             raise NetnsUnavailable(f"link {spec.name} needs the emulated topology's link namespace; "
@@ -40,6 +42,12 @@ class EmulatedLink(EngineLink):
         self.rules = QueueRules(lambda cmd: ns.run(cmd), self.name, queue,
                                 [["-s", a, "-d", b], ["-s", b, "-d", a]])
         self.rules.install()
+
+    def warm_rules(self) -> QueueRules | None:
+        return self.rules
+
+    def adopt_rules(self, rules: QueueRules | None) -> None:
+        self.rules = rules
 
     def remove_rules(self) -> None:
         if self.rules is not None:

@@ -84,6 +84,8 @@ class Topology:
     nodes: dict[str, Namespace]
     link: Namespace
     segments: dict[str, Segment]
+    closers: list = field(default_factory=list, repr=False)    # run first on close (the warm link engine pool)
+    link_pool: object = field(default=None, repr=False)        # harness.link.warm.WarmPool, made on first use
     _closed: bool = field(default=False, repr=False)
 
     def ip(self, node: str) -> str:
@@ -110,6 +112,11 @@ class Topology:
         with _live_lock:
             _live.discard(self)
         errors = []
+        for closer in self.closers:
+            try:
+                closer()
+            except Exception as exc:  # noqa: BLE001 - reported below; the namespaces must still go
+                errors.append(str(exc))
         for ns in self.namespaces():
             kill_namespace_processes(ns)
             if ns.named:

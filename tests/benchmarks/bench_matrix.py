@@ -1,15 +1,19 @@
 """Benchmark: wall time of the whole fault matrix on this machine with 1 and 2 workers, and seconds per scenario.
 
-    .venv/bin/python tests/benchmarks/bench_matrix.py [--workers 1 2] [-k EXPR]
+    .venv/bin/python tests/benchmarks/bench_matrix.py [--workers 1 2] [-k EXPR] [--links warm cold]
 
 Runs `pytest harness/acceptance/suite/test_matrix.py` as a subprocess per worker count (the same rig, same process
-tree); the last line is one JSON object of figures. Goal: the whole matrix under 3 minutes with -n 2.
+tree), with warm link engines (kept across scenarios, the default) and/or cold ones (POSRIG_LINK_WARM=0: two
+engine starts per scenario); reports wall time and the CPU seconds of the whole process tree (user+system of the
+reaped children). The last line is one JSON object of figures. Goal: the whole matrix under 3 minutes with -n 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -20,7 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(workers: int, keyword: str | None, rig: str) -> dict:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(workers: int, keyword: str | None, rig: str, links: str = "warm") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "acceptance.json"
         argv = [sys.executable, "-m", "pytest", "harness/acceptance/suite/test_matrix.py", "-q",
@@ -30,12 +39,15 @@ def run(workers: int, keyword: str | None, rig: str) -> dict:
             argv += ["-n", str(workers)]
         if keyword:
             argv += ["-k", keyword]
-        t0 = time.monotonic()
-        p = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
-        wall = time.monotonic() - t0
+        env = {**os.environ, "POSRIG_LINK_WARM": "1" if links == "warm" else "0"}
+        t0, cpu0 = time.monotonic(), children_cpu()
+        p = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env)
+        wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
         doc = json.loads(out.read_text()) if out.exists() else {"scenarios": [], "summary": {}}
     per = [s["elapsed"] for s in doc["scenarios"]]
-    return {"workers": workers, "wall_s": round(wall, 1), "scenarios": len(per), "exit": p.returncode,
+    return {"workers": workers, "links": links, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "cpu_s_per_scenario": round(cpu / len(per), 3) if per else None, "scenarios": len(per),
+            "exit": p.returncode,
             "median_s_per_scenario": round(statistics.median(per), 3) if per else None,
             "p90_s_per_scenario": round(statistics.quantiles(per, n=10)[-1], 3) if len(per) > 2 else None,
             "verdicts": {k: v for k, v in doc["summary"].items() if k in ("OK", "FAIL", "ERROR", "INCONCLUSIVE")}}
@@ -46,18 +58,27 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("-k", dest="keyword", default=None)
     ap.add_argument("--rig", default=str(ROOT / "rigs" / "emulated.yaml"))
+    ap.add_argument("--links", nargs="+", choices=["warm", "cold"], default=["warm"],
+                    help="warm: link engines kept across scenarios; cold: started per scenario (both: compare)")
     args = ap.parse_args()
     results = []
-    for n in args.workers:
-        r = run(n, args.keyword, args.rig)
-        results.append(r)
-        print(f"-n {n}: {r['scenarios']} scenarios in {r['wall_s']} s (median {r['median_s_per_scenario']} s per "
-              f"scenario, exit {r['exit']}, {r['verdicts']})", flush=True)
-    figures = {f"wall_s_n{r['workers']}": r["wall_s"] for r in results}
-    figures.update({f"median_s_per_scenario_n{r['workers']}": r["median_s_per_scenario"] for r in results})
+    for links in args.links:
+        for n in args.workers:
+            r = run(n, args.keyword, args.rig, links)
+            results.append(r)
+            print(f"-n {n} {links}: {r['scenarios']} scenarios in {r['wall_s']} s, {r['cpu_s']} CPU-s "
+                  f"({r['cpu_s_per_scenario']} per scenario; median {r['median_s_per_scenario']} s per scenario, "
+                  f"exit {r['exit']}, {r['verdicts']})", flush=True)
+    figures = {}
+    for r in results:
+        tag = f"n{r['workers']}_{r['links']}"
+        figures.update({f"wall_s_{tag}": r["wall_s"], f"cpu_s_per_scenario_{tag}": r["cpu_s_per_scenario"],
+                        f"median_s_per_scenario_{tag}": r["median_s_per_scenario"]})
     figures["scenarios"] = results[0]["scenarios"] if results else 0
-    if len(results) >= 2 and results[-1]["wall_s"]:
-        figures["speedup_n2_vs_n1"] = round(results[0]["wall_s"] / results[-1]["wall_s"], 2)
+    by = {(r["workers"], r["links"]): r for r in results}
+    for links in args.links:
+        if (1, links) in by and (2, links) in by and by[(2, links)]["wall_s"]:
+            figures[f"speedup_n2_vs_n1_{links}"] = round(by[(1, links)]["wall_s"] / by[(2, links)]["wall_s"], 2)
     print(json.dumps(figures))
 
 

@@ -27,16 +27,49 @@ class Engine:
     def __init__(self, config: dict[str, Any]):
         self.config = config
         self.link = config["link"]
+        self.injector = Injector(bridged=config.get("bridged", False))
+        self.pcap_fh: Any = None
+        self.pcap: PcapNgWriter | None = None
+        self._deferred: list[tuple[bytes, float, str]] | None = None   # injected while deciding a packet
+        self._fresh(config.get("pcap"))
+
+    def _fresh(self, pcap: str | None) -> None:
+        """A clean slate: no connection tracked, no fault armed, no effect left, counters at zero, the capture
+        (if any) a new file."""
+        config = self.config
         ports = {int(port): protocol(name) for name, port in config.get("ports", {}).items()}
         self.tracker = Tracker(tuple(config["ends"]), ports, config.get("addresses") or {},
                                config.get("server"))
-        self.injector = Injector(bridged=config.get("bridged", False))
         self.effects = Effects(self.tracker, self.emit_event, self.inject)
-        self.pcap_fh = open(config["pcap"], "wb") if config.get("pcap") else None
+        if self.pcap_fh is not None:
+            self.pcap_fh.close()
+        self.pcap_fh = open(pcap, "wb") if pcap else None
         self.pcap = PcapNgWriter(self.pcap_fh, interface=self.link) if self.pcap_fh else None
         self.count = 0
         self.stats = {"packets": 0, "accepted": 0, "dropped": 0, "held": 0, "injected": 0, "modified": 0}
-        self._deferred: list[tuple[bytes, float, str]] | None = None   # injected while deciding a packet
+
+    # -- a warm engine between scenarios (see harness.link.warm) --------------------------------------------
+    def park(self) -> dict[str, Any]:
+        """End a scenario as `stop` would (held packets let go, capture flushed and closed), but keep running:
+        returns the scenario's final figures; from now on packets pass untracked and uncaptured."""
+        self.effects.release_all()
+        final = {"stats": self.stats, "seen": self.tracker.stages_seen, "faults": self.effects.states()}
+        self._fresh(None)
+        return final
+
+    def rearm(self, pcap: str | None) -> int:
+        """Start a new scenario: anything still held is DROPPED (a packet of the previous scenario must never
+        reach this one), every fault, outage, probe and timer goes, connections are forgotten, counters and
+        packet numbers restart, the capture goes to `pcap`. Returns how many held packets were dropped."""
+        dropped = 0
+        for hold in self.effects.holds.values():
+            for pkt, *_ in hold.packets:
+                with contextlib.suppress(Exception):
+                    pkt.drop()
+                dropped += 1
+        self.effects.holds.clear()
+        self._fresh(pcap)
+        return dropped
 
     # -- output ----------------------------------------------------------------------------------------------
     def emit(self, event: str, **fields: Any) -> None:

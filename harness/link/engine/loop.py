@@ -8,9 +8,11 @@ released within about a millisecond. Packets are taken BATCH at a time, so a flo
 and control messages.
 
 Control lines (stdin, JSON): {"op": "arm", "fault": 1, "spec": {...FaultSpec...}}, {"op": "clear",
-"fault": 1 | null}, {"op": "status"}, {"op": "stop"} (stdin closing = stop). Event lines (stdout, the
-`harness.core.process` dialect): ready (with the queue bound), the fault events of `harness.link.faults`
-(armed, fired, released, verified, outage_end, cleared), status, error, stopped.
+"fault": 1 | null}, {"op": "status"}, {"op": "stop"} (stdin closing = stop), and for a warm engine kept across
+scenarios {"op": "park"} (end the scenario, keep running) and {"op": "reset", "epoch": N, "pcap": PATH} (a new
+scenario: clean slate, new capture). Event lines (stdout, the `harness.core.process` dialect): ready (with the
+queue bound), the fault events of `harness.link.faults` (armed, fired, released, verified, outage_end, cleared),
+status, error, parked, reset (with its epoch), stopped.
 """
 
 from __future__ import annotations
@@ -102,6 +104,11 @@ class Loop:
             engine.flush()                        # so the capture can be read while the link runs
             engine.emit("status", stats=engine.stats, seen=engine.tracker.stages_seen,
                         faults=engine.effects.states(), queue=self.queue_num)
+        elif op == "park":                        # the scenario is over; the engine stays warm for the next
+            engine.emit("parked", **engine.park())
+        elif op == "reset":                       # a new scenario adopts this engine
+            dropped = engine.rearm(msg.get("pcap"))
+            engine.emit("reset", epoch=msg.get("epoch"), queue=self.queue_num, dropped_held=dropped)
         elif op == "stop":
             self.running = False
         else:

@@ -186,13 +186,36 @@ def test_engine_killed_mid_test_lets_traffic_through(th, acquirer, terminal_clie
     assert th.rules.listed(), "rules stay while the link is open: only the bypass lets packets through"
 
 
-def test_nothing_outlives_the_link(th, topology, acquirer, terminal_client):
+def test_nothing_outlives_the_warm_pool(th, topology, acquirer, terminal_client):
+    """A closed link's engine stays warm with its rules; closing the topology's pool removes both."""
     pid = th.engine.pid
     assert th.rules.listed()
     queues = topology.link.run(["cat", "/proc/net/netfilter/nfnetlink_queue"])
     assert queues.split()[0] == str(th.queue)
     th.close()
+    assert th.rules.listed(), "the warm engine keeps its rules between benches"
+    os.kill(pid, 0)                                     # still running, parked
+    topology.link_pool.close()
     assert th.rules.listed() == []
+    assert topology.link.run(["cat", "/proc/net/netfilter/nfnetlink_queue"]).strip() == ""
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    c = terminal_client()                               # no rule left: plain routing
+    c.send(iso_message("0200", "000001"))
+    assert c.recv(2.0) is not None
+
+
+def test_nothing_outlives_a_cold_link(th, topology, acquirer, terminal_client, monkeypatch):
+    """POSRIG_LINK_WARM=0: the link starts and stops its own engine, rules go with it."""
+    monkeypatch.setenv("POSRIG_LINK_WARM", "0")
+    th.close()
+    topology.link_pool.close()                          # th's engine was kept warm: gone now
+    link = EmulatedLink(th.spec, th.ctx)
+    link.start()
+    assert link.warm is None
+    pid = link.engine.pid
+    link.close()
+    assert link.rules.listed() == []
     assert topology.link.run(["cat", "/proc/net/netfilter/nfnetlink_queue"]).strip() == ""
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
