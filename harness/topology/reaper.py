@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 LABEL = re.compile(r"^posrig-(\d+)-")          # namespaces, e.g. posrig-4242-0-till
 IFNAME = re.compile(r"^pr(\d+)-")              # root-namespace interfaces (bench bridges), e.g. pr4242-br0
 COMMENT = re.compile(r"posrig-(\d+)")          # iptables rule comments in the root namespace
+TMPFILE = re.compile(r"^posrig-(\d+)-warm-.*\.log$")   # a warm link engine's own log (harness/link/warm.py)
 
 
 def pids_in(ns_path: str) -> list[int]:
@@ -100,10 +102,21 @@ def _found() -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
     return spaces, links, rules
 
 
+def _files() -> list[Path]:
+    """Temporary files of runs that are gone (a warm engine's log, removed by its run unless it was killed)."""
+    found = []
+    for path in Path(tempfile.gettempdir()).glob("posrig-*-warm-*.log"):
+        m = TMPFILE.match(path.name)
+        if m and not _alive(int(m.group(1))):
+            found.append(path)
+    return sorted(found)
+
+
 def leftovers() -> list[str]:
     """What killed runs left behind, without touching it (for `posrig doctor`)."""
     spaces, links, rules = _found()
-    return [f"netns {s}" for s in spaces] + [f"link {i}" for i in links] + [f"{t} -t {tb} {r}" for t, tb, r in rules]
+    return [f"netns {s}" for s in spaces] + [f"link {i}" for i in links] + \
+        [f"{t} -t {tb} {r}" for t, tb, r in rules] + [f"file {f}" for f in _files()]
 
 
 def reap_leftovers() -> list[str]:
@@ -130,6 +143,10 @@ def reap_leftovers() -> list[str]:
     for tool, table, line in rules:
         run([tool, "-t", table, "-D", *shlex.split(line)[1:]], check=False)
         removed.append(f"{tool} -t {table} {line}")
+    for path in _files():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(f"file {path}")
     for what in removed:
         log.info("reaped leftover of a killed run: %s", what)
     return removed

@@ -70,3 +70,16 @@ def test_posrig_run_reaps_before_anything_else(named, tmp_path):
     assert label not in _names()
     assert re.search(r"posrig run: removed \d+ leftover\(s\) of killed runs", p.stderr), p.stderr
     assert p.returncode == 1 and "no scenario was selected; nothing was tested" in p.stderr
+
+
+def test_a_killed_runs_warm_engine_log_is_reaped(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / f"posrig-{DEAD}-warm-terminal-host-abc.log"
+    mine = tmp_path / f"posrig-{os.getpid()}-warm-terminal-host-def.log"       # a live run's: kept
+    dead.write_text("engine log")
+    mine.write_text("engine log")
+    assert f"file {dead}" in leftovers() and f"file {mine}" not in leftovers()
+    assert f"file {dead}" in netns.reap_leftovers()
+    assert not dead.exists() and mine.exists()
