@@ -10,7 +10,7 @@ PY=.venv/bin/python
 WORK="$(mktemp -d /tmp/posrig-leftovers.XXXXXX)"
 PIDS=()
 count() {   # run pids -> one line of counts
-  local ns=0 rules=0 inside=0 root_rules=0 p n r i
+  local ns=0 rules=0 inside=0 root_rules=0 files=0 p n r i
   for p in "$@"; do
     for n in $(ip netns list | awk '{print $1}' | grep "^posrig-$p-"); do
       ns=$((ns + 1))
@@ -18,10 +18,11 @@ count() {   # run pids -> one line of counts
       i=$(ip netns pids "$n" 2>/dev/null | wc -l); inside=$((inside + i))
     done
     r=$(iptables-save | grep -c "posrig-$p"); root_rules=$((root_rules + r))
+    r=$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name "posrig-$p-*" | wc -l); files=$((files + r))
   done
   local procs
   procs=$(ps -eo pid,cmd | grep -F "$WORK" | grep -v grep | wc -l)
-  echo "named namespaces $ns (processes inside $inside), posrig iptables rules $((rules + root_rules)) (inside $rules, root $root_rules), harness processes $procs"
+  echo "named namespaces $ns (processes inside $inside), posrig iptables rules $((rules + root_rules)) (inside $rules, root $root_rules), harness processes $procs, temp files $files"
 }
 for i in $(seq 1 "$N"); do
   $PY -m harness.cli run -k 0210-lost --report "$WORK/r$i" > "$WORK/run$i.log" 2>&1 &
