@@ -10,6 +10,7 @@ climb out: rig names are refused first, see `harness.core.rig.NAME`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 import re
@@ -27,13 +28,19 @@ class EvidenceError(ValueError):
 
 def safe_name(text: str, limit: int = 120) -> str:
     """A file-system-safe name for a test id such as `tests/x.py::test_a[terminal-host/0210-lost]`: one path
-    component, never '.' or '..' (leading dots go: no hidden files either).
+    component, never '.' or '..' (leading dots go: no hidden files either). A name over `limit` keeps its start
+    and ends in a hash of the whole text, so two long ids that differ only at the end never share a folder.
 
     >>> safe_name("tests/x.py::test_a[terminal-host/0210-lost]"), safe_name(".."), safe_name("../../etc")
     ('tests_x.py_test_a_terminal-host_0210-lost', 'unnamed', 'etc')
+    >>> safe_name("t[" + "a" * 20 + "-http]", limit=16) != safe_name("t[" + "a" * 20 + "-command]", limit=16)
+    True
     """
     name = re.sub(r"[^A-Za-z0-9._=-]+", "_", text).lstrip("._").rstrip("_")
-    return name[:limit] or "unnamed"
+    if len(name) > limit:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+        name = f"{name[:limit - 11].rstrip('_')}_{digest}"
+    return name or "unnamed"
 
 
 @dataclass

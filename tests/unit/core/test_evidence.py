@@ -43,3 +43,13 @@ def test_names_inside_the_folder_are_kept(tmp_path):
     assert ev.file("printer/receipt-0001.json") == tmp_path / "ev" / "printer" / "receipt-0001.json"
     assert ev.inside("printer") == tmp_path / "ev" / "printer"
     assert ev.write_text("a/../host.log", "x") == tmp_path / "ev" / "host.log"
+
+
+def test_long_test_ids_that_differ_only_at_the_end_get_their_own_folders():
+    """Two parametrized ids cut at the same length shared one folder, so parallel workers wiped each other's
+    evidence (the power-cut tests through http and command)."""
+    stem = "tests/acceptance/test_vendor_till.py::test_vendor_till_recovers_from_a_power_cut_mid_payment"
+    http, command = (safe_name(f"{stem}[till/power-cut-authorizing/decline-{d}]") for d in ("http", "command"))
+    assert http != command and len(http) <= 120 and len(command) <= 120
+    assert http.startswith("tests_acceptance_test_vendor_till.py_test_vendor_till_recovers")
+    assert safe_name(f"{stem}[till/power-cut-authorizing/decline-http]") == http        # stable across runs
