@@ -6,6 +6,7 @@ package can add a till or terminal driver without touching posrig. Tests may als
 
 from __future__ import annotations
 
+import threading
 from importlib import import_module
 from importlib.metadata import entry_points
 
@@ -25,6 +26,9 @@ def register(kind: str, name: str):
         return cls
 
     return deco
+
+
+_importing = threading.Lock()
 
 
 def _declared() -> dict[tuple[str, str], str]:
@@ -52,6 +56,7 @@ def lookup(kind: str, name: str) -> type:
                           f"Fix the rig's 'driver'/'mode', or install the package that provides it.")
     module, _, attr = target.partition(":")
     try:
-        return getattr(import_module(module), attr)
+        with _importing:            # one first import at a time: a bench starts its devices from several threads,
+            return getattr(import_module(module), attr)   # and CPython 3.11's compiler is not safe across them
     except (ImportError, AttributeError) as exc:
         raise DriverError(f"{kind} driver {name!r} is declared as {target} but cannot be loaded: {exc}") from exc
