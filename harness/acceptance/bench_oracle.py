@@ -18,16 +18,22 @@ from typing import Any
 
 from harness.acceptance.expectations import parse
 from harness.acceptance.oracle import Reconciliation, reconcile, select
-from harness.acceptance.records import host_payments, ledger_rows, printed_receipts, terminal_journal, till_sales
+from harness.acceptance.records import (
+    host_payments,
+    ledger_rows,
+    printed_receipts,
+    receipt_rows,
+    terminal_journal,
+    till_sales,
+)
 from harness.acceptance.report.record import ScenarioRecord
-from harness.acceptance.scenario import attach_evidence, bench_events, quiesce
+from harness.acceptance.scenario import attach_evidence, bench_events, quiesce, sale_id, wait_terminal_idle
 from harness.acceptance.verdict import Verdict
 from harness.core.bench import Bench
-from harness.core.events import now, timeline, wait_until
+from harness.core.events import now, timeline
 from harness.link.driver import FaultNotFired, ResetNotTaken
 
 RECORD_KINDS = ("till", "printer", "terminal", "host")      # the devices whose records the oracle reads
-IN_FLIGHT = ("started", "online")                            # terminal journal states of an unfinished payment
 
 
 def used(bench: Bench) -> bool:
@@ -71,21 +77,6 @@ def reconcile_bench(bench: Bench, only: Iterable[str] | None = None, skip: Itera
 def armed_faults(bench: Bench) -> list[Any]:
     """Every fault armed on the started links during the test (cleared or not), in arming order."""
     return [f for dev in bench.started if dev.kind == "link" for f in getattr(dev, "faults", [])]
-
-
-def wait_terminal_idle(bench: Bench) -> bool:
-    """Wait (bounded by the rig's scaled T4) until the terminal finished the payment in flight: a till that gave
-    up early must not be judged before the terminal reversed what it could not complete."""
-    terminal = bench.running("terminal")
-    journal = getattr(terminal, "journal", None)
-
-    def idle() -> bool:
-        if getattr(getattr(terminal, "core", None), "in_progress", False):
-            return False                          # a ZVT command is still being processed
-        last = journal.last("sale") if journal is not None and hasattr(journal, "last") else None
-        return not (last and last.get("state") in IN_FLIGHT)
-
-    return wait_until(idle, max(5.0, bench.rig.timing.seconds(180)), interval=0.05)
 
 
 def settle_faults(faults: list[Any]) -> list[str]:
@@ -143,7 +134,7 @@ def _observed(bench: Bench, sales: list[dict[str, Any]], records: dict[str, list
     payments, receipts = records["payments"], records["receipts"]
     parts = []
     if bench.running("till") is not None:
-        parts.append("till: " + (", ".join(f"{s.get('id')} {s.get('status')}/receipt {s.get('receipt')}"
+        parts.append("till: " + (", ".join(f"{sale_id(s)} {s.get('status')}/receipt {s.get('receipt')}"
                                             for s in sales) or "no sale"))
     if bench.running("host") is not None:
         parts.append("host: " + (", ".join(f"{p.ref} {p.state}" for p in payments) or "no payment booked")
@@ -198,8 +189,7 @@ def conclude(bench: Bench, test_id: str, only: Iterable[str] | None = None, skip
         rec.verdict = Verdict.OK
     rec.timeline = timeline(bench_events(bench, faults, sales), bench.t0)
     rec.ledger = ledger_rows(bench.running("host"))
-    rec.receipts = [{"index": r.index, "kind": r.kind, "text": r.text, "png": r.evidence}
-                    for r in records["receipts"]]
+    rec.receipts = receipt_rows(records["receipts"])
     rec.elapsed = round(now() - bench.t0, 3)
     bench.evidence.write_json("verdict.json", {"test": test_id, "oracle": result.to_dict(), "verdict": rec.verdict,
                                                "observed": rec.observed, "expected": rec.expected,

@@ -107,6 +107,11 @@ def ledger_rows(host: Any) -> list[dict[str, Any]]:
     return [{k: getattr(p, k) for k in keep} for p in ledger.payments()]
 
 
+def receipt_rows(receipts: list[PrintedReceipt]) -> list[dict[str, Any]]:
+    """The printed receipts for the report: index, kind, text and the PNG."""
+    return [{"index": r.index, "kind": r.kind, "text": r.text, "png": r.evidence} for r in receipts]
+
+
 def terminal_journal(terminal: Any) -> list[JournalEntry]:
     journal = getattr(terminal, "journal", None)
     if journal is None or not hasattr(journal, "transactions"):

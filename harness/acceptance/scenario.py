@@ -20,6 +20,7 @@ from harness.acceptance.records import (
     host_payments,
     ledger_rows,
     printed_receipts,
+    receipt_rows,
     terminal_journal,
 )
 from harness.acceptance.report.record import ScenarioRecord
@@ -38,6 +39,7 @@ ABORT_HOST_DELAY_MS = 8000    # nominal; the host decides this slowly while the 
 # The contract's words for a sale in the till's journal (docs/till-contract.md, "The journal").
 UNDECIDED = "pending"            # status of a sale whose outcome the till has not decided yet
 AUTHORISING = "authorizing"      # state of a sale whose payment the terminal has now
+IN_FLIGHT = ("started", "online")  # the emulated terminal's journal states of an undecided payment
 
 
 def sale_id(sale: dict[str, Any]) -> str:
@@ -88,23 +90,41 @@ def quiesce(bench: Bench, timeout: float, before: set[str] | None = None) -> lis
         time.sleep(0.1)
 
 
-def _terminal_busy(terminal: Any) -> bool:
+def payment_in_flight(terminal: Any) -> bool:
+    """The emulated terminal's journal shows a payment started and not yet decided (posrig's own evidence)."""
     journal = getattr(terminal, "journal", None)
     last = journal.last("sale") if journal is not None and hasattr(journal, "last") else None
-    return bool(last) and last.get("state") == "started"
+    return bool(last) and last.get("state") in IN_FLIGHT
+
+
+def terminal_busy(terminal: Any) -> bool:
+    """The terminal is still working: a ZVT command in progress or a payment in flight."""
+    return bool(getattr(getattr(terminal, "core", None), "in_progress", False)) or payment_in_flight(terminal)
+
+
+def wait_terminal_idle(bench: Bench, deadline: float | None = None) -> bool:
+    """Wait until the started terminal finished the payment in flight (a till that gave up early must not be
+    judged before the terminal reversed what it could not complete); bounded by the rig's scaled T4."""
+    if deadline is None:
+        deadline = time.monotonic() + terminal_timeout(bench)
+    terminal = bench.running("terminal")
+    return wait_until(lambda: not terminal_busy(terminal), max(0.0, deadline - time.monotonic()), interval=0.05)
+
+
+def terminal_timeout(bench: Bench) -> float:
+    return max(5.0, bench.rig.timing.seconds(180))
 
 
 def _settle(bench: Bench, scenario: Scenario, faults: list[Fault]) -> None:
     """Keep the faults armed until each has lingered past the waiting side's timer and the terminal has
     finished the payment in flight (bounded by the rig's scaled T4)."""
-    deadline = time.monotonic() + max(5.0, bench.rig.timing.seconds(180))
+    deadline = time.monotonic() + terminal_timeout(bench)
     for planned, fault in zip(scenario.faults, faults, strict=True):
         if fault.fired:
             pause = fault.fired[0].t + planned.linger - now()
             if pause > 0:
                 time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-    while _terminal_busy(bench.terminal) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_terminal_idle(bench, deadline)
 
 
 def _observed(outcome: Any, payments: list[Payment], receipts: list[PrintedReceipt]) -> str:
@@ -137,7 +157,7 @@ def wait_until_authorizing(till: Any, timeout: float = 5.0, terminal: Any = None
     shows a payment started (posrig's own evidence, whatever the till), else the till's newest journal sale is
     in the contract's state `authorizing`."""
     def authorizing() -> bool:
-        if terminal is not None and _terminal_busy(terminal):
+        if terminal is not None and payment_in_flight(terminal):
             return True
         try:
             sales = till.journal()
@@ -214,9 +234,7 @@ def power_cut(bench: Bench, outcome: str = "approve") -> None:
         raise AbortNotRaced("the payment never reached the terminal, so the power cut hit nothing")
     till.kill()
     seller.join(10)
-    deadline = time.monotonic() + max(5.0, bench.rig.timing.seconds(180))
-    while _terminal_busy(bench.terminal) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_terminal_idle(bench)
     till.restart()
 
 
@@ -328,7 +346,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         rec.verdict = Verdict.FAIL if rec.violations else Verdict.OK
     rec.timeline = timeline(bench_events(bench, faults, journal_rows), t0)
     rec.ledger = ledger_rows(bench.host)
-    rec.receipts = [{"index": r.index, "kind": r.kind, "text": r.text, "png": r.evidence} for r in receipts]
+    rec.receipts = receipt_rows(receipts)
     rec.elapsed = round(now() - t0, 3)
     bench.evidence.write_json("verdict.json", {"scenario": scenario.id, "oracle": result.to_dict(),
                                                "verdict": rec.verdict, "observed": rec.observed})

@@ -43,31 +43,27 @@ def zvt_terminal(topology):
     srv.close()
 
 
-@pytest.fixture
-def terminal_client(topology, acquirer):
-    """The terminal's connection to the acquirer, through the link."""
-    clients = []
+def _clients(topology, node: str, peer: str, port: int, protocol: str):
+    """connect(timeout) -> a Client from `node` to `peer`:`port`; all closed after the test."""
+    clients: list[Client] = []
 
     def connect(timeout: float = 2.0) -> Client:
-        c = Client(topology.nodes["terminal"], (topology.ip("host"), ISO_PORT), "iso", timeout)
+        c = Client(topology.nodes[node], (topology.ip(peer), port), protocol, timeout)
         clients.append(c)
         return c
 
     yield connect
     for c in clients:
         c.close()
+
+
+@pytest.fixture
+def terminal_client(topology, acquirer):
+    """The terminal's connection to the acquirer, through the link."""
+    yield from _clients(topology, "terminal", "host", ISO_PORT, "iso")
 
 
 @pytest.fixture
 def till_client(topology, zvt_terminal):
     """The till's ZVT connection to the terminal, through the link."""
-    clients = []
-
-    def connect(timeout: float = 2.0) -> Client:
-        c = Client(topology.nodes["till"], (topology.ip("terminal"), ZVT_PORT), "zvt", timeout)
-        clients.append(c)
-        return c
-
-    yield connect
-    for c in clients:
-        c.close()
+    yield from _clients(topology, "till", "terminal", ZVT_PORT, "zvt")

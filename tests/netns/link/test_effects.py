@@ -191,7 +191,7 @@ def test_nothing_outlives_the_warm_pool(th, topology, acquirer, terminal_client)
     pid = th.engine.pid
     assert th.rules.listed()
     queues = topology.link.run(["cat", "/proc/net/netfilter/nfnetlink_queue"])
-    assert queues.split()[0] == str(th.queue)
+    assert str(th.queue) in [line.split()[0] for line in queues.splitlines()]   # other warm engines may be bound
     th.close()
     assert th.rules.listed(), "the warm engine keeps its rules between benches"
     os.kill(pid, 0)                                     # still running, parked
