@@ -90,11 +90,17 @@ def quiesce(bench: Bench, timeout: float, before: set[str] | None = None) -> lis
         time.sleep(0.1)
 
 
-def payment_in_flight(terminal: Any) -> bool:
-    """The emulated terminal's journal shows a payment started and not yet decided (posrig's own evidence)."""
+def payment_in_flight(terminal: Any, states: tuple[str, ...] = IN_FLIGHT) -> bool:
+    """The emulated terminal's journal shows a payment in one of `states` (default: started, not yet decided)."""
     journal = getattr(terminal, "journal", None)
     last = journal.last("sale") if journal is not None and hasattr(journal, "last") else None
-    return bool(last) and last.get("state") in IN_FLIGHT
+    return bool(last) and last.get("state") in states
+
+
+def payment_started(terminal: Any) -> bool:
+    """The matrix's narrower wait: the payment has not yet gone online. Waiting also for the online state changes
+    what the matrix sees (trust-abort at 06-B0-delivered/approve is then no longer caught); see issue 14."""
+    return payment_in_flight(terminal, ("started",))
 
 
 def terminal_busy(terminal: Any) -> bool:
@@ -102,13 +108,13 @@ def terminal_busy(terminal: Any) -> bool:
     return bool(getattr(getattr(terminal, "core", None), "in_progress", False)) or payment_in_flight(terminal)
 
 
-def wait_terminal_idle(bench: Bench, deadline: float | None = None) -> bool:
-    """Wait until the started terminal finished the payment in flight (a till that gave up early must not be
-    judged before the terminal reversed what it could not complete); bounded by the rig's scaled T4."""
+def wait_terminal_idle(bench: Bench, deadline: float | None = None, busy: Any = terminal_busy) -> bool:
+    """Wait until the started terminal is no longer `busy` (a till that gave up early must not be judged before
+    the terminal reversed what it could not complete); bounded by the rig's scaled T4."""
     if deadline is None:
         deadline = time.monotonic() + terminal_timeout(bench)
     terminal = bench.running("terminal")
-    return wait_until(lambda: not terminal_busy(terminal), max(0.0, deadline - time.monotonic()), interval=0.05)
+    return wait_until(lambda: not busy(terminal), max(0.0, deadline - time.monotonic()), interval=0.05)
 
 
 def terminal_timeout(bench: Bench) -> float:
@@ -124,7 +130,7 @@ def _settle(bench: Bench, scenario: Scenario, faults: list[Fault]) -> None:
             pause = fault.fired[0].t + planned.linger - now()
             if pause > 0:
                 time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-    wait_terminal_idle(bench, deadline)
+    wait_terminal_idle(bench, deadline, busy=payment_started)
 
 
 def _observed(outcome: Any, payments: list[Payment], receipts: list[PrintedReceipt]) -> str:
@@ -157,7 +163,7 @@ def wait_until_authorizing(till: Any, timeout: float = 5.0, terminal: Any = None
     shows a payment started (posrig's own evidence, whatever the till), else the till's newest journal sale is
     in the contract's state `authorizing`."""
     def authorizing() -> bool:
-        if terminal is not None and payment_in_flight(terminal):
+        if terminal is not None and payment_started(terminal):
             return True
         try:
             sales = till.journal()
@@ -234,7 +240,7 @@ def power_cut(bench: Bench, outcome: str = "approve") -> None:
         raise AbortNotRaced("the payment never reached the terminal, so the power cut hit nothing")
     till.kill()
     seller.join(10)
-    wait_terminal_idle(bench)
+    wait_terminal_idle(bench, busy=payment_started)
     till.restart()
 
 
