@@ -42,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("--till-profile", default=None, metavar="NAME", help="reference till profile to test")
     p.add_argument("-k", dest="keyword", default=None, metavar="EXPR", help="only scenarios matching EXPR")
     p.add_argument("-n", dest="workers", default=None, metavar="N", help="parallel workers (pytest-xdist)")
+    p.add_argument("--benches", default="auto", metavar="N|auto",
+                   help="benches each worker runs at once (auto: from the machine's cores and load)")
     p.set_defaults(func=run)
 
 
@@ -55,6 +57,8 @@ def pytest_args(args) -> list[str]:
             f"--html={report / 'report.html'}", "--self-contained-html", f"--junitxml={report / 'junit.xml'}",
             f"--acceptance-json={report / 'acceptance.json'}",
             "-p", "no:cacheprovider", "-o", "render_collapsed=none",   # every scenario's receipt etc. visible
+            "-p", "no:hypothesispytest",                               # a dev tool: a second of CPU per worker
+            f"--benches={getattr(args, 'benches', 'auto')}",
             "--posrig-progress", "-q", "-o", "console_output_style=classic"]   # our progress line, not pytest's
     if args.till_profile:
         argv.append(f"--till-profile={args.till_profile}")

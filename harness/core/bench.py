@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from harness.core.device import Device, DeviceContext
 from harness.core.events import now
 from harness.core.evidence import Evidence
+from harness.core.keeper import Keeper
 from harness.core.registry import lookup
 from harness.core.rig import Rig
 from harness.topology import Network, Topology
@@ -37,8 +38,11 @@ class BenchError(RuntimeError):
 class Bench:
     """The devices of one rig for one scenario. Devices start on first use; `close()` stops all of them."""
 
-    def __init__(self, rig: Rig, evidence: Evidence, topology: Topology | None = None):
+    def __init__(self, rig: Rig, evidence: Evidence, topology: Topology | None = None, *,
+                 keeper: Keeper | None = None, carried: dict[str, Any] | None = None):
         self.rig = rig
+        self.keeper = keeper                           # devices kept warm from the previous bench (a till)
+        self.carried = carried                         # what a device's next instance starts from (terminal)
         self.evidence = evidence
         self.topology = topology
         self.network = Network(topology)              # where each node runs and how the others reach it
@@ -83,12 +87,18 @@ class Bench:
             bound = self._bind(name, cls)
             ctx = DeviceContext(rig=self.rig, evidence=self.evidence, timing=self.rig.timing,
                                 namespace=self.network.namespace(node), network=self.network)
-            dev = cls(spec, ctx, **bound)
-            try:
-                dev.start()
-            except BaseException:
-                _close_quietly(dev)
-                raise
+            if self.carried is not None:
+                ctx.extra["carried"] = self.carried
+            if self.keeper is not None:
+                ctx.extra["keeper"] = True
+            dev = self.keeper.adopt(name, cls, spec, ctx, bound) if self.keeper is not None else None
+            if dev is None:
+                dev = cls(spec, ctx, **bound)
+                try:
+                    dev.start()
+                except BaseException:
+                    _close_quietly(dev)
+                    raise
             with self._lock:
                 self._devices[name] = dev
                 self._order.append(dev)
@@ -212,6 +222,9 @@ class Bench:
             self.closed = True
             order, self._order, self._devices = self._order[::-1], [], {}
         for dev in order:
+            if self.keeper is not None and self.keeper.wants(dev):
+                self.keeper.park(dev)                # kept running for the next bench on this topology
+                continue
             err = _close_quietly(dev)
             if err:
                 errors.append(err)

@@ -29,14 +29,27 @@ def register(kind: str, name: str):
 
 
 _importing = threading.Lock()
+_loaded: dict[tuple[str, str], type] = {}            # resolved once per process: every bench looks its drivers up
+_scanned: dict[tuple[str, str], str] | None = None
 
 
 def _declared() -> dict[tuple[str, str], str]:
-    found = {}
-    for ep in entry_points(group=GROUP):
-        kind, _, name = ep.name.partition(".")
-        found[(kind, name)] = ep.value
-    return found
+    """The declared drivers; the installed packages' metadata is read once per process (`refresh()` rereads)."""
+    global _scanned
+    if _scanned is None:
+        found = {}
+        for ep in entry_points(group=GROUP):
+            kind, _, name = ep.name.partition(".")
+            found[(kind, name)] = ep.value
+        _scanned = found
+    return _scanned
+
+
+def refresh() -> None:
+    """Forget what was read from the installed packages (after installing a driver package in this process)."""
+    global _scanned
+    _scanned = None
+    _loaded.clear()
 
 
 def available(kind: str | None = None) -> list[tuple[str, str]]:
@@ -49,6 +62,8 @@ def lookup(kind: str, name: str) -> type:
     """The driver class for (kind, name). Raises DriverError saying what exists or why it failed to import."""
     if (kind, name) in _extra:
         return _extra[(kind, name)]
+    if (kind, name) in _loaded:
+        return _loaded[(kind, name)]
     target = _declared().get((kind, name))
     if target is None:
         names = ", ".join(n for k, n in available(kind)) or "none"
@@ -57,6 +72,8 @@ def lookup(kind: str, name: str) -> type:
     module, _, attr = target.partition(":")
     try:
         with _importing:            # one first import at a time: a bench starts its devices from several threads,
-            return getattr(import_module(module), attr)   # and CPython 3.11's compiler is not safe across them
+            cls = getattr(import_module(module), attr)    # and CPython 3.11's compiler is not safe across them
     except (ImportError, AttributeError) as exc:
         raise DriverError(f"{kind} driver {name!r} is declared as {target} but cannot be loaded: {exc}") from exc
+    _loaded[(kind, name)] = cls
+    return cls

@@ -105,6 +105,7 @@ class EmulatedTerminal(PaymentTerminal):
             self.server = EcrServer(
                 self.core, listener, transcript=self._transcript, ecr_receipts=opts.get("ecr_receipts")
             )
+            self._resume(ctx.extra.get("carried", {}).get(self.name))
             self.server.start()
             if self._pty is not None:
                 link = SerialLink(self._pty.master, self.core.seconds("t3"), self._transcript)
@@ -115,6 +116,24 @@ class EmulatedTerminal(PaymentTerminal):
             if self._pty is not None:
                 self._pty.close()
             raise
+
+    def _resume(self, memory: dict[str, Any] | None) -> None:
+        """Start from what the previous terminal of this bench slot kept over its "power cycle": its counters
+        and the ECR's registration (config byte, currency). Its transactions and owed reversals are not kept."""
+        if not memory:
+            return
+        self._journal.seed_counters(memory.get("counters") or {})
+        commands = self.server.commands
+        commands.config_byte = int(memory.get("config_byte", commands.config_byte))
+        commands.registered_currency = memory.get("registered_currency")
+
+    def _remember(self) -> None:
+        carried = self.ctx.extra.get("carried")
+        if carried is None or self.server is None or self._journal is None:
+            return
+        carried[self.name] = {"counters": self._journal.counters(),
+                              "config_byte": self.server.commands.config_byte,
+                              "registered_currency": self.server.commands.registered_currency}
 
     def _host_address(self) -> tuple[str, int]:
         if "host" in self.options:
@@ -201,6 +220,10 @@ class EmulatedTerminal(PaymentTerminal):
         return self.core
 
     def close(self) -> None:
+        try:
+            self._remember()
+        except Exception:  # noqa: BLE001 - the next terminal then starts from zero, as a new one would
+            pass
         if self.core is not None:
             self.core.close()  # aborts a waiting payment, stops store-and-forward
         if self.server is not None:

@@ -105,6 +105,19 @@ class Journal:
             self._db.execute("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)", (name, value))
             return value
 
+    def counters(self) -> dict[str, int]:
+        """The trace / receipt_no / stan counters' current values."""
+        with self._lock:
+            return {r["name"]: r["value"] for r in self._db.execute("SELECT name, value FROM counters")}
+
+    def seed_counters(self, values: dict[str, int]) -> None:
+        """Continue from `values` (a terminal's durable memory carried to a new journal)."""
+        with self._lock:
+            for name, value in values.items():
+                if name in COUNTER_LIMITS:
+                    self._db.execute("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)",
+                                     (name, int(value)))
+
     # -- transactions ----------------------------------------------------------------------------------------
     def open(self, kind: str, **fields: Any) -> int:
         now = time.time()

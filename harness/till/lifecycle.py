@@ -233,8 +233,12 @@ class Launched:
         if not options.get("launch"):
             return None
         self.launcher = Launcher(self.name, options, values, namespace=self.ctx.namespace,
-                                 evidence=self.ctx.evidence, probe=probe)
+                                 evidence=self._launcher_evidence(), probe=probe)
         return self.launcher.start()
+
+    def _launcher_evidence(self) -> Any:
+        """Where the till's output and lifecycle go: the scenario's evidence (drivers may choose otherwise)."""
+        return self.ctx.evidence
 
     def _stop_launched(self) -> None:
         launcher = self.launcher

@@ -101,9 +101,10 @@ class Topology:
     def drop_connections(self) -> None:
         """Destroy every TCP socket left in the device nodes. A closed device's socket can outlive it (orphaned,
         still retransmitting an unacknowledged segment); on a topology that serves the next bench, that old
-        segment would reach the next bench's link engine and be taken for a message of the new scenario."""
+        segment would reach the next bench's link engine and be taken for a message of the new scenario.
+        Listening sockets stay: a till kept warm for the next bench still serves its control API."""
         for ns in self.nodes.values():
-            ns.run(["ss", "-K", "-t", "state", "all"], check=False)
+            ns.run(["ss", "-K", "-t", "state", "all", "exclude", "listening"], check=False)
 
     def close(self) -> None:
         if self._closed:

@@ -1,18 +1,19 @@
 """The fault matrix: every payment stage x fault kind x host outcome, plus printer faults (harness/matrix.py).
 
-Each scenario sells one basket on a fresh bench while its faults hit their stage, proves the faults fired, waits
-for the bench to be quiet, and lets the oracle reconcile the ledger, the terminal journal and the receipts.
+Each scenario sells one basket while its faults hit their stage, proves the faults fired, waits for the bench to
+be quiet, and lets the oracle reconcile the ledger, the terminal journal and the receipts. Scenarios run on this
+worker's bench pool (`--benches`): the next ones of the worker's queue start while the current one waits on its
+timers; each test collects its own scenario's record.
 """
-
-import zlib
 
 import pytest
 
+from fixtures.concurrency import upcoming
+from fixtures.plugin import EVIDENCE_PATH_KEY, evidence_root
 from fixtures.report import SCENARIO_KEY
 from harness.acceptance.matrix import scenarios
-from harness.acceptance.report.record import ScenarioRecord
-from harness.acceptance.scenario import attach_evidence, run_scenario
 from harness.acceptance.verdict import Verdict
+from harness.core.evidence import safe_name
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.needs_netns]
 
@@ -27,24 +28,18 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("scenario", found, ids=[s.id for s in found])
 
 
-def test_scenario(request, bench, scenario):
-    if bench.topology is None:
-        pytest.skip("the fault matrix needs the emulated topology (network namespaces) or a bench link")
-    seed = zlib.crc32(scenario.id.encode())
-    try:
-        record = run_scenario(bench, scenario, seed=seed)
-    except Exception as exc:
-        record = ScenarioRecord(id=scenario.id, link=scenario.link, stage=scenario.stage, fault=scenario.fault,
-                                outcome=scenario.outcome, expected=scenario.expected, seed=seed, verdict=Verdict.ERROR,
-                                observed=f"the scenario could not run: {exc!r}")
+def _submit(pool, item):
+    return pool.submit(item.callspec.params["scenario"], evidence_root(item.config) / safe_name(item.nodeid))
+
+
+def test_scenario(request, scenario_pool, scenario):
+    job = _submit(scenario_pool, request.node)
+    ahead = [it for it in upcoming(request.node) if getattr(it, "function", None) is test_scenario]
+    for item in ahead[:scenario_pool.size]:
+        _submit(scenario_pool, item)
+    request.node.stash[EVIDENCE_PATH_KEY] = job.evidence_path
+    record = job.future.result()
     request.node.stash[SCENARIO_KEY] = record
-    devices = bench.identities()
-    errors = bench.close()
-    attach_evidence(record, bench)
-    record.devices = devices
-    if errors:
-        record.verdict = Verdict.ERROR
-        record.observed += "; teardown: " + "; ".join(errors)
     if record.verdict is Verdict.NOT_APPLICABLE:
         pytest.skip(record.observed)                # listed as skipped, and NOT_APPLICABLE in acceptance.json
     assert record.verdict is Verdict.OK, f"{record.verdict}: " + "\n".join(record.violations or [record.observed])
