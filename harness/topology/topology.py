@@ -104,7 +104,8 @@ class Topology:
         segment would reach the next bench's link engine and be taken for a message of the new scenario.
         Listening sockets stay: a till kept warm for the next bench still serves its control API."""
         for ns in self.nodes.values():
-            ns.run(["ss", "-K", "-t", "state", "all", "exclude", "listening"], check=False)
+            if _live_connections(ns):
+                ns.run(["ss", "-K", "-t", "state", "all", "exclude", "listening"], check=False)
 
     def close(self) -> None:
         if self._closed:
@@ -138,6 +139,22 @@ class Topology:
     def __exit__(self, *exc) -> None:
         self.close()
 
+
+
+_QUIET_STATES = {"0A", "06", "07"}      # /proc/net/tcp: LISTEN, TIME_WAIT, CLOSE: none of them sends anything
+
+
+def _live_connections(ns: Namespace) -> bool:
+    """Does `ns` hold a TCP socket that may still send (read in-process: cheaper than running `ss` each time)?"""
+    try:
+        rows = []
+        with ns.entered():
+            for table in ("tcp", "tcp6"):
+                with open(f"/proc/thread-self/net/{table}") as f:
+                    rows += f.read().splitlines()[1:]
+    except OSError:
+        return True                      # cannot tell: let `ss` decide
+    return any(len(cols := row.split()) > 3 and cols[3] not in _QUIET_STATES for row in rows)
 
 
 def build_topology(nodes: list[str], subnet: str = DEFAULT_SUBNET) -> Topology:
