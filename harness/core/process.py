@@ -34,6 +34,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from harness.core import forkserver
+
 if TYPE_CHECKING:
     from harness.topology import Namespace
 
@@ -154,8 +156,10 @@ class Child:
     """
 
     def __init__(self, name: str, argv: list[str], *, namespace: Namespace | None = None,
-                 log: Path | None = None, stdin: bool = False, env: dict[str, str] | None = None):
+                 log: Path | None = None, stdin: bool = False, env: dict[str, str] | None = None,
+                 preload: str | None = None):
         self.name = name
+        self.preload = preload          # `python -m M ...` forked from a server that imported these (forkserver)
         self.argv = list(argv)
         self.namespace = namespace
         self.log = Path(log) if log is not None else None
@@ -178,8 +182,13 @@ class Child:
         if self.env is not None:
             kwargs["env"] = self.env
         try:
-            self.proc = (self.namespace.popen(self.argv, **kwargs) if self.namespace is not None
-                         else spawn(self.argv, **kwargs))
+            if self.preload and self.argv[1:2] == ["-m"] and self.env is None and forkserver.enabled():
+                self.proc = forkserver.server(self.preload).spawn(
+                    self.argv[2], self.argv[3:], namespace=self.namespace, stdin=kwargs["stdin"],
+                    stdout=subprocess.PIPE, stderr=log)
+            else:
+                self.proc = (self.namespace.popen(self.argv, **kwargs) if self.namespace is not None
+                             else spawn(self.argv, **kwargs))
         except OSError as exc:
             raise ChildFailed(f"{self.name}: cannot run {' '.join(self.argv)}: {exc}") from exc
         finally:
@@ -253,8 +262,7 @@ class Child:
     def kill(self) -> None:
         """SIGKILL the child (a crash: no chance to clean up) and reap it."""
         if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=5)
 
     def _close_pipes(self) -> None:

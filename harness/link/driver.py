@@ -54,6 +54,9 @@ STOP_TIMEOUT = 3.0           # an engine told to stop has this long before it is
 WATCHDOG_S = 3.0             # an engine silent this long is killed, so the queue goes and traffic passes
 
 
+ENGINE_PRELOAD = "harness.link.engine,netfilterqueue"   # what the fork server imports once (harness.core.forkserver)
+
+
 class LinkError(RuntimeError):
     """The link engine could not be started or controlled; the message says what to check."""
 
@@ -270,7 +273,7 @@ class EngineLink(Link):
                 return
         self.engine = Child(f"link {self.name} engine",
                             [sys.executable, "-m", "harness.link.engine", str(self._config_path)],
-                            namespace=self.ctx.namespace, stdin=True,
+                            namespace=self.ctx.namespace, stdin=True, preload=ENGINE_PRELOAD,
                             log=self._log_path if pool is None else warm_engines.engine_log(self.name))
         try:
             ready = self.engine.start(READY_TIMEOUT, max_wait=READY_MAX_WAIT)
