@@ -23,6 +23,7 @@ import os
 import queue
 import shutil
 import threading
+import time
 import zlib
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -45,9 +46,27 @@ MAX_BENCHES = 8              # per worker: more adds CPU contention, not overlap
 BENCHES_PER_FREE_CORE = 4    # a scenario is busy about a quarter of its wall time (bench_matrix.py)
 
 
+def busy_cores(window: float = 0.3) -> float:
+    """How many cores other work keeps busy right now (from /proc/stat over `window` seconds); a run that just
+    ended does not count, as it would in the 1-minute load average. The load average where /proc/stat is not."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + (values[4] if len(values) > 4 else 0)     # total, idle + iowait
+
+    try:
+        (t0, i0) = sample()
+        time.sleep(window)
+        (t1, i1) = sample()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    cores = os.cpu_count() or 1
+    return cores * (1 - (i1 - i0) / (t1 - t0)) if t1 > t0 else 0.0
+
+
 def benches_per_worker(workers: int, cores: int | None = None, load: float | None = None) -> int:
-    """Benches each of `workers` workers runs at once: 4 per core not already busy (1-minute load), shared
-    among the workers, between 1 and 8.
+    """Benches each of `workers` workers runs at once: 4 per core not already busy (`load`, default
+    `busy_cores()`), shared among the workers, between 1 and 8.
 
     >>> benches_per_worker(2, cores=2, load=0.0)
     4
@@ -57,7 +76,7 @@ def benches_per_worker(workers: int, cores: int | None = None, load: float | Non
     8
     """
     cores = cores or os.cpu_count() or 1
-    load = os.getloadavg()[0] if load is None else load
+    load = busy_cores() if load is None else load
     free = max(0.5, cores - load)
     return max(1, min(MAX_BENCHES, int(BENCHES_PER_FREE_CORE * free / max(1, workers))))
 
@@ -73,6 +92,11 @@ def parse_benches(value: str | int | None, workers: int) -> int:
     if n < 1:
         raise ValueError(f"--benches {n}: at least one bench per worker")
     return n
+
+
+def till_warm() -> bool:
+    """Keep the till between scenarios of a slot unless POSRIG_TILL_WARM is 0/no/off (a cold till per scenario)."""
+    return os.environ.get("POSRIG_TILL_WARM", "1").strip().lower() not in ("0", "no", "off", "false")
 
 
 @dataclass
@@ -120,7 +144,7 @@ class ScenarioPool:
         self.size = max(1, size)
         self.jobs: dict[str, Job] = {}
         self._queue: queue.Queue[Job | None] = queue.Queue()
-        self._slots = [BenchSlot(i, rig) for i in range(self.size)]
+        self.slots = [BenchSlot(i, rig) for i in range(self.size)]
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -135,7 +159,7 @@ class ScenarioPool:
                 job = self.jobs[scenario.id] = Job(scenario, evidence_path)
                 self._queue.put(job)
                 if len(self._threads) < self.size:
-                    slot = self._slots[len(self._threads)]
+                    slot = self.slots[len(self._threads)]
                     t = threading.Thread(target=self._serve, args=(slot,), name=f"bench-slot-{slot.index}",
                                          daemon=True)
                     self._threads.append(t)
@@ -163,7 +187,8 @@ class ScenarioPool:
         shutil.rmtree(job.evidence_path, ignore_errors=True)
         evidence = Evidence(job.evidence_path)
         topology = slot.ensure_topology()
-        bench = Bench(self.rig, evidence, topology, keeper=slot.keeper, carried=slot.carried)
+        bench = Bench(self.rig, evidence, topology, keeper=slot.keeper if till_warm() else None,
+                      carried=slot.carried)
         seed = zlib.crc32(scenario.id.encode())
         try:
             record = run_scenario(bench, scenario, seed=seed)
@@ -202,6 +227,6 @@ class ScenarioPool:
             t.join(timeout)
         errors = [f"bench slot thread {t.name} still running after {timeout:g}s" for t in self._threads
                   if t.is_alive()]
-        for slot in self._slots:
+        for slot in self.slots:
             errors += slot.close()
         return errors

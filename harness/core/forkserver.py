@@ -145,14 +145,14 @@ class ForkServer:
                 r, w = os.pipe()
                 theirs.append(r)
                 close_after.append(r)
-                ours[0] = io.open(w, "wb", buffering=0)
+                ours[0] = open(w, "wb", buffering=0)
             else:
                 theirs.append(null)
             if stdout == subprocess.PIPE:
                 r, w = os.pipe()
                 theirs.append(w)
                 close_after.append(w)
-                ours[1] = io.open(r, "rb", buffering=0)
+                ours[1] = open(r, "rb", buffering=0)
             else:
                 theirs.append(null)
             theirs.append(stderr.fileno() if hasattr(stderr, "fileno") else null)
