@@ -81,6 +81,19 @@ def benches_per_worker(workers: int, cores: int | None = None, load: float | Non
     return max(1, min(MAX_BENCHES, int(BENCHES_PER_FREE_CORE * free / max(1, workers))))
 
 
+def shareable(rig: Rig) -> str | None:
+    """Why this rig's devices cannot be run as several benches at once (None: they can). Only a rig emulated in
+    namespaces can: each bench gets copies of every device; a real device (or a till at a fixed address) exists
+    once."""
+    if rig.network_mode != "namespaces":
+        return f"rig {rig.name!r} is a physical bench (network mode {rig.network_mode!r})"
+    for spec in rig.devices.values():
+        if spec.emulated or (spec.kind == "till" and (spec.options or {}).get("launch")):
+            continue
+        return f"rig {rig.name!r} has a real {spec.kind} {spec.name!r} that exists once"
+    return None
+
+
 def parse_benches(value: str | int | None, workers: int) -> int:
     """The `--benches` option: "auto" (or empty) sizes from the machine, else a whole number >= 1."""
     if value in (None, "", "auto"):
@@ -142,6 +155,10 @@ class ScenarioPool:
     def __init__(self, rig: Rig, size: int):
         self.rig = rig
         self.size = max(1, size)
+        self.single = shareable(rig)              # why only one bench at a time, if so
+        if self.single and self.size > 1:
+            log.info("one bench at a time: %s", self.single)
+            self.size = 1
         self.jobs: dict[str, Job] = {}
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self.slots = [BenchSlot(i, rig) for i in range(self.size)]

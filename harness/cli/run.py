@@ -64,9 +64,23 @@ def pytest_args(args) -> list[str]:
         argv.append(f"--till-profile={args.till_profile}")
     if args.keyword:
         argv += ["-k", args.keyword]
-    if args.workers:
+    if args.workers and not _single_bench(rig):
         argv += ["-n", str(args.workers)]
     return argv
+
+
+def _single_bench(rig: Path) -> str | None:
+    """Why the rig's scenarios must run one at a time (its devices exist once), said once on stderr."""
+    from harness.acceptance.pool import shareable
+    from harness.core.rig import RigError, load_rig
+
+    try:
+        why = shareable(load_rig(rig))
+    except RigError:
+        return None                                     # the preflight reports the rig's problem
+    if why:
+        print(f"posrig run: one scenario at a time (no -n): {why}", file=sys.stderr)
+    return why
 
 
 def preflight(args) -> list[str]:
