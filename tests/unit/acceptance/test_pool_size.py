@@ -19,7 +19,7 @@ def test_a_loaded_machine_gets_fewer_benches_never_none():
 
 def test_the_option_is_auto_or_a_whole_number():
     assert parse_benches("3", 2) == 3
-    assert parse_benches("auto", 2) == benches_per_worker(2)
+    assert 1 <= parse_benches("auto", 2) <= 8             # sized from this machine now
     with pytest.raises(ValueError, match="--benches 'many': expected 'auto' or a whole number"):
         parse_benches("many", 2)
     with pytest.raises(ValueError, match="at least one bench"):
