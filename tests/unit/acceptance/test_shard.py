@@ -18,9 +18,12 @@ def shipped():
 
 
 def test_the_shipped_durations_cover_the_matrix(shipped):
+    """New scenarios count as the median until timed; most of the matrix must be timed for the balance to hold."""
     durations, ids = shipped
-    assert set(ids) <= set(durations), f"not timed: {sorted(set(ids) - set(durations))[:5]}"
-    assert all(v >= 0 for v in durations.values())
+    untimed = sorted(set(ids) - set(durations))
+    refresh = "posrig report durations REPORT -o harness/acceptance/suite/durations.json"
+    assert len(untimed) <= len(ids) // 4, f"{len(untimed)} not timed (e.g. {untimed[:3]}): refresh: {refresh}"
+    assert durations and all(v >= 0 for v in durations.values())
 
 
 @pytest.mark.parametrize("total", [1, 2, 3, 5, 8])
