@@ -51,7 +51,11 @@ def merge(args) -> int:
     if s["passed"]:
         print(f"posrig report merge: passed, covering {s['covers']}; report at {out / 'report.html'}")
         return 0
-    print(f"posrig report merge: {why_not_passed(s, doc['scenarios'])}", file=sys.stderr)
+    why = why_not_passed(s, doc["scenarios"])
+    if s["scenarios"] > s["selected"]:
+        why = (f"not signed off: {s['scenarios']} rows for {s['selected']} selected scenarios "
+               "(a scenario in two shards' rows)")
+    print(f"posrig report merge: {why}", file=sys.stderr)
     print(f"posrig report merge: report at {out / 'report.html'}")
     return 1
 

@@ -10,8 +10,8 @@ Every shard records the whole selection and every shard's part of it, so the mer
 - a scenario in no shard's rows, or in two: a row "not started", or both rows (more rows than selected): not passed.
 
 Refused (`MergeRefused`, exit 2), because the result would not be one run: a folder that is not a shard's
-report, the same shard given twice, shards of different selections (`-k`, till profile, shard count), rigs,
-posrig versions or durations files.
+report or whose suite could not be collected, the same shard given twice, shards of different selections (`-k`,
+till profile, shard count), rigs, posrig versions or durations files.
 
 Each shard's folder is copied whole to `OUT/shards/I-of-N/` (its own report stays verifiable there) and the
 merged rows point into the copies, so every link of the merged HTML works; the merged digest covers the copies.
@@ -91,6 +91,10 @@ def load_shards(folders: list[Path]) -> tuple[list[Shard], list[str]]:
         if not isinstance(block, dict):
             raise MergeRefused(f"{path}: not a shard's report (no `shard` in it); merge only reports of "
                                "`posrig run --shard I/N`")
+        if doc.get("collection_errors"):
+            raise MergeRefused(f"{path}: shard {block.get('index', '?')}/{block.get('total', '?')} could not collect "
+                               f"the suite ({', '.join(doc['collection_errors'][:3])}), so its selection is unknown; "
+                               "fix that and run the shard again")
         if "shards" not in block or "selection" not in block:
             raise MergeRefused(f"{path}: the shard did not record its selection ({block.get('error', 'incomplete')}); "
                                "run that shard again")

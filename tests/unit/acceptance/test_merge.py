@@ -185,3 +185,30 @@ def test_a_report_that_is_not_a_shard_is_refused(shards, tmp_path, capsys):
 def test_merging_into_a_shard_folder_is_refused(shards):
     with pytest.raises(MergeRefused, match="overlaps the report of shard 1/3"):
         merge(shards, shards[0] / "merged")
+
+
+def test_a_shard_that_could_not_collect_the_suite_is_refused(shards, tmp_path):
+    doc = json.loads((shards[1] / "acceptance.json").read_text())
+    doc["collection_errors"] = ["harness/acceptance/suite/test_matrix.py"]
+    (shards[1] / "acceptance.json").write_text(json.dumps(doc))
+    with pytest.raises(MergeRefused, match="shard 2/3 could not collect the suite"):
+        merge(shards, tmp_path / "merged")
+
+
+def test_a_scenario_in_two_shards_is_named_and_not_passed(shards, tmp_path):
+    """A shard that (by some bug) also ran another shard's scenario: both rows stay, the merge is red."""
+    from harness.acceptance.report.signoff import seal, summary
+
+    other = json.loads((shards[0] / "acceptance.json").read_text())["scenarios"][0]
+    doc = json.loads((shards[1] / "acceptance.json").read_text())
+    doc["scenarios"].append(other)
+    doc["summary"] = summary(doc["scenarios"])
+    dirs = [shards[1] / d for d in doc.pop("digest")["evidence_dirs"]]
+    seal(doc, shards[1], dirs, shards[1] / "rig.yaml")
+    (shards[1] / "acceptance.json").write_text(json.dumps(doc))
+    assert verify(shards[1])[0] == []                       # a sealed report, only not of its own part
+    merged = merge(shards, tmp_path / "merged")
+    assert merged["summary"]["passed"] is False
+    assert f"{other['id']} is in the rows of shard 1/3 and shard 2/3: it must be in exactly one shard" in \
+        merged["merge"]["problems"]
+    assert any("shard 2/3" in p and "not in its part of the selection" in p for p in merged["merge"]["problems"])
