@@ -212,3 +212,13 @@ def test_a_scenario_in_two_shards_is_named_and_not_passed(shards, tmp_path):
     assert f"{other['id']} is in the rows of shard 1/3 and shard 2/3: it must be in exactly one shard" in \
         merged["merge"]["problems"]
     assert any("shard 2/3" in p and "not in its part of the selection" in p for p in merged["merge"]["problems"])
+
+
+def test_posrig_report_durations_times_the_scenarios_of_reports(shards, tmp_path):
+    from harness.acceptance.shard import load_durations
+
+    target = tmp_path / "durations.json"
+    assert main(["report", "durations", *map(str, shards), "-o", str(target)]) == 0
+    assert load_durations(target) == DURATIONS
+    assert json.loads(target.read_text())["format"] == "posrig-durations/1"
+    assert main(["report", "durations", str(tmp_path / "nowhere")]) == 2
