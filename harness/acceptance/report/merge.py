@@ -208,6 +208,7 @@ def merge(folders: list[Path], out: Path, command: str | None = None) -> dict[st
     block = shards[0].block
     total, selection = int(block["total"]), block["selection"]
     nodeids: dict[str, str] = selection.get("nodeids") or {}
+    key_by_nodeid = {nodeid: key for key, nodeid in nodeids.items()}
     scale = float((shards[0].doc.get("rig") or {}).get("timing_scale") or 0.05)
     present = {s.index: s for s in shards}
     problems = list(left_out)
@@ -226,7 +227,7 @@ def merge(folders: list[Path], out: Path, command: str | None = None) -> dict[st
                             + "; ".join(s.problems[:3]) + (" ..." if len(s.problems) > 3 else ""))
             moved = [_untrusted(r, s) for r in moved]
         for r in moved:
-            key = key_of_row(r)
+            key = key_by_nodeid.get(r.get("nodeid", "")) or key_of_row(r)
             where.setdefault(key, []).append(s.name)
             if key not in mine:
                 problems.append(f"{s.name} ({s.folder}) ran {key}, which is not in its part of the selection")
