@@ -84,9 +84,9 @@ def test_cli_serve_runs_a_payment(served, acquirer, tmp_path):
     assert "status_information" in transcript and "4111111111111111" not in transcript
 
 
-def test_cli_rejects_bad_arguments(acquirer):
+def test_cli_rejects_bad_arguments(acquirer, tmp_path):
     out = subprocess.run(
-        [*POSRIG, "terminal", "serve", "--host", "nowhere", "--card", "gold"],
+        [*POSRIG, "terminal", "serve", "--host", "nowhere", "--card", "gold", "--journal", str(tmp_path / "j.sqlite")],
         capture_output=True,
         text=True,
         timeout=30,
@@ -185,3 +185,17 @@ def test_stored_reversal_survives_sigkill(acquirer, tmp_path):
         j.close()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
+
+
+def test_cli_serve_needs_an_explicit_journal(acquirer, tmp_path):
+    """No journal in whatever folder the terminal was started from: --journal is required and named."""
+    host = f"{acquirer.address[0]}:{acquirer.address[1]}"
+    out = subprocess.run(
+        [*POSRIG, "terminal", "serve", "--ecr", "127.0.0.1:0", "--host", host],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 2 and "--journal" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+    help_text = subprocess.run([*POSRIG, "terminal", "serve", "--help"], capture_output=True, text=True,
+                               timeout=30, cwd=ROOT).stdout
+    assert "--journal FILE" in help_text and "password" in help_text
