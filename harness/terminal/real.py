@@ -11,7 +11,8 @@ a till's recovery, and can register (06 00) and run a payment (06 01) for bench 
 Transport tcp (address IP:PORT) or serial (address /dev/ttyUSB0; options baudrate 9600, stopbits 2).
 Options: password (6 digits, default 000000), config_byte (registration, default 0x8A = intermediate status +
 payment receipts printed by the ECR + as 06 D1 print lines, the ECR print-type bit 0x80; without 0x80 a terminal
-sends no lines and the ECR compiles the receipt from the status information), timeout (nominal seconds for a whole command, default T4 = 180).
+sends no lines and the ECR compiles the receipt from the status information), timeout (nominal seconds for a
+whole command, default T4 = 180).
 """
 
 from __future__ import annotations
