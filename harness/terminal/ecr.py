@@ -166,10 +166,17 @@ class EcrSession:
 
 
 def _hex(apdu: zvt.Apdu, msg: zvt.Message | None = None) -> str:
-    """APDU bytes for the transcript; withheld when the ECR sent card data in clear (manual entry)."""
+    """APDU bytes for the transcript; withheld when the ECR sent card data in clear (manual entry); a password
+    that leads the data (06 00, 05 01, 06 20, 06 30, 06 50) shown as **:**:**."""
     if msg is not None and any(k in msg.fields for k in zvt.CARD_DATA):
         return f"{apdu.cls:02x}:{apdu.ins:02x} <{len(apdu.data)} bytes with card data withheld>"
-    return zvt.hexdump(apdu.to_bytes())
+    raw = apdu.to_bytes()
+    command = zvt.COMMANDS.get(apdu.control)
+    if msg is not None and command is not None and command.prefix and command.prefix[0].name == "password" \
+            and "password" in msg.fields:
+        head = len(raw) - len(apdu.data)
+        return ":".join([zvt.hexdump(raw[:head]), "**:**:**", zvt.hexdump(raw[head + 3 :])]).rstrip(":")
+    return zvt.hexdump(raw)
 
 
 class EcrServer:

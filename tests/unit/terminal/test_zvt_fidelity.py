@@ -146,3 +146,19 @@ def test_end_of_day_requested_by_the_ecr_is_not_announced_as_automatic(terminal,
     assert d.intermediate == [zvt.STATUS_PLEASE_WAIT] == [0x0E]
     assert zvt.STATUS_AUTOMATIC_END_OF_DAY not in d.intermediate
     assert "automatic end-of-day" in zvt.INTERMEDIATE_STATUS[0x0F]
+
+
+def test_passwords_stay_out_of_the_transcript(make_terminal):
+    term = make_terminal(password="123456")
+    with Ecr(term.ecr_address) as ecr:
+        assert refusal(ecr, registration(0x08, password=654321)) == (0x84, 0x83)
+        assert ecr.converse(registration(0x08, password=123456)).completed
+    transcript = (term.ctx.evidence.path / "terminal.jsonl").read_text()
+    assert "06:00:06:**:**:**:08:09:78" in transcript and "password=******" in transcript
+    assert "65:43:21" not in transcript and "12:34:56" not in transcript and "654321" not in transcript
+
+
+def test_bytes_of_no_zvt_class_are_a_protocol_error(terminal, ecr):
+    """Class 07 is no ZVT class at all: garbage, not an unsupported command (the reader drops it and resyncs)."""
+    assert refusal(ecr, apdu(0x07, 0x01, b"\x00")) == (0x84, 0x9A)
+    assert ecr.converse(apdu(0x05, 0x01, PASSWORD)).completed
