@@ -7,7 +7,8 @@ card-number-masked, to the transcript. Refusals, as a real PT gives them:
 
     84 83  a command this terminal does not support (06 E0 Display Text, 06 C0 Read Card, any unknown instruction
            of a ZVT class): "function not possible", decided from the control field alone, before any field of
-           its data is decoded
+           its data is decoded (PA00P015 2.67 "Other Commands", which Portalum.Zvt's receive handler cites for
+           the 84 83 "command not supported" answer)
     84 83  a supported command carrying a password other than the terminal's (option `password`; none set:
            any password is accepted). The spec's error list has no code of its own for a wrong password; posrig
            refuses with the code for a command the terminal will not execute, before acknowledging it

@@ -132,7 +132,10 @@ INTERMEDIATE_STATUS: dict[int, str] = {
 # used where 0x02 or 0x04 is set: 1 = the PT sends the receipt as Print Line commands (06 D1), 0 = the ECR compiles
 # the receipt itself from the status-information data (the PT sends no print lines). Bits 0x01 and 0x40 are RFU.
 # (Checked against the spec's table as quoted in public ECR libraries: wiffzack RegistrationConfigByteParameter,
-# Portalum.Zvt RegistrationConfig, kotlin-zvt-library ZvtConstants for revision 13.13.)
+# Portalum.Zvt RegistrationConfig, kotlin-zvt-library ZvtConstants for revision 13.13.) Whether a PT may send a
+# receipt as Print Text-Block (06 D3) instead of lines is not this bit: the ECR lists the commands it accepts in
+# the registration's TLV tag 26 (kotlin-zvt-library registers 06 D1 and 06 D3 there). The emulated terminal
+# sends 06 D1 lines only.
 CONFIG_ECR_PRINTS_PAYMENT = 0x02     # ECR assumes receipt-printout for payment functions
 CONFIG_ECR_PRINTS_ADMIN = 0x04       # ECR assumes receipt-printout for administration functions (end-of-day, ...)
 CONFIG_INTERMEDIATE_STATUS = 0x08    # ECR requires intermediate status-information (04 FF)
