@@ -105,6 +105,11 @@ def _font(px: int):
     return ImageFont.load_default(px)
 
 
+@lru_cache(maxsize=4096)
+def _advance(px: int, ch: str) -> float:
+    return _font(px).getlength(ch)
+
+
 def _check_font(receipt: Receipt) -> None:
     if _needs_cjk(receipt) and not os.path.exists(CJK_FONT):
         raise FontMissingError(f"receipt {receipt.index} has Chinese/CJK text but the font {CJK_FONT} is "
@@ -124,10 +129,19 @@ def _segment_image(text: str, style: TextStyle):
     stroke = 1 if style.bold else 0
     im = Image.new("L", (w, h), bg)
     d = ImageDraw.Draw(im)
-    x = 0
+    x, run, run_x = 0, "", 0
     for ch in text:
         span = _width(ch) * cell
-        advance = font.getlength(ch)
+        advance = _advance(px, ch)
+        if advance == span:                     # fits its cells exactly: drawn with its neighbours in one call
+            if not run:
+                run_x = x
+            run += ch
+            x += span
+            continue
+        if run:
+            d.text((run_x, 0), run, font=font, fill=fg, stroke_width=stroke, stroke_fill=fg)
+            run = ""
         if advance <= span + 0.5:
             d.text((x + (span - advance) / 2, 0), ch, font=font, fill=fg, stroke_width=stroke, stroke_fill=fg)
         else:                                   # wider than its cells (e.g. '€' in the Mono face): squeezed
@@ -135,6 +149,8 @@ def _segment_image(text: str, style: TextStyle):
             ImageDraw.Draw(glyph).text((0, 0), ch, font=font, fill=fg, stroke_width=stroke, stroke_fill=fg)
             im.paste(glyph.resize((span, h)), (x, 0))
         x += span
+    if run:
+        d.text((run_x, 0), run, font=font, fill=fg, stroke_width=stroke, stroke_fill=fg)
     if style.underline:
         d.line((0, h - 2, w, h - 2), fill=fg, width=style.underline)
     if style.width != 1 or style.height != 1:
