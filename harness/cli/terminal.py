@@ -34,7 +34,13 @@ from harness.core.rig import Timing
 def register(sub) -> None:
     p = sub.add_parser("terminal", help="run the emulated ZVT payment terminal, or query a ZVT terminal")
     tsub = p.add_subparsers(dest="terminal_command", metavar="ACTION")
-    serve = tsub.add_parser("serve", help="run the emulated terminal (ZVT to the till, ISO 8583 to the host)")
+    serve = tsub.add_parser(
+        "serve",
+        help="run the emulated terminal (ZVT to the till, ISO 8583 to the host)",
+        description="Run the emulated ZVT terminal until SIGTERM/SIGINT. --journal is required: the journal is the "
+        "terminal's memory (payments, receipt numbers, reversals it owes) and is never put in the current folder "
+        "unasked; give the same FILE again to continue after a restart. Its path is in the ready line.",
+    )
     serve.add_argument(
         "--ecr",
         default="127.0.0.1:20007",
