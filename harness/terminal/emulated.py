@@ -14,8 +14,9 @@ Test API (the `terminal` fixture):
 
 Rig options: auto_present, offline, floor_limit (minor units), ecr_receipts (true: always 06 D1 print lines,
 false: never; default: as the ECR registered, `zvt.receipt_printout`), unconfirmed (book|reverse), terminal_id,
-currency, timers {name: nominal seconds}, journal (path), password (6 digits, e.g. "123456": commands carrying
-another password are refused with 84 83; not set: any password is accepted, as many terminals ship).
+currency, timers {name: nominal seconds}, journal (path), password (6 digits, quoted in YAML: "012345", which
+unquoted would read as an octal number; commands carrying another password are refused with 84 83; not set:
+any password is accepted, as many terminals ship).
 """
 
 from __future__ import annotations
