@@ -9,8 +9,10 @@ a till's recovery, and can register (06 00) and run a payment (06 01) for bench 
 >>> t.repeat_last_receipt()["status"]["result_code"]   # doctest: +SKIP
 
 Transport tcp (address IP:PORT) or serial (address /dev/ttyUSB0; options baudrate 9600, stopbits 2).
-Options: password (6 digits, default 000000), config_byte (registration, default 0x08 | 0x02 = intermediate
-status + receipts to the ECR), timeout (nominal seconds for a whole command, default T4 = 180).
+Options: password (6 digits, default 000000), config_byte (registration, default 0x8A = intermediate status +
+payment receipts printed by the ECR + as 06 D1 print lines, the ECR print-type bit 0x80; without 0x80 a terminal
+sends no lines and the ECR compiles the receipt from the status information), timeout (nominal seconds for a
+whole command, default T4 = 180).
 """
 
 from __future__ import annotations
@@ -52,7 +54,10 @@ class RealTerminal(PaymentTerminal):
         self.stopbits = int(opts.get("stopbits", 2))
         self.password = int(opts.get("password", 0))
         self.config_byte = int(
-            opts.get("config_byte", zvt.CONFIG_INTERMEDIATE_STATUS | zvt.CONFIG_ECR_PRINTS_PAYMENT)
+            opts.get(
+                "config_byte",
+                zvt.CONFIG_INTERMEDIATE_STATUS | zvt.CONFIG_ECR_PRINTS_PAYMENT | zvt.CONFIG_ECR_PRINT_LINES,
+            )
         )
         self.command_timeout = ctx.timing.seconds(float(opts.get("timeout", T4)))
         self.t3 = ctx.timing.seconds(T3)

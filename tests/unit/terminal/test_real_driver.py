@@ -31,7 +31,7 @@ def test_real_driver_reads_status_and_repeats_the_last_receipt(terminal, acquire
     try:
         status = real.status()
         assert status["ok"] and status["terminal_status"] == 0 and status["sw_version"].startswith("posrig")
-        assert real.register()["ok"]  # config 0x0A: receipts to the ECR
+        assert real.register()["ok"]  # config 0x8A: receipts to the ECR as print lines
         paid = real.authorize(4321)
         assert paid["ok"] and paid["status"]["result_code"] == 0 and paid["receipt"]
         receipt = real.repeat_last_receipt()
