@@ -83,6 +83,11 @@ def preflight(args) -> list[str]:
         removed = netns.reap_leftovers()
         if removed:
             print(f"posrig run: removed {len(removed)} leftover(s) of killed runs", file=sys.stderr)
+    if rig.labgrid is not None:
+        from harness.labgrid.place import release_stale
+
+        for line in release_stale():                # places a SIGKILLed run of this machine left acquired
+            print(f"posrig run: {line}", file=sys.stderr)
     return check(rig, Options(till_profile=args.till_profile))
 
 
