@@ -86,7 +86,8 @@ def preflight(args) -> list[str]:
     if rig.labgrid is not None:
         from harness.labgrid.place import release_stale
 
-        for line in release_stale():                # places a SIGKILLed run of this machine left acquired
+        lab = (rig.labgrid.coordinator, rig.labgrid.place)
+        for line in release_stale(only=lab):        # the place, if a SIGKILLed run of this machine left it acquired
             print(f"posrig run: {line}", file=sys.stderr)
     return check(rig, Options(till_profile=args.till_profile))
 

@@ -131,11 +131,13 @@ def stale() -> list[dict[str, Any]]:
     return found
 
 
-def release_stale() -> list[str]:
-    """Release the places killed runs left acquired (only while still acquired by the same user); one line each
-    for what was done."""
+def release_stale(only: tuple[str, str] | None = None) -> list[str]:
+    """Release the places killed runs left acquired (only while still acquired by the same user), or only the
+    place `only` (coordinator, place); one line each for what was done."""
     done = []
     for rec in stale():
+        if only is not None and (rec["coordinator"], rec["place"]) != only:
+            continue
         place = Place(rec["coordinator"], rec["place"])
         try:
             now = place.show()

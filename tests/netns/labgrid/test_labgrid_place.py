@@ -1,0 +1,178 @@
+"""posrig on a labgrid place, against a real labgrid coordinator and exporter on localhost (`tests/support/
+labgrid_lab.py`): a slice of the matrix through the acquired place, a place someone else holds, a power cut
+through labgrid's power driver, and a place a SIGKILLed run left acquired."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.acceptance.matrix import power_cut_scenarios
+from harness.acceptance.scenario import run_scenario
+from harness.acceptance.verdict import Verdict
+from harness.core.bench import Bench
+from harness.core.rig import load_rig
+from harness.labgrid.place import Place
+from harness.labgrid.session import LabgridSession
+from tests.support import ROOT
+from tests.support.labgrid_lab import Lab, available
+
+pytestmark = [pytest.mark.acceptance]
+
+WHY = available()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    if WHY:
+        pytest.skip(WHY)
+    root = tmp_path_factory.mktemp("lab")
+    saved = os.environ.get("POSRIG_LABGRID_RECORDS")
+    os.environ["POSRIG_LABGRID_RECORDS"] = str(root / "records")        # this lab's records only
+    try:
+        with Lab(root) as running:
+            yield running
+    finally:
+        os.environ.pop("POSRIG_LABGRID_RECORDS") if saved is None else os.environ.update(
+            POSRIG_LABGRID_RECORDS=saved)
+
+
+def rig_text(lab: Lab, power: bool = True) -> str:
+    """The emulated rig, with its printer the physical one on the place's serial port (tapped where the till
+    prints) and the till's power on the place's relay."""
+    emulated = (ROOT / "rigs" / "emulated.yaml").read_text()
+    head, _, rest = emulated.partition("devices:\n")
+    _, _, tail = rest.partition("  terminal:\n")
+    return (head.replace("name: emulated", "name: labgrid-bench") + f"""labgrid:
+  coordinator: "{lab.coordinator}"
+  place: {lab.place}
+  resources:
+    printer: printer
+    terminal-host: [nic-a, nic-b]
+""" + ("  power:\n    till: till-power\n" if power else "") + """
+devices:
+  printer:
+    kind: printer
+    mode: real
+    transport: serial           # the place's NetworkSerialPort, reached through a local pty
+    profile: tm-t88
+    options: {tap: "till:9100"} # the till prints here; posrig decodes and forwards to the physical printer
+  terminal:
+""" + tail)
+
+
+@pytest.fixture
+def lab_rig(lab, tmp_path):
+    path = tmp_path / "labgrid-bench.yaml"
+    path.write_text(rig_text(lab))
+    yield path
+    if Place(lab.coordinator, lab.place).show()["acquired"]:
+        lab.client("-p", lab.place, "release", "--kick")
+
+
+def posrig(*args: str, cwd, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.needs_netns
+def test_a_slice_of_the_matrix_runs_through_the_acquired_place(lab, lab_rig, tmp_path):
+    report = tmp_path / "report"
+    journal = lab.root / "printer-journal"
+    printed = set(journal.glob("*.json"))
+    run = posrig("run", "--rig", str(lab_rig), "--report", str(report), "-k", "0210-lost or 0210-slow/approve",
+                 cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    doc = json.loads((report / "acceptance.json").read_text())
+    assert {r["id"]: r["verdict"] for r in doc["scenarios"]} == {
+        "terminal-host/0210-lost/approve": "OK", "terminal-host/0210-lost/decline": "OK",
+        "terminal-host/0210-slow/approve": "OK"}
+    # The one sale receipt (0210-slow/approve) reached the printer behind the exporter's ser2net.
+    new = set(journal.glob("*.json")) - printed
+    assert len(new) == 1, sorted(p.name for p in new)
+    block = doc["labgrid"]
+    assert block["place"] == lab.place and block["coordinator"] == lab.coordinator
+    assert block["exporters"] == [lab.exporter_name] and block["acquired_by"]
+    res = {r["name"]: r for r in block["resources"]}
+    assert res["printer"]["path"] == f"{lab.exporter_name}/bench/NetworkSerialPort/printer"
+    assert res["printer"]["used_for"] == "serial port of printer"
+    assert res["nic-a"]["params"]["ifname"] == lab.nics[0] and "link terminal-host" in res["nic-a"]["used_for"]
+    assert res["till-power"]["cls"] == "NetworkPowerPort" and res["till-power"]["used_for"].startswith("power of till")
+    # The receipt went through labgrid (and the printer's answers came back), and the till was powered on
+    # through the place's relay before each launch.
+    bridge = block["bridges"]["printer"]
+    assert bridge["bytes_to_exporter"] > 0 and bridge["bytes_from_exporter"] > 0, bridge
+    assert lab.relay.sets() and set(lab.relay.sets()) == {1}
+    assert not Place(lab.coordinator, lab.place).show()["acquired"], "the run did not release the place"
+    assert not lab.ser2net_pids(), "ser2net still running: the exporter did not see the release"
+
+
+def test_a_place_someone_else_holds_is_refused_naming_the_holder(lab, lab_rig, tmp_path):
+    alice = {"LG_USERNAME": "alice", "LG_HOSTNAME": "qa-bench-pc"}
+    lab.client("-p", lab.place, "acquire", env=alice)
+    try:
+        run = posrig("run", "--rig", str(lab_rig), "--report", str(tmp_path / "report"), "-k", "0210-lost",
+                     cwd=tmp_path, timeout=120)
+        assert run.returncode == 2, run.stdout + run.stderr
+        lines = [line for line in run.stderr.splitlines() if "labgrid" in line]
+        assert len(lines) == 1 and f"labgrid place {lab.place}" in lines[0], run.stderr
+        assert "is acquired by qa-bench-pc/alice" in lines[0] and "--kick" in lines[0], lines[0]
+        assert not (tmp_path / "report" / "acceptance.json").exists()
+        assert Place(lab.coordinator, lab.place).show()["acquired"] == "qa-bench-pc/alice"   # left to alice
+    finally:
+        lab.client("-p", lab.place, "release", env=alice)
+
+
+@pytest.mark.needs_netns
+def test_the_power_cut_goes_through_the_places_power_driver(lab, lab_rig, evidence, topology):
+    """The power-cut scenario with the till's kill on labgrid: the relay goes off while the terminal has the
+    payment and on again before the till boots; the oracle still holds."""
+    scenario = next(s for s in power_cut_scenarios() if s.outcome == "approve")
+    lab_session = LabgridSession(load_rig(lab_rig))
+    rig = lab_session.open()
+    try:
+        before = len(lab.relay.log)
+        bench = Bench(rig, evidence, topology)
+        try:
+            record = run_scenario(bench, scenario)
+        finally:
+            errors = bench.close()
+            topology.drop_connections()
+        assert not errors, errors
+    finally:
+        lab_session.close()
+    assert record.verdict is Verdict.OK, f"{record.verdict}: {record.violations or record.observed}"
+    assert [v for t, what, v in lab.relay.log[before:] if what == "set"] == [1, 0, 1]
+    events = [e["event"] for e in json.loads((evidence.path / "till-lifecycle.json").read_text())]
+    assert events == ["power on", "launch", "power off", "killed", "power on", "launch", "stopped"], events
+
+
+def test_a_place_a_killed_run_left_acquired_is_released_by_doctor_clean(lab, lab_rig, tmp_path):
+    """labgrid keeps a place acquired when its client dies; posrig's record of it lets `posrig doctor --clean`
+    release it (only while it is still acquired by the same user)."""
+    env = {"POSRIG_LABGRID_RECORDS": str(tmp_path / "records")}       # a killed run's records, apart
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from harness.core.rig import load_rig; "
+         "from harness.labgrid.session import LabgridSession; LabgridSession(load_rig(sys.argv[1])).open(); "
+         "print('acquired', flush=True); time.sleep(600)", str(lab_rig)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, **env})
+    try:
+        assert holder.stdout.readline().strip() == "acquired"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    me = Place(lab.coordinator, lab.place).show()
+    assert me["acquired"] == me["me"], "the place should still be acquired after the SIGKILL"
+    doctor = posrig("doctor", "--clean", "--rig", str(lab_rig), cwd=tmp_path, timeout=120, env=env)
+    assert f"released labgrid place {lab.place}" in doctor.stdout, doctor.stdout + doctor.stderr
+    deadline = time.monotonic() + 5
+    while Place(lab.coordinator, lab.place).show()["acquired"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Place(lab.coordinator, lab.place).show()["acquired"]
+    assert not list((tmp_path / "records").glob("*.json"))
