@@ -390,7 +390,8 @@ def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:
         raw_links_ = data.get("links", {}) or {}
         labgrid = _labgrid(path, data["labgrid"], raw_devices, raw_links_ if isinstance(raw_links_, dict) else {})
     mapped = labgrid.resources if labgrid else {}
-    devices = {_name(path, "devices", str(n), "a device name"): _device(path, str(n), d, str(n) in mapped)
+    # On a labgrid place a real device may take its address from the place (a resource named like it).
+    devices = {_name(path, "devices", str(n), "a device name"): _device(path, str(n), d, labgrid is not None)
                for n, d in raw_devices.items()}
     for dev in devices.values():
         if network_mode == "namespaces" and dev.node == "link":

@@ -72,6 +72,10 @@ def plan(rig: Rig, place: dict[str, Any]) -> Plan:
     for dev in rig.devices.values():
         wanted = spec.resources.get(dev.name) or ((dev.name,) if dev.name in names and dev.mode == "real" else ())
         if not wanted:
+            if dev.mode == "real" and not dev.address and dev.transport in ("tcp", "serial", "usb"):
+                raise PlaceError(f"{rig.path}: devices.{dev.name}: no address, and labgrid place {place['name']} has "
+                                 f"no resource named {dev.name!r}: give it an address, or name its resource in "
+                                 f"labgrid.resources.{dev.name}")
             continue
         if dev.transport == "usb":
             raise PlaceError(f"{rig.path}: labgrid.resources.{dev.name}: USB devices through labgrid (USB/IP from the "
