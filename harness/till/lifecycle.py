@@ -293,10 +293,24 @@ class Launched:
                 return
             power.on()
             self._power_cut = None
-            self._relaunched({})
+            self._await_boot()
             return
         self.launcher.stop()
         self._relaunched(self.launcher.start())
+
+    def _await_boot(self) -> None:
+        """A physical till after its power came back: reconnect until it answers (`ready_timeout`, default 120 s)."""
+        timeout = float((self.spec.options or {}).get("ready_timeout", 4 * DEFAULT_READY_TIMEOUT))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._relaunched({})
+                return
+            except Exception as exc:  # noqa: BLE001 - still booting: refused, reset, not yet healthy
+                if time.monotonic() > deadline:
+                    raise TillStartError(f"till {self.name!r} did not answer within {timeout:g}s after its power "
+                                         f"came back through labgrid: {exc}") from exc
+                time.sleep(1.0)
 
     def capabilities(self) -> frozenset[str]:
         caps = super().capabilities()

@@ -176,3 +176,23 @@ def test_a_place_a_killed_run_left_acquired_is_released_by_doctor_clean(lab, lab
         time.sleep(0.2)
     assert not Place(lab.coordinator, lab.place).show()["acquired"]
     assert not list((tmp_path / "records").glob("*.json"))
+
+
+@pytest.mark.needs_netns
+def test_a_run_stopped_by_sigterm_releases_the_place(lab, lab_rig, tmp_path):
+    run = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--rig", str(lab_rig), "--report",
+                            str(tmp_path / "report"), "-k", "0210-lost"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not Place(lab.coordinator, lab.place).show()["acquired"] and time.monotonic() < deadline:
+            assert run.poll() is None, run.stderr.read()
+            time.sleep(0.2)
+        assert Place(lab.coordinator, lab.place).show()["acquired"], "the run never acquired the place"
+        run.send_signal(signal.SIGTERM)
+        run.wait(60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(10)
+    assert not Place(lab.coordinator, lab.place).show()["acquired"], run.stderr.read()[-2000:]
