@@ -17,6 +17,7 @@ import select
 import termios
 import threading
 import tty
+import warnings
 
 
 class BridgeError(RuntimeError):
@@ -39,7 +40,9 @@ class SerialBridge:
         import serial
 
         try:
-            self.serial = serial.serial_for_url(self.url, baudrate=self.speed, timeout=self.poll)
+            with warnings.catch_warnings():          # pyserial's RFC 2217 client uses threading's old setters
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.serial = serial.serial_for_url(self.url, baudrate=self.speed, timeout=self.poll)
         except (serial.SerialException, OSError) as exc:
             raise BridgeError(f"cannot open the labgrid serial port {self.url}: {exc}; is the place acquired "
                               "and its exporter running?") from None

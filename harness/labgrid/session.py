@@ -122,9 +122,3 @@ def bound_from_state(rig: Rig) -> Rig:
         return rig
     return resources.apply(rig, state["addresses"], state["interfaces"], state["power"])
 
-
-def report_from_state() -> dict[str, Any] | None:
-    path = os.environ.get(STATE_ENV)
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        return json.loads(Path(path).read_text()).get("report")
-    return None
