@@ -247,7 +247,7 @@ def _labgrid(rig: Rig, opts: Options) -> Iterator[Check]:
     """The rig's labgrid place: the coordinator answers, the place exists and nobody else holds it."""
     if rig.labgrid is None:
         return
-    from harness.labgrid.place import Place, PlaceError, PlaceHeld
+    from harness.labgrid.place import Place, PlaceError, PlaceHeld, running_here
 
     lab = rig.labgrid
     label = f"labgrid place {lab.place}"
@@ -262,8 +262,10 @@ def _labgrid(rig: Rig, opts: Options) -> Iterator[Check]:
         yield Check(label, False, str(exc), "labgrid.place")
         return
     holder = place.get("acquired")
-    if holder and holder != place.get("me"):
-        yield Check(label, False, str(PlaceHeld(lab.place, lab.coordinator, holder)), "labgrid.place")
+    other = running_here(Place(lab.coordinator, lab.place))
+    if holder and holder != place.get("me") or other:
+        who = holder if not other else f"{other['me']} (posrig pid {other['pid']} on this machine)"
+        yield Check(label, False, str(PlaceHeld(lab.place, lab.coordinator, who)), "labgrid.place")
         return
     names = ", ".join(f"{r['name']} ({r['cls']})" for r in place.get("resources", [])) or "no resources"
     yield Check(label, True, f"{'acquired by you' if holder else 'free'} on {lab.coordinator}: {names}",

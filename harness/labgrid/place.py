@@ -74,7 +74,11 @@ class Place:
         return {**out["place"], "me": out["me"]}
 
     def acquire(self) -> dict[str, Any]:
-        """Acquire the place (already ours is fine); PlaceHeld when another user holds it."""
+        """Acquire the place (already ours is fine); PlaceHeld when another user holds it, or another posrig run
+        of this machine (labgrid cannot tell two runs of one user apart)."""
+        other = running_here(self)
+        if other:
+            raise PlaceHeld(self.name, self.coordinator, f"{other['me']} (posrig pid {other['pid']} on this machine)")
         out = self._agent("acquire")
         if not out.get("ok"):
             if out.get("error") == "held" or out.get("acquired") and out.get("acquired") != out.get("me"):
@@ -107,6 +111,15 @@ def note_held(place: Place, me: str) -> None:
 def forget_held(place: Place) -> None:
     with contextlib.suppress(FileNotFoundError):
         _record(place).unlink()
+
+
+def running_here(place: Place) -> dict[str, Any] | None:
+    """The record of another live posrig process of this machine holding `place`, if there is one."""
+    with contextlib.suppress(ValueError, OSError):
+        rec = json.loads(_record(place).read_text())
+        if int(rec.get("pid", 0)) != os.getpid() and _alive(int(rec.get("pid", 0))):
+            return rec
+    return None
 
 
 def _alive(pid: int) -> bool:

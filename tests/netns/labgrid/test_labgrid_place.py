@@ -154,8 +154,8 @@ def test_the_power_cut_goes_through_the_places_power_driver(lab, lab_rig, eviden
 
 
 def test_a_place_a_killed_run_left_acquired_is_released_by_doctor_clean(lab, lab_rig, tmp_path):
-    """labgrid keeps a place acquired when its client dies; posrig's record of it lets `posrig doctor --clean`
-    release it (only while it is still acquired by the same user)."""
+    """While a posrig of this machine holds the place a second run is refused; labgrid keeps the place acquired
+    when that posrig is SIGKILLed, and posrig's record of it lets `posrig doctor --clean` release it."""
     env = {"POSRIG_LABGRID_RECORDS": str(tmp_path / "records")}       # a killed run's records, apart
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from harness.core.rig import load_rig; "
@@ -164,6 +164,11 @@ def test_a_place_a_killed_run_left_acquired_is_released_by_doctor_clean(lab, lab
         stdout=subprocess.PIPE, text=True, env={**os.environ, **env})
     try:
         assert holder.stdout.readline().strip() == "acquired"
+        # labgrid sees one user; posrig still refuses a second run of this machine on the same place.
+        second = posrig("run", "--rig", str(lab_rig), "--report", str(tmp_path / "report"), cwd=tmp_path,
+                        timeout=120, env=env)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"(posrig pid {holder.pid} on this machine)" in second.stderr, second.stderr
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
