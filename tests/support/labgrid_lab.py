@@ -52,6 +52,7 @@ class Relay:
 
     def __init__(self):
         self.state: dict[int, int] = {}
+        self.wired: dict[int, object] = {}        # relay index -> callable(on: bool): what the relay feeds
         self.log: list[tuple[float, str, int | None]] = []       # (time, "set"/"get", value)
         relay = self
 
@@ -65,6 +66,8 @@ class Relay:
                 if len(parts) == 3 and parts[2] in ("0", "1"):
                     relay.state[index] = int(parts[2])
                     relay.log.append((time.time(), "set", int(parts[2])))
+                    if index in relay.wired:
+                        relay.wired[index](parts[2] == "1")
                 else:
                     relay.log.append((time.time(), "get", None))
                 body = str(relay.state.get(index, 1)).encode()

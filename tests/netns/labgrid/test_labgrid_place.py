@@ -201,3 +201,83 @@ def test_a_run_stopped_by_sigterm_releases_the_place(lab, lab_rig, tmp_path):
             run.kill()
             run.wait(10)
     assert not Place(lab.coordinator, lab.place).show()["acquired"], run.stderr.read()[-2000:]
+
+
+class PhysicalTill:
+    """The example vendor till as a till on a bench that posrig does not start: it runs in the till's node while
+    the place's relay feeds it (relay off kills it at once, relay on boots it on the same journal)."""
+
+    def __init__(self, topology, state_dir, port: int):
+        self.ns, self.state_dir, self.port = topology.nodes["till"], state_dir, port
+        self.env = {**os.environ, "POSRIG_TERMINAL": f"{topology.ip('terminal')}:20007",
+                    "POSRIG_PRINTER": f"{topology.ip('till')}:9100", "POSRIG_TIMING_SCALE": "0.05",
+                    "POSRIG_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+        self.proc = None
+        self.boots = 0
+
+    def power(self, on: bool) -> None:
+        if on and self.proc is None:
+            self.boots += 1
+            self.proc = self.ns.popen([sys.executable, str(ROOT / "examples" / "vendor_till" / "till.py"),
+                                       "--http", f"127.0.0.1:{self.port}"], env=self.env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        elif not on and self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+            self.proc = None
+
+    def wait_up(self, timeout: float = 20.0) -> None:
+        from harness.till.http import TillClient
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                TillClient.from_url(f"http://127.0.0.1:{self.port}", namespace=self.ns, timeout=1.0).health()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+@pytest.mark.needs_netns
+def test_a_physical_tills_power_is_cut_and_restored_by_the_place(lab, evidence, topology, tmp_path):
+    """A till posrig does not launch: its kill is the relay going off (the till dies with it), its restart the
+    relay going on and posrig waiting until the booted till answers, in the middle of a payment."""
+    scenario = next(s for s in power_cut_scenarios() if s.outcome == "approve")
+    emulated = (ROOT / "rigs" / "emulated.yaml").read_text()
+    port = 18080
+    rig_file = tmp_path / "physical-till.yaml"
+    rig_file.write_text(emulated.replace("name: emulated", "name: physical-till").replace(
+        "devices:\n", f'labgrid:\n  coordinator: "{lab.coordinator}"\n  place: {lab.place}\n'
+        "  power: {till: till-power}\ndevices:\n", 1).replace(
+        "    mode: emulated\n    driver: reference             # the reference till shipped with posrig\n"
+        "    transport: process\n    profile: correct\n",
+        f"    mode: real\n    driver: http\n    transport: http\n    address: http://127.0.0.1:{port}\n"
+        "    options:\n      receipt_words: {total: [SUMME], copy: [KOPIE], cash: [BAR], auth_code: [GENEHMIGUNG], "
+        "not_a_sale: [ABGELEHNT, STORNO]}\n"))           # ACME prints German receipts
+    rig = load_rig(rig_file)
+    assert rig.devices["till"].driver == "http" and not rig.devices["till"].options.get("launch")
+    till = PhysicalTill(topology, tmp_path, port)
+    lab.relay.wired[0] = till.power
+    lab_session = LabgridSession(rig)
+    try:
+        bound = lab_session.open()
+        till.power(True)                                   # the bench was on when the run began
+        till.wait_up()
+        before = len(lab.relay.log)
+        bench = Bench(bound, evidence, topology)
+        try:
+            record = run_scenario(bench, scenario)
+        finally:
+            errors = bench.close()
+            topology.drop_connections()
+        assert not errors, errors
+    finally:
+        lab.relay.wired.pop(0, None)
+        till.power(False)
+        lab_session.close()
+    assert record.verdict is Verdict.OK, f"{record.verdict}: {record.violations or record.observed}"
+    assert [v for _, what, v in lab.relay.log[before:] if what == "set"] == [0, 1] and till.boots == 2
+    journal = json.loads((tmp_path / "acme-journal.json").read_text())
+    assert [s["status"] for s in journal] in (["paid"], ["failed"]), journal
