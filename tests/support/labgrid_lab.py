@@ -182,6 +182,17 @@ bench:
         self.client("-p", self.place, "add-match", f"{self.exporter_name}/bench/*")
         return self
 
+    def add_place(self, place: str, exporter: str, config: str) -> None:
+        """One more exporter (its resource config as YAML text) and a place matching all it exports."""
+        (self.root / f"{exporter}.yaml").write_text(config)
+        self._start(exporter, [client_path().replace("labgrid-client", "labgrid-exporter"), "-c", self.coordinator,
+                               "-n", exporter, "--hostname", "127.0.0.1", f"{exporter}.yaml"])
+        groups = sum(1 for line in config.splitlines() if line.startswith("    cls:"))
+        self._wait(f"exporter {exporter}'s resources at the coordinator",
+                   lambda: self.client("resources").stdout.count(f"{exporter}/") >= groups)
+        self.client("-p", place, "create")
+        self.client("-p", place, "add-match", f"{exporter}/*/*")
+
     def ser2net_pids(self) -> list[int]:
         if not self.printer_ready:
             return []

@@ -1,6 +1,7 @@
-"""posrig on a labgrid place, against a real labgrid coordinator and exporter on localhost (`tests/support/
-labgrid_lab.py`): a slice of the matrix through the acquired place, a place someone else holds, a power cut
-through labgrid's power driver, and a place a SIGKILLed run left acquired."""
+"""posrig on a labgrid place, against a real labgrid coordinator and exporters on localhost (`tests/support/
+labgrid_lab.py`): a slice of the matrix through the acquired place, a place someone else holds, power cuts
+through labgrid's power driver (a launched till, and a till the relay really feeds), the place's NICs as a bench
+link's bridged pair, and the place released after SIGTERM and (by `doctor --clean`) after SIGKILL."""
 
 from __future__ import annotations
 
@@ -281,3 +282,51 @@ def test_a_physical_tills_power_is_cut_and_restored_by_the_place(lab, evidence, 
     assert [v for _, what, v in lab.relay.log[before:] if what == "set"] == [0, 1] and till.boots == 2
     journal = json.loads((tmp_path / "acme-journal.json").read_text())
     assert [s["status"] for s in journal] in (["paid"], ["failed"]), journal
+
+
+@pytest.mark.needs_netns
+def test_the_places_nics_are_the_bench_links_interfaces(lab, evidence):
+    """A bench-mode rig whose link names no NICs: the place's two NetworkInterfaces become the bridged pair, and
+    ZVT passes through the bridge posrig builds on them (namespaces stand in for the posrig machine's NICs, as in
+    tests/netns/link/test_bench.py)."""
+    from harness.core.device import DeviceContext
+    from harness.core.rig import parse_rig
+    from harness.link.bench import BenchLink
+    from harness.topology import build_topology
+    from tests.support.link_peers import ACK, AUTHORIZE, BENCH_RIG, STATUS_INFO, Client, Server, ZvtTerminal
+
+    place, exporter = f"{lab.place}-nics", f"{lab.exporter_name}-nics"
+    lab.add_place(place, exporter, "link:\n  nic-till:\n    cls: NetworkInterface\n    ifname: to-till\n"
+                                   "  nic-terminal:\n    cls: NetworkInterface\n    ifname: to-terminal\n")
+    text = BENCH_RIG.replace(" interfaces: [to-till, to-terminal],", "").replace(
+        "devices:\n", f'labgrid:\n  coordinator: "{lab.coordinator}"\n  place: {place}\n'
+        "  resources: {till-terminal: [nic-till, nic-terminal]}\ndevices:\n")
+    rig = parse_rig(text, "bench-on-a-place.yaml")
+    assert rig.links["till-terminal"].interfaces == ()
+    topo = build_topology(["till", "terminal"], subnet="198.19.0.0/16")
+    lab_session = LabgridSession(rig)
+    try:
+        topo.link.run(["ip", "-batch", "-"], input="addr flush dev to-till\naddr flush dev to-terminal\n")
+        for node, ip in (("till", "198.19.100.2"), ("terminal", "198.19.100.3")):
+            topo.nodes[node].run(["ip", "-batch", "-"], input=f"addr flush dev eth0\naddr add {ip}/24 dev eth0\n")
+        bound = lab_session.open()
+        spec = bound.links["till-terminal"]
+        assert spec.interfaces == ("to-till", "to-terminal")
+        link = BenchLink(spec, DeviceContext(rig=bound, evidence=evidence, timing=bound.timing,
+                                             namespace=topo.link))
+        link.start()
+        srv = Server(topo.nodes["terminal"], "198.19.100.3", 20007, "zvt", ZvtTerminal())
+        client = Client(topo.nodes["till"], ("198.19.100.3", 20007), "zvt")
+        try:
+            client.send(AUTHORIZE)
+            assert client.recv(2.0) == ACK and client.recv(2.0) == STATUS_INFO
+            assert link.seen()["till->terminal"]["zvt:06 01"] == 1
+        finally:
+            client.close()
+            srv.close()
+            link.close()
+        used = {r["name"]: r["used_for"] for r in lab_session.report()["resources"]}
+        assert used == dict.fromkeys(("nic-till", "nic-terminal"), "bench NIC of link till-terminal")
+    finally:
+        lab_session.close()
+        topo.close()
