@@ -111,6 +111,9 @@ def test_a_slice_of_the_matrix_runs_through_the_acquired_place(lab, lab_rig, tmp
     assert bridge["bytes_to_exporter"] > 0 and bridge["bytes_from_exporter"] > 0, bridge
     assert lab.relay.sets() and set(lab.relay.sets()) == {1}
     assert not Place(lab.coordinator, lab.place).show()["acquired"], "the run did not release the place"
+    assert f'name="posrig_labgrid_place" value="{lab.place}"' in (report / "junit.xml").read_text()
+    verify = posrig("verify", str(report), cwd=tmp_path, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr           # the labgrid block is sealed too
     assert not lab.ser2net_pids(), "ser2net still running: the exporter did not see the release"
 
 
