@@ -144,10 +144,22 @@ def stale() -> list[dict[str, Any]]:
     return found
 
 
+def _reap_state_dirs() -> None:
+    """The run-state folders (`session.py`) of posrig processes that are gone."""
+    import shutil
+    import tempfile
+
+    for path in Path(tempfile.gettempdir()).glob("posrig-labgrid-*-*"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def release_stale(only: tuple[str, str] | None = None) -> list[str]:
     """Release the places killed runs left acquired (only while still acquired by the same user), or only the
     place `only` (coordinator, place); one line each for what was done."""
     done = []
+    _reap_state_dirs()
     for rec in stale():
         if only is not None and (rec["coordinator"], rec["place"]) != only:
             continue

@@ -28,6 +28,7 @@ from harness.labgrid.bridge import BridgeError, SerialBridge
 from harness.labgrid.place import Place, PlaceError
 
 STATE_ENV = "POSRIG_LABGRID_STATE"
+STATE_PREFIX = "posrig-labgrid-"             # + pid: a SIGKILLed run's state is reaped by `release_stale`
 
 
 def _version() -> str:
@@ -75,7 +76,7 @@ class LabgridSession:
                                    for d in addresses},
                        "interfaces": {k: list(v) for k, v in plan.interfaces.items()},
                        "power": plan.power}
-        self.state_dir = Path(tempfile.mkdtemp(prefix="posrig-labgrid-"))
+        self.state_dir = Path(tempfile.mkdtemp(prefix=f"{STATE_PREFIX}{os.getpid()}-"))
         state = self.state_dir / "state.json"
         state.write_text(json.dumps({"rig_sha256": self.rig.sha256, "addresses": addresses,
                                      "interfaces": plan.interfaces, "power": plan.power, "report": self._block}))

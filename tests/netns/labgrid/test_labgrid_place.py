@@ -10,7 +10,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -185,6 +187,7 @@ def test_a_place_a_killed_run_left_acquired_is_released_by_doctor_clean(lab, lab
         time.sleep(0.2)
     assert not Place(lab.coordinator, lab.place).show()["acquired"]
     assert not list((tmp_path / "records").glob("*.json"))
+    assert not list(Path(tempfile.gettempdir()).glob(f"posrig-labgrid-{holder.pid}-*")), "its state was left"
 
 
 @pytest.mark.needs_netns
