@@ -88,6 +88,12 @@ def preflight(args) -> list[str]:
         removed = netns.reap_leftovers()
         if removed:
             print(f"posrig run: removed {len(removed)} leftover(s) of killed runs", file=sys.stderr)
+    if rig.labgrid is not None:
+        from harness.labgrid.place import release_stale
+
+        lab = (rig.labgrid.coordinator, rig.labgrid.place)
+        for line in release_stale(only=lab):        # the place, if a SIGKILLed run of this machine left it acquired
+            print(f"posrig run: {line}", file=sys.stderr)
     return check(rig, Options(till_profile=args.till_profile))
 
 

@@ -243,9 +243,38 @@ def _leftovers(rig: Rig, opts: Options) -> Iterator[Check]:
                 "`posrig doctor --clean` (or the next `posrig run`) removes them", blocking=False)
 
 
+def _labgrid(rig: Rig, opts: Options) -> Iterator[Check]:
+    """The rig's labgrid place: the coordinator answers, the place exists and nobody else holds it."""
+    if rig.labgrid is None:
+        return
+    from harness.labgrid.place import Place, PlaceError, PlaceHeld, running_here
+
+    lab = rig.labgrid
+    label = f"labgrid place {lab.place}"
+    try:
+        importlib.import_module("labgrid")
+    except ImportError:
+        yield Check(label, False, "labgrid is not installed: pip install 'posrig[labgrid]'", "labgrid")
+        return
+    try:
+        place = Place(lab.coordinator, lab.place).show()
+    except PlaceError as exc:
+        yield Check(label, False, str(exc), "labgrid.place")
+        return
+    holder = place.get("acquired")
+    other = running_here(Place(lab.coordinator, lab.place))
+    if holder and holder != place.get("me") or other:
+        who = holder if not other else f"{other['me']} (posrig pid {other['pid']} on this machine)"
+        yield Check(label, False, str(PlaceHeld(lab.place, lab.coordinator, who)), "labgrid.place")
+        return
+    names = ", ".join(f"{r['name']} ({r['cls']})" for r in place.get("resources", [])) or "no resources"
+    yield Check(label, True, f"{'acquired by you' if holder else 'free'} on {lab.coordinator}: {names}",
+                "labgrid.place")
+
+
 CHECKS: list[Callable[[Rig, Options], Iterator[Check]]] = [
     _privileges, _namespaces, _nfqueue, _drivers, _profiles, _ports, _real_devices, _interfaces, _receipt_font,
-    _leftovers,
+    _leftovers, _labgrid,
 ]
 
 
