@@ -203,6 +203,7 @@ def _card_slot(path: str, core) -> None:
             for line in slot:
                 if line.strip():
                     try:
+                        core.clear_cards()             # a new card replaces one still waiting to be asked for
                         core.present_card(line.strip())
                     except (KeyError, ValueError) as exc:
                         print(f"posrig terminal serve: card slot: {exc}", file=sys.stderr, flush=True)

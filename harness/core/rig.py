@@ -57,6 +57,7 @@ DEVICE_KEYS = {
     "profile": "a device profile name",
     "options": "a mapping of driver options",
     "description": "free text",
+    "nic": "bench only: the NIC of this machine the device is reached through (`posrig doctor` checks the route)",
     # till only: its lifecycle and what it can do (kept in `options`, where the till drivers read them)
     "launch": "till only: the command posrig starts the till with, inside the till's node",
     "stop": "till only: the command that stops the launched till (default SIGTERM)",
@@ -119,6 +120,7 @@ class DeviceSpec:
     profile: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    nic: str | None = None          # bench: the NIC this device is reached through
 
     @property
     def emulated(self) -> bool:
@@ -220,9 +222,12 @@ def _device(path: Path, name: str, data: Any) -> DeviceSpec:
     profile = data.get("profile")
     if profile is not None:
         _name(path, f"{where}.profile", profile, DEVICE_KEYS["profile"])
+    nic = data.get("nic")
+    if nic is not None and (not isinstance(nic, str) or not INTERFACE.match(nic)):
+        raise RigError(path, f"{where}.nic", nic, "a network interface name such as 'eth3'")
     return DeviceSpec(name=name, kind=kind, mode=mode, driver=driver, transport=transport, address=address,
                       node=node, profile=profile, options=options,
-                      description=str(data.get("description", "")))
+                      description=str(data.get("description", "")), nic=nic)
 
 
 def _till_keys(path: Path, where: str, kind: str, data: dict) -> dict[str, Any]:

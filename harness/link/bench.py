@@ -30,6 +30,7 @@ from harness.link.netfilter import QueueRules, local_run, queue_range
 _bridges = itertools.count()
 IP_PORT = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$")
 SYSCTL = "net.bridge.bridge-nf-call-iptables"
+FLUSH_S = 0.2                 # the capture is flushed this often: a real terminal's record is read from it
 SESSION_ALIAS = "posrig session bridge"     # `ip link` alias of a bridge `posrig link up` made
 
 
@@ -106,7 +107,7 @@ class BenchLink(EngineLink):
         return out
 
     def engine_config(self) -> dict[str, Any]:
-        return {**super().engine_config(), "addresses": self.end_ips(), "bridged": True,
+        return {**super().engine_config(), "addresses": self.end_ips(), "bridged": True, "flush_s": FLUSH_S,
                 "queue": list(queue_range(in_root_namespace=self.ctx.namespace is None))}
 
     def start(self) -> None:
