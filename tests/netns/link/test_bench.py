@@ -236,3 +236,22 @@ def load_rig_file(path):
 
 def load_spec(path):
     return load_rig_file(path).links["till-terminal"]
+
+
+def test_bridge_capture_keeps_ethernet_headers(bench_link, zvt, bridged):
+    """A capture on a bridge is Ethernet: Wireshark shows the MAC addresses of the till and the terminal."""
+    from scapy.layers.inet import IP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import rdpcap
+
+    srv, connect = zvt
+    c = connect()
+    c.send(AUTHORIZE)
+    assert c.recv(2.0) == ACK
+    macs = {node: bridged.nodes[node].run(["ip", "-o", "link", "show", "dev", "eth0"]).split("link/ether ")[1][:17]
+            for node in ("till", "terminal")}
+    pkts = rdpcap(str(bench_link.capture()))
+    assert pkts and all(p.haslayer(Ether) and p.haslayer(IP) for p in pkts)
+    from_till = [p for p in pkts if p[IP].src == TILL_IP]
+    assert {p[Ether].src for p in from_till} == {macs["till"]}
+    assert macs["terminal"] in {p[Ether].dst for p in from_till[1:]}     # learned once the terminal answered
