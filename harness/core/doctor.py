@@ -247,6 +247,7 @@ def _leftovers(rig: Rig, opts: Options) -> Iterator[Check]:
 
 # -- a physical bench: each device through the NIC the rig names, at protocol level; bridges, taps, FIFOs ----------
 # Nothing is sent to a device whose route is wrong (the default route would make an absent device look present).
+BR_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")     # there when br_netfilter is loaded
 
 def _ip(*args: str) -> str | None:
     """`ip ARGS` output, or None when it fails (no such device, no route)."""
@@ -408,7 +409,7 @@ def _bench_netfilter(rig: Rig, opts: Options) -> Iterator[Check]:
     if not faultable:
         return
     key = f"links.{faultable[0].name}.faultable"
-    ok = Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists()
+    ok = BR_NETFILTER.exists()
     yield Check("br_netfilter", ok, "loaded" if ok else "not loaded: `modprobe br_netfilter` (bridged packets "
                 "never reach iptables, so no fault can fire)", key)
     if not shutil.which("iptables") or not shutil.which("unshare"):
