@@ -140,6 +140,20 @@ class RealTerminal(PaymentTerminal):
         if self._transcript is not None:
             self._transcript.close()
             self._transcript = None
+        self._write_journal()
+
+    def _write_journal(self) -> None:
+        """The terminal's record as the oracle saw it, kept as evidence (`terminal-journal.json`)."""
+        journal = self.journal
+        if journal is None:
+            return
+        source = f"export {self.journal_export}" if self.journal_export else f"capture of link {self.capture_link}"
+        try:
+            rows = journal.transactions()
+        except (OSError, ValueError) as exc:
+            rows, source = [], f"{source}: unreadable ({exc})"
+        self.ctx.evidence.write_json("terminal-journal.json", {"source": source, "transactions": rows},
+                                     "the physical terminal's payments, decoded from " + source)
 
     @property
     def ecr_address(self) -> tuple[str, int]:

@@ -67,6 +67,12 @@ def test_correct_till_passes_the_slice_on_the_bench(sim):
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
     evidence = bench.folder / "report" / "evidence"
     assert list(evidence.rglob("link-till-terminal.pcapng")) and list(evidence.rglob("link-terminal-host.pcapng"))
+    # posrig held no ECR session: the terminal's record came from the till-terminal capture
+    [journal] = evidence.glob("*04-0F-lost_approve/terminal-journal.json")
+    record = json.loads(journal.read_text())
+    assert record["source"] == "capture of link till-terminal"
+    assert [(t["amount"], t["state"]) for t in record["transactions"]] == [(488, "approved")]
+    assert record["transactions"][0]["trace"] and record["transactions"][0]["receipt_no"]
 
 
 @pytest.mark.parametrize("sim", ["print-on-timeout"], indirect=True)
