@@ -41,7 +41,7 @@ def _confirm(bench: Any, what: str) -> None:
     till = bench.till
     timeout = float(getattr(till, "answer_timeout", 600.0))
     if op.ask(f"posrig: {what}; then type ok", {"o": "ok, done"}, timeout) != "o":
-        raise NotOnThisBench(f"the operator did not confirm within {timeout:.0f}s: {what}")
+        raise NotOnThisBench(f"the operator did not confirm within {timeout:g}s: {what}")
 
 
 def present_card(bench: Any, card: str) -> None:
