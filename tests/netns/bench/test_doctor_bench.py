@@ -68,7 +68,8 @@ def test_each_bench_misconfiguration_is_one_line_and_nothing_goes_the_wrong_way(
     expect = {
         "printer printer (10.99.0.5:9100)": "reached only through the default route (via 10.18.3.2 dev nic-prn)",
         "terminal terminal (10.18.3.2:20007)": "would leave through dev nic-prn, not nic-till",
-        "host host (10.18.9.9:5000)": "is not an address of this machine",
+        "port 10.18.9.9:5000 (host)": "cannot listen there (Cannot assign requested address): use an address of "
+                                      "this machine",
         "host host2 (10.18.7.1:5001)": "enslaved to bridge brx",
         "NIC nic-till (link till-terminal)": "already enslaved to brx",
         "NIC nic-term (link till-terminal)": "already enslaved to brx",
