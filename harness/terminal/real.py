@@ -172,7 +172,7 @@ class RealTerminal(PaymentTerminal):
         capture; None when there is neither (no link between a till and this terminal)."""
         if self.journal_export:
             return ExportJournal(self.journal_export)
-        if self.capture_link is None:
+        if self.capture_link is None or self.serial_device:     # ZVT over RS-232 never crosses the link
             return None
         safe = self.capture_link.replace("/", "_")
         ports = getattr(self.ctx.rig.links.get(self.capture_link), "ports", {}) or {}
