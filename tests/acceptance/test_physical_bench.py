@@ -58,8 +58,9 @@ def test_correct_till_passes_the_slice_on_the_bench(sim):
     assert got["terminal-host/0210-lost/decline"] == "OK", got
     # nothing skipped silently: what a bench cannot do is a NOT_APPLICABLE row with its reason
     rows = {s["id"]: s for s in doc["scenarios"]}
-    abort = rows["till-terminal/06-B0-delivered/approve"]
-    assert abort["verdict"] == "NOT_APPLICABLE" and "abort" in abort["observed"]
+    abort = rows["till-terminal/06-B0-delivered/approve"]          # the person was told to press abort
+    assert abort["verdict"] == "OK", abort
+    assert any("press ABORT on the till now" in line for line in person.seen)
     paper = rows["printer/paper-out-during/approve"]
     assert paper["verdict"] == "NOT_APPLICABLE" and "physical printer" in paper["observed"]
     assert len(got) == 6 and not person.errors
@@ -75,10 +76,14 @@ def test_correct_till_passes_the_slice_on_the_bench(sim):
     assert record["transactions"][0]["trace"] and record["transactions"][0]["receipt_no"]
 
 
-@pytest.mark.parametrize("sim", ["print-on-timeout"], indirect=True)
+SEEDED = {"print-on-timeout": "terminal-host/0210-late/approve"}     # the incident: a receipt for a reversed payment
+
+
+@pytest.mark.parametrize("sim", list(SEEDED), indirect=True)
 def test_seeded_bug_fails_on_the_bench(sim):
     bench, person = sim
-    done, doc = run_slice(bench, "terminal-host/0210-late/approve")
+    scenario = SEEDED[bench.profile]
+    done, doc = run_slice(bench, scenario)
     got = verdicts(doc)
-    assert got == {"terminal-host/0210-late/approve": "FAIL"}, (got, done.stderr[-3000:])
+    assert got == {scenario: "FAIL"}, (got, done.stderr[-3000:])
     assert done.returncode == 1

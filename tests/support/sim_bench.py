@@ -63,6 +63,7 @@ devices:
     mode: real
     driver: operator
     transport: operator
+    capabilities: [{capabilities}]
     options: {{input: "{answers}", output: "{prompts}", answer_timeout: 60}}
 links:
   till-terminal:
@@ -85,8 +86,9 @@ links:
 class SimBench:
     """The boxes, their cabling and the devices in them; `close()` removes all of it."""
 
-    def __init__(self, folder: Path, profile: str = "correct", scale: float = 0.05):
+    def __init__(self, folder: Path, profile: str = "correct", scale: float = 0.05, capabilities: str = "abort"):
         self.folder = folder
+        self.capabilities = capabilities
         self.scale = scale
         self.profile = profile
         self.label = f"posrig-{os.getpid()}-pb"
@@ -120,8 +122,8 @@ class SimBench:
         return self
 
     def write_rig(self) -> Path:
-        self.rig_path.write_text(RIG.format(scale=self.scale, printer_ip=PRINTER_IP, tap_ip=TAP_IP,
-                                            terminal_ip=TERMINAL_IP, host_ip=HOST_IP,
+        self.rig_path.write_text(RIG.format(scale=self.scale, capabilities=self.capabilities, printer_ip=PRINTER_IP,
+                                            tap_ip=TAP_IP, terminal_ip=TERMINAL_IP, host_ip=HOST_IP,
                                             answers=self.folder / "answers", prompts=self.folder / "prompts"))
         return self.rig_path
 
@@ -217,24 +219,34 @@ class ScriptedPerson(threading.Thread):
         elif line.startswith("When the till has finished") and sale is not None:
             with open(self.bench.card_slot, "w") as slot:                # the card, when the terminal asks
                 slot.write(sale["card"] + "\n")
-            result = self._sell(sale["basket"])
-            self.sales.append(result)
-            os.write(out, (ANSWER.get(str(result.get("status")), "u") + "\n").encode())
+            threading.Thread(target=self._sell_and_answer, args=(sale["basket"], out), daemon=True).start()
             return None
+        elif line.startswith("posrig: press ABORT on the till"):
+            threading.Thread(target=self._post, args=("/abort", {}), daemon=True).start()
         elif line.rstrip().endswith("[o=ok, done]"):
             os.write(out, b"o\n")
         elif line.startswith("Did a sale receipt"):
             os.write(out, b"n\n")
         return sale
 
-    def _sell(self, basket: list[dict[str, Any]]) -> dict[str, Any]:
-        """Ring the basket up on the till (its control port, inside the till box) and take the card payment."""
+    def _sell_and_answer(self, basket: list[dict[str, Any]], out: int) -> None:
+        """Ring the basket up on the till and take the card payment (while still reading posrig's prompts: the
+        cashier may be told to press abort), then type what the till showed."""
+        try:
+            result = self._post("/sale", {"basket": basket, "tender": "card"})
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            self.errors.append(repr(exc))
+            result = {}
+        self.sales.append(result)
+        os.write(out, (ANSWER.get(str(result.get("status")), "u") + "\n").encode())
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to the till's control port, inside the till box (the person's hands on the till)."""
         sock = self.bench.boxes["till"].connect(CONTROL, timeout=120)
         conn = http.client.HTTPConnection(*CONTROL, timeout=120)
         conn.sock = sock
         try:
-            conn.request("POST", "/sale", json.dumps({"basket": basket, "tender": "card"}),
-                         {"Content-Type": "application/json"})
+            conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
             return json.loads(conn.getresponse().read() or b"{}")
         finally:
             conn.close()
