@@ -4,6 +4,10 @@ is ready.
 Each check function takes the rig (and the options of the run) and yields `Check`s; a check is needed only when
 the rig uses what it tests. `preflight()` turns the failed blocking checks into one line each (file, key, what
 was found, what to do), so `posrig run` stops before building anything and `posrig doctor` shows the same.
+
+On a physical bench (`network.mode: bench`, docs/bench.md) the `_bench_*` checks look at each device through the NIC
+the rig names (`ip route get`; nothing is sent where the route is wrong or only the default route leads), ask the
+printer its DLE EOT status, never open a ZVT session, and check bridges, br_netfilter/physdev, FIFOs and taps.
 """
 
 from __future__ import annotations
