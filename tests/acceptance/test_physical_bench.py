@@ -73,7 +73,14 @@ def test_correct_till_passes_the_slice_on_the_bench(sim):
     record = json.loads(journal.read_text())
     assert record["source"] == "capture of link till-terminal"
     assert [(t["amount"], t["state"]) for t in record["transactions"]] == [(488, "approved")]
-    assert record["transactions"][0]["trace"] and record["transactions"][0]["receipt_no"]
+    decoded = record["transactions"][0]
+    # ... and agrees with the terminal's own journal (the emulator's SQLite, read as a journal export)
+    from harness.terminal.capture_journal import ExportJournal
+
+    own = {t["trace"].zfill(6): t for t in ExportJournal(bench.folder / "terminal-journal.sqlite").transactions("sale")}
+    assert decoded["trace"] in own, (decoded, own)
+    assert (own[decoded["trace"]]["amount"], own[decoded["trace"]]["receipt_no"]) == (488, decoded["receipt_no"])
+    assert own[decoded["trace"]]["state"] == "approved"
 
 
 SEEDED = {"print-on-timeout": "terminal-host/0210-late/approve"}     # the incident: a receipt for a reversed payment
