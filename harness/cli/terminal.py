@@ -68,6 +68,9 @@ def register(sub) -> None:
         "--card", default="approve", help="test card presented automatically (default approve)"
     )
     serve.add_argument("--no-auto-present", action="store_true", help="never present a card by itself")
+    serve.add_argument("--card-slot", default=None, metavar="FIFO",
+                       help="a FIFO (made if missing) where a person presents cards: one test card name a line, "
+                            "for the running or next payment (a simulated physical bench)")
     serve.add_argument("--offline", action="store_true", help="approve offline within the floor limit")
     serve.add_argument("--floor-limit", type=int, default=0, metavar="MINOR", help="offline floor limit")
     serve.add_argument(
@@ -197,6 +200,8 @@ def run_serve(args) -> int:
     server.start()
     if pty is not None:
         server.attach(SerialLink(pty.master, core.seconds("t3"), transcript), pty.path)
+    if args.card_slot:
+        _card_slot(args.card_slot, core)
     stop = StopRequest()
     where = pty.path if pty is not None else "{}:{}".format(*server.address)
     announce_ready(
@@ -215,6 +220,28 @@ def run_serve(args) -> int:
     if transcript:
         transcript.close()
     return 0
+
+
+def _card_slot(path: str, core) -> None:
+    """Read test card names from the FIFO at `path` in a daemon thread and present each to the terminal."""
+    import os
+    import threading
+
+    if not os.path.exists(path):
+        os.mkfifo(path, 0o600)
+    fd = os.open(path, os.O_RDWR)                  # never EOF: the person may write, close and write again
+
+    def read() -> None:
+        with os.fdopen(fd, encoding="utf-8") as slot:
+            for line in slot:
+                if line.strip():
+                    try:
+                        core.clear_cards()             # a new card replaces one still waiting to be asked for
+                        core.present_card(line.strip())
+                    except (KeyError, ValueError) as exc:
+                        print(f"posrig terminal serve: card slot: {exc}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=read, name="card-slot", daemon=True).start()
 
 
 def run_query(args) -> int:

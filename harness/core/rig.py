@@ -57,6 +57,7 @@ DEVICE_KEYS = {
     "profile": "a device profile name",
     "options": "a mapping of driver options",
     "description": "free text",
+    "nic": "bench only: the NIC of this machine the device is reached through (`posrig doctor` checks the route)",
     # till only: its lifecycle and what it can do (kept in `options`, where the till drivers read them)
     "launch": "till only: the command posrig starts the till with, inside the till's node",
     "stop": "till only: the command that stops the launched till (default SIGTERM)",
@@ -70,6 +71,7 @@ LINK_KEYS = {
     "faultable": "true or false",
     "driver": "'emulated' (namespaces) or 'bench' (physical bridge)",
     "interfaces": "bench only: the two NICs bridged for this link, e.g. [eth1, eth2]",
+    "bridge": "bench only: a session-long bridge posrig adopts and only faults (made by `posrig link up`), e.g. br-tt",
     "ports": "a mapping of protocol to TCP port watched on this link, e.g. {iso8583: 5000}",
     "faults": "a list of faults armed for the whole run, e.g. ['flap count=3 down_ms=200 every_ms=1000']",
     "description": "free text",
@@ -128,6 +130,7 @@ class DeviceSpec:
     profile: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    nic: str | None = None          # bench: the NIC this device is reached through
 
     @property
     def emulated(self) -> bool:
@@ -144,6 +147,7 @@ class LinkSpec:
     ports: dict[str, int] = field(default_factory=dict)
     faults: tuple[Any, ...] = ()          # FaultSpecs armed for the whole run (parsed once, here)
     description: str = ""
+    bridge: str | None = None             # bench: the session-long bridge to adopt (None: one per run)
 
 
 @dataclass(frozen=True)
@@ -279,9 +283,12 @@ def _device(path: Path, name: str, data: Any, labgrid_mapped: bool = False) -> D
     profile = data.get("profile")
     if profile is not None:
         _name(path, f"{where}.profile", profile, DEVICE_KEYS["profile"])
+    nic = data.get("nic")
+    if nic is not None and (not isinstance(nic, str) or not INTERFACE.match(nic)):
+        raise RigError(path, f"{where}.nic", nic, "a network interface name such as 'eth3'")
     return DeviceSpec(name=name, kind=kind, mode=mode, driver=driver, transport=transport, address=address,
                       node=node, profile=profile, options=options,
-                      description=str(data.get("description", "")))
+                      description=str(data.get("description", "")), nic=nic)
 
 
 def _till_keys(path: Path, where: str, kind: str, data: dict) -> dict[str, Any]:
@@ -332,6 +339,9 @@ def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], netw
         if not isinstance(nic, str) or not INTERFACE.match(nic):
             raise RigError(path, f"{where}.interfaces[{i}]", nic, "a network interface name of 1-15 letters, "
                            "digits, '_', '-' or '.', e.g. 'eth1'")
+    bridge = data.get("bridge")
+    if bridge is not None and (driver != "bench" or not isinstance(bridge, str) or not INTERFACE.match(bridge)):
+        raise RigError(path, f"{where}.bridge", bridge, LINK_KEYS["bridge"] + " (a bench link, an interface name)")
     ports = data.get("ports", {}) or {}
     if not isinstance(ports, dict) or not all(isinstance(v, int) and 0 < v < 65536 for v in ports.values()):
         raise RigError(path, f"{where}.ports", ports, LINK_KEYS["ports"])
@@ -354,7 +364,7 @@ def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], netw
                 from None
     return LinkSpec(name=name, ends=(ends[0], ends[1]), faultable=faultable, driver=driver,
                     interfaces=tuple(str(i) for i in interfaces), ports=dict(ports), faults=tuple(specs),
-                    description=str(data.get("description", "")))
+                    description=str(data.get("description", "")), bridge=bridge)
 
 
 def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:

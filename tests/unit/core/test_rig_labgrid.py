@@ -1,6 +1,8 @@
 """A rig's `labgrid` block: validated with the file, key, found and expected; its resources mapped to devices,
 links and power, refusing what the place lacks or posrig cannot use."""
 
+from pathlib import Path
+
 import pytest
 
 from harness.core.rig import RigError, parse_rig
@@ -9,7 +11,7 @@ from harness.labgrid.resources import apply, identities, plan
 from tests.support import ROOT
 
 GOOD = (ROOT / "rigs" / "emulated.yaml").read_text()
-BENCH = (ROOT / "rigs" / "bench-example.yaml").read_text()
+BENCH = (Path(__file__).with_name("labgrid-bench-rig.yaml")).read_text()   # a bench rig as a lab writes it
 LAB = 'labgrid:\n  coordinator: "lab.example:20408"\n  place: pos-bench-3\n'
 
 
