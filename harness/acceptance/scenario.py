@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from harness.acceptance import steps
 from harness.acceptance.matrix import Scenario
 from harness.acceptance.oracle import Payment, PrintedReceipt, Sale, reconcile
 from harness.acceptance.records import (
@@ -199,7 +200,7 @@ def sell_then_abort(till: Any, basket: list[dict[str, Any]], pause: float, timeo
     over = not seller.is_alive()
     if seen and not over:
         try:
-            till.abort()
+            steps.cashier_abort(till)
         except NotImplementedError:                 # TillCannot: the till found out only now
             seller.join(timeout)
             raise
@@ -290,7 +291,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
                          outcome=scenario.outcome, expected=scenario.expected, seed=seed)
     # Link engines first (concurrently with the other devices), so they see every connection from its SYN.
     bench.start(*bench.rig.links, *(d.name for d in bench.rig.devices.values() if d.kind != "till"))
-    links, till, terminal, printer = bench.links, bench.till, bench.terminal, bench.printer
+    till, terminal, printer = bench.till, bench.terminal, bench.printer
     missing = missing_capabilities(till, scenario)
     if missing:
         rec.verdict = Verdict.NOT_APPLICABLE
@@ -299,14 +300,13 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         rec.elapsed = round(now() - t0, 3)
         return rec
     before = {sale_id(s) for s in scoped_journal(till, set())}
-    terminal.present_card(scenario.card)
-    faults = [links[f.link].inject(f.spec, required=False) for f in scenario.faults]
-    if scenario.printer_fault_at == "before":
-        printer.set_fault(scenario.printer_fault)
-    elif scenario.printer_fault_at == "during":
-        printer.core.fault_after(PAPER_OUT_AFTER, scenario.printer_fault)
+    faults: list[Fault] = []
     problems = []
     try:
+        steps.present_card(bench, scenario.card)
+        if scenario.printer_fault_at:
+            steps.printer_fault(bench, scenario.printer_fault, scenario.printer_fault_at)
+        faults = steps.arm_faults(bench, scenario.faults)
         if scenario.power_cut:
             outcome = power_cut(bench, scenario.outcome)
         elif scenario.cashier_abort:
@@ -321,6 +321,13 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         rec.observed = f"not applicable: the till cannot {exc.capability} ({exc})"
         rec.elapsed = round(now() - t0, 3)
         return rec
+    except steps.NotOnThisBench as exc:
+        for f in faults:
+            f.clear()
+        rec.verdict = Verdict.NOT_APPLICABLE
+        rec.observed = f"not applicable on this bench: {exc}"
+        rec.elapsed = round(now() - t0, 3)
+        return rec
     _settle(bench, scenario, faults)
     for f in faults:
         try:
@@ -330,7 +337,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     for f in faults:
         f.clear()
     if scenario.printer_fault:
-        printer.set_fault(None)
+        steps.clear_printer_fault(bench, scenario.printer_fault)
     still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
 
     payments, receipts = host_payments(bench.host), printed_receipts(printer, receipt_words(till))

@@ -1,7 +1,8 @@
 """`posrig doctor [--rig FILE] [--json] [--clean]`: is this machine ready for the rig? Exit 0 when ready, 1 otherwise.
 
 The same checks are the preflight of `posrig run` (`harness.core.doctor`). `--clean` first removes what killed
-runs left behind (named namespaces, bench bridges, iptables rules carrying a dead run's id).
+runs left behind (named namespaces, bench bridges, iptables rules carrying a dead run's id, labgrid places a
+killed run left acquired).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ def register(sub) -> None:
 def clean() -> list[str]:
     """Reap what killed runs left (where namespaces can be handled at all); returns what was removed."""
     from harness import topology as netns
+    from harness.labgrid.place import release_stale
 
-    return netns.reap_leftovers() if netns.probe()[0] else []
+    removed = netns.reap_leftovers() if netns.probe()[0] else []
+    return removed + release_stale()          # labgrid places a SIGKILLed run left acquired
 
 
 def run(args) -> int:

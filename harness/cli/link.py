@@ -3,9 +3,12 @@
     posrig link --rig rigs/bench.yaml terminal-host "drop 0210 host->terminal"
     posrig link --rig rigs/bench.yaml till-terminal "rst zvt:04 0F terminal->till to=both" --timeout 300
 
-Bridges the link's two NICs, arms the faults, prints each one as it fires (packet number in the capture,
-stage, STAN) and exits --linger seconds after all fired (0), at the timeout or on Ctrl-C (1 if a fault never
-fired). The capture and fault log are written to the evidence folder.
+    posrig link up   --rig rigs/bench.yaml [LINK ...]   # session-long bridges (links.LINK.bridge), left up
+    posrig link down --rig rigs/bench.yaml [LINK ...]   # remove the bridges `link up` made
+
+Bridges the link's two NICs (or adopts the rig's session bridge), arms the faults, prints each one as it fires
+(packet number in the capture, stage, STAN) and exits --linger seconds after all fired (0), at the timeout or
+on Ctrl-C (1 if a fault never fired). The capture and fault log are written to the evidence folder.
 Fault text: ACTION [STAGE] [A->B] [first|every|nth=N] [stan=S] [key=value ...]; actions: drop, hold ms=,
 blackhole [ms=], rst [to=] [deliver=], flap count= down_ms= every_ms=, duplicate, corrupt (`--actions`).
 """
@@ -65,6 +68,8 @@ def run(args) -> int:
                               for k, (_, default, meaning) in params.items())
             print(f"{action:10} {extra}")
         return 0
+    if args.link in ("up", "down"):
+        return _session(args)
     if not args.link or not args.faults:
         print("posrig link: name a link and at least one fault, e.g. "
               "posrig link terminal-host \"drop 0210 host->terminal\"", file=sys.stderr)
@@ -133,6 +138,57 @@ def run(args) -> int:
             print(f"posrig link: closing: {exc}", file=sys.stderr)
         _say(args, f"evidence: {link.pcap_path} and {link.fault_log_path}", kind="evidence",
              pcap=str(link.pcap_path), fault_log=str(link.fault_log_path))
+
+
+def _session(args) -> int:
+    """`posrig link up|down [LINK ...]`: make or remove the session-long bridges the rig names."""
+    from harness.link.bench import SESSION_ALIAS, up_bridge
+    from harness.link.netfilter import local_run
+
+    try:
+        rig = load_rig(args.rig)
+    except RigError as exc:
+        print(f"posrig link: {exc}", file=sys.stderr)
+        return 2
+    names = args.faults or [n for n, s in rig.links.items() if s.driver == "bench"]
+    run = _namespace(args.netns).run if args.netns else local_run
+    code = 0
+    for name in names:
+        spec = rig.links.get(name)
+        if spec is None or spec.driver != "bench":
+            print(f"posrig link: {rig.path}: links.{name}: not a bench link of this rig "
+                  f"(bench links: {', '.join(n for n, s in rig.links.items() if s.driver == 'bench') or 'none'})",
+                  file=sys.stderr)
+            code = 2
+            continue
+        if not spec.bridge:
+            print(f"posrig link: {rig.path}: links.{name}.bridge: not set; name the session bridge there, e.g. "
+                  f"'bridge: br-{name[:11]}'", file=sys.stderr)
+            code = 2
+            continue
+        try:
+            if args.link == "up":
+                did = up_bridge(run, spec.bridge, tuple(spec.interfaces), name)
+                _say(args, f"link {name}: bridge {spec.bridge} up over {', '.join(spec.interfaces)}"
+                           + (f" ({'; '.join(did)})" if did else " (already there)"), kind="up", link=name,
+                     bridge=spec.bridge)
+            else:
+                try:
+                    shown = run(["ip", "-d", "-o", "link", "show", "dev", spec.bridge])
+                except (RuntimeError, OSError):
+                    _say(args, f"link {name}: no bridge {spec.bridge}", kind="down", link=name)
+                    continue
+                if SESSION_ALIAS not in shown:
+                    _say(args, f"link {name}: bridge {spec.bridge} was not made by `posrig link up`: left alone",
+                         kind="kept", link=name)
+                    continue
+                run(["ip", "link", "del", spec.bridge])
+                _say(args, f"link {name}: bridge {spec.bridge} removed (the till is cut off from the terminal "
+                           "until it is up again)", kind="down", link=name)
+        except (LinkError, RuntimeError, OSError) as exc:
+            print(f"posrig link: {exc}", file=sys.stderr)
+            code = 1
+    return code
 
 
 def _verified(fault: Fault) -> bool:

@@ -44,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("-n", dest="workers", default=None, metavar="N", help="parallel workers (pytest-xdist)")
     p.add_argument("--benches", default="auto", metavar="N|auto",
                    help="benches each worker runs at once (auto: from the machine's cores and load)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="run shard I of N of the selection (balanced by measured durations; the same on every "
+                        "machine); merge the shards' reports with `posrig report merge` (docs/scaling.md)")
     p.set_defaults(func=run)
 
 
@@ -66,6 +69,8 @@ def pytest_args(args) -> list[str]:
         argv += ["-k", args.keyword]
     if args.workers and not _single_bench(rig):
         argv += ["-n", str(args.workers)]
+    if getattr(args, "shard", None):
+        argv.append(f"--shard={args.shard}")
     return argv
 
 
@@ -101,6 +106,12 @@ def preflight(args) -> list[str]:
         removed = netns.reap_leftovers()
         if removed:
             print(f"posrig run: removed {len(removed)} leftover(s) of killed runs", file=sys.stderr)
+    if rig.labgrid is not None:
+        from harness.labgrid.place import release_stale
+
+        lab = (rig.labgrid.coordinator, rig.labgrid.place)
+        for line in release_stale(only=lab):        # the place, if a SIGKILLed run of this machine left it acquired
+            print(f"posrig run: {line}", file=sys.stderr)
     return check(rig, Options(till_profile=args.till_profile))
 
 
@@ -125,10 +136,37 @@ def verdict(report: Path, rc: int) -> tuple[int, str]:
     return (rc if rc not in (0, 5) else 1), why
 
 
+def shard_problem(args) -> str:
+    """One line when --shard names no shard ("" when it is fine or not given)."""
+    if getattr(args, "shard", None) is None:
+        return ""
+    from harness.acceptance.shard import ShardError, parse_shard
+
+    try:
+        parse_shard(args.shard)
+    except ShardError as exc:
+        return str(exc)
+    return ""
+
+
+def empty_shard(report: Path) -> str:
+    """The line for a shard that got no scenario of the selection (more shards than scenarios), else ""."""
+    try:
+        doc = json.loads((report / "acceptance.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    block = doc.get("shard") or {}
+    if block.get("shards") and not block["shards"][block["index"] - 1] and not doc.get("scenarios"):
+        return (f"shard {block['index']}/{block['total']} has none of the {block['selection']['count']} selected "
+                "scenarios; nothing to run (its report still counts for the merge)")
+    return ""
+
+
 def run(args) -> int:
     import pytest
 
-    problems = preflight(args)
+    bad_shard = shard_problem(args)
+    problems = [bad_shard] if bad_shard else preflight(args)
     for line in problems:
         print(f"posrig run: {line}", file=sys.stderr)
     if problems:
@@ -141,6 +179,9 @@ def run(args) -> int:
         return 2
     rc = int(pytest.main(pytest_args(args)))
     code, why = verdict(Path(args.report), rc)
+    if code and getattr(args, "shard", None):
+        empty = empty_shard(Path(args.report))
+        code, why = (0, empty) if empty else (code, why)
     if why:
         print(f"posrig run: {why}", file=sys.stderr)
     print(f"posrig run: report at {Path(args.report) / 'report.html'}")

@@ -1,9 +1,14 @@
 """`posrig terminal serve|status|receipt`: run the emulated ZVT terminal, or query a ZVT terminal (real or
 emulated).
 
-    posrig terminal serve --ecr 0.0.0.0:20007 --host 127.0.0.1:5000 [--journal FILE] [--evidence DIR]
+    posrig terminal serve --ecr 0.0.0.0:20007 --host 127.0.0.1:5000 --journal FILE [--evidence DIR]
                           [--scale 1.0] [--card approve] [--no-auto-present] [--offline --floor-limit 2500]
                           [--ecr-receipts | --no-ecr-receipts] [--unconfirmed book|reverse] [--timer host=10]
+                          [--password 123456]
+
+The journal is the terminal's memory (every payment, its receipt number, the reversals it owes): `--journal` is
+required, as `posrig host serve --ledger` is, so a terminal never leaves a database in whatever folder it was
+started from; give the same FILE again to continue where a stopped terminal left off.
     posrig terminal status  --ecr 192.0.2.40:20007
     posrig terminal receipt --ecr 192.0.2.40:20007
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -28,7 +34,13 @@ from harness.core.rig import Timing
 def register(sub) -> None:
     p = sub.add_parser("terminal", help="run the emulated ZVT payment terminal, or query a ZVT terminal")
     tsub = p.add_subparsers(dest="terminal_command", metavar="ACTION")
-    serve = tsub.add_parser("serve", help="run the emulated terminal (ZVT to the till, ISO 8583 to the host)")
+    serve = tsub.add_parser(
+        "serve",
+        help="run the emulated terminal (ZVT to the till, ISO 8583 to the host)",
+        description="Run the emulated ZVT terminal until SIGTERM/SIGINT. --journal is required: the journal is the "
+        "terminal's memory (payments, receipt numbers, reversals it owes) and is never put in the current folder "
+        "unasked; give the same FILE again to continue after a restart. Its path is in the ready line.",
+    )
     serve.add_argument(
         "--ecr",
         default="127.0.0.1:20007",
@@ -36,13 +48,29 @@ def register(sub) -> None:
         help="ZVT listen address, or 'pty' for RS-232",
     )
     serve.add_argument("--host", required=True, metavar="HOST:PORT", help="the acquirer host (ISO 8583)")
-    serve.add_argument("--journal", default="terminal-journal.sqlite", metavar="FILE", help="SQLite journal")
+    serve.add_argument(
+        "--journal",
+        required=True,
+        metavar="FILE",
+        help="the terminal's SQLite journal (created if missing; reused to continue after a restart), "
+        "e.g. state/terminal-journal.sqlite",
+    )
+    serve.add_argument(
+        "--password",
+        default=None,
+        metavar="DIGITS",
+        help="terminal password (6 digits): commands carrying another one are refused with 84 83 "
+        "(default: any password is accepted)",
+    )
     serve.add_argument("--evidence", default=None, metavar="DIR", help="write the transcript here")
     serve.add_argument("--scale", type=float, default=1.0, help="timing scale for every protocol timer")
     serve.add_argument(
         "--card", default="approve", help="test card presented automatically (default approve)"
     )
     serve.add_argument("--no-auto-present", action="store_true", help="never present a card by itself")
+    serve.add_argument("--card-slot", default=None, metavar="FIFO",
+                       help="a FIFO (made if missing) where a person presents cards: one test card name a line, "
+                            "for the running or next payment (a simulated physical bench)")
     serve.add_argument("--offline", action="store_true", help="approve offline within the floor limit")
     serve.add_argument("--floor-limit", type=int, default=0, metavar="MINOR", help="offline floor limit")
     serve.add_argument(
@@ -50,7 +78,8 @@ def register(sub) -> None:
         dest="ecr_receipts",
         action="store_true",
         default=None,
-        help="always send receipt lines (06 D1) to the till",
+        help="always send receipt lines (06 D1) to the till (default: as the till registered: config byte "
+        "02/04 = the till prints, 80 = as print lines, else the till compiles the receipt itself)",
     )
     serve.add_argument(
         "--no-ecr-receipts", dest="ecr_receipts", action="store_false", help="never send receipt lines"
@@ -116,7 +145,7 @@ def _refuse(message: str, code: int) -> int:
 def run_serve(args) -> int:
     from harness.core.cards import card
     from harness.terminal.core import TerminalCore
-    from harness.terminal.ecr import EcrServer
+    from harness.terminal.ecr import EcrServer, parse_password
     from harness.terminal.emulated import DEFAULT_ECR_PORT, parse_address
     from harness.terminal.journal import Journal
     from harness.terminal.serial_link import PtyPort, SerialLink
@@ -126,6 +155,7 @@ def run_serve(args) -> int:
         host = parse_address(args.host, 5000)
         default_card = card(args.card)
         timers = _timers(args.timer)
+        password = parse_password(args.password)
         _resolvable(host, "--host")                 # named now, not at the first payment
     except ValueError as exc:
         return _refuse(str(exc), 2)
@@ -143,7 +173,13 @@ def run_serve(args) -> int:
         listener.listen(16)
     evidence = Evidence(Path(args.evidence)) if args.evidence else None
     transcript = evidence.transcript("terminal") if evidence else None
-    journal = Journal(args.journal)
+    try:
+        journal = Journal(args.journal)
+    except (OSError, sqlite3.Error) as exc:
+        for opened in (listener, pty):
+            if opened is not None:
+                opened.close()
+        return _refuse(f"cannot open the journal {args.journal}: {exc}; give a writable --journal FILE", 1)
     try:
         core = TerminalCore(
             journal=journal,
@@ -160,10 +196,12 @@ def run_serve(args) -> int:
         )
     except (KeyError, ValueError) as exc:
         return _refuse(str(exc), 2)
-    server = EcrServer(core, listener, transcript=transcript, ecr_receipts=args.ecr_receipts)
+    server = EcrServer(core, listener, transcript=transcript, ecr_receipts=args.ecr_receipts, password=password)
     server.start()
     if pty is not None:
         server.attach(SerialLink(pty.master, core.seconds("t3"), transcript), pty.path)
+    if args.card_slot:
+        _card_slot(args.card_slot, core)
     stop = StopRequest()
     where = pty.path if pty is not None else "{}:{}".format(*server.address)
     announce_ready(
@@ -182,6 +220,28 @@ def run_serve(args) -> int:
     if transcript:
         transcript.close()
     return 0
+
+
+def _card_slot(path: str, core) -> None:
+    """Read test card names from the FIFO at `path` in a daemon thread and present each to the terminal."""
+    import os
+    import threading
+
+    if not os.path.exists(path):
+        os.mkfifo(path, 0o600)
+    fd = os.open(path, os.O_RDWR)                  # never EOF: the person may write, close and write again
+
+    def read() -> None:
+        with os.fdopen(fd, encoding="utf-8") as slot:
+            for line in slot:
+                if line.strip():
+                    try:
+                        core.clear_cards()             # a new card replaces one still waiting to be asked for
+                        core.present_card(line.strip())
+                    except (KeyError, ValueError) as exc:
+                        print(f"posrig terminal serve: card slot: {exc}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=read, name="card-slot", daemon=True).start()
 
 
 def run_query(args) -> int:

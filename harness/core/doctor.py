@@ -4,6 +4,10 @@ is ready.
 Each check function takes the rig (and the options of the run) and yields `Check`s; a check is needed only when
 the rig uses what it tests. `preflight()` turns the failed blocking checks into one line each (file, key, what
 was found, what to do), so `posrig run` stops before building anything and `posrig doctor` shows the same.
+
+On a physical bench (`network.mode: bench`, docs/bench.md) the `_bench_*` checks look at each device through the NIC
+the rig names (`ip route get`; nothing is sent where the route is wrong or only the default route leads), ask the
+printer its DLE EOT status, never open a ZVT session, and check bridges, br_netfilter/physdev, FIFOs and taps.
 """
 
 from __future__ import annotations
@@ -180,6 +184,8 @@ def _real_devices(rig: Rig, opts: Options) -> Iterator[Check]:
             yield dataclasses.replace(_serial_check(label, spec.address), key=key)
         elif spec.transport == "usb":
             yield dataclasses.replace(_usb_check(label, spec.address), key=key)
+        elif spec.transport == "tcp" and rig.network_mode == "bench":
+            continue                                  # `_bench_devices`: route first, then the protocol
         elif spec.transport == "tcp":
             try:
                 with socket.create_connection(parse_hostport(spec.address), timeout=1.5):
@@ -215,7 +221,7 @@ def _usb_check(label: str, ids: str) -> Check:
 def _interfaces(rig: Rig, opts: Options) -> Iterator[Check]:
     for link in rig.links.values():
         for ifname in link.interfaces:
-            present = Path(f"/sys/class/net/{ifname}").exists()
+            present = _link_line(ifname) is not None      # `ip`, not /sys: right inside a network namespace too
             yield Check(f"interface {ifname} (link {link.name})", present,
                         "present" if present else f"no interface {ifname}; `ip link` lists the NICs here",
                         f"links.{link.name}.interfaces")
@@ -243,9 +249,263 @@ def _leftovers(rig: Rig, opts: Options) -> Iterator[Check]:
                 "`posrig doctor --clean` (or the next `posrig run`) removes them", blocking=False)
 
 
+def _labgrid(rig: Rig, opts: Options) -> Iterator[Check]:
+    """The rig's labgrid place: the coordinator answers, the place exists and nobody else holds it."""
+    if rig.labgrid is None:
+        return
+    from harness.labgrid.place import Place, PlaceError, PlaceHeld, running_here
+
+    lab = rig.labgrid
+    label = f"labgrid place {lab.place}"
+    try:
+        importlib.import_module("labgrid")
+    except ImportError:
+        yield Check(label, False, "labgrid is not installed: pip install 'posrig[labgrid]'", "labgrid")
+        return
+    try:
+        place = Place(lab.coordinator, lab.place).show()
+    except PlaceError as exc:
+        yield Check(label, False, str(exc), "labgrid.place")
+        return
+    holder = place.get("acquired")
+    other = running_here(Place(lab.coordinator, lab.place))
+    if holder and holder != place.get("me") or other:
+        who = holder if not other else f"{other['me']} (posrig pid {other['pid']} on this machine)"
+        yield Check(label, False, str(PlaceHeld(lab.place, lab.coordinator, who)), "labgrid.place")
+        return
+    names = ", ".join(f"{r['name']} ({r['cls']})" for r in place.get("resources", [])) or "no resources"
+    yield Check(label, True, f"{'acquired by you' if holder else 'free'} on {lab.coordinator}: {names}",
+                "labgrid.place")
+
+
+# -- a physical bench: each device through the NIC the rig names, at protocol level; bridges, taps, FIFOs ----------
+# Nothing is sent to a device whose route is wrong (the default route would make an absent device look present).
+BR_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")     # there when br_netfilter is loaded
+
+def _ip(*args: str) -> str | None:
+    """`ip ARGS` output, or None when it fails (no such device, no route)."""
+    try:
+        p = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return p.stdout if p.returncode == 0 else None
+
+
+def _link_line(ifname: str) -> str | None:
+    return _ip("-o", "link", "show", "dev", ifname)
+
+
+def route_to(address: str) -> dict[str, str]:
+    """How this machine reaches `address` (`ip route get`): {'dev', 'via', 'local'} ('' when absent), or
+    {'error': ...} when it cannot."""
+    out = _ip("-o", "route", "get", address)
+    if out is None:
+        return {"error": "no route (network unreachable)"}
+    words = out.split()
+    def after(word: str) -> str:
+        return words[words.index(word) + 1] if word in words[:-1] else ""
+    return {"dev": after("dev"), "via": after("via"), "local": "yes" if words[:1] == ["local"] else ""}
+
+
+def _bench_ip(address: str | None) -> str | None:
+    """The IPv4 part of HOST:PORT, or None for a name, a path or no address."""
+    if not address or ":" not in address:
+        return None
+    host = address.rsplit(":", 1)[0]
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return None
+    return host if host.count(".") == 3 else None
+
+
+def _behind_bench_link(rig: Rig, name: str) -> str | None:
+    """The bench link whose other end is a till, when device `name` sits behind it (reached by the till, not by
+    posrig: a terminal behind posrig's own bridge)."""
+    for link in rig.links.values():
+        if link.driver == "bench" and name in link.ends and any(
+                rig.devices[e].kind == "till" for e in link.ends if e in rig.devices and e != name):
+            return link.name
+    return None
+
+
+def _route_check(rig: Rig, name: str, ip: str, nic: str | None, label: str, key: str) -> Check | None:
+    """None when `ip` is reached through `nic` (or, with no NIC named, directly on some NIC); else the failed
+    check. Never sends anything to the device."""
+    r = route_to(ip)
+    if "error" in r:
+        return Check(label, False, f"{ip}: {r['error']}; cable its NIC and give that NIC an address on "
+                     f"{ip}'s network (devices.{name}.nic names it)", key)
+    if nic and r["dev"] != nic:
+        how = f"via {r['via']} dev {r['dev']}" if r["via"] else f"dev {r['dev']}"
+        return Check(label, False, f"{ip} would leave through {how}, not {nic} (devices.{name}.nic): "
+                     "nothing sent; fix the NIC's address or the rig", key)
+    if not nic and r["via"]:
+        return Check(label, False, f"{ip} is reached only through the default route (via {r['via']} dev "
+                     f"{r['dev']}): an absent device would look present; nothing sent. Cable it to a NIC of this "
+                     f"machine and name that NIC in devices.{name}.nic", key)
+    return None
+
+
+def _bench_devices(rig: Rig, opts: Options) -> Iterator[Check]:
+    """Every TCP device of a bench rig: the route to it first, then a protocol-level check (printer: DLE EOT
+    status; terminal: a TCP port check only, never a ZVT session; posrig's own host: its listen address is on this
+    machine)."""
+    if rig.network_mode != "bench":
+        return
+    for d in rig.devices.values():
+        ip = _bench_ip(d.address) if d.transport == "tcp" else None
+        if ip is None:
+            continue
+        nic = d.nic
+        label, key = f"{d.kind} {d.name} ({d.address})", f"devices.{d.name}.address"
+        if d.mode == "emulated":          # posrig listens there: `_ports` says if it can; here, on which NIC
+            if ip.startswith("127.") or not _can_listen(ip):
+                continue
+            owner = next((line.split()[1] for line in (_ip("-o", "-4", "addr", "show") or "").splitlines()
+                          if f" {ip}/" in line), "")
+            if nic and owner and owner != nic:
+                yield Check(label, False, f"{ip} is on {owner}, not {nic} (devices.{d.name}.nic)", key)
+                continue
+            master = _master(owner) if owner else None
+            if master:
+                yield Check(label, False, f"{ip} is on {owner}, which is enslaved to bridge {master}: traffic to it "
+                            "is bridged, never delivered here; put the address on another NIC (or a veth whose "
+                            "peer joins the bridge)", key)
+                continue
+            yield Check(label, True, f"listen address on this machine ({owner or 'local'})", key)
+            continue
+        behind = _behind_bench_link(rig, d.name)
+        if behind and not nic:
+            yield Check(label, True, f"reached by the till through bench link {behind}; posrig does not connect "
+                        "(no ECR session of its own: the terminal's record is decoded from that link's capture)",
+                        key)
+            continue
+        bad = _route_check(rig, d.name, ip, nic, label, key)
+        if bad is not None:
+            yield bad
+            continue
+        yield _protocol_check(d, label, key)
+
+
+def _can_listen(ip: str) -> bool:
+    """`ip` is an address of this machine (a socket can be bound to it; `_ports` reports it otherwise)."""
+    with socket.socket() as s:
+        try:
+            s.bind((ip, 0))
+            return True
+        except OSError:
+            return False
+
+
+def _master(ifname: str) -> str | None:
+    line = _link_line(ifname) or ""
+    words = line.split()
+    return words[words.index("master") + 1] if "master" in words[:-1] else None
+
+
+def _protocol_check(d, label: str, key: str) -> Check:
+    """A device whose route is right, asked at protocol level without disturbing the till."""
+    if d.kind == "printer":
+        from harness.printer.real import StatusError, read_status
+
+        try:
+            st = read_status("tcp", d.address, timeout=1.5)
+        except (StatusError, OSError) as exc:
+            return Check(label, False, f"no ESC/POS status (DLE EOT): {exc}", key)
+        flags = [k for k in ("cover_open", "error", "mechanical_error") if st.get(k)]
+        return Check(label, not flags and st.get("online", True),
+                     "answers DLE EOT: online, ready" if not flags else f"answers DLE EOT: {', '.join(flags)}", key)
+    try:
+        with socket.create_connection(parse_hostport(d.address), timeout=1.5) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")   # closed at once by RST
+        return Check(label, True, "port open (connection closed at once, nothing sent)", key)
+    except OSError as exc:
+        return Check(label, False, f"not reachable: {exc}; check cabling, address and that it is on", key)
+
+
+def _bench_bridges(rig: Rig, opts: Options) -> Iterator[Check]:
+    """Each bench link's NICs: present, not enslaved elsewhere; the session bridge the rig names exists."""
+    for link in rig.links.values():
+        if link.driver != "bench":
+            continue
+        key = f"links.{link.name}"
+        for nic in link.interfaces:
+            master = _master(nic) if _link_line(nic) is not None else None
+            if master and master != link.bridge:
+                yield Check(f"NIC {nic} (link {link.name})", False, f"already enslaved to {master}: name it as "
+                            f"{key}.bridge to adopt it, or free it (`ip link set {nic} nomaster`)",
+                            f"{key}.interfaces")
+        if link.bridge:
+            ok = _link_line(link.bridge) is not None
+            yield Check(f"bridge {link.bridge} (link {link.name})", ok, "present (adopted, only faulted)" if ok else
+                        f"does not exist: `posrig link up --rig {rig.path} {link.name}` makes it", f"{key}.bridge")
+
+
+def _bench_netfilter(rig: Rig, opts: Options) -> Iterator[Check]:
+    """A faultable bench link needs br_netfilter (bridged packets through iptables) and the physdev match."""
+    faultable = [link for link in rig.links.values() if link.driver == "bench" and link.faultable]
+    if not faultable:
+        return
+    key = f"links.{faultable[0].name}.faultable"
+    ok = BR_NETFILTER.exists()
+    yield Check("br_netfilter", ok, "loaded" if ok else "not loaded: `modprobe br_netfilter` (bridged packets "
+                "never reach iptables, so no fault can fire)", key)
+    if not shutil.which("iptables") or not shutil.which("unshare"):
+        return
+    p = subprocess.run(["unshare", "--net", "--", "iptables", "-A", "FORWARD", "-m", "physdev", "--physdev-in",
+                        "x", "-j", "ACCEPT"], capture_output=True, text=True)
+    yield Check("iptables physdev", p.returncode == 0, "match available" if p.returncode == 0 else
+                f"rejected: {p.stderr.strip()} (needs CONFIG_NETFILTER_XT_MATCH_PHYSDEV)", key)
+
+
+def _operator_fifos(rig: Rig, opts: Options) -> Iterator[Check]:
+    """The operator till's console: FIFOs that exist, or a folder where posrig can make them."""
+    for d in rig.of_kind("till"):
+        if d.driver != "operator":
+            continue
+        for opt in ("input", "output"):
+            path = str((d.options or {}).get(opt, "/dev/tty"))
+            label, key = f"operator {opt} {path}", f"devices.{d.name}.options.{opt}"
+            try:
+                mode = os.stat(path).st_mode
+            except FileNotFoundError:
+                parent = Path(path).parent
+                ok = parent.is_dir() and os.access(parent, os.W_OK)
+                yield Check(label, ok, "missing; posrig makes the FIFO at start" if ok else
+                            f"missing, and {parent} is not a folder posrig can write to: make the FIFO "
+                            f"(`mkfifo {path}`) or fix the path", key)
+                continue
+            except OSError as exc:
+                yield Check(label, False, f"cannot be read: {exc.strerror}", key)
+                continue
+            ok = stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+            yield Check(label, ok, "FIFO" if stat.S_ISFIFO(mode) else "terminal device" if ok else
+                        "is a regular file or folder, not a FIFO: remove it and let posrig make the FIFO", key)
+
+
+def _printer_taps(rig: Rig, opts: Options) -> Iterator[Check]:
+    """A tap needs a TCP or serial printer (USB is status only) and an address of this machine to listen on."""
+    for d in rig.of_kind("printer"):
+        tap = (d.options or {}).get("tap")
+        if d.mode != "real" or not tap:
+            continue
+        label, key = f"printer tap {tap}", f"devices.{d.name}.options.tap"
+        if d.transport == "usb":
+            yield Check(label, False, "a tap forwards to a TCP or serial printer; a USB printer's status is read, "
+                        "its receipts cannot be tapped: drop options.tap or cable the printer by LAN/serial", key)
+            continue
+        ip = _bench_ip(str(tap))
+        if ip and ip != "0.0.0.0" and not _can_listen(ip):
+            yield Check(label, False, f"{ip} is not an address of this machine: the tap listens on the NIC "
+                        "facing the till; give that NIC this address", key)
+        else:
+            yield Check(label, True, "listens on this machine", key)
+
+
 CHECKS: list[Callable[[Rig, Options], Iterator[Check]]] = [
     _privileges, _namespaces, _nfqueue, _drivers, _profiles, _ports, _real_devices, _interfaces, _receipt_font,
-    _leftovers,
+    _leftovers, _labgrid, _bench_devices, _bench_bridges, _bench_netfilter, _operator_fifos, _printer_taps,
 ]
 
 

@@ -57,6 +57,7 @@ DEVICE_KEYS = {
     "profile": "a device profile name",
     "options": "a mapping of driver options",
     "description": "free text",
+    "nic": "bench only: the NIC of this machine the device is reached through (`posrig doctor` checks the route)",
     # till only: its lifecycle and what it can do (kept in `options`, where the till drivers read them)
     "launch": "till only: the command posrig starts the till with, inside the till's node",
     "stop": "till only: the command that stops the launched till (default SIGTERM)",
@@ -70,6 +71,7 @@ LINK_KEYS = {
     "faultable": "true or false",
     "driver": "'emulated' (namespaces) or 'bench' (physical bridge)",
     "interfaces": "bench only: the two NICs bridged for this link, e.g. [eth1, eth2]",
+    "bridge": "bench only: a session-long bridge posrig adopts and only faults (made by `posrig link up`), e.g. br-tt",
     "ports": "a mapping of protocol to TCP port watched on this link, e.g. {iso8583: 5000}",
     "faults": "a list of faults armed for the whole run, e.g. ['flap count=3 down_ms=200 every_ms=1000']",
     "description": "free text",
@@ -81,7 +83,17 @@ TOP_KEYS = {
     "network": "a mapping with 'mode' and optional 'subnet'",
     "devices": "a mapping of device name to device",
     "links": "a mapping of link name to link",
+    "labgrid": "a mapping with 'coordinator' (HOST:PORT) and 'place': the labgrid place this bench is",
 }
+LABGRID_KEYS = {
+    "coordinator": "the labgrid coordinator, HOST:PORT, e.g. 'labgrid.lab:20408'",
+    "place": "the labgrid place to acquire, e.g. 'pos-bench-3'",
+    "resources": "a mapping of device or link name to the place's resource name(s), e.g. {printer: printer-serial, "
+                 "terminal-host: [nic-a, nic-b]}",
+    "power": "a mapping of device name to the place's power resource, e.g. {till: till-power}",
+}
+# labgrid place and resource names: letters, digits and '_', '-', '.' (labgrid allows more; posrig keeps these).
+LABGRID_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class RigError(ValueError):
@@ -118,6 +130,7 @@ class DeviceSpec:
     profile: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    nic: str | None = None          # bench: the NIC this device is reached through
 
     @property
     def emulated(self) -> bool:
@@ -134,6 +147,17 @@ class LinkSpec:
     ports: dict[str, int] = field(default_factory=dict)
     faults: tuple[Any, ...] = ()          # FaultSpecs armed for the whole run (parsed once, here)
     description: str = ""
+    bridge: str | None = None             # bench: the session-long bridge to adopt (None: one per run)
+
+
+@dataclass(frozen=True)
+class LabgridSpec:
+    """The labgrid place a rig is: acquired for the run, its resources mapped to devices (`harness.labgrid`)."""
+
+    coordinator: str
+    place: str
+    resources: dict[str, tuple[str, ...]] = field(default_factory=dict)    # device/link -> resource name(s)
+    power: dict[str, str] = field(default_factory=dict)                     # device -> power resource name
 
 
 @dataclass(frozen=True)
@@ -146,6 +170,7 @@ class Rig:
     devices: dict[str, DeviceSpec]
     links: dict[str, LinkSpec]
     description: str = ""
+    labgrid: LabgridSpec | None = None
 
     def of_kind(self, kind: str) -> list[DeviceSpec]:
         return [d for d in self.devices.values() if d.kind == kind]
@@ -187,7 +212,47 @@ def _name(path: Path, where: str, value: Any, what: str = "") -> str:
     return value
 
 
-def _device(path: Path, name: str, data: Any) -> DeviceSpec:
+def _labgrid(path: Path, data: Any, raw_devices: dict, raw_links: dict) -> LabgridSpec:
+    """The rig's `labgrid` block: which place, on which coordinator, and which of its resources serve what."""
+    _check_keys(path, "labgrid", data, LABGRID_KEYS)
+    coordinator = data.get("coordinator")
+    if not isinstance(coordinator, str) or not re.match(r"^[A-Za-z0-9_.-]+:\d{1,5}$", coordinator) or \
+            not 0 < int(coordinator.rpartition(":")[2]) < 65536:
+        raise RigError(path, "labgrid.coordinator", coordinator, LABGRID_KEYS["coordinator"])
+    place = data.get("place")
+    if not isinstance(place, str) or not LABGRID_NAME.match(place):
+        raise RigError(path, "labgrid.place", place, LABGRID_KEYS["place"] + " (letters, digits, '_', '-', '.')")
+    resources: dict[str, tuple[str, ...]] = {}
+    raw = data.get("resources", {}) or {}
+    if not isinstance(raw, dict):
+        raise RigError(path, "labgrid.resources", raw, LABGRID_KEYS["resources"])
+    for user, names in raw.items():
+        where = f"labgrid.resources.{user}"
+        if user not in raw_devices and user not in raw_links:
+            raise RigError(path, where, user, "a device or link named in the rig: " +
+                           ", ".join([*map(str, raw_devices), *map(str, raw_links)]))
+        names = [names] if isinstance(names, str) else names
+        want = 2 if user in raw_links else 1
+        if not isinstance(names, list) or len(names) != want or \
+                not all(isinstance(n, str) and LABGRID_NAME.match(n) for n in names):
+            raise RigError(path, where, names, "two NetworkInterface resource names, e.g. [nic-a, nic-b]"
+                           if want == 2 else "one resource name of the place, e.g. printer-serial")
+        resources[str(user)] = tuple(names)
+    power = data.get("power", {}) or {}
+    if not isinstance(power, dict):
+        raise RigError(path, "labgrid.power", power, LABGRID_KEYS["power"])
+    for device, name in power.items():
+        where = f"labgrid.power.{device}"
+        kind = (raw_devices.get(device) or {}).get("kind") if isinstance(raw_devices.get(device), dict) else None
+        if kind not in ("till", "printer"):
+            raise RigError(path, where, device, "the till or a printer named under 'devices' (what power can cut)")
+        if not isinstance(name, str) or not LABGRID_NAME.match(name):
+            raise RigError(path, where, name, "the place's power resource name, e.g. till-power")
+    return LabgridSpec(coordinator=coordinator, place=place, resources=resources,
+                       power={str(k): str(v) for k, v in power.items()})
+
+
+def _device(path: Path, name: str, data: Any, labgrid_mapped: bool = False) -> DeviceSpec:
     where = f"devices.{name}"
     _check_keys(path, where, data, DEVICE_KEYS)
     if "kind" not in data:
@@ -206,7 +271,7 @@ def _device(path: Path, name: str, data: Any) -> DeviceSpec:
         pattern, form = ADDRESS_FORMS[transport or "process"]
         if not pattern.match(address):
             raise RigError(path, f"{where}.address", address, form)
-    elif mode == "real" and transport in ("tcp", "serial", "usb"):
+    elif mode == "real" and transport in ("tcp", "serial", "usb") and not labgrid_mapped:
         raise RigError(path, f"{where}.address", None, ADDRESS_FORMS[transport][1],
                        "a real device needs an address")
     options = data.get("options", {}) or {}
@@ -218,9 +283,12 @@ def _device(path: Path, name: str, data: Any) -> DeviceSpec:
     profile = data.get("profile")
     if profile is not None:
         _name(path, f"{where}.profile", profile, DEVICE_KEYS["profile"])
+    nic = data.get("nic")
+    if nic is not None and (not isinstance(nic, str) or not INTERFACE.match(nic)):
+        raise RigError(path, f"{where}.nic", nic, "a network interface name such as 'eth3'")
     return DeviceSpec(name=name, kind=kind, mode=mode, driver=driver, transport=transport, address=address,
                       node=node, profile=profile, options=options,
-                      description=str(data.get("description", "")))
+                      description=str(data.get("description", "")), nic=nic)
 
 
 def _till_keys(path: Path, where: str, kind: str, data: dict) -> dict[str, Any]:
@@ -248,7 +316,8 @@ def _till_keys(path: Path, where: str, kind: str, data: dict) -> dict[str, Any]:
     return found
 
 
-def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], network_mode: str) -> LinkSpec:
+def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], network_mode: str,
+          labgrid_mapped: bool = False) -> LinkSpec:
     where = f"links.{name}"
     _check_keys(path, where, data, LINK_KEYS)
     ends = data.get("ends")
@@ -262,7 +331,7 @@ def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], netw
         raise RigError(path, f"{where}.faultable", faultable, "true or false")
     driver = data.get("driver", "emulated" if network_mode == "namespaces" else "bench")
     interfaces = data.get("interfaces", [])
-    if driver == "bench" and (not isinstance(interfaces, list) or len(interfaces) != 2):
+    if driver == "bench" and not labgrid_mapped and (not isinstance(interfaces, list) or len(interfaces) != 2):
         raise RigError(path, f"{where}.interfaces", interfaces, LINK_KEYS["interfaces"])
     if not isinstance(interfaces, list):
         raise RigError(path, f"{where}.interfaces", interfaces, LINK_KEYS["interfaces"])
@@ -270,6 +339,9 @@ def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], netw
         if not isinstance(nic, str) or not INTERFACE.match(nic):
             raise RigError(path, f"{where}.interfaces[{i}]", nic, "a network interface name of 1-15 letters, "
                            "digits, '_', '-' or '.', e.g. 'eth1'")
+    bridge = data.get("bridge")
+    if bridge is not None and (driver != "bench" or not isinstance(bridge, str) or not INTERFACE.match(bridge)):
+        raise RigError(path, f"{where}.bridge", bridge, LINK_KEYS["bridge"] + " (a bench link, an interface name)")
     ports = data.get("ports", {}) or {}
     if not isinstance(ports, dict) or not all(isinstance(v, int) and 0 < v < 65536 for v in ports.values()):
         raise RigError(path, f"{where}.ports", ports, LINK_KEYS["ports"])
@@ -292,7 +364,7 @@ def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], netw
                 from None
     return LinkSpec(name=name, ends=(ends[0], ends[1]), faultable=faultable, driver=driver,
                     interfaces=tuple(str(i) for i in interfaces), ports=dict(ports), faults=tuple(specs),
-                    description=str(data.get("description", "")))
+                    description=str(data.get("description", "")), bridge=bridge)
 
 
 def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:
@@ -323,7 +395,13 @@ def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:
     raw_devices = data.get("devices")
     if not isinstance(raw_devices, dict) or not raw_devices:
         raise RigError(path, "devices", raw_devices, "a mapping of device name to device")
-    devices = {_name(path, "devices", str(n), "a device name"): _device(path, str(n), d)
+    labgrid = None
+    if data.get("labgrid") is not None:
+        raw_links_ = data.get("links", {}) or {}
+        labgrid = _labgrid(path, data["labgrid"], raw_devices, raw_links_ if isinstance(raw_links_, dict) else {})
+    mapped = labgrid.resources if labgrid else {}
+    # On a labgrid place a real device may take its address from the place (a resource named like it).
+    devices = {_name(path, "devices", str(n), "a device name"): _device(path, str(n), d, labgrid is not None)
                for n, d in raw_devices.items()}
     for dev in devices.values():
         if network_mode == "namespaces" and dev.node == "link":
@@ -332,11 +410,12 @@ def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:
     raw_links = data.get("links", {}) or {}
     if not isinstance(raw_links, dict):
         raise RigError(path, "links", raw_links, "a mapping of link name to link")
-    links = {_name(path, "links", str(n), "a link name"): _link(path, str(n), d, devices, network_mode)
+    links = {_name(path, "links", str(n), "a link name"): _link(path, str(n), d, devices, network_mode,
+                                                                str(n) in mapped)
              for n, d in raw_links.items()}
     return Rig(name=name, path=path, sha256=hashlib.sha256(text.encode()).hexdigest(), timing=Timing(float(scale)),
                network_mode=network_mode, devices=devices, links=links,
-               description=str(data.get("description", "")))
+               description=str(data.get("description", "")), labgrid=labgrid)
 
 
 SHIPPED_RIGS = Path(__file__).resolve().parents[1] / "rigs"     # installed with the package (harness/rigs/)

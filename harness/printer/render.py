@@ -2,9 +2,15 @@
 
 >>> render_text(receipt); render_html(receipt); render_png(receipt)  # str, str, PNG bytes  # doctest: +SKIP
 
-Chinese (and all other) text in PNGs is drawn with WenQuanYi Zen Hei from the Debian/Ubuntu package
-`fonts-wqy-zenhei` (`apt-get install fonts-wqy-zenhei`); `FontMissingError` says so when it is absent and the
-receipt needs it.
+Text in PNGs is drawn as a printer does, in fixed character cells: font A 12x24 dots, font B 9x17, a wide
+(Chinese, full-width) character two cells, so space-padded columns line up. The glyphs are WenQuanYi Zen Hei
+Mono, face 1 of `wqy-zenhei.ttc` from the Debian/Ubuntu package `fonts-wqy-zenhei` (`apt-get install
+fonts-wqy-zenhei`; face 0 is the proportional one); a glyph wider than its cells (the Mono face draws '€' full
+width) is squeezed into them. `FontMissingError` says so when the font is absent and the receipt needs it.
+POSRIG_CJK_FONT / POSRIG_CJK_FONT_INDEX choose another font file and face.
+
+Barcodes carry their human-readable digits as `GS H n` set them (0 none, 1 above, 2 below, 3 both; 48-51
+alike); QR codes are drawn `GS ( k` module size dots per module, with a 2-module quiet zone.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import os
 import unicodedata
 from functools import lru_cache
@@ -27,11 +34,16 @@ from harness.protocols.escpos.receipt import (
 )
 
 CJK_FONT = os.environ.get("POSRIG_CJK_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+CJK_FONT_INDEX = int(os.environ.get("POSRIG_CJK_FONT_INDEX", "1" if CJK_FONT.endswith(".ttc") else "0"))
+MONO_FACE = "WenQuanYi Zen Hei Mono"      # face 1 of wqy-zenhei.ttc
 FONT_PACKAGE = "fonts-wqy-zenhei"
 PAPER_DOTS = 512
 MARGIN = 16
 FONT_A_PX, FONT_B_PX = 24, 17
+CELL_A, CELL_B = 12, 9                    # character cell widths in dots (Epson font A 12x24, font B 9x17)
 LINE_GAP = 6
+QR_QUIET_MODULES = 2
+HRI_NONE, HRI_ABOVE, HRI_BELOW, HRI_BOTH = 0, 1, 2, 3
 
 
 class FontMissingError(RuntimeError):
@@ -39,8 +51,13 @@ class FontMissingError(RuntimeError):
 
 
 # -- text ------------------------------------------------------------------------------------------
+def _width(ch: str) -> int:
+    """Character cells a character takes on paper: 2 for wide (Chinese, full-width) characters, else 1."""
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
 def _cells(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return sum(_width(ch) for ch in text)
 
 
 def _barcode_hri(b: BarcodeBlock) -> str:
@@ -84,8 +101,13 @@ def _font(px: int):
     from PIL import ImageFont
 
     if os.path.exists(CJK_FONT):
-        return ImageFont.truetype(CJK_FONT, px)
+        return ImageFont.truetype(CJK_FONT, px, index=CJK_FONT_INDEX)
     return ImageFont.load_default(px)
+
+
+@lru_cache(maxsize=4096)
+def _advance(px: int, ch: str) -> float:
+    return _font(px).getlength(ch)
 
 
 def _check_font(receipt: Receipt) -> None:
@@ -96,16 +118,39 @@ def _check_font(receipt: Receipt) -> None:
 
 
 def _segment_image(text: str, style: TextStyle):
+    """One run of text in one style, each character in its own cell(s), as a printer lays it out."""
     from PIL import Image, ImageDraw
 
-    px = FONT_B_PX if style.font else FONT_A_PX
+    px, cell = (FONT_B_PX, CELL_B) if style.font else (FONT_A_PX, CELL_A)
     font = _font(px)
-    w = max(1, int(font.getlength(text)) + 1)
+    w = max(1, _cells(text) * cell)
     h = px + 4
     bg, fg = (0, 255) if style.invert else (255, 0)
+    stroke = 1 if style.bold else 0
     im = Image.new("L", (w, h), bg)
     d = ImageDraw.Draw(im)
-    d.text((0, 0), text, font=font, fill=fg, stroke_width=1 if style.bold else 0, stroke_fill=fg)
+    x, run, run_x = 0, "", 0
+    for ch in text:
+        span = _width(ch) * cell
+        advance = _advance(px, ch)
+        if advance == span:                     # fits its cells exactly: drawn with its neighbours in one call
+            if not run:
+                run_x = x
+            run += ch
+            x += span
+            continue
+        if run:
+            d.text((run_x, 0), run, font=font, fill=fg, stroke_width=stroke, stroke_fill=fg)
+            run = ""
+        if advance <= span + 0.5:
+            d.text((x + (span - advance) / 2, 0), ch, font=font, fill=fg, stroke_width=stroke, stroke_fill=fg)
+        else:                                   # wider than its cells (e.g. '€' in the Mono face): squeezed
+            glyph = Image.new("L", (math.ceil(advance), h), bg)
+            ImageDraw.Draw(glyph).text((0, 0), ch, font=font, fill=fg, stroke_width=stroke, stroke_fill=fg)
+            im.paste(glyph.resize((span, h)), (x, 0))
+        x += span
+    if run:
+        d.text((run_x, 0), run, font=font, fill=fg, stroke_width=stroke, stroke_fill=fg)
     if style.underline:
         d.line((0, h - 2, w, h - 2), fill=fg, width=style.underline)
     if style.width != 1 or style.height != 1:
@@ -133,8 +178,38 @@ _BARCODE_NAMES = {"EAN13": "ean13", "EAN8": "ean8", "UPC-A": "upca", "CODE39": "
                   "CODABAR": "codabar", "CODE128": "code128", "CODE128 auto": "code128", "GS1-128": "gs1_128"}
 
 
+def _hri_position(b: BarcodeBlock) -> int:
+    """GS H n: 0/48 none, 1/49 above, 2/50 below, 3/51 both (anything else: none)."""
+    n = b.hri - 48 if 48 <= b.hri <= 51 else b.hri
+    return n if n in (HRI_ABOVE, HRI_BELOW, HRI_BOTH) else HRI_NONE
+
+
+def _with_hri(bars, text: str, position: int):
+    """The bars with the human-readable text above, below or both (as GS H set it), centred."""
+    from PIL import Image
+
+    if position == HRI_NONE:
+        return bars
+    label = _segment_image(text, TextStyle())
+    gap = 4
+    above = position in (HRI_ABOVE, HRI_BOTH)
+    below = position in (HRI_BELOW, HRI_BOTH)
+    w = max(bars.width, label.width)
+    h = bars.height + (label.height + gap) * (above + below)
+    im = Image.new("L", (w, h), 255)
+    y = 0
+    if above:
+        im.paste(label, ((w - label.width) // 2, 0))
+        y = label.height + gap
+    im.paste(bars.convert("L"), ((w - bars.width) // 2, y))
+    if below:
+        im.paste(label, ((w - label.width) // 2, y + bars.height + gap))
+    return im
+
+
 def barcode_image(b: BarcodeBlock):
-    """The barcode drawn with python-barcode, or a labelled box when it cannot draw this symbology/data."""
+    """The barcode drawn with python-barcode (bars only; the HRI text as GS H asks), or a labelled box when it
+    cannot draw this symbology/data."""
     from PIL import Image, ImageDraw
 
     name = _BARCODE_NAMES.get(b.symbology)
@@ -146,8 +221,10 @@ def barcode_image(b: BarcodeBlock):
 
             code = barcode.get(name, data if name != "ean13" else data[:12], writer=ImageWriter())
             options = {"module_width": 0.2 * max(1, b.width) / 2, "module_height": max(4, b.height / 12),
-                       "write_text": True, "font_size": 8, "quiet_zone": 2, "dpi": 180}
-            return code.render(options)
+                       "write_text": False, "quiet_zone": 2, "dpi": 180}
+            bars = code.render(options)
+            return _with_hri(bars, code.get_fullcode() if name in ("ean13", "ean8", "upca") else data,
+                             _hri_position(b))
         except Exception:  # noqa: BLE001 - drawn as a labelled box instead
             pass
     im = Image.new("L", (PAPER_DOTS - 2 * MARGIN, max(40, b.height // 2)), 255)
@@ -158,14 +235,15 @@ def barcode_image(b: BarcodeBlock):
 
 
 def qr_image(q: QrBlock):
-    """The QR code drawn with qrcode, or a labelled box when its data does not fit a QR code (version 40)."""
+    """The QR code drawn with qrcode, `q.size` dots per module (GS ( k module size), or a labelled box when its
+    data does not fit a QR code (version 40)."""
     import qrcode
     from PIL import Image, ImageDraw
 
     levels = {"L": qrcode.constants.ERROR_CORRECT_L, "M": qrcode.constants.ERROR_CORRECT_M,
               "Q": qrcode.constants.ERROR_CORRECT_Q, "H": qrcode.constants.ERROR_CORRECT_H}
-    code = qrcode.QRCode(error_correction=levels.get(q.error_level, levels["L"]), box_size=max(1, q.size * 2),
-                         border=2)
+    code = qrcode.QRCode(error_correction=levels.get(q.error_level, levels["L"]), box_size=max(1, q.size),
+                         border=QR_QUIET_MODULES)
     try:
         code.add_data(q.data)
         code.make(fit=True)

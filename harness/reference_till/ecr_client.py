@@ -28,8 +28,10 @@ from typing import Any
 from harness.protocols import zvt
 
 CURRENCY_EUR = 978
-# Registration config byte (06 00): intermediate status wanted, payments started from the ECR only.
-ECR_CONFIG = zvt.CONFIG_INTERMEDIATE_STATUS | zvt.CONFIG_ECR_CONTROLS_PAYMENT
+# Registration config byte (06 00) = 0x1A: intermediate status wanted, payments started from the ECR only, and the
+# ECR prints the payment receipt (02), compiling it itself from the status information (print-type bit 80 clear:
+# no 06 D1 lines), as receipt.py does. Was 0x18, which tells a real terminal to print the slip on its own printer.
+ECR_CONFIG = zvt.CONFIG_INTERMEDIATE_STATUS | zvt.CONFIG_ECR_CONTROLS_PAYMENT | zvt.CONFIG_ECR_PRINTS_PAYMENT
 # How the till answered a status information, in its own words.
 ANSWERS = {zvt.ANSWER_BOOK: "book", zvt.ANSWER_WAIT: "wait", zvt.ANSWER_NO_GOODS: "no-goods"}
 

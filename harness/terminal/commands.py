@@ -2,7 +2,7 @@
 intermediate statuses, the Status-Information and the issue of goods, the receipt lines, the completion (06 0F)
 or abort (06 1E). The connection side (`harness.terminal.ecr`) runs one of these at a time.
 
-    06 00 registration     config byte (intermediate status, receipts to the ECR), currency check
+    06 00 registration     config byte (intermediate status, who prints receipts and how), currency check
     05 01 status enquiry   06 0F with the software version and terminal status
     06 01 authorization    a sale (`core.payments`), then 04 0F answered 80 00 / 84 9C / 84 xx
     06 20 repeat receipt   the last sale or void, whatever its outcome
@@ -53,7 +53,9 @@ class EcrCommands:
     def __init__(self, server: EcrServer, ecr_receipts: bool | None = None):
         self.server = server
         self.core = server.core
-        self.ecr_receipts = ecr_receipts  # None: as the ECR asked in Registration (config-byte bit 02)
+        # None: as the ECR asked in Registration (config-byte bits 02/04 and 80, `zvt.receipt_printout`);
+        # True: always 06 D1 print lines; False: never.
+        self.ecr_receipts = ecr_receipts
         self.config_byte = zvt.CONFIG_INTERMEDIATE_STATUS
         self.registered_currency: int | None = None
         self.handlers: dict[str, Callable[[EcrSession, zvt.Message], None]] = {
@@ -71,16 +73,20 @@ class EcrCommands:
     def t3(self) -> float:
         return self.core.seconds("t3")
 
-    def _prints(self, admin: bool = False) -> bool:
+    def _printout(self, admin: bool = False) -> str:
+        """Who prints this receipt (`zvt.receipt_printout`): 06 D1 lines to the ECR only for 'print_lines'. With
+        the config byte's print-type bit (80) clear the ECR compiles the receipt itself from the status
+        information and gets no lines; with 02/04 clear the PT prints it on its own printer."""
         if self.ecr_receipts is not None:
-            return self.ecr_receipts
-        return bool(
-            self.config_byte & (zvt.CONFIG_ECR_PRINTS_ADMIN if admin else zvt.CONFIG_ECR_PRINTS_PAYMENT)
-        )
+            return zvt.RECEIPT_PRINT_LINES if self.ecr_receipts else zvt.RECEIPT_BY_PT
+        return zvt.receipt_printout(self.config_byte, admin)
 
-    def _print_receipt(self, s: EcrSession, row: dict[str, Any], status: dict[str, Any]) -> None:
+    def _print_receipt(self, s: EcrSession, row: dict[str, Any], status: dict[str, Any], admin: bool = False) -> None:
         lines = receipt_lines(row, status)
-        self.server.note("receipt", txn=row["id"], text="\n".join(lines))
+        printout = self._printout(admin)
+        self.server.note("receipt", txn=row["id"], printed_by=printout, text="\n".join(lines))
+        if printout != zvt.RECEIPT_PRINT_LINES:
+            return
         for i, line in enumerate(lines):
             attr = zvt.PRINT_LAST_LINE if i == len(lines) - 1 else zvt.PRINT_NORMAL
             if s.request(zvt.encode("print_line", attribute=attr, text=line), self.t3) is None:
@@ -202,8 +208,7 @@ class EcrCommands:
                     core.reversals.reverse(outcome.txn_id, REASON_CANCELLED, zvt.RESULT_ABORTED)
                     code = zvt.RESULT_ABORTED
         row = journal.get(outcome.txn_id)
-        if self._prints(admin=row["kind"] == "end_of_day"):
-            self._print_receipt(s, row, {**status, "result_code": code})
+        self._print_receipt(s, row, {**status, "result_code": code}, admin=row["kind"] == "end_of_day")
         self._finish(s, code == zvt.RESULT_SUCCESS, code)
 
     def repeat_receipt(self, s: EcrSession, msg: zvt.Message) -> None:
@@ -231,8 +236,7 @@ class EcrCommands:
             "additional_text": f"OFFLINE {row['host_rc']}" if row["offline"] else None,
         }
         s.request(self._status_apdu(status), self.t3)
-        if self._prints():
-            self._print_receipt(s, row, status)
+        self._print_receipt(s, row, status)
         self._finish(s, True, zvt.RESULT_SUCCESS)
 
     def reversal(self, s: EcrSession, msg: zvt.Message) -> None:
@@ -243,10 +247,11 @@ class EcrCommands:
         self._report(s, self.core.admin.void(int(receipt_no)))
 
     def end_of_day(self, s: EcrSession, msg: zvt.Message) -> None:
-        self._intermediate(s, None)(zvt.STATUS_END_OF_DAY)
+        # 0F names the PT's own automatic (time-controlled) end-of-day batch; one the ECR asked for is announced
+        # as 0E "please wait" (ZVT intermediate status table; as Portalum.Zvt's and kotlin-zvt-library's tables).
+        self._intermediate(s, None)(zvt.STATUS_PLEASE_WAIT)
         outcome = self.core.admin.end_of_day()
         s.request(self._status_apdu(outcome.status), self.t3)
         row = self.core.journal.get(outcome.txn_id)
-        if self._prints(admin=True):
-            self._print_receipt(s, row, outcome.status)
+        self._print_receipt(s, row, outcome.status, admin=True)
         self._finish(s, outcome.result_code == zvt.RESULT_SUCCESS, outcome.result_code)

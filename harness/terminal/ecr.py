@@ -2,8 +2,18 @@
 `harness.core.service.TcpService`, or on the RS-232 link (`serial_link.SerialLink`, shaped like a socket).
 
 Each connection is read in its own thread (acknowledgements, 06 B0 abort and new commands arrive at any time)
-and runs one command at a time in a worker thread (`commands.EcrCommands`). Malformed bytes are answered with
-84 9A and the connection keeps serving. Every APDU is written, decoded and card-number-masked, to the transcript.
+and runs one command at a time in a worker thread (`commands.EcrCommands`). Every APDU is written, decoded and
+card-number-masked, to the transcript. Refusals, as a real PT gives them:
+
+    84 83  a command this terminal does not support (06 E0 Display Text, 06 C0 Read Card, any unknown instruction
+           of a ZVT class): "function not possible", decided from the control field alone, before any field of
+           its data is decoded (PA00P015 2.67 "Other Commands", which Portalum.Zvt's receive handler cites for
+           the 84 83 "command not supported" answer)
+    84 83  a supported command carrying a password other than the terminal's (option `password`; none set:
+           any password is accepted). The spec's error list has no code of its own for a wrong password; posrig
+           refuses with the code for a command the terminal will not execute, before acknowledging it
+    84 9A  a supported command whose data is malformed (a mandatory field missing, a BMP cut short), and bytes
+           that are not ZVT at all (an APDU class ZVT does not define): "ZVT protocol error"
 
 >>> server = EcrServer(core, socket.create_server(("127.0.0.1", 0)))    # doctest: +SKIP
 >>> server.start(); server.address                                     # doctest: +SKIP
@@ -27,6 +37,23 @@ from harness.terminal.core import TerminalCore
 log = logging.getLogger(__name__)
 
 ACK = zvt.encode("ack")
+REPLIES = ("ack", "ack_84", "nack")    # the ECR's acknowledgements of what the terminal sent
+PASSWORD_REFUSED = zvt.RESULT_NOT_POSSIBLE
+
+
+def parse_password(value: Any) -> int | None:
+    """The terminal password option: 6 decimal digits ('123456' or 123456) -> 123456; None/'' = accept any.
+
+    >>> parse_password("012345"), parse_password(None)
+    (12345, None)
+    """
+    if value is None or value == "":
+        return None
+    text = f"{value:06d}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+    if len(text) != 6 or not text.isdigit():
+        raise ValueError(f"terminal password {value!r}: expected 6 decimal digits, e.g. '123456' "
+                         "(ZVT sends it as 3 BCD bytes)")
+    return int(text)
 MAX_UNREAD_REPLIES = 16     # acknowledgements kept while no command waits for one (an ECR may send them unasked)
 
 
@@ -99,6 +126,14 @@ class EcrSession:
             pass
 
     def _dispatch(self, apdu: zvt.Apdu) -> None:
+        name = apdu.name
+        handlers = self.server.commands.handlers
+        if name not in REPLIES and name != "ecr_abort" and name not in handlers:
+            # Not supported: refused from the control field alone; its data is never decoded (nor written out:
+            # an unknown command may carry card data in clear).
+            self.server.note("unsupported", peer=self.peer, command=name, data_bytes=len(apdu.data))
+            self.send(zvt.encode("nack", result_code=zvt.RESULT_NOT_POSSIBLE))
+            return
         try:
             msg = zvt.decode_apdu(apdu)
         except zvt.ZvtError as exc:
@@ -106,7 +141,7 @@ class EcrSession:
             self.send(zvt.encode("nack", result_code=exc.code))
             return
         self.server.note("rx", peer=self.peer, apdu=_hex(apdu, msg), decoded=zvt.describe(msg))
-        if msg.name in ("ack", "ack_84", "nack"):
+        if msg.name in REPLIES:
             while self.replies.qsize() >= MAX_UNREAD_REPLIES:   # unasked for: only the newest can matter
                 try:
                     self.replies.get_nowait()
@@ -116,11 +151,11 @@ class EcrSession:
         elif msg.name == "ecr_abort":
             self.send(ACK)
             self.server.core.abort(source="ecr")
-        elif msg.name in self.server.commands.handlers:
-            self.server.submit(self, msg)
+        elif not self.server.password_accepted(msg):
+            self.server.note("wrong_password", peer=self.peer, command=msg.name)
+            self.send(zvt.encode("nack", result_code=PASSWORD_REFUSED))
         else:
-            self.server.note("unsupported", peer=self.peer, command=msg.name)
-            self.send(zvt.encode("nack", result_code=zvt.RESULT_NOT_POSSIBLE))
+            self.server.submit(self, msg)
 
     def close(self) -> None:
         self.closed.set()
@@ -132,10 +167,17 @@ class EcrSession:
 
 
 def _hex(apdu: zvt.Apdu, msg: zvt.Message | None = None) -> str:
-    """APDU bytes for the transcript; withheld when the ECR sent card data in clear (manual entry)."""
+    """APDU bytes for the transcript; withheld when the ECR sent card data in clear (manual entry); a password
+    that leads the data (06 00, 05 01, 06 20, 06 30, 06 50) shown as **:**:**."""
     if msg is not None and any(k in msg.fields for k in zvt.CARD_DATA):
         return f"{apdu.cls:02x}:{apdu.ins:02x} <{len(apdu.data)} bytes with card data withheld>"
-    return zvt.hexdump(apdu.to_bytes())
+    raw = apdu.to_bytes()
+    command = zvt.COMMANDS.get(apdu.control)
+    if msg is not None and command is not None and command.prefix and command.prefix[0].name == "password" \
+            and "password" in msg.fields:
+        head = len(raw) - len(apdu.data)
+        return ":".join([zvt.hexdump(raw[:head]), "**:**:**", zvt.hexdump(raw[head + 3 :])]).rstrip(":")
+    return zvt.hexdump(raw)
 
 
 class EcrServer:
@@ -149,9 +191,11 @@ class EcrServer:
         *,
         transcript: Any = None,
         ecr_receipts: bool | None = None,
+        password: Any = None,
     ):
         self.core = core
         self.transcript = transcript
+        self.password = parse_password(password)   # None: any password is accepted
         self.commands = EcrCommands(self, ecr_receipts)
         self.service = TcpService(listener, self._serve_tcp, name="zvt-ecr") if listener is not None else None
         self.sessions: list[EcrSession] = []
@@ -189,6 +233,12 @@ class EcrServer:
             self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
         return session
+
+    def password_accepted(self, msg: zvt.Message) -> bool:
+        """True unless the terminal has a password and the command carries a different one (a command whose
+        password is optional in ZVT, e.g. 05 01, may leave it out)."""
+        given = msg.fields.get("password")
+        return self.password is None or given is None or int(given) == self.password
 
     def submit(self, session: EcrSession, msg: zvt.Message) -> None:
         worker = threading.Thread(target=self._run, args=(session, msg), name=f"zvt-{msg.name}", daemon=True)

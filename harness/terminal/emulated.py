@@ -12,9 +12,11 @@ Test API (the `terminal` fixture):
 >>> terminal.set_timer("host", 10)  # nominal seconds, scaled by the rig  # doctest: +SKIP
 >>> terminal.journal.last("sale")["state"]  # 'approved'  # doctest: +SKIP
 
-Rig options: auto_present, offline, floor_limit (minor units), ecr_receipts (true/false; default: as the ECR
-registered), unconfirmed (book|reverse), terminal_id, currency, timers {name: nominal seconds}, journal
-(path).
+Rig options: auto_present, offline, floor_limit (minor units), ecr_receipts (true: always 06 D1 print lines,
+false: never; default: as the ECR registered, `zvt.receipt_printout`), unconfirmed (book|reverse), terminal_id,
+currency, timers {name: nominal seconds}, journal (path), password (6 digits, quoted in YAML: "012345", which
+unquoted would read as an octal number; commands carrying another password are refused with 84 83; not set:
+any password is accepted, as many terminals ship).
 """
 
 from __future__ import annotations
@@ -103,7 +105,11 @@ class EmulatedTerminal(PaymentTerminal):
                 unconfirmed=str(opts.get("unconfirmed", "book")),
             )
             self.server = EcrServer(
-                self.core, listener, transcript=self._transcript, ecr_receipts=opts.get("ecr_receipts")
+                self.core,
+                listener,
+                transcript=self._transcript,
+                ecr_receipts=opts.get("ecr_receipts"),
+                password=opts.get("password"),
             )
             self._resume(ctx.extra.get("carried", {}).get(self.name))
             self.server.start()

@@ -1,7 +1,10 @@
 """A physical ZVT payment terminal on the bench, driven over TCP (the ECR side of ZVT, via the shared codec).
 
-The harness uses it to read the terminal's status (05 01) and to fetch the last receipt (06 20) when checking
-a till's recovery, and can register (06 00) and run a payment (06 01) for bench self-tests.
+posrig holds no ECR session of its own: many physical terminals accept one, the till's. Nothing connects at
+start; the terminal's record for the oracle (`journal`) is decoded from the till-terminal link's capture
+(`harness.terminal.capture_journal`), or read from the terminal's own journal export when the rig names one
+(`options.journal_export`). The ZVT commands below (05 01 status, 06 20 last receipt, 06 00, 06 01) open a
+connection only when called, for bench self-tests and `posrig terminal status`.
 
 >>> t = RealTerminal(spec, ctx); t.start()  # spec.address = '192.0.2.40:20007'  # doctest: +SKIP
 >>> t.status()["terminal_status"]                      # doctest: +SKIP
@@ -9,8 +12,12 @@ a till's recovery, and can register (06 00) and run a payment (06 01) for bench 
 >>> t.repeat_last_receipt()["status"]["result_code"]   # doctest: +SKIP
 
 Transport tcp (address IP:PORT) or serial (address /dev/ttyUSB0; options baudrate 9600, stopbits 2).
-Options: password (6 digits, default 000000), config_byte (registration, default 0x08 | 0x02 = intermediate
-status + receipts to the ECR), timeout (nominal seconds for a whole command, default T4 = 180).
+Options: password (6 digits, default 000000), config_byte (registration, default 0x8A = intermediate status +
+payment receipts printed by the ECR + as 06 D1 print lines, the ECR print-type bit 0x80; without 0x80 a terminal
+sends no lines and the ECR compiles the receipt from the status information), timeout (nominal seconds for a
+whole command, default T4 = 180), journal_export
+(a JSON export or SQLite journal of the terminal), capture_link (the link whose capture holds the till's ZVT;
+default the rig's link between a till and this terminal).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 from harness.core.device import DeviceContext
 from harness.protocols import zvt
 from harness.terminal import PaymentTerminal
+from harness.terminal.capture_journal import CaptureJournal, ExportJournal
 from harness.terminal.emulated import DEFAULT_ECR_PORT, parse_address
 
 T3 = 5.0
@@ -52,7 +60,10 @@ class RealTerminal(PaymentTerminal):
         self.stopbits = int(opts.get("stopbits", 2))
         self.password = int(opts.get("password", 0))
         self.config_byte = int(
-            opts.get("config_byte", zvt.CONFIG_INTERMEDIATE_STATUS | zvt.CONFIG_ECR_PRINTS_PAYMENT)
+            opts.get(
+                "config_byte",
+                zvt.CONFIG_INTERMEDIATE_STATUS | zvt.CONFIG_ECR_PRINTS_PAYMENT | zvt.CONFIG_ECR_PRINT_LINES,
+            )
         )
         self.command_timeout = ctx.timing.seconds(float(opts.get("timeout", T4)))
         self.t3 = ctx.timing.seconds(T3)
@@ -63,11 +74,22 @@ class RealTerminal(PaymentTerminal):
         self._pending: list[zvt.Apdu] = []
         self._lock = threading.Lock()
         self._transcript = None
+        self.journal_export = opts.get("journal_export")
+        self.capture_link = opts.get("capture_link") or self._till_link()
+
+    def _till_link(self) -> str | None:
+        """The rig's link between a till and this terminal (its capture carries the till's ZVT)."""
+        rig = getattr(self.ctx, "rig", None)
+        for link in (getattr(rig, "links", None) or {}).values():
+            kinds = {rig.devices[e].kind for e in link.ends if e in rig.devices}
+            if self.name in link.ends and "till" in kinds:
+                return link.name
+        return None
 
     # -- device ----------------------------------------------------------------------------------------------
     def start(self) -> None:
+        """Nothing to connect: the till holds the terminal's ECR session (see the module docstring)."""
         self._transcript = self.ctx.evidence.transcript(self.name)
-        self._connect()
 
     def _connect(self) -> Any:
         if self._sock is None and self.serial_device:
@@ -123,6 +145,20 @@ class RealTerminal(PaymentTerminal):
         if self._transcript is not None:
             self._transcript.close()
             self._transcript = None
+        self._write_journal()
+
+    def _write_journal(self) -> None:
+        """The terminal's record as the oracle saw it, kept as evidence (`terminal-journal.json`)."""
+        journal = self.journal
+        if journal is None:
+            return
+        source = f"export {self.journal_export}" if self.journal_export else f"capture of link {self.capture_link}"
+        try:
+            rows = journal.transactions()
+        except (OSError, ValueError) as exc:
+            rows, source = [], f"{source}: unreadable ({exc})"
+        self.ctx.evidence.write_json("terminal-journal.json", {"source": source, "transactions": rows},
+                                     "the physical terminal's payments, decoded from " + source)
 
     @property
     def ecr_address(self) -> tuple[str, int]:
@@ -136,9 +172,17 @@ class RealTerminal(PaymentTerminal):
         return self.serial_device
 
     @property
-    def journal(self) -> list[dict[str, Any]]:
-        """A physical terminal's own journal is not readable over ZVT: what this driver observed instead."""
-        return list(self.observed)
+    def journal(self) -> CaptureJournal | ExportJournal | None:
+        """The terminal's record: its own export when the rig names one, else decoded from the till-terminal
+        capture; None when there is neither (no link between a till and this terminal)."""
+        if self.journal_export:
+            return ExportJournal(self.journal_export)
+        if self.capture_link is None or self.serial_device:     # ZVT over RS-232 never crosses the link
+            return None
+        safe = self.capture_link.replace("/", "_")
+        ports = getattr(self.ctx.rig.links.get(self.capture_link), "ports", {}) or {}
+        port = int(ports.get("zvt") or (self._address[1] if not self.serial_device else DEFAULT_ECR_PORT))
+        return CaptureJournal(self.ctx.evidence.path / f"link-{safe}.pcapng", port)
 
     # -- ZVT commands ----------------------------------------------------------------------------------------
     def register(self, config_byte: int | None = None, currency: int | None = 978) -> dict[str, Any]:

@@ -11,6 +11,10 @@ a scenario asks. posrig never leaves it running: it dies with posrig (PR_SET_PDE
       stop: ""              # optional command; default SIGTERM, SIGKILL after stop_timeout
       kill: ""              # optional command (a smart plug); default SIGKILL of the whole process group
 
+On a rig that is a labgrid place with `labgrid: {power: {till: RESOURCE}}`, `kill` also cuts the till's power
+through labgrid and the restart switches it on first (`harness.labgrid.power`); a physical till posrig does not
+launch gets the same power cut and restore.
+
 Ready when the till prints a line matching `ready` (a regular expression; default: a JSON object with
 `"event": "ready"`), or when the driver's own probe answers (GET /health for HTTP tills).
 """
@@ -59,6 +63,8 @@ class Launcher:
         self._ready_re = re.compile(str(options["ready"])) if options.get("ready") else None
         self._ready = threading.Event()
         self._readers: list[threading.Thread] = []
+        self.power = _power(options)
+        self.power_cut = False
         for key in ("launch", "stop", "kill"):
             if options.get(key):
                 argvs.check(str(options[key]), known=self.values)
@@ -85,6 +91,8 @@ class Launcher:
     def start(self) -> dict[str, Any]:
         """Launch and wait until ready; the ready line's JSON fields (if it printed one). TillStartError."""
         argv = self._argv("launch")
+        if self.power is not None and (self.power_cut or self.starts == 0):
+            self._power("on")
         self._ready.clear()
         self.ready_line = {}
         self.starts += 1
@@ -205,6 +213,8 @@ class Launcher:
         proc = self.proc
         if proc is None:
             return
+        if self.power is not None:
+            self._power("off")
         if self.options.get("kill"):
             with contextlib.suppress(subprocess.SubprocessError, OSError):
                 self._run("kill", 10.0)
@@ -215,9 +225,26 @@ class Launcher:
         self.history.append({"event": "killed", "t": time.time(), "returncode": proc.returncode})
         self.proc = None
 
+    def _power(self, action: str) -> None:
+        """Switch the till's power through labgrid; PowerError (labgrid-client's line) if it cannot."""
+        getattr(self.power, action)()
+        self.power_cut = action == "off"
+        self.history.append({"event": f"power {action}", "t": time.time(), "via": "labgrid",
+                             "place": self.power.place, "resource": self.power.resource})
+
     def write_evidence(self) -> None:
         if self.evidence is not None and self.history:
             self.evidence.write_json("till-lifecycle.json", self.history, "launches, stops and kills of the till")
+
+
+def _power(options: dict[str, Any]) -> Any:
+    """The labgrid power of a till (`labgrid_power` in its options, filled in from the rig's place), or None."""
+    option = options.get("labgrid_power")
+    if not option:
+        return None
+    from harness.labgrid.power import PlacePower
+
+    return PlacePower.from_option(option)
 
 
 class Launched:
@@ -253,17 +280,43 @@ class Launched:
 
     def kill(self) -> None:
         if self.launcher is None:
-            super().kill()          # TillCannot("lifecycle")
+            power = _power(dict(self.spec.options or {}))
+            if power is None:
+                super().kill()          # TillCannot("lifecycle")
+                return
+            power.off()                 # a physical till: its power through labgrid
+            self._power_cut = power
             return
         self.launcher.kill()
 
     def restart(self) -> None:
         if self.launcher is None:
-            super().restart()
+            power = getattr(self, "_power_cut", None) or _power(dict(self.spec.options or {}))
+            if power is None:
+                super().restart()
+                return
+            power.on()
+            self._power_cut = None
+            self._await_boot()
             return
         self.launcher.stop()
         self._relaunched(self.launcher.start())
 
+    def _await_boot(self) -> None:
+        """A physical till after its power came back: reconnect until it answers (`ready_timeout`, default 120 s)."""
+        timeout = float((self.spec.options or {}).get("ready_timeout", 4 * DEFAULT_READY_TIMEOUT))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._relaunched({})
+                return
+            except Exception as exc:  # noqa: BLE001 - still booting: refused, reset, not yet healthy
+                if time.monotonic() > deadline:
+                    raise TillStartError(f"till {self.name!r} did not answer within {timeout:g}s after its power "
+                                         f"came back through labgrid: {exc}") from exc
+                time.sleep(1.0)
+
     def capabilities(self) -> frozenset[str]:
         caps = super().capabilities()
-        return caps | {"lifecycle"} if (self.spec.options or {}).get("launch") else caps
+        options = self.spec.options or {}
+        return caps | {"lifecycle"} if options.get("launch") or options.get("labgrid_power") else caps

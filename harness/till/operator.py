@@ -8,15 +8,32 @@ journal), and records what the till showed.
 
 The person types one letter: p(aid) d(eclined) c(ancelled) f(ailed) u(nknown). Whether a receipt came out is
 read from the printer (the operator is asked only when the rig's printer cannot tell).
+
+The operator protocol over FIFOs (a remote console; docs/bench.md has a worked example):
+
+- `options.input` (posrig reads answers) and `options.output` (posrig writes prompts) are FIFOs. posrig creates
+  them (mode 0600) when they do not exist, and opens both read-write and non-blocking, so neither side waits for
+  the other: a console may open them in either order, before or after posrig, close them and open them again.
+- Both are opened once per posrig process and kept for every scenario (not reopened per sale).
+- Lines of UTF-8 text. Every prompt starts with `posrig:`. A question ends with its choices in brackets,
+  `... [p=paid/d=declined/...]`; the answer is one line whose first letter is a choice (other lines are
+  answered "please type one of ...").
+- Prompts written while no console is reading wait in the FIFO (up to the pipe's 64 KiB) and are read on connect.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import select
+import stat
+import threading
 import time
+from pathlib import Path
 from typing import IO, Any
 
+from harness.core.cards import card as test_card
 from harness.till import Till
 from harness.till.outcome import SaleOutcome, basket_total, price_cents
 
@@ -36,7 +53,18 @@ class ConsoleOperator:
 
     @classmethod
     def open(cls, input_path: str = "/dev/tty", output_path: str = "/dev/tty") -> ConsoleOperator:
+        """The console at `input_path`/`output_path`: a terminal device, or FIFOs (made when missing), opened in an
+        order-free, reconnect-tolerant way (see the module docstring)."""
         try:
+            for path in (input_path, output_path):
+                if not path.startswith("/dev/") and not os.path.exists(path):
+                    os.mkfifo(path, 0o600)
+            if _is_fifo(input_path) or _is_fifo(output_path):
+                # O_RDWR on a FIFO never blocks and holds both ends: no open-order deadlock, no EOF when the
+                # console goes away, prompts kept until it comes back.
+                fin = os.open(input_path, os.O_RDWR | os.O_NONBLOCK)
+                fout = os.open(output_path, os.O_RDWR | os.O_NONBLOCK)
+                return cls(os.fdopen(fin, "r", encoding="utf-8"), os.fdopen(fout, "w", encoding="utf-8"))
             return cls(open(input_path, encoding="utf-8"), open(output_path, "w", encoding="utf-8"))
         except OSError as exc:
             raise OperatorUnavailable(f"cannot prompt the operator on {input_path}/{output_path}: {exc}; "
@@ -45,8 +73,17 @@ class ConsoleOperator:
                                       "to FIFOs") from exc
 
     def tell(self, text: str) -> None:
-        self.output.write(text.rstrip("\n") + "\n")
-        self.output.flush()
+        data = (text.rstrip("\n") + "\n").encode("utf-8")
+        fd = self.output.fileno()
+        deadline = time.monotonic() + 5.0
+        while data:
+            try:
+                data = data[os.write(fd, data):]
+            except BlockingIOError:                   # a full FIFO nobody reads: wait a little, then give up
+                if time.monotonic() > deadline:
+                    raise OperatorUnavailable("nobody reads the operator's prompts (the FIFO is full); "
+                                              "open the console on the till's options.output") from None
+                select.select([], [fd], [], 0.1)
 
     def _line(self, deadline: float) -> str | None:
         """The next line typed (unbuffered reads, so select() sees exactly what is pending); None on
@@ -56,7 +93,10 @@ class ConsoleOperator:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 return None
-            chunk = os.read(fd, 1024)
+            try:
+                chunk = os.read(fd, 1024)
+            except BlockingIOError:
+                continue
             if not chunk:
                 return None
             self._pending += chunk
@@ -83,29 +123,60 @@ class ConsoleOperator:
                 pass
 
 
+def _is_fifo(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+_consoles: dict[tuple[str, str], ConsoleOperator] = {}
+_consoles_lock = threading.Lock()
+
+
+def console(input_path: str, output_path: str) -> ConsoleOperator:
+    """The console on these paths, opened once per process and kept for every scenario of the run."""
+    key = (str(Path(input_path).absolute()), str(Path(output_path).absolute()))
+    with _consoles_lock:
+        if key not in _consoles:
+            _consoles[key] = ConsoleOperator.open(input_path, output_path)
+        return _consoles[key]
+
+
+@atexit.register
+def close_consoles() -> None:
+    """Close every kept console (at exit; tests call it to let a scripted person see the end)."""
+    with _consoles_lock:
+        for op in _consoles.values():
+            with contextlib.suppress(OSError):
+                op.close()
+        _consoles.clear()
+
+
 class OperatorTill(Till):
     """Prompts a person to run each sale on the real till; the printer and terminal say what really
     happened."""
+
+    prompts_operator = True       # scenario steps a bench cannot automate become prompts (acceptance/steps.py)
 
     def __init__(self, spec: Any, ctx: Any, **bound: Any):
         super().__init__(spec, ctx, **bound)
         self.options = dict(spec.options or {})
         self.operator: Any = None
         self.sales: list[dict[str, Any]] = []
+        self.next_card: str | None = None        # the test card the person presents for the next sale
 
     @property
     def answer_timeout(self) -> float:
         return float(self.options.get("answer_timeout", 600.0))
 
     def start(self) -> None:
-        self.operator = self.ctx.extra.get("operator") or ConsoleOperator.open(
+        self.operator = self.ctx.extra.get("operator") or console(
             self.options.get("input", "/dev/tty"), self.options.get("output", "/dev/tty"))
         self.operator.tell(f"posrig: operator till {self.name!r} ready (rig {self.ctx.rig.name}).")
 
     def close(self) -> None:
-        if self.operator is not None and self.operator is not self.ctx.extra.get("operator"):
-            self.operator.close()
-        self.operator = None
+        self.operator = None                     # kept open for the next scenario (see `console`)
         if self.sales:
             self.ctx.evidence.write_json("till-operator.json", {"sales": self.sales}, "operator's answers")
 
@@ -124,6 +195,10 @@ class OperatorTill(Till):
             name = item.get("name") or item.get("sku")
             lines.append(f"    {qty} x {name}  {price_cents(item['price']) * qty / 100:.2f}")
         lines.append(f"    TOTAL {amount / 100:.2f}")
+        if tender == "card" and self.next_card:
+            c = test_card(self.next_card)
+            lines.append(f"posrig: when the terminal asks, present the {c.name.upper()} test card "
+                         f"({c.card_name} {c.masked_pan})")
         lines.append(f"posrig: when the till shows the result, type one letter: "
                      f"{', '.join(f'{k}={v}' for k, v in ANSWERS.items())}")
         self.operator.tell("\n".join(lines))
@@ -155,7 +230,12 @@ class OperatorTill(Till):
                               extra={"operator_answer": key, "terminal_new_transactions": new_tx,
                                      "source": "operator"})
         self.sales.append(outcome.to_dict())
+        self.next_card = None
         return outcome
+
+    def abort(self) -> None:
+        """The cashier's abort: the person is told to press ABORT on the till now (while the sale runs)."""
+        self.operator.tell("posrig: press ABORT on the till now (the payment is running)")
 
     def journal(self) -> list[dict[str, Any]]:
         return list(self.sales)

@@ -17,7 +17,7 @@ from harness.link.engine.effects import ACCEPT, DROP, HOLD, Effects
 from harness.link.engine.forge import Injector
 from harness.link.faults import FaultEvent
 from harness.link.layers import protocol
-from harness.link.pcapng import PcapNgWriter
+from harness.link.pcapng import LINKTYPE_ETHERNET, LINKTYPE_IPV4, PcapNgWriter
 from harness.link.tracker import HalfStream, Segment, Tracker, parse
 
 
@@ -44,7 +44,8 @@ class Engine:
         if self.pcap_fh is not None:
             self.pcap_fh.close()
         self.pcap_fh = open(pcap, "wb") if pcap else None
-        self.pcap = PcapNgWriter(self.pcap_fh, interface=self.link) if self.pcap_fh else None
+        linktype = LINKTYPE_ETHERNET if self.injector.bridged else LINKTYPE_IPV4
+        self.pcap = PcapNgWriter(self.pcap_fh, interface=self.link, linktype=linktype) if self.pcap_fh else None
         self.count = 0
         self.stats = {"packets": 0, "accepted": 0, "dropped": 0, "held": 0, "injected": 0, "modified": 0}
 
@@ -83,8 +84,20 @@ class Engine:
         """Add a packet to the capture; returns its number (1-based)."""
         self.count += 1
         if self.pcap is not None:
+            if self.pcap.linktype == LINKTYPE_ETHERNET:
+                raw = self.ethernet_header(raw) + raw
             self.pcap.packet(raw, t, comment)
         return self.count
+
+    def ethernet_header(self, raw: bytes) -> bytes:
+        """A bridged packet's Ethernet header for the capture: the MAC addresses of its source and destination as
+        learned on the bridge (NFQUEUE hands over the IP packet and its source MAC; a MAC not seen yet is
+        00:00:00:00:00:00)."""
+        seen = self.injector.seen
+        src = ".".join(map(str, raw[12:16])) if len(raw) >= 20 else ""
+        dst = ".".join(map(str, raw[16:20])) if len(raw) >= 20 else ""
+        zero = b"\0" * 6
+        return seen.get(dst, (zero,))[0] + seen.get(src, (zero,))[0] + b"\x08\x00"
 
     def flush(self) -> None:
         if self.pcap_fh is not None:

@@ -26,6 +26,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from typing import Any
 
 from harness.core.process import announce_failed, announce_ready
@@ -126,11 +127,18 @@ class Loop:
         ctrl = sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer
         os.set_blocking(ctrl.fileno(), False)
         buf = b""
+        flush_s = float(self.config.get("flush_s") or 0)     # a bench link: the capture is read while it runs
+        flushed = time.monotonic()
         try:
             while self.running:
                 timeout = engine.effects.run_timers()
                 if timeout is not None:
                     timeout = 0 if timeout <= SPIN else timeout - SPIN   # wake early, poll the last stretch
+                if flush_s:
+                    if time.monotonic() - flushed >= flush_s:
+                        engine.flush()
+                        flushed = time.monotonic()
+                    timeout = flush_s if timeout is None else min(timeout, flush_s)
                 readable, _, _ = select.select([nfsock, ctrl], [], [], timeout)
                 if nfsock in readable:
                     nfq.run_socket(Batch(nfsock, BATCH))   # bounded: timers and control run between batches

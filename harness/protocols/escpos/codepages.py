@@ -7,6 +7,14 @@ with the documented fallback: bytes below 0x80 as ASCII, every byte from 0x80 up
 never lost: each text event keeps them (`raw`), and the journal writes them to the receipt's .bin; the receipt
 says which fallback was used (`Receipt.codec_notes`).
 
+The euro sign where printers put it and Python's codec leaves the byte undefined (`EURO_UPDATES`): PC857 (ESC t
+13) 0xD5 and PC864 (ESC t 37) 0xA7, as in IBM's euro-updated tables (IBM Db2 11.5 "Code page 857, Generic
+(SYSTEM_857)": X'D5' -> U+20AC; "Code page 864": X'A7' -> U+20AC); issue 15 found Epson's PC857 table has it at
+0xD5 too. Bytes Python's codec does define are never reassigned (IBM's 852 puts the euro at 0xAA over the '¬'
+Python decodes there: not applied without Epson's own table to confirm it).
+
+>>> decode_text(b"\\xd5 12,50", "cp857"), decode_text(b"\\xa7", "cp864")
+('€ 12,50', '€')
 >>> decode_text(b"\\x80\\xe0", "cp1119"), decode_text(b"Hi \\x80", "cp1098")
 ('Ар', 'Hi \ufffd')
 >>> fallback_note("cp1098")
@@ -50,11 +58,24 @@ UPPER_HALVES: dict[str, str] = {
         "\u0401\u0451\u2265\u2264\u201e\u201c\xf7\u2248\xb0\u2219\xb7\u221a\u207f\xb2\u25a0\xa0"
     ),
 }
+# Python codecs completed with the euro sign at the byte a printer vendor gives it (see the module docstring).
+EURO_UPDATES: dict[str, int] = {"cp857": 0xD5, "cp864": 0xA7}
 NO_TABLE = frozenset({"cp853", "cp1098"})      # ESC t pages decoded by the fallback
 REPLACEMENT = "\ufffd"
 
 _ASCII = "".join(map(chr, range(0x80)))
 _TABLES = {name: _ASCII + upper for name, upper in UPPER_HALVES.items()}
+
+
+def _with_euro(codec: str, byte: int) -> str:
+    table = list(bytes(range(256)).decode(codec, errors="replace"))
+    if table[byte] != REPLACEMENT:
+        raise ValueError(f"{codec} already defines 0x{byte:02X} as {table[byte]!r}; the euro would replace it")
+    table[byte] = "\u20ac"
+    return "".join(table)
+
+
+_TABLES.update({codec: _with_euro(codec, byte) for codec, byte in EURO_UPDATES.items()})
 _FALLBACK = _ASCII + REPLACEMENT * 0x80
 _known: dict[str, bool] = {}
 

@@ -102,7 +102,8 @@ STATUS_AUTO_REVERSAL = 0x05
 STATUS_INSERT_CARD = 0x0A
 STATUS_REMOVE_CARD = 0x0B
 STATUS_CARD_NOT_READABLE = 0x0C
-STATUS_END_OF_DAY = 0x0F
+STATUS_PLEASE_WAIT = 0x0E
+STATUS_AUTOMATIC_END_OF_DAY = 0x0F               # the PT's own time-controlled batch, not one the ECR asked for
 STATUS_INCORRECT_PIN = 0x15
 STATUS_DECLINED = 0x1D
 
@@ -113,8 +114,8 @@ INTERMEDIATE_STATUS: dict[int, str] = {
     STATUS_INSERT_CARD: "insert card",
     STATUS_REMOVE_CARD: "please remove card",
     STATUS_CARD_NOT_READABLE: "card not readable",
-    0x0E: "please wait",
-    STATUS_END_OF_DAY: "automatic end-of-day batch",
+    STATUS_PLEASE_WAIT: "please wait",
+    STATUS_AUTOMATIC_END_OF_DAY: "PT is commencing an automatic end-of-day batch",
     0x14: "credit not sufficient",
     STATUS_INCORRECT_PIN: "incorrect PIN",
     0x17: "please wait",
@@ -126,12 +127,37 @@ INTERMEDIATE_STATUS: dict[int, str] = {
 }
 
 # -- registration (06 00) config-byte bits ---------------------------------------------------------------------------
-CONFIG_ECR_PRINTS_PAYMENT = 0x02     # ECR prints payment receipts: the PT sends them as 06 D1 lines
-CONFIG_ECR_PRINTS_ADMIN = 0x04       # ECR prints administration receipts (end-of-day, ...)
-CONFIG_INTERMEDIATE_STATUS = 0x08    # PT sends 04 FF intermediate status
-CONFIG_ECR_CONTROLS_PAYMENT = 0x10   # payments are started from the ECR only (no amount input on the PT)
-CONFIG_ECR_CONTROLS_ADMIN = 0x20
-CONFIG_PRINT_TEXT_BLOCK = 0x80
+# As ZVT PA00P015 (revision 13.x) section 2.1 "Registration" defines them: bit 0x02/0x04 say WHETHER the ECR prints
+# (payment / administration receipts; clear: the PT prints on its own printer), bit 0x80 says HOW, and is only
+# used where 0x02 or 0x04 is set: 1 = the PT sends the receipt as Print Line commands (06 D1), 0 = the ECR compiles
+# the receipt itself from the status-information data (the PT sends no print lines). Bits 0x01 and 0x40 are RFU.
+# (Checked against the spec's table as quoted in public ECR libraries: wiffzack RegistrationConfigByteParameter,
+# Portalum.Zvt RegistrationConfig, kotlin-zvt-library ZvtConstants for revision 13.13.) Whether a PT may send a
+# receipt as Print Text-Block (06 D3) instead of lines is not this bit: the ECR lists the commands it accepts in
+# the registration's TLV tag 26 (kotlin-zvt-library registers 06 D1 and 06 D3 there). The emulated terminal
+# sends 06 D1 lines only.
+CONFIG_ECR_PRINTS_PAYMENT = 0x02     # ECR assumes receipt-printout for payment functions
+CONFIG_ECR_PRINTS_ADMIN = 0x04       # ECR assumes receipt-printout for administration functions (end-of-day, ...)
+CONFIG_INTERMEDIATE_STATUS = 0x08    # ECR requires intermediate status-information (04 FF)
+CONFIG_ECR_CONTROLS_PAYMENT = 0x10   # ECR controls payment function (no amount input on the PT)
+CONFIG_ECR_CONTROLS_ADMIN = 0x20     # ECR controls administration function
+CONFIG_ECR_PRINT_LINES = 0x80        # ECR print-type: 1 = receipts as Print Line (06 D1), 0 = ECR compiles them
+
+RECEIPT_BY_PT = "terminal"           # the PT prints the receipt on its own printer: nothing goes to the ECR
+RECEIPT_PRINT_LINES = "print_lines"  # the PT sends the receipt to the ECR as 06 D1 lines
+RECEIPT_COMPILED_BY_ECR = "ecr_compiles"  # the ECR builds the receipt from the 04 0F status information
+
+
+def receipt_printout(config_byte: int, admin: bool = False) -> str:
+    """Who prints a payment (or, `admin`, an administration) receipt under a registration config byte.
+
+    >>> receipt_printout(0x3A), receipt_printout(0xBA), receipt_printout(0x08), receipt_printout(0x86, admin=True)
+    ('ecr_compiles', 'print_lines', 'terminal', 'print_lines')
+    """
+    if not config_byte & (CONFIG_ECR_PRINTS_ADMIN if admin else CONFIG_ECR_PRINTS_PAYMENT):
+        return RECEIPT_BY_PT
+    return RECEIPT_PRINT_LINES if config_byte & CONFIG_ECR_PRINT_LINES else RECEIPT_COMPILED_BY_ECR
+
 
 # -- print line (06 D1) attribute: 1xxx xxxx (not 80, not FF) marks the last line of a receipt -------------------------
 PRINT_NORMAL = 0x00

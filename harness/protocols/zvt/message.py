@@ -141,10 +141,17 @@ def hexdump(raw: bytes) -> str:
 
 
 def describe(message: Message) -> str:
-    """One line for logs: 'status_information result_code=0x00 (no error) amount=1999 pan=411111******1111'."""
+    """One line for logs: 'status_information result_code=0x00 (no error) amount=1999 pan=411111******1111'.
+    A password is never written out ('password=******').
+
+    >>> describe(decode(encode("registration", password=123456, config_byte=0x08)))
+    'registration password=****** config_byte=8'
+    """
     parts = [message.name]
     for k, v in message.fields.items():
-        if k == "result_code" and isinstance(v, int):
+        if k == "password":
+            parts.append("password=******")
+        elif k == "result_code" and isinstance(v, int):
             parts.append(f"result_code=0x{v:02X} ({RESULT_CODES.get(v, 'unknown')})")
         elif isinstance(v, bytes):
             parts.append(f"{k}={v.hex()}")

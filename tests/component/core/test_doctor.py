@@ -33,14 +33,17 @@ def test_misspelled_key_fails_naming_it(tmp_path):
 def test_missing_bench_hardware_is_reported_and_fails(tmp_path):
     rig = tmp_path / "bench.yaml"
     rig.write_text((ROOT / "rigs" / "bench-example.yaml").read_text()
-                   .replace("transport: tcp              # or", "transport: serial           # or")
-                   .replace("address: 192.0.2.20:20007", "address: /dev/ttyPOSRIG-absent"))
+                   .replace("transport: tcp\n    address: 192.0.2.20:20007",
+                            "transport: serial\n    address: /dev/ttyPOSRIG-absent")
+                   .replace("transport: tcp              # or", "transport: usb              # or")
+                   .replace("address: 192.0.2.130:9100", 'address: "04b8:0202"'))
     p = _doctor("--rig", str(rig), "--json")
     assert p.returncode == 1
     report = json.loads(p.stdout)
     failed = {c["name"]: c["detail"] for c in report["checks"] if not c["ok"]}
     assert "does not exist" in failed["terminal terminal (serial /dev/ttyPOSRIG-absent)"]
-    assert "no interface eth3" in failed["interface eth3 (link till-terminal)"]
+    assert "no interface eth3" in failed["interface eth3 (link terminal-host)"]
+    assert "a tap forwards to a TCP or serial printer" in failed["printer tap 192.0.2.65:9100"]
     assert any(name.startswith("printer printer (usb 04b8:0202)") for name in failed)
 
 

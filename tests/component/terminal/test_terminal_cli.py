@@ -84,9 +84,9 @@ def test_cli_serve_runs_a_payment(served, acquirer, tmp_path):
     assert "status_information" in transcript and "4111111111111111" not in transcript
 
 
-def test_cli_rejects_bad_arguments(acquirer):
+def test_cli_rejects_bad_arguments(acquirer, tmp_path):
     out = subprocess.run(
-        [*POSRIG, "terminal", "serve", "--host", "nowhere", "--card", "gold"],
+        [*POSRIG, "terminal", "serve", "--host", "nowhere", "--card", "gold", "--journal", str(tmp_path / "j.sqlite")],
         capture_output=True,
         text=True,
         timeout=30,
@@ -185,3 +185,40 @@ def test_stored_reversal_survives_sigkill(acquirer, tmp_path):
         j.close()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
+
+
+def test_cli_serve_needs_an_explicit_journal(acquirer, tmp_path):
+    """No journal in whatever folder the terminal was started from: --journal is required and named."""
+    host = f"{acquirer.address[0]}:{acquirer.address[1]}"
+    out = subprocess.run(
+        [*POSRIG, "terminal", "serve", "--ecr", "127.0.0.1:0", "--host", host],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 2 and "--journal" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+    help_text = subprocess.run([*POSRIG, "terminal", "serve", "--help"], capture_output=True, text=True,
+                               timeout=30, cwd=ROOT).stdout
+    assert "--journal FILE" in help_text and "password" in help_text
+
+
+def test_cli_serve_checks_the_password_it_is_given(acquirer, tmp_path):
+    host = f"{acquirer.address[0]}:{acquirer.address[1]}"
+    bad = subprocess.run(
+        [*POSRIG, "terminal", "serve", "--host", host, "--journal", str(tmp_path / "j.sqlite"), "--password", "12ab"],
+        capture_output=True, text=True, timeout=30, cwd=ROOT,
+    )
+    assert bad.returncode == 2 and "6 decimal digits" in bad.stderr
+    cmd = [*POSRIG, "terminal", "serve", "--ecr", "127.0.0.1:0", "--host", host, "--journal",
+           str(tmp_path / "j.sqlite"), "--scale", "0.05", "--password", "123456"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=die_with_parent, cwd=ROOT)
+    try:
+        ready = json.loads(proc.stdout.readline() or proc.stderr.read())
+        address, port = ready["ecr"].rsplit(":", 1)
+        with Ecr((address, int(port))) as ecr:
+            ecr.send(bytes.fromhex("06 00 06 654321 08 0978"))
+            assert ecr.receive().control == (0x84, 0x83)          # wrong password: function not possible
+            assert ecr.converse(bytes.fromhex("06 00 06 123456 08 0978")).completed
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(5)

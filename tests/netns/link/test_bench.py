@@ -8,6 +8,7 @@ import pytest
 from harness.core.device import DeviceContext
 from harness.core.rig import LinkSpec
 from harness.link.bench import SYSCTL, BenchLink
+from harness.link.driver import LinkError
 from harness.topology import build_topology
 from tests.support.link_peers import ACK, AUTHORIZE, BENCH_RIG, STATUS_INFO, Client, Server, ZvtTerminal, tcp_state
 
@@ -144,3 +145,113 @@ def test_posrig_link_command_reports_what_fired(bridged, zvt, tmp_path):
     assert (tmp_path / "ev" / "link-till-terminal.pcapng").stat().st_size > 0
     assert "posrig" not in bridged.link.run(["iptables-save"])
 
+
+
+SESSION_RIG = BENCH_RIG.replace("ports: {zvt: 20007}}", "ports: {zvt: 20007}, bridge: BRIDGE}")
+
+
+def posrig_cli(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def session_link(rig_file, bridged, evidence, bridge: str) -> BenchLink:
+    from harness.core.rig import load_rig
+
+    rig = load_rig(rig_file)
+    spec = rig.links["till-terminal"]
+    assert spec.bridge == bridge
+    return BenchLink(spec, DeviceContext(rig=rig, evidence=evidence, timing=rig.timing, namespace=bridged.link))
+
+
+def passes(connect) -> bool:
+    c = connect()
+    c.send(AUTHORIZE)
+    return c.recv(2.0) == ACK
+
+
+def test_session_bridge_outlives_runs_faults_armed_and_cleared_down_removes_it(bridged, zvt, evidence, tmp_path):
+    srv, connect = zvt
+    rig_file = tmp_path / "bench.yaml"
+    rig_file.write_text(SESSION_RIG.replace("BRIDGE", "br-tt"))
+    up = posrig_cli("link", "up", "--rig", str(rig_file), "--netns", bridged.link.label)
+    assert up.returncode == 0 and "bridge br-tt up over to-till, to-terminal" in up.stdout, up.stderr
+    assert passes(connect)                                  # no posrig running: the till reaches its terminal
+    link = session_link(rig_file, bridged, evidence, "br-tt")
+    link.start()
+    try:
+        with link.inject("drop", stage="zvt:06 01", direction="till->terminal"):
+            c = connect()
+            c.send(AUTHORIZE)
+            assert c.recv(0.6) is None                      # faulted while armed ...
+        assert passes(connect)                              # ... carrying traffic again once cleared, same bridge
+    finally:
+        link.close()
+    shown = bridged.link.run(["ip", "-o", "link", "show"])
+    assert "br-tt" in shown and shown.count("master br-tt") == 2    # the run left the bridge as it found it
+    assert "posrig" not in bridged.link.run(["iptables-save"])
+    assert passes(connect)                                  # between runs the till still reaches the terminal
+    down = posrig_cli("link", "down", "--rig", str(rig_file), "--netns", bridged.link.label)
+    assert down.returncode == 0 and "br-tt removed" in down.stdout, down.stderr
+    assert "br-tt" not in bridged.link.run(["ip", "-o", "link", "show"])
+
+
+def test_pre_existing_bridge_is_adopted_and_left_alone(bridged, zvt, evidence, tmp_path):
+    srv, connect = zvt
+    ns = bridged.link
+    ns.run(["ip", "-batch", "-"], input="link add mybr type bridge\nlink set to-till master mybr\n"
+                                        "link set to-terminal master mybr\nlink set mybr up\n")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(BENCH_RIG)
+    refused = BenchLink(load_spec(plain), DeviceContext(rig=load_rig_file(plain), evidence=evidence,
+                                                        timing=load_rig_file(plain).timing, namespace=ns))
+    with pytest.raises(LinkError, match=r"already belongs to mybr: name that bridge in the rig "
+                                        r"\(links.till-terminal.bridge: mybr\)"):
+        refused.start()
+    rig_file = tmp_path / "bench.yaml"
+    rig_file.write_text(SESSION_RIG.replace("BRIDGE", "mybr"))
+    link = session_link(rig_file, bridged, evidence, "mybr")
+    link.start()
+    try:
+        with link.inject("drop", stage="zvt:06 01", direction="till->terminal") as fault:
+            c = connect()
+            c.send(AUTHORIZE)
+            assert c.recv(0.6) is None
+        assert fault.fired
+    finally:
+        link.close()
+    down = posrig_cli("link", "down", "--rig", str(rig_file), "--netns", ns.label)
+    assert down.returncode == 0 and "not made by `posrig link up`: left alone" in down.stdout
+    assert "mybr" in ns.run(["ip", "-o", "link", "show"]) and passes(connect)
+
+
+def load_rig_file(path):
+    from harness.core.rig import load_rig
+
+    return load_rig(path)
+
+
+def load_spec(path):
+    return load_rig_file(path).links["till-terminal"]
+
+
+def test_bridge_capture_keeps_ethernet_headers(bench_link, zvt, bridged):
+    """A capture on a bridge is Ethernet: Wireshark shows the MAC addresses of the till and the terminal."""
+    from scapy.layers.inet import IP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import rdpcap
+
+    srv, connect = zvt
+    c = connect()
+    c.send(AUTHORIZE)
+    assert c.recv(2.0) == ACK
+    macs = {node: bridged.nodes[node].run(["ip", "-o", "link", "show", "dev", "eth0"]).split("link/ether ")[1][:17]
+            for node in ("till", "terminal")}
+    pkts = rdpcap(str(bench_link.capture()))
+    assert pkts and all(p.haslayer(Ether) and p.haslayer(IP) for p in pkts)
+    from_till = [p for p in pkts if p[IP].src == TILL_IP]
+    assert {p[Ether].src for p in from_till} == {macs["till"]}
+    assert macs["terminal"] in {p[Ether].dst for p in from_till[1:]}     # learned once the terminal answered

@@ -109,10 +109,20 @@ def test_the_printer_named_to_climb_out_is_refused_by_name():
 
 def test_bench_interfaces_are_nic_names():
     bench = (ROOT / "rigs" / "bench-example.yaml").read_text()
-    assert load_rig(ROOT / "rigs" / "bench-example.yaml").links["terminal-host"].interfaces == ("eth1", "eth2")
-    assert parse_rig(bench.replace("[eth1, eth2]", "[eth1.100, eth2]"), "b.yaml")      # a VLAN is a NIC
+    assert load_rig(ROOT / "rigs" / "bench-example.yaml").links["terminal-host"].interfaces == ("eth3", "acq-br")
+    assert parse_rig(bench.replace("[eth3, acq-br]", "[eth3.100, acq-br]"), "b.yaml")      # a VLAN is a NIC
     with pytest.raises(RigError, match=r"links.terminal-host.interfaces\[0\]: found '\.\.'; expected a network"):
-        parse_rig(bench.replace("[eth1, eth2]", "['..', eth2]"), "b.yaml")
+        parse_rig(bench.replace("[eth3, acq-br]", "['..', acq-br]"), "b.yaml")
+
+
+def test_bench_bridge_and_nic_are_interface_names():
+    bench = (ROOT / "rigs" / "bench-example.yaml").read_text()
+    rig = load_rig(ROOT / "rigs" / "bench-example.yaml")
+    assert rig.links["till-terminal"].bridge == "br-tt" and rig.devices["printer"].nic == "eth5"
+    with pytest.raises(RigError, match=r"links.till-terminal.bridge: found '\.\./x'"):
+        parse_rig(bench.replace("bridge: br-tt", "bridge: ../x"), "b.yaml")
+    with pytest.raises(RigError, match=r"devices.printer.nic: found 'eth 5'"):
+        parse_rig(bench.replace("nic: eth5", "nic: eth 5"), "b.yaml")
 
 
 def test_the_middle_node_name_is_reserved():

@@ -68,7 +68,7 @@ def test_qr_is_drawn_with_the_payload():
     code.add_data(block.data)
     code.make(fit=True)
     matrix = code.get_matrix()
-    box, border = block.size * 2, 2
+    box, border = block.size, render.QR_QUIET_MODULES   # GS ( k module size: dots per module
     for y, row in enumerate(matrix):
         for x, dark in enumerate(row):
             px = im.getpixel(((border + x) * box + box // 2, (border + y) * box + box // 2))

@@ -30,7 +30,8 @@ def test_status_enquiry(terminal, ecr):
 
 
 def test_receipt_lines_when_registered_for_ecr_printing(terminal, ecr, acquirer):
-    assert ecr.converse(Ecr.registration(config_byte=0x08 | 0x02)).completed
+    # 02: the ECR prints payment receipts; 80 (ECR print-type): as print lines 06 D1
+    assert ecr.converse(Ecr.registration(config_byte=0x80 | 0x08 | 0x02)).completed
     d = ecr.converse(ecr.authorization(1999))
     assert d.completed
     lines = d.print_lines

@@ -31,7 +31,7 @@ def test_real_driver_reads_status_and_repeats_the_last_receipt(terminal, acquire
     try:
         status = real.status()
         assert status["ok"] and status["terminal_status"] == 0 and status["sw_version"].startswith("posrig")
-        assert real.register()["ok"]  # config 0x0A: receipts to the ECR
+        assert real.register()["ok"]  # config 0x8A: receipts to the ECR as print lines
         paid = real.authorize(4321)
         assert paid["ok"] and paid["status"]["result_code"] == 0 and paid["receipt"]
         receipt = real.repeat_last_receipt()
@@ -43,7 +43,8 @@ def test_real_driver_reads_status_and_repeats_the_last_receipt(terminal, acquire
         terminal.present_card("decline")
         declined = real.authorize(100)
         assert not declined["ok"] and declined["result_code"] == 5
-        assert len(real.journal) == 5
+        assert len(real.observed) == 5
+        assert real.journal is None              # no rig link to read a capture from, no export named
     finally:
         real.close()
     text = (tmp_path / "real" / "pt.jsonl").read_text()
@@ -58,8 +59,9 @@ def test_real_driver_explains_an_unreachable_terminal(tmp_path):
     port = s.getsockname()[1]
     s.close()
     term = real_terminal(f"127.0.0.1:{port}", tmp_path)
+    term.start()                                 # no ECR session of its own: starting reaches nothing
     with pytest.raises(TerminalError, match="cannot reach the ZVT terminal"):
-        term.start()
+        term.status()
     term.close()
 
 

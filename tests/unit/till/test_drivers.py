@@ -13,7 +13,7 @@ from harness.core.device import DeviceContext
 from harness.core.evidence import Evidence
 from harness.core.rig import DeviceSpec
 from harness.till.command import CommandTill
-from harness.till.operator import ConsoleOperator, OperatorTill
+from harness.till.operator import ConsoleOperator, OperatorTill, close_consoles
 from harness.till.outcome import ContractError
 from tests.support import ROOT
 from tests.support.till_peers import BASKET, TOTAL
@@ -99,7 +99,71 @@ def test_operator_answers_through_fifos(tmp_path, rig_emulated):
                                             timing=rig_emulated.timing))
     with till:
         out = till.sell(BASKET, "card")
+    close_consoles()                         # kept for the run; closing it ends the person's reading loop
     t.join(5)
     text = "".join(shown)
     assert "Milk 1l" in text and "TOTAL 4.88" in text and "payment by CARD" in text
     assert out.status == "declined" and out.receipt == "none" and out.extra["source"] == "operator"
+
+
+def _fifo_till(tmp_path, rig, **options):
+    spec = DeviceSpec(name="till", kind="till", mode="real", driver="operator", transport="operator", address=None,
+                      node="till", options={"answer_timeout": 5, "input": str(tmp_path / "answers"),
+                                            "output": str(tmp_path / "prompts"), **options})
+    return OperatorTill(spec, DeviceContext(rig=rig, evidence=Evidence(tmp_path / "ev"), timing=rig.timing))
+
+
+def _read_until(fd: int, word: str, timeout: float = 5.0) -> str:
+    import select
+    import time
+
+    got, deadline = b"", time.monotonic() + timeout
+    while word.encode() not in got and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            got += os.read(fd, 4096)
+    assert word.encode() in got, got
+    return got.decode()
+
+
+def test_operator_fifos_made_by_posrig_either_open_order_kept_and_reconnect(tmp_path, rig_emulated):
+    """posrig makes the FIFOs; a console opening the answer side first (the order that used to deadlock) works;
+    the console may go away and come back; the second scenario's till reuses the same console."""
+    import stat
+    import threading
+
+    first = _fifo_till(tmp_path, rig_emulated)
+    first.start()                                        # nobody is connected yet: must not block
+    try:
+        for name in ("answers", "prompts"):
+            assert stat.S_ISFIFO(os.stat(tmp_path / name).st_mode)
+        answers = os.open(tmp_path / "answers", os.O_WRONLY)          # answer side first
+        prompts = os.open(tmp_path / "prompts", os.O_RDONLY)
+        first.next_card = "decline"
+        result = {}
+        seller = threading.Thread(target=lambda: result.update(out=first.sell(BASKET, "card")))
+        seller.start()
+        shown = _read_until(prompts, "[p=paid")
+        assert "present the DECLINE test card" in shown and "400000******0002" in shown
+        os.close(answers)                                # the console goes away mid-question ...
+        answers = os.open(tmp_path / "answers", os.O_WRONLY)           # ... and comes back
+        os.write(answers, b"d\n")
+        _read_until(prompts, "Did a sale receipt")
+        os.write(answers, b"n\n")
+        seller.join(5)
+        assert result["out"].status == "declined"
+        first.close()
+        second = _fifo_till(tmp_path, rig_emulated)
+        second.start()
+        assert second.operator is first_operator(first, second)
+        os.close(answers)
+        os.close(prompts)
+    finally:
+        close_consoles()
+
+
+def first_operator(first, second):
+    """The console the second till got: the same object the module keeps for the run."""
+    from harness.till.operator import _consoles
+
+    assert len(_consoles) == 1
+    return next(iter(_consoles.values()))

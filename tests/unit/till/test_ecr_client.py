@@ -26,7 +26,7 @@ def test_fixed_requests_match_the_spec():
     password = "000000"
     assert zvt.encode("status_enquiry", password=password) == bytes.fromhex("05 01 03 000000")
     assert zvt.encode("registration", password=password, config_byte=z.ECR_CONFIG,
-                      currency=z.CURRENCY_EUR) == bytes.fromhex("06 00 06 000000 18 0978")
+                      currency=z.CURRENCY_EUR) == bytes.fromhex("06 00 06 000000 1a 0978")
     assert zvt.encode("repeat_receipt", password="123456") == bytes.fromhex("06 20 03 123456")
     assert zvt.encode("ecr_abort") == bytes.fromhex("06 b0 00")
     assert zvt.encode("reversal", password=password, receipt_no=12) == bytes.fromhex("06 30 06 000000 87 0012")
@@ -37,7 +37,7 @@ def test_fixed_requests_match_the_spec():
 
 def test_the_client_sends_the_spec_requests():
     """Registration, status enquiry, repeat receipt and reversal go out byte for byte as written above."""
-    for call, request in [(lambda c: c.register(), "06 00 06 000000 18 0978"),
+    for call, request in [(lambda c: c.register(), "06 00 06 000000 1a 0978"),
                           (lambda c: c.status_enquiry(), "05 01 03 000000"),
                           (lambda c: c.repeat_receipt(), "06 20 03 000000"),
                           (lambda c: c.reversal(12), "06 30 06 000000 87 0012")]:
