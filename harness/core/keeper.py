@@ -1,7 +1,7 @@
 """Devices kept running from one bench to the next on the same topology: today a launched till, whose start costs
 a process and its imports (a quarter of a CPU-second) for every scenario otherwise.
 
-A driver opts in with `warm = True` and three methods: `adopt(ctx, **bound)` takes the new bench's evidence and
+A driver opts in with `keep_warm` (true) and three methods: `adopt(ctx, **bound)` takes the new bench's evidence and
 devices (False: it cannot, and is closed), `park()` writes the ending scenario's evidence and detaches, and its
 ordinary `close()` at the end. The keeper keeps a device only when the scenario that used it ended cleanly
 (`keep_next`, set by whoever judged it); any doubt, and the next bench starts a fresh one.
@@ -48,7 +48,7 @@ class Keeper:
         return dev
 
     def wants(self, dev: Device) -> bool:
-        return bool(getattr(dev, "warm", False)) and self.keep_next
+        return getattr(dev, "keep_warm", False) is True and self.keep_next
 
     def park(self, dev: Device) -> None:
         """Detach `dev` from its bench and keep it (or close it, if parking fails)."""

@@ -122,6 +122,11 @@ class ReferenceTill(HttpTill):
         proc = self.process
         return {**super().identity(), "profile": self.profile, "pid": proc.pid if proc is not None else None}
 
+    @property
+    def keep_warm(self) -> bool:
+        """Kept running for the next bench of its slot (`harness.core.keeper`)."""
+        return self.warm
+
     def _launch(self, values: dict[str, str], probe: Any = None) -> dict[str, Any] | None:
         ready = super()._launch(values, probe)
         if self.warm and self.launcher is not None:
