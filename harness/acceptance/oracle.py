@@ -28,14 +28,21 @@ checked by default everywhere (the matrix, every test's teardown, `bench.reconci
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from harness.core.cards import PANS
 from harness.core.masking import find_unmasked_pans, mask_pan
+
+log = logging.getLogger(__name__)
 
 RECORDS = ("payments", "journal", "receipts", "sales")      # what an invariant may need (see `Records`)
 INVARIANTS: dict[str, str] = {}                            # name -> description, in registry order
@@ -552,36 +559,130 @@ def till_word(sales: Iterable[Sale], payments: Iterable[Payment], receipts: Iter
     return found
 
 
-TEXT_SUFFIXES = (".txt", ".json", ".jsonl", ".html", ".log", ".csv", ".xml", ".md", ".yaml")
+# I4's evidence scan. Files are read once as bytes; one compiled regex finds every run of 13+ digits (single spaces
+# or dashes between them, as receipts print card numbers), and only those runs are looked at further.
+CARD_RUN = re.compile(rb"[0-9](?:[ -]?[0-9]){12,}")
+CAPTURE_SUFFIXES = (".pcapng", ".pcap")             # protocol bytes: fields glue into long digit runs
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")    # also -wal / -journal files: raw bytes, known cards only
+SKIP_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".gz", ".zip", ".xz", ".zst")   # pixels / compressed bytes
 
 
-def scan_evidence(folder: Path, known_pans: Iterable[str] = PANS) -> list[tuple[Path, list[str]]]:
-    """Evidence files under `folder` that contain a card number in clear.
+@lru_cache(maxsize=8)
+def _known(known_pans: tuple[str, ...]) -> tuple[tuple[str, ...], re.Pattern[bytes] | None]:
+    """The known card numbers as digit strings, and one regex for them as packed BCD (odd lengths F-padded)."""
+    digits = tuple(dict.fromkeys("".join(ch for ch in pan if ch.isdigit()) for pan in known_pans))
+    bcd = [bytes.fromhex(d if len(d) % 2 == 0 else d + "F") for d in digits if d]
+    return digits, (re.compile(b"|".join(re.escape(b) for b in bcd)) if bcd else None)
 
-    Every file (pcapng, SQLite and images included) is searched for every card number of the one test-card table
-    (`harness.core.cards.PANS`), as ASCII digits and as packed BCD; text files are also searched for any
-    Luhn-valid 13-19 digit number, so a card posrig does not know is caught too.
+
+def scan_evidence(folder: Path, known_pans: Iterable[str] = PANS,
+                  since: float | None = None) -> list[tuple[Path, list[str]]]:
+    """Evidence files under `folder` that contain a card number in clear, each with the numbers found (masked).
+
+    - every file but images and compressed files: the known test cards (`harness.core.cards.PANS`) as ASCII
+      digits (also glued to other digits, as in an ISO 8583 message) and, in binary files, as packed BCD;
+    - any Luhn-valid 13-19 digit number, also printed in groups (4111 1111 1111 1111, 4111-1111-...), not
+      glued to a mask character or a letter (then it is part of a masked number, 411111******1111, or of a hex
+      string such as a digest), in every file but packet captures (protocol fields glue into long digit runs
+      that pass Luhn by chance; the link engine masks card numbers as it captures) and the raw bytes of SQLite
+      files, whose every cell is read instead (adjacent columns glue the same way in the file).
+    `since` (epoch seconds): only files modified since then (the files a scenario wrote).
     """
-    needles = []
-    for pan in known_pans:
-        digits = "".join(ch for ch in pan if ch.isdigit())
-        needles.append((digits, digits.encode()))
-        if len(digits) % 2 == 0:
-            needles.append((digits, bytes.fromhex(digits)))
+    digits, bcd = _known(tuple(known_pans))
     found = []
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file():
+    for path in _files(folder):
+        name = path.name.lower()
+        suffix = path.suffix.lower()
+        if suffix in SKIP_SUFFIXES:
             continue
         try:
+            if since is not None and path.stat().st_mtime < since:
+                continue
             data = path.read_bytes()
         except OSError:
             continue
-        pans = sorted({mask_pan(d) for d, needle in needles if needle in data})
-        if path.suffix in TEXT_SUFFIXES:
-            pans = sorted(set(pans) | set(find_unmasked_pans(data.decode("utf-8", "replace"))))
+        sqlite = suffix in SQLITE_SUFFIXES or any(f"{s}-" in name for s in SQLITE_SUFFIXES)
+        generic = not sqlite and suffix not in CAPTURE_SUFFIXES
+        pans: set[str] = set()
+        runs = False
+        if bcd is not None and b"\0" in data and bcd.search(data):
+            pans |= {mask_pan(d) for d in digits if bytes.fromhex(d if len(d) % 2 == 0 else d + "F") in data}
+        for m in CARD_RUN.finditer(data):
+            runs = True
+            run = m.group().decode("ascii")
+            plain = run.replace(" ", "").replace("-", "")
+            pans |= {mask_pan(d) for d in digits if d in plain}
+            if generic and not _glued(data, m.start(), m.end()):
+                pans |= set(find_unmasked_pans(run))
+        if suffix in SQLITE_SUFFIXES and (runs or _wal_has_runs(path)):    # no digit run: no cell holds one
+            pans |= _sqlite_pans(path)
         if pans:
-            found.append((path, pans))
+            found.append((path, sorted(pans)))
     return found
+
+
+def _files(folder: Path) -> list[Path]:
+    """Every regular file under `folder`, sorted (one scandir per directory, no stat per file)."""
+    out: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return out
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            out += _files(Path(e.path))
+        elif e.is_file(follow_symlinks=False):
+            out.append(Path(e.path))
+    return sorted(out)
+
+
+def _wal_has_runs(path: Path) -> bool:
+    try:
+        return CARD_RUN.search(path.with_name(path.name + "-wal").read_bytes()) is not None
+    except OSError:
+        return False
+
+
+def _glued(data: bytes | str, start: int, end: int) -> bool:
+    """A digit run glued to a mask character is the visible part of a masked number (411111******1111, or the
+    fields after it in a message dump); one glued to a letter is part of a hex string (a digest, a dump), where
+    16 digits in a row pass Luhn by chance. Neither is a card number in clear."""
+    before, after = data[max(0, start - 1):start], data[end:end + 1]
+    if isinstance(data, bytes):
+        before, after = before.decode("latin-1"), after.decode("latin-1")
+    return any(ch == "*" or ch.isascii() and ch.isalpha() for ch in before + after)
+
+
+_TEXT_RUN = re.compile(r"\d(?:[ -]?\d){12,}")
+
+
+def _sqlite_pans(path: Path) -> set[str]:
+    """Card numbers in clear in any cell of a SQLite file, each cell on its own. Read-only, and creates no file
+    beside it (a closed database is opened immutable; one still open by its writer has its -wal and -shm)."""
+    pans: set[str] = set()
+    live = path.with_name(path.name + "-wal").exists()     # a writer has it open: read its WAL too
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}", uri=True,
+                             timeout=1.0)
+    except sqlite3.Error:
+        return pans
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            quoted = table.replace('"', '""')
+            for row in db.execute(f'SELECT * FROM "{quoted}"'):
+                for cell in row:
+                    if isinstance(cell, int) and cell >= 10 ** 12:
+                        cell = str(cell)
+                    if isinstance(cell, str) and len(cell) >= 13:
+                        for m in _TEXT_RUN.finditer(cell):
+                            if not _glued(cell, m.start(), m.end()):
+                                pans |= set(find_unmasked_pans(m.group()))
+    except sqlite3.Error:
+        log.debug("SQLite evidence %s could not be read cell by cell", path, exc_info=True)
+    finally:
+        db.close()
+    return pans
 
 
 def _money(minor: int | None) -> str:
