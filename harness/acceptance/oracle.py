@@ -215,6 +215,7 @@ class Reconciliation:
     matches: list[tuple[int, str]] = field(default_factory=list)     # (receipt index, payment ref)
     checked: list[str] = field(default_factory=list)
     not_checked: dict[str, str] = field(default_factory=dict)
+    drawer_pulses: int = 0             # drawer pulses the printer executed (judged by I5 when it was checked)
 
     @property
     def ok(self) -> bool:
@@ -231,7 +232,8 @@ class Reconciliation:
     def to_dict(self) -> dict:
         return {"ok": self.ok, "violations": [asdict(v) | {"text": str(v)} for v in self.violations],
                 "matches": [{"receipt": r, "payment": p} for r, p in self.matches],
-                "checked": list(self.checked), "not_checked": dict(self.not_checked)}
+                "checked": list(self.checked), "not_checked": dict(self.not_checked),
+                "drawer_pulses": self.drawer_pulses}
 
     def __str__(self) -> str:
         if self.ok:
@@ -514,6 +516,7 @@ def reconcile(payments: Iterable[Payment], journal: Iterable[JournalEntry], rece
     for expectation in expect:
         result.violations.extend(expectation.violations(rec, unavailable))
     result.matches = sorted((i, p.ref) for i, p in rec.pairs.items())
+    result.drawer_pulses = len(rec.drawer or [])
     return result
 
 

@@ -94,7 +94,8 @@ AFTER = DrawerKick(t=101.0, receipt=0, inside_receipt=True)       # with the rec
 
 
 def test_I5_a_pulse_after_the_approval_of_a_held_payment_passes():
-    assert reconcile(**records(), drawer=[AFTER]).ok
+    result = reconcile(**records(), drawer=[AFTER])
+    assert result.ok and result.drawer_pulses == 1 and result.to_dict()["drawer_pulses"] == 1
 
 
 def test_I5_a_pulse_for_a_card_sale_whose_payment_is_not_held():
