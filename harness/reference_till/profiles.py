@@ -12,6 +12,7 @@ that fakes the output. The oracle must catch each of them from the evidence alon
 | offline-as-approved     | takes "host unreachable" (7D/9B/A1/A3) for an offline approval | host down       |
 | ignore-print-failure    | books without checking the printer, ignores print errors       | printer offline |
 | drawer-on-decline       | opens the drawer when the card is not paid ("take cash")      | any decline     |
+| drawer-at-tender        | opens the drawer at "pay", before the terminal approved        | any card sale   |
 
 Only cash sales and card sales the acquirer holds open the drawer: the correct till pulses it with the cash
 sale's receipt (before the cut), never for a card (I5 judges every pulse, inside a receipt or not).
@@ -59,6 +60,10 @@ class Correct:
 
     def __init__(self, till: Register):
         self.till = till
+
+    # -- tender: the cashier pressed "pay" -------------------------------------------------------------------
+    def on_tender(self, run: SaleRun) -> None:
+        """Nothing happens at tender: the drawer opens with the cash receipt, never for a card."""
 
     # -- issue of goods: the answer to 04 0F -----------------------------------------------------------------
     def answer_status_info(self, run: SaleRun, info: dict[str, Any]) -> bytes:
@@ -287,9 +292,24 @@ class DrawerOnDecline(Correct):
                 self.till.journal.record_print(run.sale_id, "drawer", False, error=str(exc))
 
 
+class DrawerAtTender(Correct):
+    """Opens the drawer as soon as the cashier presses "pay", whatever the tender (a common till setting): for a
+    card the drawer is open before the terminal has approved anything. Like drawer-on-decline, the sale's record
+    does not say so."""
+
+    name = "drawer-at-tender"
+
+    def on_tender(self, run: SaleRun) -> None:
+        try:
+            self.till.printer.kick_drawer()
+            self.till.journal.record_print(run.sale_id, "drawer", True)
+        except PrintError as exc:
+            self.till.journal.record_print(run.sale_id, "drawer", False, error=str(exc))
+
+
 PROFILES: dict[str, type[Correct]] = {p.name: p for p in (Correct, PrintOnTimeout, PrintBeforeCompletion,
                                                           RetryWithoutQuery, TrustAbort, OfflineAsApproved,
-                                                          IgnorePrintFailure, DrawerOnDecline)}
+                                                          IgnorePrintFailure, DrawerOnDecline, DrawerAtTender)}
 
 
 def profile(name: str) -> type[Correct]:

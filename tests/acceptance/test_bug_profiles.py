@@ -22,6 +22,7 @@ CAUGHT = [
     ("offline-as-approved", "terminal-host/connect-lost/approve", "I1"),     # host unreachable taken as approved
     ("ignore-print-failure", "printer/offline-before/approve", "I2"),        # charged, customer gets nothing
     ("drawer-on-decline", "terminal-host/0200-dup/decline", "I5"),          # drawer open on a declined card
+    ("drawer-at-tender", "terminal-host/0200-dup/approve", "I5"),           # open before the approval (it settled)
 ]
 
 

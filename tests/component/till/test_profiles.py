@@ -56,6 +56,15 @@ def test_drawer_on_decline_opens_the_drawer_for_a_declined_card_and_says_nothing
     assert correct.sell(BASKET).status == "declined" and b"\x1bp" not in quiet.received
 
 
+def test_drawer_at_tender_opens_the_drawer_before_the_card_payment_starts(make_till):
+    till, terminal, printer = make_till("drawer-at-tender")
+    out = till.sell(BASKET)
+    assert out.status == "paid" and out.receipt == "printed" and not out.drawer_opened
+    received = bytes(printer.received)
+    assert received.index(b"\x1bp") < received.index(b"Thank you")          # kicked before the receipt
+    assert [c.amount for c in terminal.charged] == [TOTAL]
+
+
 def test_result_never_arrives_correct_asks_and_prints_nothing(make_till):
     till, terminal, printer = make_till("correct", ScriptedTerminal("silent", delay=3))
     out = till.sell(BASKET)
