@@ -661,14 +661,20 @@ _TEXT_RUN = re.compile(r"\d(?:[ -]?\d){12,}")
 
 def _sqlite_pans(path: Path) -> set[str]:
     """Card numbers in clear in any cell of a SQLite file, each cell on its own. Read-only, and creates no file
-    beside it (a closed database is opened immutable; one still open by its writer has its -wal and -shm)."""
+    beside it: a database still open by its writer (its -wal and -shm beside it) is read with its WAL, any other
+    (or one that cannot be read so) immutable, without its WAL (whose raw bytes are searched for the known cards)."""
+    live = all(path.with_name(path.name + end).exists() for end in ("-wal", "-shm"))   # else ro would make -shm
+    for mode in (("mode=ro", "immutable=1") if live else ("immutable=1",)):
+        try:
+            return _cells_pans(path, mode)
+        except sqlite3.Error:
+            log.debug("SQLite evidence %s could not be read (%s)", path, mode, exc_info=True)
+    return set()
+
+
+def _cells_pans(path: Path, mode: str) -> set[str]:
     pans: set[str] = set()
-    live = path.with_name(path.name + "-wal").exists()     # a writer has it open: read its WAL too
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}", uri=True,
-                             timeout=1.0)
-    except sqlite3.Error:
-        return pans
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=1.0)
     try:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         for table in tables:
@@ -681,8 +687,6 @@ def _sqlite_pans(path: Path) -> set[str]:
                         for m in _TEXT_RUN.finditer(cell):
                             if not _glued(cell, m.start(), m.end()):
                                 pans |= set(find_unmasked_pans(m.group()))
-    except sqlite3.Error:
-        log.debug("SQLite evidence %s could not be read cell by cell", path, exc_info=True)
     finally:
         db.close()
     return pans

@@ -72,3 +72,23 @@ def test_only_files_written_since_a_time(tmp_path):
     os.utime(tmp_path / "old.log", (1000.0, 1000.0))
     (tmp_path / "new.log").write_text(UNKNOWN)
     assert list(found(tmp_path, since=2000.0)) == ["new.log"]
+
+
+def test_a_wal_left_without_its_shm_gets_no_shm_made_beside_it(tmp_path):
+    import shutil
+
+    live = tmp_path / "live"
+    live.mkdir()
+    writer = sqlite3.connect(live / "x.sqlite")
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE m (note TEXT)")
+    writer.execute("INSERT INTO m VALUES ('pan 4111111111111111')")
+    writer.commit()
+    left = tmp_path / "left"
+    left.mkdir()
+    for name in ("x.sqlite", "x.sqlite-wal"):
+        shutil.copy(live / name, left / name)
+    writer.close()
+    assert found(left) == {"x.sqlite-wal": ["411111******1111"]}          # the known card, in the raw WAL
+    assert sorted(p.name for p in left.iterdir()) == ["x.sqlite", "x.sqlite-wal"]
