@@ -359,7 +359,7 @@ def _no_drawer_unless_paid(rec: Records) -> Iterator[Violation]:
         tender = sale.tender if sale is not None else (receipt.tender if receipt is not None else "card")
         if tender == "cash":
             continue
-        payment = _sale_payment(rec, sale, receipt, kick)
+        payment = _sale_payment(rec, sale, receipt)
         evidence = _evidence(receipt) if receipt is not None else ()
         what = f"sale {sale.sale_id} ({_money(sale.amount)})" if sale is not None else "a card payment"
         if payment is None:
@@ -410,8 +410,7 @@ def _window(sales: list[Sale], sale: Sale) -> tuple[float | None, float | None]:
     return sale.started, min(later, default=None)
 
 
-def _sale_payment(rec: Records, sale: Sale | None, receipt: PrintedReceipt | None,
-                  kick: DrawerKick) -> Payment | None:
+def _sale_payment(rec: Records, sale: Sale | None, receipt: PrintedReceipt | None) -> Payment | None:
     """The money-holding payment of the sale a pulse belongs to: of the sale's amount, approved in its window
     when every such payment's approval time is known; without a sale, the payment the pulse's receipt paid, else
     the newest held one."""
