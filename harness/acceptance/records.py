@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from harness.acceptance.oracle import DrawerKick, JournalEntry, Payment, PrintedReceipt, PrintedReceipts, Sale
+from harness.core.events import Event
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,15 @@ def printed_receipts(printer: Any, words: ReceiptWords = WORDS) -> PrintedReceip
     receipts = [read_receipt(r, i, words) for i, r in enumerate(getattr(printer, "receipts", []) or [])]
     events = getattr(printer, "drawer_events", None)
     return PrintedReceipts(receipts, None if events is None else drawer_kicks(events))
+
+
+def drawer_timeline(printer: Any) -> list[Event]:
+    """The printer's drawer pulses as timeline events (for `scenario.bench_events`)."""
+    out = []
+    for d in getattr(printer, "drawer_events", None) or []:
+        where = f"in receipt #{d.receipt}" if d.inside_receipt else "outside any receipt"
+        out.append(Event(t=d.t, source="printer", what=f"drawer pulse pin {d.pin} ({d.command}) {where}"))
+    return out
 
 
 def drawer_kicks(events: Any) -> list[DrawerKick]:

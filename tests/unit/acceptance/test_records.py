@@ -74,6 +74,10 @@ def test_the_printers_drawer_pulses_reach_the_oracle_inside_a_receipt_or_outside
     [kick] = got.drawer
     assert kick.receipt is None and not kick.inside_receipt and kick.t == core.drawer_events[0].t
     assert printed_receipts(object()).drawer is None    # a printer without drawer events: counted off receipts
+    from harness.acceptance.records import drawer_timeline
+
+    [event] = drawer_timeline(core)
+    assert (event.t, event.source, event.what) == (kick.t, "printer", "drawer pulse pin 2 (ESC p) outside any receipt")
 
 
 def test_times_the_drawer_rule_needs_come_from_the_journals_and_the_ledger():
