@@ -12,12 +12,14 @@ joined into text and parsed back.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from harness.acceptance.oracle import JournalEntry, Payment, PrintedReceipt, Sale
+from harness.acceptance.oracle import DrawerKick, JournalEntry, Payment, PrintedReceipt, PrintedReceipts, Sale
+from harness.core.events import Event
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,27 @@ def read_receipt(receipt: Any, index: int | None = None, words: ReceiptWords = W
                           evidence=str(files.get("png", "")))
 
 
-def printed_receipts(printer: Any, words: ReceiptWords = WORDS) -> list[PrintedReceipt]:
-    """Every receipt the printer completed, in order."""
-    return [read_receipt(r, i, words) for i, r in enumerate(getattr(printer, "receipts", []) or [])]
+def printed_receipts(printer: Any, words: ReceiptWords = WORDS) -> PrintedReceipts:
+    """Every receipt the printer completed, in order, with every drawer pulse it executed (`.drawer`: inside a
+    receipt or outside any, each with its time). A printer that keeps no drawer events (`drawer_events`) leaves
+    `.drawer` None: the oracle then counts the pulses off the receipts."""
+    receipts = [read_receipt(r, i, words) for i, r in enumerate(getattr(printer, "receipts", []) or [])]
+    events = getattr(printer, "drawer_events", None)
+    return PrintedReceipts(receipts, None if events is None else drawer_kicks(events))
+
+
+def drawer_timeline(printer: Any) -> list[Event]:
+    """The printer's drawer pulses as timeline events (for `scenario.bench_events`)."""
+    out = []
+    for d in getattr(printer, "drawer_events", None) or []:
+        where = f"in receipt #{d.receipt}" if d.inside_receipt else "outside any receipt"
+        out.append(Event(t=d.t, source="printer", what=f"drawer pulse pin {d.pin} ({d.command}) {where}"))
+    return out
+
+
+def drawer_kicks(events: Any) -> list[DrawerKick]:
+    """The printer's drawer events (`harness.protocols.escpos.receipt.DrawerEvent`) as the oracle reads them."""
+    return [DrawerKick(t=e.t, receipt=e.receipt, inside_receipt=bool(e.inside_receipt), pin=e.pin) for e in events]
 
 
 def host_payments(host: Any) -> list[Payment]:
@@ -95,7 +115,8 @@ def host_payments(host: Any) -> list[Payment]:
     if ledger is None:
         return []
     return [Payment(ref=f"{p.terminal}/{p.stan}", amount=p.amount, state=p.state, stan=p.stan, rrn=p.rrn or "",
-                    auth_code=p.auth_code or "", offline=p.kind == "advice") for p in ledger.payments()]
+                    auth_code=p.auth_code or "", offline=p.kind == "advice", t=getattr(p, "created", None))
+            for p in ledger.payments()]
 
 
 def ledger_rows(host: Any) -> list[dict[str, Any]]:
@@ -118,8 +139,31 @@ def terminal_journal(terminal: Any) -> list[JournalEntry]:
         return []
     return [JournalEntry(trace=str(t.get("trace") or ""), amount=int(t.get("amount") or 0),
                          result=str(t.get("state")), auth_code=str(t.get("auth_code") or ""), host_ref="",
-                         offline=bool(t.get("offline")))
+                         offline=bool(t.get("offline")), stan=str(t.get("stan") or ""),
+                         approved_at=first_time(t.get("history"), "approved"))
             for t in journal.transactions(kind="sale")]
+
+
+def first_time(history: Any, state: str) -> float | None:
+    """When a journal's `history` ([{"t", "state"}], or its JSON) first reached `state`; None if never/unknown."""
+    if isinstance(history, str):
+        try:
+            history = json.loads(history)
+        except ValueError:
+            return None
+    for step in history or []:
+        if isinstance(step, dict) and step.get("state") == state and step.get("t") is not None:
+            return float(step["t"])
+    return None
+
+
+def sale_started(row: dict[str, Any]) -> float | None:
+    """When the till opened a sale of its journal: `created`, else the time of its first event."""
+    if row.get("created") is not None:
+        return float(row["created"])
+    events = row.get("events") or []
+    first = events[0] if events and isinstance(events[0], dict) else {}
+    return float(first["t"]) if first.get("t") is not None else None
 
 
 def till_sales(till: Any) -> list[Sale]:
@@ -128,4 +172,5 @@ def till_sales(till: Any) -> list[Sale]:
     except Exception:  # noqa: BLE001 - a till without a journal still gets the other invariants
         return []
     return [Sale(sale_id=str(r.get("id") or r.get("sale_id")), amount=int(r.get("amount_cents") or 0),
-                 tender=str(r.get("tender") or "card"), status=str(r.get("status") or "")) for r in rows]
+                 tender=str(r.get("tender") or "card"), status=str(r.get("status") or ""),
+                 started=sale_started(r)) for r in rows]

@@ -26,7 +26,7 @@ from harness.printer.status import PrinterStatus
 from harness.protocols.escpos import commands as C
 from harness.protocols.escpos.decoder import Decoder
 from harness.protocols.escpos.events import Event, StatusRequest
-from harness.protocols.escpos.receipt import Receipt, ReceiptBuilder
+from harness.protocols.escpos.receipt import DrawerEvent, Receipt, ReceiptBuilder
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,15 @@ class ReceiptLog:
                 log.exception("receipt callback failed")
         self.receipts.append(receipt)
 
+    @property
+    def drawer_events(self) -> list[DrawerEvent]:
+        """Every drawer pulse executed so far, in order, with its time: those inside a completed receipt (its
+        index and cut) and those still in the uncut buffer (`receipt` None). A pulse the till sent on its own
+        (no receipt around it) stays `receipt` None until something is cut after it, and at close (`flush`)
+        lands in the uncut receipt (`cut` None): either way it is not `inside_receipt`."""
+        with self._lock:
+            return [*(d for r in self.receipts for d in r.drawer_events), *self.builder.pending_drawer]
+
     def add_receipt_listener(self, cb: Callable[[Receipt], None]) -> None:
         self._on_receipt.append(cb)
 
@@ -118,6 +127,8 @@ class ReceiptLog:
             text = [e.text for e in pending if e.kind == "Text"][:8]
             parts = [f"{len(self.receipts)} receipt(s) so far", f"{len(self.stream)} bytes received",
                      f"{len(pending)} event(s) since the last cut"]
+            if self.builder.pending_drawer:
+                parts.append(f"{len(self.builder.pending_drawer)} drawer pulse(s) outside any receipt")
             if text:
                 parts.append(f"uncut text {text!r}")
             parts += self._pending_notes()

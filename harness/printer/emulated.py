@@ -26,7 +26,7 @@ from harness.printer import ReceiptPrinter
 from harness.printer.core import PrinterCore
 from harness.printer.journal import ReceiptJournal
 from harness.printer.profiles import get_profile
-from harness.protocols.escpos.receipt import Receipt
+from harness.protocols.escpos.receipt import DrawerEvent, Receipt
 
 
 class EmulatedPrinter(ReceiptPrinter):
@@ -120,6 +120,7 @@ class EmulatedPrinter(ReceiptPrinter):
             "profile": self.profile.name, "address": self._address, "status": self.core.status.to_dict(),
             "bytes_received": len(self.core.stream), "bytes_held_unprinted": len(self.core.held),
             "bytes_lost": self.core.lost_bytes, "receipts": [r.to_dict() for r in self.core.receipts],
+            "drawer_events": [d.to_dict() for d in self.core.drawer_events],
             "replies": [{"t": t, "hex": b.hex()} for t, b in self.core.replies]})
         if self._transcript:
             self._transcript.close()
@@ -140,6 +141,11 @@ class EmulatedPrinter(ReceiptPrinter):
     @property
     def receipts(self) -> list[Receipt]:
         return list(self.core.receipts)
+
+    @property
+    def drawer_events(self) -> list[DrawerEvent]:
+        """Every drawer pulse so far with its time, inside a receipt or not (see `PrinterCore.drawer_events`)."""
+        return self.core.drawer_events
 
     def wait_for_receipt(self, timeout: float) -> Receipt:
         return self.core.wait_for_receipt(timeout)

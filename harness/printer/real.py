@@ -379,6 +379,11 @@ class RealPrinter(ReceiptPrinter):
     def receipts(self) -> list[Receipt]:
         return list(self.tap.log.receipts) if self.tap else []
 
+    @property
+    def drawer_events(self) -> list:
+        """Drawer pulses the tap saw the till send, with their times (empty without a tap)."""
+        return self.tap.log.drawer_events if self.tap else []
+
     def wait_for_receipt(self, timeout: float) -> Receipt:
         if self.tap is None:
             raise RuntimeError(f"printer {self.name} is real and not tapped: posrig cannot see what it "

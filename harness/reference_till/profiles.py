@@ -11,6 +11,11 @@ that fakes the output. The oracle must catch each of them from the evidence alon
 | trust-abort             | sends 06 B0, records "cancelled" without awaiting the outcome  | late approval   |
 | offline-as-approved     | takes "host unreachable" (7D/9B/A1/A3) for an offline approval | host down       |
 | ignore-print-failure    | books without checking the printer, ignores print errors       | printer offline |
+| drawer-on-decline       | opens the drawer when the card is not paid ("take cash")      | any decline     |
+| drawer-at-tender        | opens the drawer at "pay", before the terminal approved        | any card sale   |
+
+Only cash sales and card sales the acquirer holds open the drawer: the correct till pulses it with the cash
+sale's receipt (before the cut), never for a card (I5 judges every pulse, inside a receipt or not).
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ class Correct:
 
     def __init__(self, till: Register):
         self.till = till
+
+    # -- tender: the cashier pressed "pay" -------------------------------------------------------------------
+    def on_tender(self, run: SaleRun) -> None:
+        """Nothing happens at tender: the drawer opens with the cash receipt, never for a card."""
 
     # -- issue of goods: the answer to 04 0F -----------------------------------------------------------------
     def answer_status_info(self, run: SaleRun, info: dict[str, Any]) -> bytes:
@@ -265,9 +274,42 @@ class IgnorePrintFailure(Correct):
         self.till.step(run, "printed", receipt="printed")
 
 
+class DrawerOnDecline(Correct):
+    """Opens the drawer when a card payment does not go through, so the cashier can take cash instead: the
+    drawer stands open on a sale nobody has paid for. The kick is a side job of the printer routine: the sale's
+    record says nothing of it (only the print log does), so the till's word alone cannot give it away."""
+
+    name = "drawer-on-decline"
+
+    def on_result(self, run: SaleRun, result: PaymentResult) -> None:
+        super().on_result(run, result)
+        status = self.till.journal.sale(run.sale_id, with_history=False)["status"]
+        if status in ("declined", "failed", "cancelled"):
+            try:
+                self.till.printer.kick_drawer()           # "customer pays cash instead"
+                self.till.journal.record_print(run.sale_id, "drawer", True)
+            except PrintError as exc:
+                self.till.journal.record_print(run.sale_id, "drawer", False, error=str(exc))
+
+
+class DrawerAtTender(Correct):
+    """Opens the drawer as soon as the cashier presses "pay", whatever the tender (a common till setting): for a
+    card the drawer is open before the terminal has approved anything. Like drawer-on-decline, the sale's record
+    does not say so."""
+
+    name = "drawer-at-tender"
+
+    def on_tender(self, run: SaleRun) -> None:
+        try:
+            self.till.printer.kick_drawer()
+            self.till.journal.record_print(run.sale_id, "drawer", True)
+        except PrintError as exc:
+            self.till.journal.record_print(run.sale_id, "drawer", False, error=str(exc))
+
+
 PROFILES: dict[str, type[Correct]] = {p.name: p for p in (Correct, PrintOnTimeout, PrintBeforeCompletion,
                                                           RetryWithoutQuery, TrustAbort, OfflineAsApproved,
-                                                          IgnorePrintFailure)}
+                                                          IgnorePrintFailure, DrawerOnDecline, DrawerAtTender)}
 
 
 def profile(name: str) -> type[Correct]:

@@ -129,7 +129,8 @@ class ReceiptPrinterClient:
             p.close()
 
     def print(self, content: ReceiptContent | None, *, kick_drawer: bool = False) -> None:
-        """Print `content` (and/or pulse the drawer on pin 2); PrintError when it did not all come out."""
+        """Print `content` (and/or pulse the drawer on pin 2, inside the receipt: before its cut); PrintError when
+        it did not all come out."""
         p = self._open()
         try:
             why = self._state(p)
@@ -146,9 +147,10 @@ class ReceiptPrinterClient:
                         p.set(align="center")
                         p.qr(content.qr, native=True, size=4)
                         p.set(align="left")
-                    p.cut()
-                if kick_drawer:
+                if kick_drawer:                     # with the receipt, before its cut: the pulse is in the slip
                     p.cashdraw(2)
+                if content is not None:
+                    p.cut()
             except (OSError, EscposError) as exc:
                 raise PrintError(f"printer connection failed while printing: {exc}") from exc
             except Exception as exc:  # noqa: BLE001 - whatever broke, the receipt did not come out

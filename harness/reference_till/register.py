@@ -166,6 +166,7 @@ class Register:
             sale_id = self.journal.open_sale(basket, tender, amount, client_ref=client_ref)
             run = SaleRun(sale_id, amount, tender)
             self._run, self._current_sale = run, sale_id
+            self.policy.on_tender(run)
             if tender == "cash":
                 self._cash(run)
             else:

@@ -21,6 +21,8 @@ CAUGHT = [
     ("trust-abort", "till-terminal/06-B0-delivered/approve", "I2"),          # "cancelled", yet charged
     ("offline-as-approved", "terminal-host/connect-lost/approve", "I1"),     # host unreachable taken as approved
     ("ignore-print-failure", "printer/offline-before/approve", "I2"),        # charged, customer gets nothing
+    ("drawer-on-decline", "terminal-host/0200-dup/decline", "I5"),          # drawer open on a declined card
+    ("drawer-at-tender", "terminal-host/0200-dup/approve", "I5"),           # open before the approval (it settled)
 ]
 
 

@@ -129,6 +129,32 @@ class FeedBlock:
 
 
 @dataclass
+class DrawerEvent:
+    """One drawer pulse as the printer executed it: when (`t`, epoch seconds, the shared clock of
+    `harness.core.events`), on which pin, where in the stream (`offset`), and whether it was inside a receipt:
+    `receipt` is the index of the receipt whose bytes held it (None while it sits in the uncut buffer) and `cut`
+    that receipt's cut (None: the receipt was never cut, i.e. the pulse was outside any cut receipt)."""
+
+    t: float
+    pin: int
+    on_ms: int = 0
+    off_ms: int = 0
+    offset: int = 0
+    command: str = "ESC p"            # ESC p | DLE DC4
+    receipt: int | None = None
+    cut: str | None = None
+
+    @property
+    def inside_receipt(self) -> bool:
+        return self.receipt is not None and self.cut is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t": self.t, "pin": self.pin, "on_ms": self.on_ms, "off_ms": self.off_ms, "offset": self.offset,
+                "command": self.command, "receipt": self.receipt, "cut": self.cut,
+                "inside_receipt": self.inside_receipt}
+
+
+@dataclass
 class Receipt:
     """One receipt (the events up to and including a cut). `cut` is None for a receipt cut short (no cut
     yet). `files` are the evidence files a journal wrote for it, by kind ("bin", "txt", "png", "json"); empty
@@ -147,6 +173,7 @@ class Receipt:
     codec_notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     decode_faults: list[str] = field(default_factory=list)
+    drawer_events: list[DrawerEvent] = field(default_factory=list)
 
     @property
     def raw(self) -> bytes:
@@ -201,7 +228,8 @@ class Receipt:
             "barcodes": [{"symbology": b.symbology, "data": b.data} for b in self.barcodes],
             "qr_codes": self.qr_codes,
             "images": [{"mode": i.mode, "width": i.width, "height": i.height} for i in self.images],
-            "drawer_pulses": self.drawer_pulses, "bytes": len(self.raw),
+            "drawer_pulses": self.drawer_pulses, "drawer_events": [d.to_dict() for d in self.drawer_events],
+            "bytes": len(self.raw),
             "started": self.started, "finished": self.finished,
             "unknown": [e.to_dict() for e in self.events if e.kind in ("Unknown", "Incomplete")],
             "codec_notes": self.codec_notes, "decode_faults": self.decode_faults,
@@ -244,6 +272,7 @@ class ReceiptBuilder:
         self.events: list[Event] = []
         self.blocks: list[Any] = []
         self.pulses: list[int] = []
+        self.drawer: list[DrawerEvent] = []
         self.segments: list[tuple[str, TextStyle]] = []
         self.graphic_in_line = False
         self.column_open = False
@@ -254,6 +283,11 @@ class ReceiptBuilder:
     @property
     def pending_events(self) -> list[Event]:
         return list(self.events)
+
+    @property
+    def pending_drawer(self) -> list[DrawerEvent]:
+        """Drawer pulses since the last cut (in the uncut buffer: `receipt` None)."""
+        return list(self.drawer)
 
     def add(self, events: list[Event]) -> list[Receipt]:
         """Take events in stream order; return the receipts they completed. Never raises: an event that cannot be
@@ -303,6 +337,8 @@ class ReceiptBuilder:
                 self.blocks.append(QrBlock(data, e.size, e.error_level, self.align))
         elif isinstance(e, DrawerPulse):
             self.pulses.append(e.pin)
+            self.drawer.append(DrawerEvent(time.time(), e.pin, e.on_ms, e.off_ms, e.offset,
+                                           "DLE DC4" if e.raw[:1] == C.DLE else "ESC p"))
         elif isinstance(e, Initialize):
             self._flush_line(False)
             self._reset_style()
@@ -320,7 +356,8 @@ class ReceiptBuilder:
 
     def _finish(self, cut: str | None) -> Receipt:
         r = Receipt(self.count, self.events, self.blocks, cut, self.pulses, self.started or time.time(),
-                    time.time(), self.profile, codec_notes=self.notes, decode_faults=self.faults)
+                    time.time(), self.profile, codec_notes=self.notes, decode_faults=self.faults,
+                    drawer_events=[replace(d, receipt=self.count, cut=cut) for d in self.drawer])
         self.count += 1
         self._start_receipt()
         return r

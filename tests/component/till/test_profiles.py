@@ -43,6 +43,26 @@ def test_cash_sale_kicks_the_drawer(make_till):
     assert out.status == "paid" and out.drawer_opened and out.receipt == "printed"
     assert b"\x1bp\x00" in printer.received and sale_receipts(printer) == 1
     assert terminal.commands("0601") == 0
+    received = bytes(printer.received)
+    assert received.index(b"Thank you") < received.index(b"\x1bp\x00") < received.rindex(b"\x1dV")   # in the slip
+
+
+def test_drawer_on_decline_opens_the_drawer_for_a_declined_card_and_says_nothing(make_till):
+    till, terminal, printer = make_till("drawer-on-decline", ScriptedTerminal("decline"))
+    out = till.sell(BASKET)
+    assert out.status == "declined" and out.receipt == "none" and not out.drawer_opened   # its word: no drawer
+    assert b"\x1bp" in printer.received and sale_receipts(printer) == 0 and not terminal.charged
+    correct, _, quiet = make_till("correct", ScriptedTerminal("decline"))
+    assert correct.sell(BASKET).status == "declined" and b"\x1bp" not in quiet.received
+
+
+def test_drawer_at_tender_opens_the_drawer_before_the_card_payment_starts(make_till):
+    till, terminal, printer = make_till("drawer-at-tender")
+    out = till.sell(BASKET)
+    assert out.status == "paid" and out.receipt == "printed" and not out.drawer_opened
+    received = bytes(printer.received)
+    assert received.index(b"\x1bp") < received.index(b"Thank you")          # kicked before the receipt
+    assert [c.amount for c in terminal.charged] == [TOTAL]
 
 
 def test_result_never_arrives_correct_asks_and_prints_nothing(make_till):

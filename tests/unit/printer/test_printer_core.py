@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -190,3 +191,21 @@ def test_fault_after_fails_at_the_exact_byte_in_the_middle_of_a_receipt():
     assert bytes(wire.data) == b"\x7e"                     # asked after the paper ran out: paper end
     core.set_fault(None)
     assert core.wait_for_receipt(1).lines == ["SALE 9.99"]
+
+
+def test_every_drawer_pulse_is_recorded_with_its_time_inside_a_receipt_or_outside_any():
+    core = PrinterCore()
+    before = time.time()
+    core.receive(b"TOTAL 4.88\n\x1bp\x00\x19\xfa" + C.GS + b"V\x00")          # ESC p with the receipt
+    core.receive(b"\x1bp\x01\x19\xfa")                                          # on its own: no receipt
+    core.receive(b"\x10\x14\x01\x00\x05")                                       # DLE DC4 1 (real time)
+    inside, alone, dc4 = core.drawer_events
+    assert (inside.receipt, inside.cut, inside.inside_receipt, inside.pin, inside.command) == (0, "full", True, 2,
+                                                                                               "ESC p")
+    assert (alone.receipt, alone.inside_receipt, alone.pin) == (None, False, 5)
+    assert (dc4.command, dc4.on_ms, dc4.receipt) == ("DLE DC4", 500, None)
+    assert before <= inside.t <= alone.t <= dc4.t <= time.time()
+    assert core.receipts[0].drawer_pulses == [2] and "2 drawer pulse(s) outside any receipt" in core.describe_pending()
+    tail = core.flush()                                                         # at close: the uncut receipt
+    assert [(d.receipt, d.cut, d.inside_receipt) for d in core.drawer_events[1:]] == [(1, None, False)] * 2
+    assert tail.to_dict()["drawer_events"][0]["inside_receipt"] is False

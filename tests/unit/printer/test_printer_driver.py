@@ -59,3 +59,27 @@ def test_usb_transport(tmp_path):
         sale(p)
         assert printer.wait_for_receipt(5).lines[-1] == "TOTAL         4.20"
         p.close()
+
+
+def test_drawer_pulses_in_the_printers_records_and_its_summary_evidence(tmp_path):
+    import json
+
+    from harness.core.events import wait_until
+
+    with make(tmp_path, "tcp", "till:9100") as printer:
+        host, port = printer.address["tcp"].split(":")
+        p = Network(host, int(port), timeout=5)
+        p.open()
+        p.text("TOTAL         4.20\n")
+        p.cashdraw(2)                                     # with the receipt
+        p.cut()
+        p.cashdraw(5)                                     # on its own, after the cut
+        assert wait_until(lambda: len(printer.drawer_events) == 2, timeout=5)
+        p.close()
+        inside, alone = printer.drawer_events
+        assert (inside.receipt, inside.cut, inside.pin) == (0, "full", 2)
+        assert (alone.receipt, alone.inside_receipt, alone.pin) == (None, False, 5) and inside.t <= alone.t
+    summary = json.loads((printer.ctx.evidence.path / "printer-summary.json").read_text())
+    assert [(d["receipt"], d["inside_receipt"], d["pin"]) for d in summary["drawer_events"]] == [
+        (0, True, 2), (1, False, 5)]                      # closed: the uncut tail is receipt 1, never cut
+    assert summary["drawer_events"][1]["t"] == alone.t

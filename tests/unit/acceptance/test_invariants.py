@@ -1,0 +1,158 @@
+"""Each invariant on its smallest records: the set that passes, and the smallest change that breaks it, with the
+violation's invariant id and message. I5 also per drawer rule (every pulse, inside a receipt or not, judged
+against the sale whose time window holds it)."""
+
+from dataclasses import replace
+
+import pytest
+
+from harness.acceptance.oracle import (
+    DrawerKick,
+    JournalEntry,
+    Payment,
+    PrintedReceipt,
+    PrintedReceipts,
+    Sale,
+    reconcile,
+)
+
+PAY = Payment("T1/000001", 488, "approved", stan="000001", auth_code="A1", t=100.0)
+SALE = Sale("s1", 488, status="paid", receipt="printed", started=99.0)
+RECEIPT = PrintedReceipt(0, "sale", 488, "TOTAL 4.88\nCard 411111******1111", auth_code="A1")
+APPROVED = JournalEntry("1", 488, "approved", auth_code="A1", stan="000001", approved_at=100.5)
+
+
+def records(**changes):
+    base = {"payments": [PAY], "journal": [APPROVED], "receipts": [RECEIPT], "sales": [SALE]}
+    return {**base, **changes}
+
+
+def only(name, **changes):
+    """The one violation of invariant `name` on the base records with `changes`."""
+    result = reconcile(**records(**changes), only=[name])
+    assert len(result.violations) == 1, str(result)
+    return result.violations[0]
+
+
+def test_the_base_records_pass_every_invariant():
+    result = reconcile(**records())
+    assert result.ok, str(result)
+    assert result.checked == ["I1", "I2", "I3", "I4", "I5", "I6", "I7"]
+
+
+def test_I1_sale_receipt_for_a_payment_not_held():
+    v = only("I1", payments=[replace(PAY, state="reversed")])
+    assert v.invariant == "I1" and v.receipt == 0 and v.payment == "T1/000001"
+    assert v.message == "sale receipt for 4.88 but the acquirer holds no such payment (T1/000001=reversed)"
+
+
+def test_I2_payment_held_without_its_receipt():
+    v = only("I2", receipts=[])
+    assert v.invariant == "I2" and v.payment == "T1/000001"
+    assert v.message == "acquirer holds 4.88 (approved) but no sale receipt was printed for it"
+
+
+def test_I3_second_charge_for_one_sale():
+    v = only("I3", payments=[PAY, replace(PAY, ref="T1/000002", stan="000002")])
+    assert v.invariant == "I3" and v.payment == "T1/000001, T1/000002"
+    assert v.message == "2 charges of 4.88 held by the acquirer for 1 sale(s) of that amount"
+
+
+def test_I4_a_card_number_in_clear_on_a_receipt_also_printed_in_groups_and_not_a_test_card():
+    v = only("I4", receipts=[replace(RECEIPT, text="TOTAL 4.88\nCard 5105 1051 0510 5100")])
+    assert v.invariant == "I4" and v.receipt == 0
+    assert v.message == "receipt shows an unmasked card number (510510******5100)"
+
+
+def test_I4_a_card_number_in_clear_in_an_evidence_file(tmp_path):
+    (tmp_path / "till.log").write_text("card 411111******1111 ok\n")
+    assert reconcile(**records(), evidence_dir=tmp_path).ok
+    (tmp_path / "till.log").write_text("card 5105-1051-0510-5100 ok\n")
+    v = only("I4", evidence_dir=tmp_path)
+    assert v.evidence == (str(tmp_path / "till.log"),)
+    assert v.message == "evidence file shows 1 unmasked card number(s) (510510******5100)"
+
+
+def test_I6_offline_approval_printed_as_online():
+    offline = replace(PAY, offline=True)
+    assert reconcile(**records(payments=[offline], receipts=[replace(RECEIPT, offline=True)],
+                               sales=[replace(SALE, offline=True)])).ok
+    v = only("I6", payments=[offline])
+    assert v.invariant == "I6" and v.payment == "T1/000001" and v.receipt == 0
+    assert v.message == "offline approval printed without saying offline"
+
+
+def test_I7_till_says_failed_while_the_acquirer_holds_the_money():
+    v = only("I7", sales=[replace(SALE, status="failed", receipt="none")])
+    assert v.invariant == "I7" and v.payment == "T1/000001"
+    assert v.message == ("till says sale s1 failed but the acquirer holds 4.88 (approved): the cashier would take "
+                         "the money twice")
+
+
+# -- I5: every drawer pulse ---------------------------------------------------------------------------------------
+AFTER = DrawerKick(t=101.0, receipt=0, inside_receipt=True)       # with the receipt, after the approval
+
+
+def test_I5_a_pulse_after_the_approval_of_a_held_payment_passes():
+    result = reconcile(**records(), drawer=[AFTER])
+    assert result.ok and result.drawer_pulses == 1 and result.to_dict()["drawer_pulses"] == 1
+
+
+def test_I5_a_pulse_for_a_card_sale_whose_payment_is_not_held():
+    v = only("I5", payments=[replace(PAY, state="declined")], receipts=[], drawer=[replace(AFTER, receipt=None,
+                                                                                        inside_receipt=False)])
+    assert v.invariant == "I5" and v.receipt is None and v.payment == "T1/000001"
+    assert v.message == ("drawer opened outside any receipt 2.000 s after the sale began for card sale s1 (4.88) "
+                         "but the acquirer holds no payment for it (T1/000001=declined)")
+
+
+def test_I5_a_pulse_before_the_terminal_approved_even_if_the_payment_settled():
+    v = only("I5", drawer=[replace(AFTER, t=100.0, receipt=None, inside_receipt=False)])   # kicked at tender
+    assert v.invariant == "I5" and v.payment == "T1/000001"
+    assert v.message == ("drawer opened outside any receipt 0.500 s before the terminal approved payment "
+                         "T1/000001 of card sale s1 (4.88): opened on money not yet held")
+
+
+def test_I5_without_the_terminal_journal_the_acquirers_booking_is_the_approval():
+    assert reconcile(**records(journal=[]), drawer=[replace(AFTER, t=100.2)]).ok
+    v = only("I5", journal=[], drawer=[replace(AFTER, t=99.5)])
+    assert "0.500 s before the terminal approved" in v.message
+
+
+def test_I5_a_cash_sale_may_open_the_drawer_anywhere():
+    cash = Sale("s1", 488, tender="cash", status="paid", receipt="printed", started=99.0)
+    outside = DrawerKick(t=99.5, receipt=None)
+    assert reconcile(**records(payments=[], journal=[], receipts=[replace(RECEIPT, tender="cash")],
+                               sales=[cash]), drawer=[outside]).ok
+
+
+def test_I5_a_pulse_belongs_to_the_sale_whose_time_window_holds_it():
+    cash = Sale("s1", 300, tender="cash", status="paid", started=90.0)
+    card = Sale("s2", 488, status="declined", receipt="none", started=110.0)
+    declined = replace(PAY, state="declined", t=111.0)
+    base = {"payments": [declined], "journal": [], "receipts": [], "sales": [cash, card]}
+    assert reconcile(**base, drawer=[DrawerKick(t=105.0)]).ok                       # the cash sale's
+    [v] = reconcile(**base, drawer=[DrawerKick(t=112.0)]).violations               # the declined card's
+    assert v.invariant == "I5" and "card sale s2 (4.88)" in v.message
+
+
+def test_I5_a_pulse_before_the_first_sale_belongs_to_it():
+    [v] = reconcile(**records(payments=[replace(PAY, state="declined")], receipts=[]),
+                    drawer=[DrawerKick(t=98.0)], only=["I5"]).violations
+    assert "card sale s1" in v.message and "-1.000 s after the sale began" in v.message
+
+
+def test_I5_pulses_come_with_the_printers_receipts_and_without_times_are_counted_off_them():
+    printed = PrintedReceipts([RECEIPT], drawer=[replace(AFTER, t=99.0)])         # before the approval
+    [v] = reconcile(**records(receipts=printed), only=["I5"]).violations
+    assert v.receipt == 0 and "inside receipt #0" in v.message
+    counted = reconcile(**records(payments=[replace(PAY, state="reversed")],
+                                  receipts=[replace(RECEIPT, drawer_pulses=2)]), only=["I5"])
+    assert [x.message[:39] for x in counted.violations] == ["drawer opened inside receipt #0 for car"] * 2
+
+
+@pytest.mark.parametrize("kick", [DrawerKick(t=None, receipt=None), DrawerKick(t=101.0, receipt=3)])
+def test_I5_without_sales_a_pulse_is_judged_by_its_receipt_or_the_held_payment(kick):
+    assert reconcile([PAY], [APPROVED], [RECEIPT], [], drawer=[kick]).ok
+    [v] = reconcile([], [], [], [], drawer=[kick]).violations
+    assert v.invariant == "I5" and "a card payment but the acquirer holds no payment" in v.message
