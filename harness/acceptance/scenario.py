@@ -18,10 +18,12 @@ from harness.acceptance.oracle import Payment, PrintedReceipt, Sale, reconcile
 from harness.acceptance.records import (
     WORDS,
     ReceiptWords,
+    drawer_timeline,
     host_payments,
     ledger_rows,
     printed_receipts,
     receipt_rows,
+    sale_started,
     terminal_journal,
 )
 from harness.acceptance.report.record import ScenarioRecord
@@ -150,6 +152,9 @@ def bench_events(bench: Bench, faults: list[Fault], sales: list[dict[str, Any]])
     for s in sales:
         for e in s.get("events", []) or []:
             events.append(Event(t=float(e.get("t", 0.0)), source="till", what=f"{sale_id(s)} {e.get('state')}"))
+    printer = bench.running("printer")
+    if printer is not None:
+        events += drawer_timeline(printer)
     ledger = getattr(bench.running("host"), "ledger", None)
     if ledger is not None:
         for p in ledger.payments():
@@ -281,7 +286,8 @@ def till_word(rows: list[dict[str, Any]], outcome: Any) -> list[Sale]:
                  status=str(r.get("status") or "") if r.get("status") != UNDECIDED else "",
                  receipt=str(r.get("receipt") or ""),
                  drawer_opened=None if r.get("drawer_opened") is None else bool(r.get("drawer_opened")),
-                 offline=None if r.get("offline") is None else bool(r.get("offline"))) for r in rows]
+                 offline=None if r.get("offline") is None else bool(r.get("offline")),
+                 started=sale_started(r)) for r in rows]
 
 
 def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRecord:
