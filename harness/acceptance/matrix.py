@@ -24,7 +24,8 @@ from harness.protocols.stages import Stage
 
 OUTCOMES = ("approve", "decline")
 INVARIANTS_TEXT = ("no sale receipt unless the acquirer holds the money; no money held without a sale receipt; "
-                   "at most one charge; card numbers masked; no drawer for an unsettled card sale")
+                   "at most one charge; card numbers masked; no drawer for an unsettled card sale; each receipt names "
+                   "its own payment; the next customer's sale completes")
 
 
 @dataclass(frozen=True)

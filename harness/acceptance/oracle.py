@@ -135,6 +135,7 @@ class PrintedReceipt:
     auth_code: str = ""
     offline: bool = False          # the receipt says the payment was approved offline
     drawer_pulses: int = 0
+    trace: str = ""                # the terminal's trace number the receipt names ("" = none printed)
     tender: str = "card"           # card | cash
     evidence: str = ""             # file holding this receipt (image/text)
 
@@ -294,6 +295,23 @@ def _evidence(r: PrintedReceipt) -> tuple[str, ...]:
     return (r.evidence,) if r.evidence else ()
 
 
+def _digits(value: str) -> str:
+    return value.strip().lstrip("0")
+
+
+def _names_another_payment(r: PrintedReceipt, p: Payment, rec: Records) -> str:
+    """What on receipt `r` identifies a payment other than `p`, its pair ("" when nothing does): an auth code
+    that is not p's, or a trace number the terminal gave a payment with another STAN."""
+    if r.auth_code and p.auth_code and r.auth_code != p.auth_code:
+        owner = next((q.ref for q in rec.payments if q.auth_code == r.auth_code), "")
+        return f"auth code {r.auth_code} ({'payment ' + owner if owner else 'no payment of this run'})"
+    if r.trace and p.stan:
+        traced = [e for e in rec.journal if e.trace and _digits(e.trace) == _digits(r.trace) and e.stan]
+        if traced and all(_digits(e.stan) != _digits(p.stan) for e in traced):
+            return f"trace {r.trace} (the terminal's payment with STAN {traced[0].stan})"
+    return ""
+
+
 @invariant("I1", "no sale receipt without a settled payment of that amount", needs=("receipts", "payments"))
 def _no_receipt_without_payment(rec: Records) -> Iterator[Violation]:
     for r in rec.receipts:
@@ -307,6 +325,14 @@ def _no_receipt_without_payment(rec: Records) -> Iterator[Violation]:
             yield Violation("I1", f"sale receipt for {_money(r.amount)} but the acquirer holds no such payment "
                                   f"({states})", payment=held[0].ref if held else "", receipt=r.index,
                             evidence=_evidence(r))
+    for r in rec.receipts:
+        p = rec.pairs.get(r.index)
+        if r.kind != "sale" or r.tender != "card" or p is None:
+            continue
+        other = _names_another_payment(r, p, rec)
+        if other:
+            yield Violation("I1", f"sale receipt for {_money(r.amount)} names {other}, not its own payment "
+                                  f"{p.ref}", payment=p.ref, receipt=r.index, evidence=_evidence(r))
 
 
 @invariant("I2", "no settled payment without its sale receipt unless reversed", needs=("receipts", "payments"))

@@ -77,12 +77,14 @@ def read_receipt(receipt: Any, index: int | None = None, words: ReceiptWords = W
     total = next((a for label, a in receipt.line_amounts() if _starts_with(label, words.total)), None)
     fields = _fields(lines)
     auth = next((fields[w] for w in words.auth_code if w in fields), "")
+    trace = next((fields[w] for w in words.trace if w in fields), "")
     files = getattr(receipt, "files", {}) or {}
     return PrintedReceipt(index=receipt.index if index is None else index, kind=kind,
                           amount=_cents(total) if total is not None else None, text="\n".join(lines),
                           auth_code="" if auth in ("-", "") else auth.split()[0],
                           offline=any(_has_word(line, words.offline) for line in lines),
                           drawer_pulses=len(getattr(receipt, "drawer_pulses", []) or []), tender=tender,
+                          trace="" if trace in ("-", "") else trace.split()[0],
                           evidence=str(files.get("png", "")))
 
 

@@ -1,5 +1,9 @@
-"""Run one acceptance scenario on a bench and conclude: arm the faults, sell, prove the faults hit, wait for
-quiet, reconcile, and fill a `ScenarioRecord`.
+"""Run one acceptance scenario on a bench and conclude: a clean sale, then arm the faults, sell, prove the faults
+hit, wait for quiet, a clean sale for the next customer, reconcile all three, and fill a `ScenarioRecord`.
+
+The three sales have their own baskets and amounts (4.78, the faulted 4.88, 6.69), so a till that hands one sale
+another's answer, status or receipt is caught (a receipt naming another payment is an I1 violation), and one left
+unfit by the fault fails I8 (the next customer).
 
 >>> record = run_scenario(bench, scenario)       # doctest: +SKIP
 >>> record.verdict                               # doctest: +SKIP
@@ -34,7 +38,14 @@ from harness.link.driver import Fault, FaultNotFired, ResetNotTaken
 from harness.till import TillCannot
 
 BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "name": "Bread",
-                                                                         "price": "2.50"}]
+                                                                         "price": "2.50"}]        # 4.88: the faulted sale
+FAULTED = 488                 # its amount in minor units: host behaviours for the faulted sale match only it
+# The clean sales around it, each with its own items and amount: an answer, a status or a receipt that belongs to
+# another sale of the sequence cannot pass for this one's.
+BASKET_BEFORE = [{"sku": "coffee", "name": "Coffee 250g", "price": "3.49"}, {"sku": "sugar", "name": "Sugar 1kg",
+                                                                               "price": "1.29"}]   # 4.78
+BASKET_AFTER = [{"sku": "apples", "name": "Apples 1kg", "price": "2.99"}, {"sku": "tea", "name": "Tea", "price":
+                                                                             "1.85", "qty": 2}]    # 6.69
 PAPER_OUT_AFTER = 48          # bytes of the receipt printed before the paper runs out ("during")
 ABORT_HOST_DELAY_MS = 8000    # nominal; the host decides this slowly while the cashier aborts
 
@@ -225,9 +236,9 @@ def sell_then_abort(till: Any, basket: list[dict[str, Any]], pause: float, timeo
 def _abort_race(bench: Bench, outcome: str) -> Any:
     """Stage 12: sell while the host is slow to decide, press abort on the till once it is authorising."""
     if outcome == "decline":
-        bench.host.behave("decline", code="05", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
+        bench.host.behave("decline", code="05", delay_ms=ABORT_HOST_DELAY_MS, mti="0200", amount=FAULTED)
     else:
-        bench.host.behave("approve", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
+        bench.host.behave("approve", delay_ms=ABORT_HOST_DELAY_MS, mti="0200", amount=FAULTED)
     return sell_then_abort(bench.till, BASKET, pause=bench.rig.timing.seconds(2.0),   # the host is deciding
                            terminal=bench.terminal)
 
@@ -236,9 +247,9 @@ def power_cut(bench: Bench, outcome: str = "approve") -> None:
     """Stage 8: sell while the host is slow, cut the till's power once the terminal has the payment, let the
     terminal finish on its own, then boot the till again (it resolves the sale on `recover`)."""
     if outcome == "decline":
-        bench.host.behave("decline", code="05", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
+        bench.host.behave("decline", code="05", delay_ms=ABORT_HOST_DELAY_MS, mti="0200", amount=FAULTED)
     else:
-        bench.host.behave("approve", delay_ms=ABORT_HOST_DELAY_MS, mti="0200")
+        bench.host.behave("approve", delay_ms=ABORT_HOST_DELAY_MS, mti="0200", amount=FAULTED)
     till = bench.till
     seller = threading.Thread(target=lambda: _quietly(till.sell, BASKET), name="sale", daemon=True)
     seller.start()
@@ -290,6 +301,56 @@ def till_word(rows: list[dict[str, Any]], outcome: Any) -> list[Sale]:
                  started=sale_started(r)) for r in rows]
 
 
+def basket_cents(basket: list[dict[str, Any]]) -> int:
+    """A basket's total in minor units.
+
+    >>> basket_cents(BASKET), basket_cents(BASKET_BEFORE), basket_cents(BASKET_AFTER)
+    (488, 478, 669)
+    """
+    return sum(round(float(i["price"]) * 100) * int(i.get("qty", 1)) for i in basket)
+
+
+def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str]) -> Any:
+    """One sale with no fault armed and the approve card: the sales around the faulted one."""
+    terminal = bench.running("terminal")
+    clear = getattr(getattr(terminal, "core", None), "clear_cards", None)
+    if clear is not None:
+        clear()                                     # a card the faulted payment never read is taken back
+    steps.present_card(bench, "approve")
+    outcome = bench.till.sell(basket)
+    quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
+    hang_up = getattr(getattr(getattr(terminal, "core", None), "host", None), "hang_up", None)
+    if hang_up is not None:
+        hang_up()                                   # the faulted sale connects to the host afresh (stage connect)
+    return outcome
+
+
+NEXT_CUSTOMER = "I8 (the till serves the next customer: the clean sale after the fault is paid once, with one " \
+                "receipt)"
+
+
+def next_customer(clean: dict[str, Any], payments: list[Payment], receipts: list[PrintedReceipt],
+                  still_open: list[str]) -> list[str]:
+    """The sales around the fault must end as they would on a quiet day: paid, charged once, one sale receipt.
+    The one before proves the bench; the one after, that the fault left the till fit for the next customer."""
+    out = []
+    for when, basket in (("before", BASKET_BEFORE), ("after", BASKET_AFTER)):
+        amount = basket_cents(basket)
+        if when not in clean:
+            if when == "after" and still_open:
+                out.append(f"{NEXT_CUSTOMER}: the next customer could not be served: the bench never got quiet")
+            continue
+        outcome = clean[when]
+        held = [p for p in payments if p.holds_money and p.amount == amount]
+        printed = [r for r in receipts if r.kind == "sale" and r.amount == amount]
+        said = f"{getattr(outcome, 'status', '?')}/receipt {getattr(outcome, 'receipt', '?')}"
+        if getattr(outcome, "status", None) != "paid" or len(held) != 1 or len(printed) != 1:
+            what = "the sale before the fault" if when == "before" else "the next customer's sale"
+            out.append(f"{NEXT_CUSTOMER}: {what} ({amount / 100:.2f}) ended {said}, charged {len(held)} time(s), "
+                       f"{len(printed)} sale receipt(s)")
+    return out
+
+
 def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRecord:
     """Run `scenario` on a started-on-demand bench; never raises for what the till does, only for harness bugs."""
     t0 = now()
@@ -308,7 +369,9 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     before = {sale_id(s) for s in scoped_journal(till, set())}
     faults: list[Fault] = []
     problems = []
+    clean: dict[str, Any] = {}
     try:
+        clean["before"] = _clean_sale(bench, BASKET_BEFORE, before)
         steps.present_card(bench, scenario.card)
         if scenario.printer_fault_at:
             steps.printer_fault(bench, scenario.printer_fault, scenario.printer_fault_at)
@@ -345,14 +408,21 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     if scenario.printer_fault:
         steps.clear_printer_fault(bench, scenario.printer_fault)
     still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
+    if not still_open:
+        try:                                              # the next customer: the till must serve them as usual
+            clean["after"] = _clean_sale(bench, BASKET_AFTER, before)
+        except steps.NotOnThisBench as exc:
+            problems.append(f"the sale after the fault could not be rung up: {exc}")
+        still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
 
     payments, receipts = host_payments(bench.host), printed_receipts(printer, receipt_words(till))
     journal_rows = scoped_journal(till, before)
     result = reconcile(payments, terminal_journal(terminal), receipts, till_word(journal_rows, outcome),
                        evidence_dir=bench.evidence.path)
-    held = [p for p in payments if p.holds_money]
+    held = [p for p in payments if p.holds_money and p.amount == basket_cents(BASKET)]
     rec.observed = _observed(outcome, payments, receipts)
     rec.violations = [str(v) for v in result.violations]
+    rec.violations += next_customer(clean, payments, receipts, still_open)
     if scenario.expect_paid is not None and bool(held) != scenario.expect_paid:
         rec.violations.append(f"expected {'a completed sale' if scenario.expect_paid else 'no charge'}, "
                               f"but the acquirer holds {len(held)} payment(s)")

@@ -179,6 +179,13 @@ class AcquirerClient:
                 raise HostTimeout(f"no {key[0]} for {mti} STAN {key[1]} within {timeout:.2f}s")
             return answer
 
+    def hang_up(self) -> None:
+        """Close the connection to the host now (as after an idle timeout); the next request connects again."""
+        with self._cond:
+            sock = self._sock
+        if sock is not None:
+            self._drop(sock)
+
     def close(self) -> None:
         self._closed = True
         with self._cond:
