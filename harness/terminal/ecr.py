@@ -67,6 +67,9 @@ class EcrSession:
         self.replies: queue.Queue[zvt.Message] = queue.Queue()
         self.closed = threading.Event()
         self._send_lock = threading.Lock()
+        self.command: str | None = None       # this connection's command, from its arrival until it ends
+        self.started = False                  # ... and whether it has begun (it may wait for a busy terminal)
+        self.cancelled = False                # an 06 B0 on this connection came before its command began
 
     # -- I/O -------------------------------------------------------------------------------------------------
     def send(self, raw: bytes) -> bool:
@@ -150,7 +153,13 @@ class EcrSession:
             self.replies.put(msg)
         elif msg.name == "ecr_abort":
             self.send(ACK)
-            self.server.core.abort(source="ecr")
+            if self.command is not None and not self.started:
+                # The abort follows its own command, which has not begun (the terminal is busy with another
+                # connection's payment): that command is withdrawn; the running payment is not this ECR's to end.
+                self.cancelled = True
+                self.server.note("abort_before_start", peer=self.peer, command=self.command)
+            else:
+                self.server.core.abort(source="ecr")
         elif not self.server.password_accepted(msg):
             self.server.note("wrong_password", peer=self.peer, command=msg.name)
             self.send(zvt.encode("nack", result_code=PASSWORD_REFUSED))
@@ -241,6 +250,7 @@ class EcrServer:
         return self.password is None or given is None or int(given) == self.password
 
     def submit(self, session: EcrSession, msg: zvt.Message) -> None:
+        session.command, session.started, session.cancelled = msg.name, False, False
         worker = threading.Thread(target=self._run, args=(session, msg), name=f"zvt-{msg.name}", daemon=True)
         with self._lock:
             self.workers = [w for w in self.workers if w.is_alive()] + [worker]
@@ -249,20 +259,32 @@ class EcrServer:
     def _run(self, session: EcrSession, msg: zvt.Message) -> None:
         # A command arriving while another finishes (its last acknowledgement just read) waits up to T3;
         # one arriving in the middle of a payment is refused with 84 A0 (receiver not ready).
+        # A command whose connection is gone, or that its own 06 B0 withdrew, before it could begin never begins.
         core = self.core
         if not core.busy.acquire(timeout=self.commands.t3):
             self.note("busy", peer=session.peer, command=msg.name)
             session.send(zvt.encode("nack", result_code=zvt.RESULT_RECEIVER_NOT_READY))
+            session.command = None
             return
+        if session.cancelled or session.closed.is_set():
+            why = "withdrawn by its 06 B0" if session.cancelled else "the ECR hung up"
+            self.note("not_started", peer=session.peer, command=msg.name, reason=why)
+            session.command = None
+            core.busy.release()
+            return
+        session.started = True
         core.begin()
         try:
-            session.send(ACK)
+            if not session.send(ACK):
+                self.note("not_started", peer=session.peer, command=msg.name, reason="its acknowledgement failed")
+                return
             self.commands.handlers[msg.name](session, msg)
         except Exception as exc:  # noqa: BLE001 - a failing command must not stop the terminal
             log.exception("ZVT %s failed", msg.name)
             self.note("command_failed", command=msg.name, error=repr(exc))
             session.send(zvt.encode("abort", result_code=zvt.RESULT_SYSTEM_ERROR))
         finally:
+            session.command = None
             core.end()
             core.busy.release()
 

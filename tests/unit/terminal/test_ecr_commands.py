@@ -201,3 +201,31 @@ def test_link_drop_mid_payment_with_reverse_policy(make_terminal, acquirer):
     with Ecr(term.ecr_address) as again:
         st = again.converse(apdu(0x06, 0x20, PASSWORD)).status
     assert st.result_code == 0x6C and st.amount == 4500  # the till must not print a sale receipt
+
+
+def test_a_stale_request_and_its_abort_touch_neither_the_running_payment_nor_the_next(terminal, ecr, acquirer):
+    """A till gave up on a request whose bytes were held on the link; they arrive late, the 06 01 with its own
+    06 B0 right behind, on their old connection, while the next customer pays on another. The terminal is busy:
+    the late 06 B0 withdraws its own request, not the running payment, and the late request never starts (no
+    payment nobody waits for, paid with the next customer's card)."""
+    import threading
+    import time
+
+    terminal.present_card("approve", delay=0.4)              # the next customer's card, read a little later
+    current = Ecr(terminal.ecr_address)
+    done: list = []
+    paying = threading.Thread(target=lambda: done.append(current.converse(current.authorization(669))))
+    paying.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (terminal.journal.last("sale") or {}).get("state") != "started":
+        time.sleep(0.01)
+    stale = Ecr(terminal.ecr_address)
+    stale.send(stale.authorization(488) + apdu(0x06, 0xB0))   # both at once, as a retransmission delivers them
+    stale.close()                                            # the till hung up long ago
+    paying.join(10)
+    assert done and done[0].completed and done[0].status.amount == 669, "the running payment was aborted"
+    time.sleep(0.3)
+    sales = [t for t in terminal.journal.transactions() if t["kind"] == "sale"]
+    assert [(t["amount"], t["state"]) for t in sales] == [(669, "approved")]
+    assert [r["amount"] for r in acquirer.ledger()] == [669]
+    current.close()
