@@ -271,6 +271,8 @@ class PrinterCore(ReceiptLog):
         """Put the printer in fault mode(s) (see `status.FAULTS`), None to clear. Held bytes print on
         recovery; with ASB enabled the new status is sent to the last client."""
         with self._lock:
+            if fault is None:
+                self._armed = None                 # a fault still waiting for its byte is cleared too
             before = self.status.asb()
             self.status.apply_fault(fault)
             if self.asb_mask and self.status.asb() != before:
