@@ -86,18 +86,22 @@ def shrink(schedule: Schedule, target: set[str], run_batch: Runner, max_runs: in
     """The smallest schedule (fewest faults, then simplest parameters) reached by single steps from `schedule`
     that still breaks one of `target` (invariant names), with at most `max_runs` candidates run."""
     done = Shrunk(schedule)
-    for moves in (without_each, simpler_each):
-        while done.runs < max_runs:
-            candidates = list(moves(done.schedule))[:max_runs - done.runs]
-            if not candidates:
-                break
-            results = run_batch([c for _, c in candidates])
-            done.runs += len(candidates)
-            winner = next(((why, c) for (why, c), r in zip(candidates, results, strict=True) if r.breaks(target)),
-                          None)
-            if winner is None:
-                break
-            done.steps += 1
-            done.history.append(winner[0])
-            done.schedule = winner[1]
+    progress = True
+    while progress:                  # a simpler fault may make another removable: both phases until neither helps
+        progress = False
+        for moves in (without_each, simpler_each):
+            while done.runs < max_runs:
+                candidates = list(moves(done.schedule))[:max_runs - done.runs]
+                if not candidates:
+                    break
+                results = run_batch([c for _, c in candidates])
+                done.runs += len(candidates)
+                winner = next(((why, c) for (why, c), r in zip(candidates, results, strict=True)
+                               if r.breaks(target)), None)
+                if winner is None:
+                    break
+                done.steps += 1
+                done.history.append(winner[0])
+                done.schedule = winner[1]
+                progress = moves is simpler_each or progress
     return done
