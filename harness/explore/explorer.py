@@ -73,6 +73,7 @@ class Exploration:
     findings: list[Finding] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)          # one row per explored schedule
     extra_runs: int = 0                                               # shrink and confirm runs
+    interrupted: bool = False         # stopped by Ctrl-C before the budget was spent
     similar: int = 0                  # failing runs explained by a finding already made (not shrunk again)
 
     @property
@@ -146,6 +147,16 @@ class Explorer:
         inflight: dict[Future, tuple[int, Schedule]] = {}
         candidates: list[tuple[int, Schedule, ScenarioRecord, float]] = []
         index = 0
+        try:
+            self._loop(deadline, source, inflight, candidates, index)
+        except KeyboardInterrupt:                    # Ctrl-C: stop, report what was run
+            book.interrupted = True
+        book.elapsed = time.monotonic() - self._t0
+        return book
+
+    def _loop(self, deadline: float, source: Iterator[Schedule], inflight: dict[Future, tuple[int, Schedule]],
+              candidates: list[tuple[int, Schedule, ScenarioRecord, float]], index: int) -> None:
+        book, opts = self.book, self.options
         while True:
             now = time.monotonic()
             while now < deadline and len(inflight) < 2 * self.width and not candidates:
@@ -182,8 +193,6 @@ class Explorer:
                 else:
                     self.discard(record)
                 self.progress(book, line)
-        book.elapsed = time.monotonic() - self._t0
-        return book
 
     def _shrink(self, index: int, original: Schedule, record: ScenarioRecord, found_after: float) -> None:
         book, opts = self.book, self.options

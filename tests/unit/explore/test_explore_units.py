@@ -143,3 +143,15 @@ def test_run_passes_scenario_files_and_takes_their_till_profile(tmp_path):
     path.write_text("posrig_scenario: 1\noutcome: perhaps\n")
     with pytest.raises(ValueError, match="outcome"):
         scenario_files(Namespace(till_profile=None, scenario=[str(path)]))
+
+
+def test_files_in_the_regressions_folder_become_matrix_rows(tmp_path):
+    from harness.explore.schedule import regression_scenarios
+
+    two = Schedule((fault("drop zvt:06 0F terminal->till"), fault("rst zvt:05 01 till->terminal")), "approve")
+    (tmp_path / "query-reset-after-lost-completion.yaml").write_text(dump(two, {"invariants": ["I2"]}))
+    (tmp_path / "notes.txt").write_text("not a scenario")
+    rows = regression_scenarios(tmp_path)
+    assert [r.id for r in rows] == ["regression/query-reset-after-lost-completion/approve"]
+    assert rows[0].faults == two.scenario().faults and "I2" in rows[0].meaning
+    assert regression_scenarios(tmp_path / "missing") == []
