@@ -76,10 +76,18 @@ class Exploration:
     interrupted: bool = False         # stopped by Ctrl-C before the budget was spent
     similar: int = 0                  # failing runs explained by a finding already made (not shrunk again)
 
+    shrinking: float = 0.0            # seconds spent shrinking and confirming (exploring paused)
+
     @property
     def rate(self) -> float:
-        """Explored schedules per minute of exploring."""
+        """Explored schedules per minute, over the whole run (shrinking included)."""
         return 60.0 * self.explored / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def exploring_rate(self) -> float:
+        """Explored schedules per minute of exploring (shrinking left out)."""
+        spent = self.elapsed - self.shrinking
+        return 60.0 * self.explored / spent if spent > 0 else 0.0
 
 
 Submit = Callable[[Schedule, str], Future]          # (schedule, run tag) -> future of its ScenarioRecord
@@ -166,7 +174,9 @@ class Explorer:
             if not inflight and (candidates or now >= deadline):
                 if not candidates:
                     break
+                t0 = time.monotonic()
                 self._shrink(*candidates.pop(0))
+                book.shrinking += time.monotonic() - t0
                 continue
             if not inflight:
                 break

@@ -20,7 +20,8 @@ def to_json(book: Exploration, meta: dict[str, Any]) -> dict[str, Any]:
         "seed": opts.seed, "budget_s": opts.budget, "timing_scale": opts.scale,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(book.started)),
         "summary": {"schedules_run": book.explored, "elapsed_s": round(book.elapsed, 1),
-                    "rate_per_min": round(book.rate, 1), "verdicts": book.verdicts,
+                    "rate_per_min": round(book.rate, 1), "exploring_rate_per_min": round(book.exploring_rate, 1),
+                    "shrinking_s": round(book.shrinking, 1), "verdicts": book.verdicts,
                     "candidates": book.candidates, "similar_to_a_finding": book.similar, "findings": len(book.findings),
                     "not_reproduced": len(book.unconfirmed), "shrink_and_confirm_runs": book.extra_runs,
                     "interrupted": book.interrupted},
@@ -32,7 +33,8 @@ def to_json(book: Exploration, meta: dict[str, Any]) -> dict[str, Any]:
 
 def summary(book: Exploration, meta: dict[str, Any]) -> str:
     lines = [f"posrig explore: {book.explored} schedules in {book.elapsed / 60:.1f} min "
-             f"({book.rate:.1f}/min), seed {book.options.seed}, till profile {meta.get('till_profile') or '?'}",
+             f"({book.rate:.1f}/min; {book.exploring_rate:.1f}/min while exploring), seed {book.options.seed}, "
+             f"till profile {meta.get('till_profile') or '?'}",
              "verdicts: " + (", ".join(f"{k} {v}" for k, v in sorted(book.verdicts.items())) or "none"),
              "(INCONCLUSIVE: a fault of the schedule never fired or a reset was not taken; not a finding)",
              f"findings: {len(book.findings)} (failing runs like an earlier finding, not shrunk again: "

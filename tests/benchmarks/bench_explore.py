@@ -47,7 +47,8 @@ def explore(work: Path, profile: str, budget: str, seed: int, benches: str) -> d
     doc = json.loads((report / "exploration.json").read_text())
     first = doc["findings"][0] if doc["findings"] else None
     return {"rc": rc, "wall_s": round(wall, 1), "schedules": doc["summary"]["schedules_run"],
-            "rate_per_min": doc["summary"]["rate_per_min"], "verdicts": doc["summary"]["verdicts"],
+            "rate_per_min": doc["summary"]["rate_per_min"],
+            "exploring_rate_per_min": doc["summary"]["exploring_rate_per_min"], "verdicts": doc["summary"]["verdicts"],
             "findings": len(doc["findings"]),
             "first_failing_run_s": first and first["found_after_s"],
             "first_finding_s": first and round(first["found_after_s"] + first["shrink_s"], 1),
@@ -97,7 +98,8 @@ def main() -> int:
     figures: dict = {"budget": args.budget, "seed": args.seed, "benches": args.benches, "work": str(work)}
     try:
         found = figures["explore"] = explore(work, PROFILE, args.budget, args.seed, args.benches)
-        print(f"explore {PROFILE}: {found['schedules']} schedules, {found['rate_per_min']}/min; first finding "
+        print(f"explore {PROFILE}: {found['schedules']} schedules, {found['rate_per_min']}/min "
+              f"({found['exploring_rate_per_min']}/min while exploring); first finding "
               f"after {found['first_finding_s']} s (failing run at {found['first_failing_run_s']} s, schedule "
               f"#{found['first_finding_index']}), {found['original_faults']} -> {found['minimal_faults']} in "
               f"{found['shrink_steps']} shrink steps ({found['shrink_runs']} runs)")
