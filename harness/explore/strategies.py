@@ -37,6 +37,7 @@ RECOVERY_STAGES: tuple[PaymentStage, ...] = (
 # terminal's reversal (0420/0430), whose recovery is the terminal's.
 RECOVERY_WEIGHTED: tuple[PaymentStage, ...] = RECOVERY_STAGES[:2] * 2 + RECOVERY_STAGES[2:]
 PAYMENT_STAGES: tuple[PaymentStage, ...] = STAGES
+REPEATED = ("04-FF", "05-01", "06-20")        # intermediate statuses; the till's query, asked again on failure
 # A forged reset is drawn twice as often as the other actions: on TCP it is the fault with the most outcomes.
 ACTIONS = ("drop", "hold", "rst", "rst", "blackhole", "flap", "duplicate", "corrupt")
 
@@ -60,7 +61,8 @@ def fault_on(draw: st.DrawFn, stage: PaymentStage, scale: float) -> Fault:
     timer = stage.timer * scale
     actions = [a for a in ACTIONS if not (a == "corrupt" and stage.message == stages.CONNECT)]
     action = draw(st.sampled_from(actions))
-    occurrence = draw(st.sampled_from((1, 1, 1, 1, 2, 3, "every")))
+    # a later occurrence only where the message comes several times in a sale (elsewhere it would never fire)
+    occurrence = draw(st.sampled_from((1, 1, 2, 3, "every") if stage.label in REPEATED else (1, 1, 1, "every")))
     params: dict = {}
     if action in ("hold", "blackhole"):
         params["ms"] = _ms(timer * draw(st.sampled_from((0.3, 0.6, 1.2, 1.5, 2.0))))

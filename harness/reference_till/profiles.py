@@ -294,12 +294,13 @@ class ResetVoidsSale(Correct):
 
 
 def _reset_by_peer(exc: BaseException | None) -> bool:
-    """The error (or one it was raised from) is a TCP reset by the peer."""
+    """The error (or one it was raised `from`) is a TCP reset by the peer. Only explicit causes count: the query
+    runs inside the handler of the lost result, so its errors' __context__ is that earlier failure."""
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, ConnectionResetError):
             return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        exc, seen = exc.__cause__, seen + 1
     return False
 
 

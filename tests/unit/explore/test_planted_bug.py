@@ -37,3 +37,16 @@ def test_timeouts_and_late_resets_are_asked_again():
     late = raised(ResultLost("connection lost before the result"), ConnectionResetError(104, "reset"))
     assert not bug.on_query_failed(run, late, "result lost")
     assert not till.finished and PROFILES["reset-voids-sale"] is ResetVoidsSale
+
+
+def test_a_query_timing_out_after_a_reset_result_is_asked_again():
+    """The query runs inside the handler of a result lost to a reset: that reset is its context, not its cause."""
+    till = Till()
+    try:
+        try:
+            raise raised(ResultLost("connection to the terminal lost"), ConnectionResetError(104, "reset"))
+        except ResultLost:
+            raise NotStarted("cannot connect to the terminal's ECR port: timed out") from TimeoutError()
+    except NotStarted as timed_out:
+        assert not ResetVoidsSale(till).on_query_failed(SaleRun("T1-1", 488, "card"), timed_out, "result lost")
+    assert not till.finished
