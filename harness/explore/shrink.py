@@ -1,6 +1,7 @@
 """Shrink a failing schedule to a minimal one: delta debugging over its faults (and its printer fault and cashier
-abort), then over each remaining fault's parameters. Every candidate is run (on the bench, through `run_batch`);
-a candidate is kept only when it still breaks one of the invariants the original broke.
+abort), then over each remaining fault's parameters, then (when neither single step helps) both at once. Every
+candidate is run (on the bench, through `run_batch`); a candidate is kept only when it still breaks one of the
+invariants the original broke.
 
 The runner takes a batch of schedules and returns their results in order, so the candidates of one step run at
 once on a pool's bench slots; the first (in order) that still fails wins the step.
@@ -82,6 +83,14 @@ def simpler_each(s: Schedule) -> Iterator[tuple[str, Schedule]]:
             yield f"{f.spec.describe()}: {why}", replace(s, faults=s.faults[:i] + (g,) + s.faults[i + 1:])
 
 
+def remove_and_simplify(s: Schedule) -> Iterator[tuple[str, Schedule]]:
+    """Two steps at once, for a schedule neither single step shrinks: one thing removed and one remaining fault
+    simplified (a later occurrence may only have come because of the fault removed)."""
+    for why, smaller in without_each(s):
+        for how, simpler in simpler_each(smaller):
+            yield f"{why}; {how}", simpler
+
+
 def shrink(schedule: Schedule, target: set[str], run_batch: Runner, max_runs: int = 80) -> Shrunk:
     """The smallest schedule (fewest faults, then simplest parameters) reached by single steps from `schedule`
     that still breaks one of `target` (invariant names), with at most `max_runs` candidates run."""
@@ -89,7 +98,9 @@ def shrink(schedule: Schedule, target: set[str], run_batch: Runner, max_runs: in
     progress = True
     while progress:                  # a simpler fault may make another removable: both phases until neither helps
         progress = False
-        for moves in (without_each, simpler_each):
+        for moves in (without_each, simpler_each, remove_and_simplify):
+            if moves is remove_and_simplify and progress:
+                break                # single steps still help: no need for pairs yet
             while done.runs < max_runs:
                 candidates = list(moves(done.schedule))[:max_runs - done.runs]
                 if not candidates:
@@ -103,5 +114,5 @@ def shrink(schedule: Schedule, target: set[str], run_batch: Runner, max_runs: in
                 done.steps += 1
                 done.history.append(winner[0])
                 done.schedule = winner[1]
-                progress = moves is simpler_each or progress
+                progress = moves is not without_each or progress
     return done

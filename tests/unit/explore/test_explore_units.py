@@ -155,3 +155,21 @@ def test_files_in_the_regressions_folder_become_matrix_rows(tmp_path):
     assert [r.id for r in rows] == ["regression/query-reset-after-lost-completion/approve"]
     assert rows[0].faults == two.scenario().faults and "I2" in rows[0].meaning
     assert regression_scenarios(tmp_path / "missing") == []
+
+
+def test_shrink_leaves_a_local_minimum_by_removing_and_simplifying_at_once():
+    # The reset on the 2nd 06 20 only comes with both drops (two query attempts); the 1st 06 20 needs only one.
+    three = Schedule((fault("drop zvt:04 FF terminal->till"), fault("drop zvt:04 0F terminal->till"),
+                      fault("rst zvt:06 20 till->terminal nth=2")), "approve")
+
+    def fake(batch):
+        def fails(s):
+            drops = sum(f.spec.action == "drop" for f in s.faults)
+            resets = [f.spec.occurrence for f in s.faults if f.spec.action == "rst"]
+            return (resets == [2] and drops == 2) or (resets == [1] and drops == 1)
+        return [Result("FAIL" if fails(s) else "OK", ["I2"]) for s in batch]
+
+    done = shrink(three, {"I2"}, fake)
+    assert [f.spec.describe() for f in done.schedule.faults] == [
+        "drop zvt:04 0F terminal->till first", "rst zvt:06 20 till->terminal first"], done.history
+    assert ";" in done.history[0]
