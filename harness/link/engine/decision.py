@@ -175,7 +175,11 @@ class Engine:
         self.after_decision(seg, raw, shown)
 
     def after_decision(self, seg: Segment, raw: bytes, shown: bytes) -> None:
-        """Injections that must follow the original on the wire (duplicates)."""
+        """Injections that must follow the original on the wire (resets behind a delivered segment,
+        duplicates)."""
+        forged, self.effects.after_accept = self.effects.after_accept, []
+        for packet, src, dst, comment in forged:
+            self.inject(packet, src, dst, comment)
         pending, self.effects.after = self.effects.after, []
         for f, copies in pending:
             for _ in range(copies):

@@ -101,6 +101,7 @@ class Effects:
         self.probes: list[Probe] = []
         self.timers: list[tuple[float, int, str, Any]] = []
         self.after: list[tuple[ArmedFault, int]] = []    # duplicates owed after the packet being decided
+        self.after_accept: list[tuple] = []              # injections that must follow the accepted packet
         self._timer_seq = 0
 
     def at(self, when: float, what: str, arg: Any) -> None:
@@ -355,7 +356,11 @@ class Effects:
             seq = rcv_nxt + off
             ack = from_half.absolute(from_half.delivered) if from_half.isn is not None else seg.ack
             rst = build_tcp(src_ip, src_port, dst_ip, dst_port, seq, ack, RST | ACK)
-            self.inject(rst, src_ip, dst_ip, f"forged RST to {name} by fault #{f.id} seq={seq % (1 << 32)}")
+            comment = f"forged RST to {name} by fault #{f.id} seq={seq % (1 << 32)}"
+            if deliver:          # behind the delivered segment: a RST overtaking it would not be exact yet
+                self.after_accept.append((rst, src_ip, dst_ip, comment))
+            else:
+                self.inject(rst, src_ip, dst_ip, comment)
             probe = build_tcp(src_ip, src_port, dst_ip, dst_port, rcv_nxt - 1, ack, ACK, window=502)
             p = Probe(f, conn, dst_ip, dst_port, name, seq % (1 << 32), rcv_nxt,
                       now + PROBE_DELAY + spec.param("verify_ms") / 1000.0, probe, src_ip)
