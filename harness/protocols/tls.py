@@ -276,9 +276,10 @@ def record(ctype: int, body: bytes, version: int = 0x0303) -> bytes:
     return struct.pack("!BHH", ctype, version, len(body)) + body
 
 
-def server_hello(suite: int = 0x1301, tls13: bool = True, retry: bool = False) -> bytes:
-    """A minimal ServerHello record (for tests and examples)."""
+def server_hello(suite: int = 0x1301, tls13: bool = True, retry: bool = False, resumed: bool = False) -> bytes:
+    """A minimal ServerHello record (for tests and examples); `resumed`: with a pre_shared_key extension."""
     exts = struct.pack("!HHH", SUPPORTED_VERSIONS, 2, 0x0304) if tls13 else b""
+    exts += struct.pack("!HHH", PRE_SHARED_KEY, 2, 0) if resumed else b""
     body = (struct.pack("!H", 0x0303) + (HRR_RANDOM if retry else bytes(32)) + b"\x00"
             + struct.pack("!HB", suite, 0) + struct.pack("!H", len(exts)) + exts)
     return record(HANDSHAKE, bytes([SERVER_HELLO]) + len(body).to_bytes(3, "big") + body)
