@@ -188,6 +188,7 @@ class TlsSession:
         self.tickets = tickets                     # TLS 1.3 NewSessionTickets after a full, a resumed handshake
         self.resumed = False
         self.hello: Record | None = None           # the ServerHello record (its head may still be growing)
+        self.client_hello = False                  # the client's first handshake record was seen
         self.version: str | None = None
         self.finished_len: int | None = None
         self.done = False                          # handshake done
@@ -222,6 +223,8 @@ class TlsSession:
             self.hello = rec
             self._server_hello()
             return None
+        if from_client and rec.type == HANDSHAKE:
+            self.client_hello = True
         if self.version is None and self.hello is not None:
             self._server_hello()
         if not self.done:
@@ -264,8 +267,9 @@ class TlsSession:
                 self.done = True
                 return "handshake"
             return None
-        if rec.type == APPLICATION_DATA and self.version is None and self.hello is None:
-            # No ServerHello seen (the link joined mid-connection): take application data at face value.
+        if rec.type == APPLICATION_DATA and self.version is None and self.hello is None and not self.client_hello:
+            # No hello seen at all (the link joined mid-connection): take application data at face value.
+            # After a ClientHello, application data before the ServerHello is 0-RTT early data: no stage.
             self.done = True
             return self.classify(rec, from_client)
         return None

@@ -221,3 +221,19 @@ def test_tracker_names_tls_stages_on_a_tls_port_from_split_segments():
         ("response#1", "host->terminal", len(sh), len(sh) + 85)]
     assert t.stages_seen == {"terminal->host": {"connect": 1, "handshake": 1, "request#1": 1},
                              "host->terminal": {"response#1": 1}}
+
+
+def test_tls13_early_data_before_the_server_hello_starts_no_stage():
+    k = Conn(tickets=(0, 0))
+    k.c(CLIENT_HELLO + app(40))                                        # 0-RTT early data
+    k.srv(server_hello() + app(23) + app(53))
+    k.c(FIN13 + app(60))
+    k.srv(app(80))
+    assert k.stages == ["handshake", "request#1", "response#1"]
+
+
+def test_a_link_joining_mid_connection_takes_application_data_at_face_value():
+    k = Conn()
+    k.c(app(60))
+    k.srv(app(80))
+    assert k.stages == ["request#1", "response#1"]
