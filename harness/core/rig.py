@@ -80,6 +80,8 @@ TLS_KEYS = {
     "mode": "'passthrough': posrig sees TLS records only, stages request#N/response#N (the only mode built)",
     "tickets": "TLS 1.3 NewSessionTickets the server sends after a full and a resumed handshake, e.g. [2, 1] "
                "(OpenSSL's default), or one number for both",
+    "keylog": "true: the emulated host writes its TLS secrets (SSLKEYLOGFILE format) to the evidence, so "
+              "Wireshark decrypts the link's capture",
 }
 TLS_VERSIONS = ("1.2", "1.3")
 TLS_MODES = ("passthrough",)
@@ -153,6 +155,7 @@ class LinkTls:
     version: str = "1.3"
     mode: str = "passthrough"
     tickets: tuple[int, int] = (2, 1)
+    keylog: bool = False
 
 
 @dataclass(frozen=True)
@@ -335,7 +338,10 @@ def _link_tls(path: Path, where: str, data: Any, ports: dict[str, int]) -> LinkT
     if not (isinstance(tickets, list) and len(tickets) == 2
             and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= 16 for t in tickets)):
         raise RigError(path, f"{where}.tickets", data.get("tickets"), TLS_KEYS["tickets"] + ", each 0-16")
-    return LinkTls(version=version, mode=mode, tickets=(tickets[0], tickets[1]))
+    keylog = data.get("keylog", False)
+    if not isinstance(keylog, bool):
+        raise RigError(path, f"{where}.keylog", keylog, "true or false")
+    return LinkTls(version=version, mode=mode, tickets=(tickets[0], tickets[1]), keylog=keylog)
 
 
 def tls_between(rig: Rig, a: str, b: str | None = None) -> LinkTls | None:

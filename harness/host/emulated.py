@@ -21,8 +21,9 @@ synchronous (FULL | NORMAL).
 
 TLS: when the rig's link to the host has `tls:` (`harness.core.rig.LinkTls`), the host serves ISO 8583 over
 TLS of that version with a bench CA made for the scenario (`harness.host.tls`; certificates in the evidence as
-`tls-bench-ca.pem` and `tls-<host>-cert.pem`) and offers the client side to the emulated terminal. Threads only
-(not with `process: true`).
+`tls-bench-ca.pem` and `tls-<host>-cert.pem`; with `keylog: true` its secrets in `tls-keylog.keys`, the
+SSLKEYLOGFILE format Wireshark reads) and offers the client side to the emulated terminal. Threads only (not
+with `process: true`).
 
 Placement: in the emulated rig the host listens on 0.0.0.0:PORT inside its namespace (`address: host:5000`)
 and the terminal reaches it at the host node's IP; without namespaces it listens on 127.0.0.1 on an ephemeral
@@ -182,7 +183,11 @@ class EmulatedHost(AcquirerHost):
             pem = "application/x-pem-file"
             self._pki = BenchPki(self.name, ip, ev.file("tls-bench-ca.pem", "bench CA certificate (TLS link)", pem),
                                  ev.file(f"tls-{self.name}-cert.pem", "host TLS certificate chain", pem))
-            return self._pki.server_context(self.tls.version, tickets=self.tls.tickets[0])
+            context = self._pki.server_context(self.tls.version, tickets=self.tls.tickets[0])
+            if self.tls.keylog:             # not a text suffix: the evidence scan looks for known cards only
+                context.keylog_filename = str(ev.file("tls-keylog.keys", "TLS secrets (SSLKEYLOGFILE format): "
+                                                      "Wireshark decrypts the link capture with it", "text/plain"))
+            return context
         except (TlsSetupError, OSError, ssl.SSLError) as exc:
             raise HostError(f"host {self.name!r}: cannot set up TLS for its link: {exc}") from None
 

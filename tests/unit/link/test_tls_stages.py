@@ -54,6 +54,7 @@ def test_rig_tls_key_defaults_and_lookup():
     assert tls_between(rig, "host") == tls_between(rig, "terminal", "host") == rig.links["terminal-host"].tls
     assert tls_between(rig, "till") is None and parse_rig(RIG).links["terminal-host"].tls is None
     assert parse_rig(tls_rig("{tickets: 1}")).links["terminal-host"].tls.tickets == (1, 1)
+    assert parse_rig(tls_rig("{keylog: true}")).links["terminal-host"].tls.keylog
 
 
 @pytest.mark.parametrize("tls,key,hint", [
@@ -64,6 +65,7 @@ def test_rig_tls_key_defaults_and_lookup():
     ("{tickets: -1}", "tls.tickets", "each 0-16"),
     ("{versoin: '1.3'}", "tls.versoin", "did you mean 'version'"),
     ("yes", "tls", "a mapping"),
+    ("{keylog: maybe}", "tls.keylog", "true or false"),
 ])
 def test_rig_tls_key_errors_name_the_key(tls, key, hint):
     with pytest.raises(RigError, match="terminal-host." + key.replace(".", r"\.")) as exc:

@@ -1,0 +1,63 @@
+"""The emulated terminal and host speak ISO 8583 over TLS when the rig's link says so: a sale through the link
+node, encrypted on the wire, the bench CA and (keylog: true) the secrets in the evidence."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from fixtures.devices import close_bench
+from harness.core.bench import Bench
+from harness.core.rig import LinkTls
+from tests.support.ecr_client import Ecr
+
+pytestmark = pytest.mark.needs_netns
+
+
+@pytest.fixture
+def tls_bench(rig, evidence, topology):
+    if topology is None:
+        pytest.skip("needs network namespaces")
+    made: list[Bench] = []
+
+    def make(version: str) -> Bench:
+        links = dict(rig.links)
+        links["terminal-host"] = replace(links["terminal-host"], tls=LinkTls(version, keylog=True))
+        b = Bench(replace(rig, links=links), evidence, topology)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        close_bench(b)
+
+
+def events(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_a_sale_over_tls_through_the_link(tls_bench, evidence, version):
+    b = tls_bench(version)
+    link = b.device("terminal-host")
+    term = b.terminal
+    sock = b.topology.nodes["till"].connect(term.ecr_address, 5.0)
+    with Ecr(term.ecr_address, sock=sock) as ecr:
+        d = ecr.converse(ecr.authorization(1234))
+    assert d.completed and d.status.amount == 1234
+    row = term.journal.last("sale")
+    assert b.host.ledger.payment(stan=row["stan"], terminal=term.core.terminal_id).state == "approved"
+    seen = link.seen()
+    assert seen["terminal->host"]["request#1"] == 1 and seen["host->terminal"]["response#1"] == 1
+    assert "0200" not in seen["terminal->host"]                      # the link sees records, not messages
+    pcap = link.capture().read_bytes()
+    b.close()
+    host_tls = [e for e in events(evidence.path / "host.jsonl") if e["event"] == "tls"]
+    assert host_tls and host_tls[0]["version"] == f"TLSv{version}"
+    assert any(e["event"] == "tls" for e in events(evidence.path / "terminal.jsonl"))
+    assert b"0200" not in pcap and b"0210" not in pcap                 # encrypted on the wire
+    assert (evidence.path / "tls-bench-ca.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    keylog = (evidence.path / "tls-keylog.keys").read_text()
+    assert ("CLIENT_TRAFFIC_SECRET_0" if version == "1.3" else "CLIENT_RANDOM") in keylog
