@@ -77,14 +77,15 @@ LINK_KEYS = {
 }
 TLS_KEYS = {
     "version": "'1.2' or '1.3': what the emulated host and terminal speak (default '1.3')",
-    "mode": "'passthrough': posrig sees TLS records only, stages request#N/response#N (the only mode built)",
+    "mode": "'passthrough': posrig sees TLS records only, stages request#N/response#N; 'terminate': the link "
+            "node terminates and re-originates TLS and sees ISO 8583 (emulated rigs)",
     "tickets": "TLS 1.3 NewSessionTickets the server sends after a full and a resumed handshake, e.g. [2, 1] "
                "(OpenSSL's default), or one number for both",
     "keylog": "true: the emulated host writes its TLS secrets (SSLKEYLOGFILE format) to the evidence, so "
               "Wireshark decrypts the link's capture",
 }
 TLS_VERSIONS = ("1.2", "1.3")
-TLS_MODES = ("passthrough",)
+TLS_MODES = ("passthrough", "terminate")
 TOP_KEYS = {
     "name": "the rig's name",
     "description": "free text",
@@ -312,13 +313,13 @@ def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], netw
         except (FaultError, TypeError) as exc:
             raise RigError(path, f"{where}.faults[{i}]", fault, f"a fault such as 'drop 0210 host->terminal' ({exc})")\
                 from None
-    tls = _link_tls(path, where, data.get("tls"), ports) if "tls" in data else None
+    tls = _link_tls(path, where, data.get("tls"), ports, network_mode) if "tls" in data else None
     return LinkSpec(name=name, ends=(ends[0], ends[1]), faultable=faultable, driver=driver,
                     interfaces=tuple(str(i) for i in interfaces), ports=dict(ports), faults=tuple(specs),
                     description=str(data.get("description", "")), tls=tls)
 
 
-def _link_tls(path: Path, where: str, data: Any, ports: dict[str, int]) -> LinkTls:
+def _link_tls(path: Path, where: str, data: Any, ports: dict[str, int], network_mode: str) -> LinkTls:
     """A link's `tls:` mapping, checked: version, mode, tickets; the link must name the ports it carries."""
     where = f"{where}.tls"
     _check_keys(path, where, data, TLS_KEYS)
@@ -327,11 +328,10 @@ def _link_tls(path: Path, where: str, data: Any, ports: dict[str, int]) -> LinkT
     version = data.get("version", "1.3")
     version = f"{version:.1f}" if isinstance(version, float) else version     # YAML reads 1.3 as a number
     _choice(path, f"{where}.version", version, TLS_VERSIONS)
-    mode = data.get("mode", "passthrough")
-    if mode == "terminate":
-        raise RigError(path, f"{where}.mode", mode, "'passthrough'",
-                       "terminating TLS with a bench CA is not built yet: use passthrough")
-    _choice(path, f"{where}.mode", mode, TLS_MODES)
+    mode = _choice(path, f"{where}.mode", data.get("mode", "passthrough"), TLS_MODES)
+    if mode == "terminate" and network_mode != "namespaces":
+        raise RigError(path, f"{where}.mode", mode, "'passthrough' on a physical bench",
+                       "terminating TLS is built for the emulated topology only")
     tickets = data.get("tickets", [2, 1])
     if isinstance(tickets, int) and not isinstance(tickets, bool):
         tickets = [tickets, tickets]

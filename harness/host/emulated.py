@@ -173,7 +173,7 @@ class EmulatedHost(AcquirerHost):
             port = self._server.address[1]
         self._address = (ip, port)
         if self._pki is not None:
-            offer(self._address, self._pki.client_context(self.tls.version))
+            offer(self._address, self._pki.client_context(self.tls.version), tls_context)
         self._ledger = Ledger(self.ledger_path)
 
     def _tls_server(self, ip: str) -> ssl.SSLContext:

@@ -113,24 +113,40 @@ class BenchPki:
 
 # -- where the emulated terminal finds the client side of an emulated host's TLS ------------------------------
 _offers: dict[tuple[str, int], ssl.SSLContext] = {}
+_servers: dict[tuple[str, int], ssl.SSLContext] = {}
 _offers_lock = threading.Lock()
 
 
-def offer(address: tuple[str, int], context: ssl.SSLContext) -> None:
-    """Clients connecting to `address` speak TLS with `context` (the emulated host calls this when it starts)."""
+def offer(address: tuple[str, int], context: ssl.SSLContext, server: ssl.SSLContext | None = None) -> None:
+    """Clients connecting to `address` speak TLS with `context` (the emulated host calls this when it starts);
+    `server`: the host's own side, which a terminating link presents in its place (`harness.link.terminate`)."""
+    key = (str(address[0]), int(address[1]))
     with _offers_lock:
-        _offers[(str(address[0]), int(address[1]))] = context
+        _offers[key] = context
+        if server is not None:
+            _servers[key] = server
 
 
 def withdraw(address: tuple[str, int]) -> None:
+    key = (str(address[0]), int(address[1]))
     with _offers_lock:
-        _offers.pop((str(address[0]), int(address[1])), None)
+        _offers.pop(key, None)
+        _servers.pop(key, None)
 
 
 def client_context(address: tuple[str, int]) -> ssl.SSLContext | None:
     """The TLS context to reach `address` with, or None: plain TCP."""
     with _offers_lock:
         return _offers.get((str(address[0]), int(address[1])))
+
+
+def server_offer(address: tuple[str, int]) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
+    """(the host's server side, a client side trusting it) for `address`, or None when no host offers TLS."""
+    key = (str(address[0]), int(address[1]))
+    with _offers_lock:
+        if key in _servers and key in _offers:
+            return _servers[key], _offers[key]
+    return None
 
 
 class TlsStream:

@@ -240,7 +240,7 @@ class EngineLink(Link):
         config = {"link": self.name, "ends": list(self.spec.ends), "ports": dict(self.spec.ports),
                   "server": self.server_end(), "pcap": str(self.pcap_path)}
         tls = getattr(self.spec, "tls", None)
-        if tls is not None:                             # stages from TLS record structure on these ports
+        if tls is not None and tls.mode == "passthrough":   # stages from TLS record structure on these ports
             config["tls"] = {"ports": sorted(self.spec.ports.values()), "mode": tls.mode,
                              "tickets": list(tls.tickets)}
         for key in ("max_queue", "realtime"):           # tuning and tests: DeviceContext.extra["link_<key>"]
@@ -523,7 +523,8 @@ class EngineLink(Link):
         """On a TLS passthrough link, an ISO 8583 stage becomes its TLS stage by order (0200 request#1, 0210
         response#1, 0420 request#2, 0430 response#2: `harness.protocols.stages.over_tls`), so a matrix or test
         written for plaintext arms the same message over TLS. Other links: `spec` unchanged."""
-        if getattr(self.spec, "tls", None) is None or spec.stage is None:
+        tls = getattr(self.spec, "tls", None)
+        if tls is None or tls.mode != "passthrough" or spec.stage is None:
             return spec
         if spec.stan is not None:
             raise FaultError(f"{spec.describe()}: link {self.name} carries TLS without posrig holding the keys; "

@@ -10,6 +10,7 @@ import pytest
 
 from fixtures.devices import close_bench
 from harness.core.bench import Bench
+from harness.core.cards import PANS
 from harness.core.rig import LinkTls
 from tests.support.ecr_client import Ecr
 
@@ -61,3 +62,38 @@ def test_a_sale_over_tls_through_the_link(tls_bench, evidence, version):
     assert (evidence.path / "tls-bench-ca.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
     keylog = (evidence.path / "tls-keylog.keys").read_text()
     assert ("CLIENT_TRAFFIC_SECRET_0" if version == "1.3" else "CLIENT_RANDOM") in keylog
+
+
+@pytest.fixture
+def terminating_bench(rig, evidence, topology):
+    if topology is None:
+        pytest.skip("needs network namespaces")
+    links = dict(rig.links)
+    links["terminal-host"] = replace(links["terminal-host"], tls=LinkTls("1.3", "terminate", keylog=True))
+    b = Bench(replace(rig, links=links), evidence, topology)
+    yield b
+    close_bench(b)
+
+
+def test_a_terminating_link_sees_iso8583_and_cuts_the_0210(terminating_bench, evidence):
+    b = terminating_bench
+    link = b.device("terminal-host")
+    term = b.terminal
+    sock = b.topology.nodes["till"].connect(term.ecr_address, 5.0)
+    with Ecr(term.ecr_address, sock=sock) as ecr:
+        d = ecr.converse(ecr.authorization(1234))
+        assert d.completed
+        with link.inject("drop", stage="0210", direction="host->terminal") as fault:
+            d2 = ecr.converse(ecr.authorization(555))
+        assert not d2.completed                                        # the approval never reached the terminal
+    shot = fault.fired[0]
+    assert shot.stage == "0210" and shot.stan is not None             # a plaintext stage, STAN read
+    seen = link.seen()
+    assert seen["terminal->host"]["0200"] == 2 and seen["host->terminal"]["0210"] == 2
+    pcap = link.capture().read_bytes()
+    b.close()
+    assert b"0200" in pcap and b"******" in pcap                       # the decrypted stream, card number masked
+    assert not any(pan.encode() in pcap for pan in PANS)
+    host_tls = [e for e in events(evidence.path / "host.jsonl") if e["event"] == "tls"]
+    assert host_tls and host_tls[0]["version"] == "TLSv1.3"          # the host was reached over TLS
+    assert any(e["event"] == "tls" for e in events(evidence.path / "terminal.jsonl"))

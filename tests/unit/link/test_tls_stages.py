@@ -59,7 +59,6 @@ def test_rig_tls_key_defaults_and_lookup():
 
 @pytest.mark.parametrize("tls,key,hint", [
     ("{version: 1.4}", "tls.version", "one of: 1.2, 1.3"),
-    ("{mode: terminate}", "tls.mode", "not built yet"),
     ("{mode: tunnel}", "tls.mode", "passthrough"),
     ("{tickets: [1, 2, 3]}", "tls.tickets", "after a full and a resumed handshake"),
     ("{tickets: -1}", "tls.tickets", "each 0-16"),
@@ -77,3 +76,12 @@ def test_tls_needs_the_links_ports():
     text = RIG.replace("    ports: {iso8583: 5000}", "    tls: {version: '1.3'}")
     with pytest.raises(RigError, match="with `ports:`"):
         parse_rig(text)
+
+
+def test_terminating_is_for_the_emulated_topology():
+    assert parse_rig(tls_rig("{mode: terminate}")).links["terminal-host"].tls.mode == "terminate"
+    bench = tls_rig("{mode: terminate}").replace("mode: namespaces", "mode: bench").replace(
+        "ends: [terminal, host]", "ends: [terminal, host]\n    interfaces: [eth1, eth2]").replace(
+        "ends: [till, terminal]", "ends: [till, terminal]\n    interfaces: [eth3, eth4]")
+    with pytest.raises(RigError, match="emulated topology only"):
+        parse_rig(bench)
