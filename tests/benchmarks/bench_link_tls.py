@@ -1,5 +1,5 @@
-"""Benchmark of the link engine on ISO 8583 over TLS (1.2 and 1.3, passthrough: no keys) beside plaintext, on one
-emulated topology (terminal and host namespaces, link between them):
+"""Benchmark of the link engine on ISO 8583 over TLS (1.2 and 1.3; passthrough: no keys, and terminating in the
+link node) beside plaintext, on one emulated topology (terminal and host namespaces, link between them):
 
 1. added round-trip latency: 0200/0210 round trips on one connection without the engine, then with it (median,
    p99), per mode (plain, TLS 1.2, TLS 1.3);
@@ -11,7 +11,8 @@ emulated topology (terminal and host namespaces, link between them):
 
 The acquirer is a separate process in the host namespace (Python's ssl, a bench CA from harness.host.tls).
 
-    sudo .venv/bin/python tests/benchmarks/bench_link_tls.py [--rtts 1000] [--runs 1000] [--modes plain,1.2,1.3]
+    sudo .venv/bin/python tests/benchmarks/bench_link_tls.py [--rtts 1000] [--runs 1000] \
+        [--modes plain,1.2,1.3,1.2-terminate,1.3-terminate]
 
 The last line printed is one JSON object with every figure. Figures taken on a shared machine are noisy.
 """
@@ -35,14 +36,14 @@ from pathlib import Path
 from harness.core.bench import Bench
 from harness.core.evidence import Evidence
 from harness.core.rig import LinkTls, load_rig
-from harness.host.tls import BenchPki, TlsStream
+from harness.host.tls import BenchPki, TlsStream, offer, withdraw
 from harness.link.driver import FaultNotFired
 from harness.protocols import iso8583 as iso
 from harness.topology import build_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 5000
-MODES = ("plain", "1.2", "1.3")
+MODES = ("plain", "1.2", "1.3", "1.2-terminate", "1.3-terminate")
 
 # The acquirer: answers every framed 0200 with the same frame, MTI rewritten to 0210 (TLS when given a version).
 SERVER = r"""
@@ -170,7 +171,8 @@ def round_trips(t: Terminal, n: int) -> list[float]:
 
 
 def exactness(link, topo, context, mode: str, runs: int) -> dict:
-    stage = "0210" if mode == "plain" else "response#1"
+    terminating = mode.endswith("-terminate")
+    stage = "0210" if mode == "plain" or terminating else "response#1"
     exact, misses, session = 0, [], None
     shapes = {"resumed": 0, "paused": 0, "split": 0}
     for run in range(runs):
@@ -189,7 +191,7 @@ def exactness(link, topo, context, mode: str, runs: int) -> dict:
         got = t.recv(0.05)                                # what arrived before the hole (tickets, handshake)
         fault.clear()
         shot = fault.fired[0] if fault.fired else None
-        want = t.raw.received
+        want = 0 if terminating else t.raw.received        # the hop is a new plaintext connection per run
         ok = (got is None and len(fault.fired) == 1 and shot.stage == stage
               and shot.detail["stream_start"] == want)
         exact += ok
@@ -204,18 +206,22 @@ def exactness(link, topo, context, mode: str, runs: int) -> dict:
 
 
 def measure(rig, topo, tmp: Path, mode: str, pki: BenchPki, args) -> dict:
-    server = topo.nodes["host"].popen([sys.executable, "-c", SERVER, mode, str(pki.cert), str(pki.key)],
+    version, _, terminate = mode.partition("-")
+    server = topo.nodes["host"].popen([sys.executable, "-c", SERVER, version, str(pki.cert), str(pki.key)],
                                       stdout=-1, text=True)
+    host = (topo.ip("host"), PORT)
     try:
         assert server.stdout.readline().strip() == "ready"
-        context = None if mode == "plain" else pki.client_context(mode)
+        context = None if mode == "plain" else pki.client_context(version)
+        if terminate:                                      # what the emulated host offers a terminating link
+            offer(host, context, pki.server_context(version))
         base = Terminal(topo, context)
         round_trips(base, 200)
         without = round_trips(base, args.rtts)
         base.close()
         links = dict(rig.links)
-        links["terminal-host"] = replace(links["terminal-host"],
-                                         tls=None if mode == "plain" else LinkTls(mode, "passthrough", (2, 1)))
+        tls = None if mode == "plain" else LinkTls(version, terminate or "passthrough", (2, 1))
+        links["terminal-host"] = replace(links["terminal-host"], tls=tls)
         bench = Bench(replace(rig, links=links), Evidence(tmp / mode), topo)
         try:
             link = bench.device("terminal-host")
@@ -234,6 +240,7 @@ def measure(rig, topo, tmp: Path, mode: str, pki: BenchPki, args) -> dict:
             bench.close()
         return figures
     finally:
+        withdraw(host)
         server.kill()
         server.wait()
 
