@@ -4,6 +4,8 @@ handshake / request#N / response#N for TLS 1.2 and 1.3 (tickets, resumption, Hel
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP
 
 from harness.link.tracker import Tracker, parse
@@ -237,3 +239,29 @@ def test_a_link_joining_mid_connection_takes_application_data_at_face_value():
     k.c(app(60))
     k.srv(app(80))
     assert k.stages == ["request#1", "response#1"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA]),
+                          st.integers(0, 300)), min_size=1, max_size=12),
+       st.lists(st.integers(1, 400), min_size=1, max_size=30))
+def test_records_are_found_whatever_the_cuts(records, cuts):
+    stream = b"".join(record(t, bytes(n)) for t, n in records)
+    r, found, at = RecordReader(), [], 0
+    for cut in cuts + [len(stream)]:
+        found += r.feed(stream[at:at + cut])
+        at += cut
+        if at >= len(stream):
+            break
+    found += r.feed(stream[at:])
+    assert [(x.type, x.length) for x in found] == records
+    assert all(a.end == b.start for a, b in zip(found, found[1:], strict=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600), st.binary(max_size=600))
+def test_garbage_never_breaks_a_session(up, down):
+    k = Conn()
+    k.c(up)
+    k.srv(down)
+    assert all(s == "handshake" or s.startswith(("request#", "response#")) for s in k.stages)
