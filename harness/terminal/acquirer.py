@@ -1,10 +1,11 @@
 """The terminal's ISO 8583 client towards the acquirer host: one persistent TCP connection, one request in
 flight.
 
-Over TLS when the emulated host offers it for the address (`harness.host.tls.client_context`); a TLS session
-is resumed on the next connection, as terminals do. A response is matched to the request waiting for it by MTI
-and STAN; anything else that arrives (a late 0210
+A response is matched to the request waiting for it by MTI and STAN; anything else that arrives (a late 0210
 for a request already given up and reversed) is written to the transcript as ignored and otherwise dropped.
+
+Over TLS when the emulated host offers it for the address (`harness.host.tls.client_context`); the last TLS
+session is resumed on the next connection, as terminals do.
 
 >>> client = AcquirerClient(("127.0.0.1", 5000), timeout=0.5)      # doctest: +SKIP
 >>> client.exchange({"t": "0200", "11": "000001", ...})             # doctest: +SKIP
