@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.core.address import port_of
 from harness.link.driver import EngineLink
-from harness.link.netfilter import QueueRules, RedirectRule, queue_range
+from harness.link.netfilter import INJECTED_MARK, QueueRules, RedirectRule, queue_range
 from harness.link.terminate import FRONT_PORT, HOP_CLIENT, HOP_SERVER, TlsTerminator
 from harness.topology import NetnsUnavailable
 
@@ -78,9 +78,10 @@ class EmulatedLink(EngineLink):
         ips = {end: ip for ip, end in self.end_ips().items()}
         dev = self.ctx.rig.devices.get(server)
         host = (ips[server], port_of(getattr(dev, "address", None), next(iter(self.spec.ports.values()))))
+        own = ["-m", "mark", "!", "--mark", hex(INJECTED_MARK)]     # not the engine's own forged packets
         self.rules = QueueRules(lambda cmd: ns.run(cmd), self.name, queue,
-                                [["-s", HOP_CLIENT, "-d", HOP_SERVER, "-p", "tcp"],
-                                 ["-s", HOP_SERVER, "-d", HOP_CLIENT, "-p", "tcp"]], chain="OUTPUT")
+                                [["-s", HOP_CLIENT, "-d", HOP_SERVER, "-p", "tcp", *own],
+                                 ["-s", HOP_SERVER, "-d", HOP_CLIENT, "-p", "tcp", *own]], chain="OUTPUT")
         self.rules.install()
         self.terminator = TlsTerminator(ns, host, lambda: server_offer(host))
         self.terminator.start()

@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Callable
 
 Runner = Callable[[list[str]], str]
+INJECTED_MARK = 0x706F73     # fwmark ("pos") of the packets the engine forges (harness.link.engine.forge)
 
 
 def comment(link: str) -> str:
