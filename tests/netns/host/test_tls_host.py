@@ -97,3 +97,21 @@ def test_a_terminating_link_sees_iso8583_and_cuts_the_0210(terminating_bench, ev
     host_tls = [e for e in events(evidence.path / "host.jsonl") if e["event"] == "tls"]
     assert host_tls and host_tls[0]["version"] == "TLSv1.3"          # the host was reached over TLS
     assert any(e["event"] == "tls" for e in events(evidence.path / "terminal.jsonl"))
+
+
+def test_a_reset_on_a_terminating_link_is_taken_and_reaches_the_terminal(terminating_bench, evidence):
+    """The forged resets and their liveness probes are on the loopback hop, where the engine's own packets
+    would come back to it through OUTPUT unless skipped (fwmark): both resets are proven taken."""
+    b = terminating_bench
+    link = b.device("terminal-host")
+    term = b.terminal
+    sock = b.topology.nodes["till"].connect(term.ecr_address, 5.0)
+    fault = link.inject("rst", stage="0210", direction="host->terminal", to="both")
+    with Ecr(term.ecr_address, sock=sock) as ecr:
+        d = ecr.converse(ecr.authorization(777))
+    fault.prove(timeout=3.0)
+    assert not d.completed
+    assert {v.end for v in fault.verified if v.taken} == {"terminal", "host"}
+    b.close()
+    notes = [e["event"] for e in events(evidence.path / "terminal.jsonl")]
+    assert "disconnected" in notes                                   # the terminal's TLS connection was reset
