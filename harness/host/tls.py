@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import shutil
 import socket
 import ssl
@@ -49,7 +50,7 @@ class BenchPki:
         except ImportError:
             raise TlsSetupError("TLS on a link needs the 'cryptography' package: pip install cryptography") \
                 from None
-        self.keys = Path(tempfile.mkdtemp(prefix="posrig-tls-"))
+        self.keys = Path(tempfile.mkdtemp(prefix=f"posrig-{os.getpid()}-tls-"))   # named like the run's other files
         self._clients: dict[str, ssl.SSLContext] = {}
         now = datetime.datetime.now(datetime.UTC)
         start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1)
