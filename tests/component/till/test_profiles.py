@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+from harness.core.events import wait_until
 from tests.support.till_peers import BASKET, TOTAL, MiniPrinter, ScriptedTerminal
 
 
@@ -144,7 +145,7 @@ def test_cashier_abort_racing_approval_trust_abort_says_cancelled_while_charged(
     t = _abort_soon(till, 0.2)
     out = till.sell(BASKET)
     t.join()
-    time.sleep(0.8)                                   # the terminal finishes its approval
+    assert wait_until(lambda: terminal.charged, 5)    # the terminal finishes its approval
     assert out.status == "cancelled"
     assert [c.amount for c in terminal.charged] == [TOTAL]
 
