@@ -48,7 +48,7 @@ def test_rig_recorded_in_junit_and_html(pytester: pytest.Pytester):
     pytester.makepyfile(USES_RIG)
     junit, html = pytester.path / "junit.xml", pytester.path / "report.html"
     result = pytester.runpytest_inprocess(*IN_PROCESS, f"--rig={RIG}", "-k", "uses_rig", f"--junitxml={junit}",
-                                           f"--html={html}", "--self-contained-html")
+                                          f"--html={html}", "--self-contained-html")
     result.assert_outcomes(passed=1)
     props = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
     assert props["posrig_rig"] == "emulated"

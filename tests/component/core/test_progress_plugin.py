@@ -31,7 +31,7 @@ def test_plain_pytest_keeps_its_dots(pytester):
 def test_with_posrig_progress_each_test_is_one_log_line_and_no_dots(pytester):
     pytester.makepyfile(USER_TESTS)
     result = pytester.runpytest_inprocess(*IN_PROCESS, "-p", "no:cacheprovider", "--posrig-progress", "-q", "-rA",
-                                           "-o", "console_output_style=classic")     # as `posrig run` passes it
+                                          "-o", "console_output_style=classic")      # as `posrig run` passes it
     out = result.stdout.str()
     lines = [line for line in out.splitlines() if line.startswith("[")]
     assert len(lines) == 3, out
