@@ -94,6 +94,6 @@ def test_sigkilled_run_then_normal_run_leaves_no_namespace(pytester: pytest.Pyte
     killed.wait(5)
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert label in names                                  # SIGKILL ran no teardown...
-    pytester.runpytest_subprocess(f"--rig={RIG}", "-k", "quick").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess(*IN_PROCESS, f"--rig={RIG}", "-k", "quick").assert_outcomes(passed=1)
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert label not in names                              # ...the next normal run reaped it
