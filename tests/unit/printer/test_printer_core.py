@@ -177,6 +177,7 @@ def test_silent_printer_gives_client_no_status(serve, transport):
     else:
         import usb.core
 
+        p.device.default_timeout = 300                  # ms, as the TCP case's 0.3 s (pyusb's default is 1 s)
         with pytest.raises(usb.core.USBTimeoutError):
             p.is_online()
 
