@@ -16,3 +16,4 @@ def pytest_xdist_auto_num_workers(config) -> int:
     if given and given.isdigit() and int(given) > 0:
         return int(given)
     return max(2, (3 * len(os.sched_getaffinity(0)) + 1) // 2)
+
