@@ -12,6 +12,7 @@ from scapy.utils import rdpcap
 
 from fixtures.devices import close_bench
 from harness.core.bench import Bench
+from harness.core.events import wait_until
 from harness.core.rig import LinkTls
 from harness.host.tls import BenchPki
 from tests.support.link_peers import iso_decode, iso_message
@@ -137,7 +138,7 @@ def test_rst_after_request_1_delivers_it_then_resets_both_ends(tls_link, peers, 
     fault = th.arm("rst after request#1 terminal->host")
     t.send(iso_message("0200", "000009"))
     fault.prove(timeout=3.0)                                         # fired, and both forged resets were taken
-    assert len(server.received) == 1                                 # delivered before the reset
+    assert wait_until(lambda: len(server.received) == 1, 3.0), server.received   # delivered before the reset
     shot = fault.fired[0]
     assert shot.stage == "request#1" and shot.detail["stream_start"] == t.stream.marks[0]
     assert {r["to"] for r in shot.resets} == {"terminal", "host"}
