@@ -248,6 +248,13 @@ class ScenarioPool:
             t.join(timeout)
         errors = [f"bench slot thread {t.name} still running after {timeout:g}s" for t in self._threads
                   if t.is_alive()]
-        for slot in self.slots:
-            errors += slot.close()
-        return errors
+        # All slots at once: their tills stop and namespaces go in the time of the slowest, well within the time
+        # pytest-xdist gives a finishing worker before it kills it (which would leave the namespaces behind).
+        found: list[list[str]] = [[] for _ in self.slots]
+        closers = [threading.Thread(target=lambda i=i, s=s: found[i].extend(s.close()), name=f"close-slot-{i}")
+                   for i, s in enumerate(self.slots)]
+        for t in closers:
+            t.start()
+        for t in closers:
+            t.join(timeout)
+        return errors + [e for each in found for e in each]
