@@ -360,7 +360,7 @@ def _one_charge_per_sale(rec: Records) -> Iterator[Violation]:
 @invariant("I4", "receipts and evidence show masked card numbers only")
 def _masked_card_numbers(rec: Records) -> Iterator[Violation]:
     for r in rec.receipts:
-        for pan in find_unmasked_pans(r.text):
+        for pan in sorted(_card_like(find_unmasked_pans(r.text))):
             yield Violation("I4", f"receipt shows an unmasked card number ({pan})", receipt=r.index,
                             evidence=_evidence(r))
     if rec.evidence_dir is not None:
@@ -641,12 +641,22 @@ def scan_evidence(folder: Path, known_pans: Iterable[str] = PANS,
             plain = run.replace(" ", "").replace("-", "")
             pans |= {mask_pan(d) for d in digits if d in plain}
             if generic and not _glued(data, m.start(), m.end()):
-                pans |= set(find_unmasked_pans(run))
+                pans |= _card_like(find_unmasked_pans(run))
         if suffix in SQLITE_SUFFIXES and (runs or _wal_has_runs(path)):    # no digit run: no cell holds one
             pans |= _sqlite_pans(path)
         if pans:
             found.append((path, sorted(pans)))
     return found
+
+
+def _card_like(pans: Iterable[str]) -> set[str]:
+    """Luhn-valid runs that can be card numbers: none starts with 0 (ISO/IEC 7812's major industry identifier 0
+    is no card scheme's), while a run of zeros (an empty amount or total field) passes Luhn.
+
+    >>> sorted(_card_like(["000000******0000", "411111******1111"]))
+    ['411111******1111']
+    """
+    return {p for p in pans if not p.startswith("0")}
 
 
 def _files(folder: Path) -> list[Path]:
@@ -711,7 +721,7 @@ def _cells_pans(path: Path, mode: str) -> set[str]:
                     if isinstance(cell, str) and len(cell) >= 13:
                         for m in _TEXT_RUN.finditer(cell):
                             if not _glued(cell, m.start(), m.end()):
-                                pans |= set(find_unmasked_pans(m.group()))
+                                pans |= _card_like(find_unmasked_pans(m.group()))
     finally:
         db.close()
     return pans

@@ -19,6 +19,7 @@ How many slots: `benches_per_worker()` from the machine's cores and load, or the
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import shutil
@@ -43,7 +44,8 @@ from harness.topology import NetnsUnavailable, Topology, build_topology
 log = logging.getLogger(__name__)
 
 MAX_BENCHES = 8              # per worker: more adds CPU contention, not overlap
-BENCHES_PER_FREE_CORE = 4    # a scenario is busy about a quarter of its wall time (bench_matrix.py)
+BENCHES_PER_FREE_CORE = 6    # a scenario keeps a core busy a tenth of its wall time (bench_matrix.py): 6 per
+                             # idle core leaves about 40% of it for the timers' sake
 
 
 def busy_cores(window: float = 0.3) -> float:
@@ -65,20 +67,22 @@ def busy_cores(window: float = 0.3) -> float:
 
 
 def benches_per_worker(workers: int, cores: int | None = None, load: float | None = None) -> int:
-    """Benches each of `workers` workers runs at once: 4 per core not already busy (`load`, default
-    `busy_cores()`), shared among the workers, between 1 and 8.
+    """Benches each of `workers` workers runs at once: 6 per core not already busy (`load`, default
+    `busy_cores()`), shared among the workers (rounded up), between 1 and 8.
 
     >>> benches_per_worker(2, cores=2, load=0.0)
+    6
+    >>> benches_per_worker(3, cores=2, load=0.0)
     4
-    >>> benches_per_worker(2, cores=2, load=2.0)       # two busy loops already: half a core each
+    >>> benches_per_worker(2, cores=2, load=2.0)       # two busy loops already: a quarter core counted free
     1
     >>> benches_per_worker(1, cores=16, load=0.0)
     8
     """
     cores = cores or os.cpu_count() or 1
     load = busy_cores() if load is None else load
-    free = max(0.5, cores - load)
-    return max(1, min(MAX_BENCHES, int(BENCHES_PER_FREE_CORE * free / max(1, workers))))
+    free = max(0.25, cores - load)
+    return max(1, min(MAX_BENCHES, math.ceil(BENCHES_PER_FREE_CORE * free / max(1, workers))))
 
 
 def shareable(rig: Rig) -> str | None:
@@ -244,6 +248,13 @@ class ScenarioPool:
             t.join(timeout)
         errors = [f"bench slot thread {t.name} still running after {timeout:g}s" for t in self._threads
                   if t.is_alive()]
-        for slot in self.slots:
-            errors += slot.close()
-        return errors
+        # All slots at once: their tills stop and namespaces go in the time of the slowest, well within the time
+        # pytest-xdist gives a finishing worker before it kills it (which would leave the namespaces behind).
+        found: list[list[str]] = [[] for _ in self.slots]
+        closers = [threading.Thread(target=lambda i=i, s=s: found[i].extend(s.close()), name=f"close-slot-{i}")
+                   for i, s in enumerate(self.slots)]
+        for t in closers:
+            t.start()
+        for t in closers:
+            t.join(timeout)
+        return errors + [e for each in found for e in each]

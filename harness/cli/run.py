@@ -2,6 +2,7 @@
 
     posrig run --rig rigs/emulated.yaml --report report -n 2
     posrig run -k 0210-lost                     # in any folder: the shipped emulated rig, report/ here
+    posrig run --scenario explore-report/finding-1-<key>.yaml     # replay a schedule `posrig explore` found
 
 The suite is `harness.acceptance.suite` (installed with posrig), so a vendor who installs posrig into their own
 test repository runs the same matrix. pytest is isolated from the caller's configuration (the suite's own ini),
@@ -47,7 +48,27 @@ def register(sub) -> None:
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="run shard I of N of the selection (balanced by measured durations; the same on every "
                         "machine); merge the shards' reports with `posrig report merge` (docs/scaling.md)")
+    p.add_argument("--scenario", action="append", default=[], metavar="FILE",
+                   help="run this scenario file (from posrig explore) instead of the matrix; repeatable; the "
+                        "file's till profile is used unless --till-profile is given")
     p.set_defaults(func=run)
+
+
+def scenario_files(args) -> list[str]:
+    """Check the --scenario files (one line per problem, raised as ValueError) and take the till profile they
+    were found with when none is given."""
+    from harness.explore.schedule import ScenarioFileError, load
+
+    profiles = set()
+    for path in getattr(args, "scenario", None) or []:
+        try:
+            profiles.add(load(path)[1].get("till_profile") or "")
+        except ScenarioFileError as exc:
+            raise ValueError(str(exc)) from None
+    if not args.till_profile and len(profiles) == 1 and "" not in profiles:
+        args.till_profile = profiles.pop()
+        print(f"posrig run: till profile {args.till_profile} (from the scenario file)", file=sys.stderr)
+    return [str(Path(p).resolve()) for p in getattr(args, "scenario", None) or []]
 
 
 def pytest_args(args) -> list[str]:
@@ -71,6 +92,7 @@ def pytest_args(args) -> list[str]:
         argv += ["-n", str(args.workers)]
     if getattr(args, "shard", None):
         argv.append(f"--shard={args.shard}")
+    argv += [f"--scenario-file={Path(f).resolve()}" for f in getattr(args, "scenario", None) or []]
     return argv
 
 
@@ -166,6 +188,10 @@ def run(args) -> int:
     import pytest
 
     bad_shard = shard_problem(args)
+    try:
+        scenario_files(args)
+    except ValueError as exc:
+        bad_shard = bad_shard or str(exc)
     problems = [bad_shard] if bad_shard else preflight(args)
     for line in problems:
         print(f"posrig run: {line}", file=sys.stderr)

@@ -25,8 +25,6 @@ class Keeper:
     def __init__(self) -> None:
         self.parked: dict[str, Device] = {}
         self.keep_next = True            # the scenario ending now left its devices fit for the next one
-        self.adopted = 0
-        self.discarded = 0
         self._lock = threading.Lock()
 
     def adopt(self, name: str, cls: type, spec: Any, ctx: DeviceContext, bound: dict[str, Any]) -> Device | None:
@@ -44,7 +42,6 @@ class Keeper:
         if not ok:
             self._discard(dev)
             return None
-        self.adopted += 1
         return dev
 
     def wants(self, dev: Device) -> bool:
@@ -67,7 +64,6 @@ class Keeper:
             self._discard(old)
 
     def _discard(self, dev: Device) -> None:
-        self.discarded += 1
         from harness.core.bench import _close_quietly
 
         _close_quietly(dev)

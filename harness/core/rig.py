@@ -74,8 +74,20 @@ LINK_KEYS = {
     "bridge": "bench only: a session-long bridge posrig adopts and only faults (made by `posrig link up`), e.g. br-tt",
     "ports": "a mapping of protocol to TCP port watched on this link, e.g. {iso8583: 5000}",
     "faults": "a list of faults armed for the whole run, e.g. ['flap count=3 down_ms=200 every_ms=1000']",
+    "tls": "a mapping: the link's ports carry TLS, e.g. {version: '1.3'} (see TLS_KEYS)",
     "description": "free text",
 }
+TLS_KEYS = {
+    "version": "'1.2' or '1.3': what the emulated host and terminal speak (default '1.3')",
+    "mode": "'passthrough': posrig sees TLS records only, stages request#N/response#N; 'terminate': the link "
+            "node terminates and re-originates TLS and sees ISO 8583 (emulated rigs)",
+    "tickets": "TLS 1.3 NewSessionTickets the server sends after a full and a resumed handshake, e.g. [2, 1] "
+               "(OpenSSL's default), or one number for both",
+    "keylog": "true: the emulated host writes its TLS secrets (SSLKEYLOGFILE format) to the evidence, so "
+              "Wireshark decrypts the link's capture",
+}
+TLS_VERSIONS = ("1.2", "1.3")
+TLS_MODES = ("passthrough", "terminate")
 TOP_KEYS = {
     "name": "the rig's name",
     "description": "free text",
@@ -148,6 +160,7 @@ class LinkSpec:
     faults: tuple[Any, ...] = ()          # FaultSpecs armed for the whole run (parsed once, here)
     description: str = ""
     bridge: str | None = None             # bench: the session-long bridge to adopt (None: one per run)
+    tls: LinkTls | None = None            # the link's ports carry TLS
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,16 @@ class LabgridSpec:
     place: str
     resources: dict[str, tuple[str, ...]] = field(default_factory=dict)    # device/link -> resource name(s)
     power: dict[str, str] = field(default_factory=dict)                     # device -> power resource name
+
+
+@dataclass(frozen=True)
+class LinkTls:
+    """TLS on a link's ports: what the emulated ends speak and what the engine assumes of the server."""
+
+    version: str = "1.3"
+    mode: str = "passthrough"
+    tickets: tuple[int, int] = (2, 1)
+    keylog: bool = False
 
 
 @dataclass(frozen=True)
@@ -362,9 +385,43 @@ def _link(path: Path, name: str, data: Any, devices: dict[str, DeviceSpec], netw
         except (FaultError, TypeError) as exc:
             raise RigError(path, f"{where}.faults[{i}]", fault, f"a fault such as 'drop 0210 host->terminal' ({exc})")\
                 from None
+    tls = _link_tls(path, where, data.get("tls"), ports, network_mode) if "tls" in data else None
     return LinkSpec(name=name, ends=(ends[0], ends[1]), faultable=faultable, driver=driver,
                     interfaces=tuple(str(i) for i in interfaces), ports=dict(ports), faults=tuple(specs),
-                    description=str(data.get("description", "")), bridge=bridge)
+                    description=str(data.get("description", "")), bridge=bridge, tls=tls)
+
+
+def _link_tls(path: Path, where: str, data: Any, ports: dict[str, int], network_mode: str) -> LinkTls:
+    """A link's `tls:` mapping, checked: version, mode, tickets; the link must name the ports it carries."""
+    where = f"{where}.tls"
+    _check_keys(path, where, data, TLS_KEYS)
+    if not ports:
+        raise RigError(path, f"{where}", data, "a link with `ports:` (TLS is recognised on the ports it watches)")
+    version = data.get("version", "1.3")
+    version = f"{version:.1f}" if isinstance(version, float) else version     # YAML reads 1.3 as a number
+    _choice(path, f"{where}.version", version, TLS_VERSIONS)
+    mode = _choice(path, f"{where}.mode", data.get("mode", "passthrough"), TLS_MODES)
+    if mode == "terminate" and network_mode != "namespaces":
+        raise RigError(path, f"{where}.mode", mode, "'passthrough' on a physical bench",
+                       "terminating TLS is built for the emulated topology only")
+    tickets = data.get("tickets", [2, 1])
+    if isinstance(tickets, int) and not isinstance(tickets, bool):
+        tickets = [tickets, tickets]
+    if not (isinstance(tickets, list) and len(tickets) == 2
+            and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= 16 for t in tickets)):
+        raise RigError(path, f"{where}.tickets", data.get("tickets"), TLS_KEYS["tickets"] + ", each 0-16")
+    keylog = data.get("keylog", False)
+    if not isinstance(keylog, bool):
+        raise RigError(path, f"{where}.keylog", keylog, "true or false")
+    return LinkTls(version=version, mode=mode, tickets=(tickets[0], tickets[1]), keylog=keylog)
+
+
+def tls_between(rig: Rig, a: str, b: str | None = None) -> LinkTls | None:
+    """The TLS settings of the link joining devices `a` and `b` (any link of `a` when `b` is None), or None."""
+    for link in rig.links.values():
+        if link.tls is not None and a in link.ends and (b is None or b in link.ends):
+            return link.tls
+    return None
 
 
 def parse_rig(text: str, path: str | Path = "<rig>") -> Rig:

@@ -19,6 +19,12 @@ YAML/JSON rules file, relative to the rig file), window (seconds a repeated requ
 600), process (true: run `posrig host serve` as a child process instead of threads in this process),
 synchronous (FULL | NORMAL).
 
+TLS: when the rig's link to the host has `tls:` (`harness.core.rig.LinkTls`), the host serves ISO 8583 over
+TLS of that version with a bench CA made for the scenario (`harness.host.tls`; certificates in the evidence as
+`tls-bench-ca.pem` and `tls-<host>-cert.pem`; with `keylog: true` its secrets in `tls-keylog.keys`, the
+SSLKEYLOGFILE format Wireshark reads) and offers the client side to the emulated terminal. Threads only (not
+with `process: true`).
+
 Placement: in the emulated rig the host listens on 0.0.0.0:PORT inside its namespace (`address: host:5000`)
 and the terminal reaches it at the host node's IP; without namespaces it listens on 127.0.0.1 on an ephemeral
 port; on a physical bench it binds to the address in the rig (the bench NIC the real terminal is configured to
@@ -34,16 +40,19 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
 from harness.core.address import parse_hostport, port_of
 from harness.core.device import DeviceContext
 from harness.core.process import Child, ChildFailed, posrig_command
+from harness.core.rig import tls_between
 from harness.host import AcquirerHost
 from harness.host.behaviour import Behaviour, Match, Rule, RuleError, load_rules
 from harness.host.ledger import Ledger
 from harness.host.server import HostServer
+from harness.host.tls import BenchPki, TlsSetupError, offer, withdraw
 from harness.protocols.iso8583 import DEFAULT_SPEC, SPECS, Framing
 
 DEFAULT_PORT = 5000
@@ -88,6 +97,11 @@ class EmulatedHost(AcquirerHost):
         self._bind: tuple[str, int] | None = None
         self._address: tuple[str, int] | None = None
         self._closed = False
+        self.tls = tls_between(ctx.rig, spec.name)
+        self._pki: BenchPki | None = None
+        if self.tls is not None and self.process_mode:
+            raise HostError(f"host {spec.name!r}: TLS on its link (tls:) is served by the host's threads only; "
+                            "remove `process: true` or the link's `tls:`")
 
     def _rig_relative(self, path: str | None) -> str | None:
         """A rules file named in the rig is found relative to the rig file (absolute paths stay)."""
@@ -141,6 +155,7 @@ class EmulatedHost(AcquirerHost):
             port = self._spawn(bind)
         else:
             listener = self._listen(bind)
+            tls_context = self._tls_server(ip) if self.tls is not None else None
             self._transcript = self.ctx.evidence.transcript("host")
             self._server = HostServer(
                 listener,
@@ -152,11 +167,29 @@ class EmulatedHost(AcquirerHost):
                 timing_scale=self.ctx.timing.scale,
                 transcript=self._transcript,
                 synchronous=self.synchronous,
+                tls=tls_context,
             )
             self._server.start()
             port = self._server.address[1]
         self._address = (ip, port)
+        if self._pki is not None:
+            offer(self._address, self._pki.client_context(self.tls.version), tls_context)
         self._ledger = Ledger(self.ledger_path)
+
+    def _tls_server(self, ip: str) -> ssl.SSLContext:
+        """The bench CA and this host's certificate for `ip` (in the evidence), and the server context."""
+        try:
+            ev = self.ctx.evidence
+            pem = "application/x-pem-file"
+            self._pki = BenchPki(self.name, ip, ev.file("tls-bench-ca.pem", "bench CA certificate (TLS link)", pem),
+                                 ev.file(f"tls-{self.name}-cert.pem", "host TLS certificate chain", pem))
+            context = self._pki.server_context(self.tls.version, tickets=self.tls.tickets[0])
+            if self.tls.keylog:             # not a text suffix: the evidence scan looks for known cards only
+                context.keylog_filename = str(ev.file("tls-keylog.keys", "TLS secrets (SSLKEYLOGFILE format): "
+                                                      "Wireshark decrypts the link capture with it", "text/plain"))
+            return context
+        except (TlsSetupError, OSError, ssl.SSLError) as exc:
+            raise HostError(f"host {self.name!r}: cannot set up TLS for its link: {exc}") from None
 
     def _file_rules(self) -> list[Rule]:
         if not self.rules_file:
@@ -232,6 +265,10 @@ class EmulatedHost(AcquirerHost):
         if self._server is not None:
             self._server.close(timeout=self.close_timeout / 2)
         self._stop_process()
+        if self._pki is not None:
+            if self._address is not None:
+                withdraw(self._address)
+            self._pki.close()
         if self._transcript is not None:
             self._transcript.close()
         if self._ledger is not None:
@@ -285,5 +322,6 @@ class EmulatedHost(AcquirerHost):
             framing=self.framing,
             ledger=str(self.ledger_path),
             runs="process" if self.process_mode else "threads",
+            tls=self.tls.version if self.tls is not None else None,
         )
         return info

@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import logging
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from harness.host.acquirer import Acquirer, Connection
 from harness.host.answers import Decision
 from harness.host.behaviour import Rule
 from harness.host.ledger import Bookkeeper
+from harness.host.tls import TlsStream
 from harness.protocols import iso8583 as iso
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class HostServer:
         transcript: Transcript | None = None,
         synchronous: str = "FULL",
         max_message: int = iso.MAX_MESSAGE,
+        tls: ssl.SSLContext | None = None,
     ):
         if spec not in iso.SPECS:
             raise ValueError(f"unknown ISO 8583 spec {spec!r}; expected one of {', '.join(iso.SPECS)}")
@@ -83,6 +86,7 @@ class HostServer:
         self.timing_scale = timing_scale
         self.transcript = transcript
         self.max_message = max_message
+        self.tls = tls                  # serve ISO 8583 over TLS with this context (harness.host.tls)
         self.acquirer = Acquirer(rules, window=window)
         self.synchronous = synchronous
         self.bookkeeper: Bookkeeper | None = None
@@ -110,6 +114,17 @@ class HostServer:
         with self._lock:
             self.stats["connections"] += 1
         self._record("connect", peer)
+        if self.tls is not None:
+            stream = TlsStream(sock, self.tls, server_side=True)
+            try:
+                stream.handshake()
+            except (OSError, ValueError) as exc:
+                self._record("tls-failed", peer, error=str(exc))
+                peer.shut()
+                self._record("disconnect", peer)
+                return
+            peer.sock = stream
+            self._record("tls", peer, version=stream.version, resumed=stream.resumed)
         reader = iso.FrameReader(self.framing, self.max_message)
         try:
             while not peer.closed:

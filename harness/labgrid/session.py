@@ -53,7 +53,16 @@ class LabgridSession:
 
     def open(self) -> Rig:
         """Acquire the place and return the rig with its resources filled in. PlaceError (PlaceHeld) if not."""
-        self.acquired = self.place.acquire()
+        try:
+            self.acquired = self.place.acquire()
+        except KeyboardInterrupt:
+            # Stopped (SIGTERM, Ctrl-C) while the coordinator acquired it for us: give it back. (A place this user
+            # held before the run is given back too: this cannot tell, its answer never came.)
+            with contextlib.suppress(Exception):
+                shown = self.place.show()
+                if shown.get("acquired") and shown.get("acquired") == shown.get("me"):
+                    self.place.release()
+            raise
         atexit.register(self.close)
         try:
             plan = resources.plan(self.rig, self.acquired)

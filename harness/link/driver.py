@@ -23,6 +23,7 @@ import logging
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from harness.link.faults import (
     ResetVerified,
     fault_event,
 )
+from harness.protocols import stages
 from harness.protocols.stages import ANY
 
 log = logging.getLogger(__name__)
@@ -240,6 +242,10 @@ class EngineLink(Link):
         """Ends, addresses (ip -> end), server end, ports, bridged, queue range. Subclasses extend."""
         config = {"link": self.name, "ends": list(self.spec.ends), "ports": dict(self.spec.ports),
                   "server": self.server_end(), "pcap": str(self.pcap_path)}
+        tls = getattr(self.spec, "tls", None)
+        if tls is not None and tls.mode == "passthrough":   # stages from TLS record structure on these ports
+            config["tls"] = {"ports": sorted(self.spec.ports.values()), "mode": tls.mode,
+                             "tickets": list(tls.tickets)}
         for key in ("max_queue", "realtime"):           # tuning and tests: DeviceContext.extra["link_<key>"]
             if f"link_{key}" in self.ctx.extra:
                 config[key] = self.ctx.extra[f"link_{key}"]
@@ -516,7 +522,23 @@ class EngineLink(Link):
                              f"'{self.spec.ends[0]}->{self.spec.ends[1]}' or "
                              f"'{self.spec.ends[1]}->{self.spec.ends[0]}'")
 
+    def over_tls(self, spec: FaultSpec) -> FaultSpec:
+        """On a TLS passthrough link, an ISO 8583 stage becomes its TLS stage by order (0200 request#1, 0210
+        response#1, 0420 request#2, 0430 response#2: `harness.protocols.stages.over_tls`), so a matrix or test
+        written for plaintext arms the same message over TLS. Other links: `spec` unchanged."""
+        tls = getattr(self.spec, "tls", None)
+        if tls is None or tls.mode != "passthrough" or spec.stage is None:
+            return spec
+        if spec.stan is not None:
+            raise FaultError(f"{spec.describe()}: link {self.name} carries TLS without posrig holding the keys; "
+                             f"a STAN cannot be read there: leave stan= out")
+        try:
+            return replace(spec, stage=stages.over_tls(spec.stage))
+        except stages.StageError as exc:
+            raise FaultError(f"link {self.name}: {exc}") from None
+
     def _arm(self, spec: FaultSpec, required: bool) -> Fault:
+        spec = self.over_tls(spec)
         if not self.spec.faultable:
             raise FaultError(f"link {self.name} is 'faultable: false' in {self.ctx.rig.path}: it is watched "
                              f"(captured, stages counted) but not faulted; cannot arm {spec.describe()}")

@@ -22,8 +22,9 @@ What each action does once its stage comes (and for how long):
   in order (retransmissions made meanwhile wait too).
 * blackhole [ms=N]: every packet on the link, both directions, is dropped for N ms or until cleared.
 * flap count=K down_ms=N every_ms=M: K blackholes of N ms starting M ms apart (the incident's pattern).
-* rst [to=both|sender|receiver|END]: the segment is dropped (deliver=true: let through) and each target gets
-  a RST with exactly the sequence number it expects, then a liveness probe proves the reset was taken.
+* rst [to=both|sender|receiver|END]: the segment is dropped (deliver=true, or "rst after STAGE": let through)
+  and each target gets a RST with exactly the sequence number it expects, then a liveness probe proves the
+  reset was taken.
 * duplicate [copies=N]: the segment goes through and N copies follow (TCP discards them; the receiver's
   D-SACK in the capture shows they arrived).
 * corrupt [offset=I] [checksum=fix|keep]: one byte of the message flipped; with a fixed checksum the
@@ -152,7 +153,12 @@ class FaultSpec:
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
         """Parse "ACTION [STAGE] [A->B] [first|every|nth=N] [stan=S] [key=value ...]"; the stage in any
-        spelling of `harness.protocols.stages` ("zvt:06 01", "zvt:06_01", "06-01")."""
+        spelling of `harness.protocols.stages` ("zvt:06 01", "zvt:06_01", "06-01", "response#1"); "rst after
+        STAGE" is "rst STAGE deliver=true".
+
+        >>> FaultSpec.parse("rst after request#1").describe()
+        'rst request#1 first deliver=True'
+        """
         words = text.split()
         if not words:
             raise FaultError("empty fault; e.g. 'drop 0210 host->terminal'")
@@ -173,6 +179,8 @@ class FaultSpec:
                 direction = w
             elif w in ("first", EVERY):
                 occurrence = 1 if w == "first" else EVERY
+            elif w == "after" and action == "rst" and stage is None:
+                params["deliver"] = True             # "rst after request#1": the message arrives, then the reset
             elif stage is None:
                 n = _stage_words(words, i)
                 stage = " ".join(words[i:i + n])

@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Callable
 
 Runner = Callable[[list[str]], str]
+INJECTED_MARK = 0x706F73     # fwmark ("pos") of the packets the engine forges (harness.link.engine.forge)
 
 
 def comment(link: str) -> str:
@@ -34,10 +35,12 @@ def local_run(cmd: list[str]) -> str:
 
 
 class QueueRules:
-    """A set of FORWARD rules queueing matched packets to one NFQUEUE; `remove()` deletes exactly those."""
+    """A set of FORWARD rules (or of `chain`) queueing matched packets to one NFQUEUE; `remove()` deletes
+    exactly those."""
 
-    def __init__(self, run: Runner, link: str, queue: int, matches: list[list[str]]):
+    def __init__(self, run: Runner, link: str, queue: int, matches: list[list[str]], chain: str = "FORWARD"):
         self.run = run
+        self.chain = chain
         self.tag = comment(link)
         self.queue = queue
         self.rules = [[*m, "-m", "comment", "--comment", self.tag, "-j", "NFQUEUE", "--queue-num", str(queue),
@@ -46,7 +49,7 @@ class QueueRules:
 
     def install(self) -> None:
         for rule in self.rules:
-            self.run(["iptables", "-w", "5", "-I", "FORWARD", *rule])
+            self.run(["iptables", "-w", "5", "-I", self.chain, *rule])
             self.installed.append(rule)
 
     def remove(self) -> None:
@@ -54,13 +57,32 @@ class QueueRules:
         while self.installed:
             rule = self.installed.pop()
             try:
-                self.run(["iptables", "-w", "5", "-D", "FORWARD", *rule])
+                self.run(["iptables", "-w", "5", "-D", self.chain, *rule])
             except Exception as exc:  # noqa: BLE001 - collected: every rule gets its chance to go
                 errors.append(str(exc))
         if errors:
             raise RuntimeError("; ".join(errors))
 
     def listed(self) -> list[str]:
-        """Rules in FORWARD carrying this link's tag (for tests and `posrig link`)."""
+        """Rules carrying this link's tag (for tests and `posrig link`)."""
         out = self.run(["iptables-save", "-t", "filter"])
         return [line for line in out.splitlines() if self.tag in line]
+
+
+class RedirectRule:
+    """One nat PREROUTING REDIRECT rule (a terminating TLS link's front proxy), tagged like the queue rules."""
+
+    def __init__(self, run: Runner, link: str, match: list[str], to_port: int):
+        self.run = run
+        self.rule = [*match, "-m", "comment", "--comment", comment(link), "-j", "REDIRECT", "--to-ports",
+                     str(to_port)]
+        self.installed = False
+
+    def install(self) -> None:
+        self.run(["iptables", "-w", "5", "-t", "nat", "-I", "PREROUTING", *self.rule])
+        self.installed = True
+
+    def remove(self) -> None:
+        if self.installed:
+            self.installed = False
+            self.run(["iptables", "-w", "5", "-t", "nat", "-D", "PREROUTING", *self.rule])

@@ -9,6 +9,10 @@ receiver's rcv_nxt: exactly the sequence number a forged RST must carry to be ac
 Only IPv4 header + TCP header + the first bytes of each message are read: no scapy on the hot path. Card numbers
 are located here (the protocol layer says where in a message) and hidden in the capture as
 `harness.core.masking` decides.
+
+On a TLS port (the link's `tls:` key) the stream is split into TLS records instead, and each connection's
+`harness.protocols.tls.TlsSession` names the stages they make (handshake, request#N, response#N); records that
+start no stage (handshake messages, the rest of a burst, tickets) are not messages here.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from harness.core.masking import hidden_range
 from harness.link.layers import NEED_MORE, FramingError, StreamMessage
 from harness.protocols import stages
+from harness.protocols.tls import DEFAULT_TICKETS, Record, RecordReader, TlsSession
 
 CONNECT = stages.CONNECT.name    # the stage of a TCP SYN opening a connection on a watched port
 SYN, ACK, RST, FIN = 0x02, 0x10, 0x04, 0x01
@@ -88,6 +93,7 @@ class Message:
     end: int                 # relative sequence number after its last byte
     packet: int              # number (1-based, pcap order) of the packet where it was recognised
     ordinal: int = 0         # messages of this stage and direction the link saw so far, this one included
+    record: Record | None = None     # on a TLS port: the record this message starts with
 
     def overlaps(self, start: int, end: int) -> bool:
         return start < self.end and self.start < end
@@ -110,6 +116,7 @@ class HalfStream:
     last_ack: int | None = None      # absolute ack number of this side's last segment
     masks: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=16))   # card digits to hide
     _probe: tuple[int, bytearray, int] | None = None     # (message start, head so far, message length)
+    records: RecordReader | None = None                  # a TLS port: the stream is records, not messages
 
     def rel(self, seq: int) -> int:
         return (seq - self.isn) % MOD
@@ -119,7 +126,7 @@ class HalfStream:
 
     def feed(self, rel: int, data: bytes, packet: int) -> list[Message]:
         """Take a segment's payload at relative seq `rel`; return the messages recognised in it."""
-        if self.layer is None or self.garbage:
+        if (self.layer is None and self.records is None) or self.garbage:
             self.next = max(self.next, rel + len(data))
             return []
         end = rel + len(data)
@@ -140,6 +147,8 @@ class HalfStream:
         return found
 
     def _parse(self, data: bytes, packet: int) -> list[Message]:
+        if self.records is not None:
+            return self._records(data, packet)
         layer = self.layer
         found: list[Message] = []
         if self._probe is not None:
@@ -171,6 +180,14 @@ class HalfStream:
             if layer.pan_head:
                 self._probe = (msg.start, bytearray(), total)
                 self._find_pan(buf[i:i + min(total, layer.pan_head)])
+        return found
+
+    def _records(self, data: bytes, packet: int) -> list[Message]:
+        """TLS records whose header is in `data` (the stream's next bytes), as messages of stage "tls"."""
+        found = [Message(stage="tls", direction=self.direction, start=rec.start, end=rec.end, packet=packet,
+                         record=rec) for rec in self.records.feed(data)]
+        if self.records.broken:
+            self.garbage = self.records.broken
         return found
 
     def _find_pan(self, data: bytes) -> None:
@@ -215,6 +232,7 @@ class Connection:
     down: HalfStream                 # server -> client
     syn_seq: int | None = None
     reset_sent: set[str] = field(default_factory=set)
+    tls: TlsSession | None = None    # a TLS port: its records into stages
 
     def half(self, seg: Segment) -> HalfStream:
         return self.up if (seg.src, seg.sport) == (self.key[0], self.key[1]) else self.down
@@ -227,9 +245,12 @@ class Tracker:
     """All connections on one link; names directions "<end>-><end>" from addresses or, failing that, ports."""
 
     def __init__(self, ends: tuple[str, str], ports: dict[int, type[StreamMessage]],
-                 addresses: dict[str, str] | None = None, server: str | None = None):
+                 addresses: dict[str, str] | None = None, server: str | None = None,
+                 tls_ports: set[int] | None = None, tickets: tuple[int, int] = DEFAULT_TICKETS):
         self.ends = ends
         self.ports = ports
+        self.tls_ports = tls_ports or set()     # ports carrying TLS: stages from record structure
+        self.tickets = tuple(tickets)
         self.addresses = addresses or {}
         self.server = server or ends[1]
         self.client = ends[0] if self.server == ends[1] else ends[1]
@@ -270,6 +291,10 @@ class Tracker:
             conn = Connection(key=key, client=client, server=server,
                               up=HalfStream(f"{client}->{server}", layer),
                               down=HalfStream(f"{server}->{client}", layer))
+            if key[3] in self.tls_ports:
+                conn.tls = TlsSession(self.tickets)
+                for half in (conn.up, conn.down):
+                    half.layer, half.records = None, RecordReader()
             if len(self.connections) > 4096:
                 self.connections.pop(next(iter(self.connections)))
             self.connections[key] = conn
@@ -303,8 +328,22 @@ class Tracker:
             retransmission = rel < half.next
             off = seg.ihl + seg.doff
             for msg in half.feed(rel, payload[off:off + seg.payload_len], packet):
+                if conn.tls is not None and not self._tls_stage(conn, half, seg, msg):
+                    continue
                 new.append(self._count(msg))
         return conn, new, retransmission
+
+    def _tls_stage(self, conn: Connection, half: HalfStream, seg: Segment, msg: Message) -> bool:
+        """Name the TLS stage a record starts (False: none); a server record is told how much of the client's
+        stream the server had acknowledged when it was sent."""
+        acked = None
+        if half is conn.down and seg.flags & ACK and conn.up.isn is not None:
+            acked = conn.up.rel(seg.ack)
+        stage = conn.tls.classify(msg.record, half is conn.up, acked)
+        if stage is None:
+            return False
+        msg.stage = stage
+        return True
 
     def _count(self, msg: Message) -> Message:
         k = (msg.direction, msg.stage)

@@ -223,15 +223,25 @@ def barcode_image(b: BarcodeBlock):
             options = {"module_width": 0.2 * max(1, b.width) / 2, "module_height": max(4, b.height / 12),
                        "write_text": False, "quiet_zone": 2, "dpi": 180}
             bars = code.render(options)
-            return _with_hri(bars, code.get_fullcode() if name in ("ean13", "ean8", "upca") else data,
+            return _with_hri(bars, code.get_fullcode() if name in ("ean13", "ean8", "upca") else _shown(data),
                              _hri_position(b))
         except Exception:  # noqa: BLE001 - drawn as a labelled box instead
             pass
     im = Image.new("L", (PAPER_DOTS - 2 * MARGIN, max(40, b.height // 2)), 255)
     d = ImageDraw.Draw(im)
     d.rectangle((0, 0, im.width - 1, im.height - 1), outline=0)
-    d.text((6, 6), f"{b.symbology} {data}", font=_font(FONT_B_PX), fill=0)
+    d.text((6, 6), f"{b.symbology} {_shown(data)}", font=_font(FONT_B_PX), fill=0)
     return im
+
+
+def _shown(text: str) -> str:
+    """Text as a label can draw it: a control character (which the font's layout engine refuses) as its ^ form.
+
+    >>> _shown("12" + chr(13) + "34")
+    '12^M34'
+    """
+    return "".join(ch if ch.isprintable() else f"^{chr(ord(ch) ^ 0x40)}" if ord(ch) < 32 or ord(ch) == 127
+                   else "?" for ch in text)
 
 
 def qr_image(q: QrBlock):

@@ -13,6 +13,8 @@ that fakes the output. The oracle must catch each of them from the evidence alon
 | ignore-print-failure    | books without checking the printer, ignores print errors       | printer offline |
 | drawer-on-decline       | opens the drawer when the card is not paid ("take cash")      | any decline     |
 | drawer-at-tender        | opens the drawer at "pay", before the terminal approved        | any card sale   |
+| reset-voids-sale        | a reset on the status query after a lost result = terminal     | two faults only:|
+|                         | rebooted, payment void: "failed", no receipt (money is held)   | `posrig explore`|
 
 Only cash sales and card sales the acquirer holds open the drawer: the correct till pulses it with the cash
 sale's receipt (before the cut), never for a card (I5 judges every pulse, inside a receipt or not).
@@ -133,6 +135,8 @@ class Correct:
                 last = self.till.ecr.repeat_receipt()
             except EcrError as exc:
                 self.till.step(run, "query-failed", detail={"attempt": attempt, "error": str(exc)})
+                if self.on_query_failed(run, exc, reason):
+                    return
                 if attempt < t.query_attempts:
                     time.sleep(t.query_interval * attempt)
                 continue
@@ -158,6 +162,10 @@ class Correct:
             return
         self.till.finish(run, "unknown", {}, message=f"terminal unreachable, outcome unknown ({reason}); "
                                                      "no receipt until it is resolved (POST /recover)")
+
+    def on_query_failed(self, run: SaleRun, exc: EcrError, reason: str) -> bool:
+        """A status query failed. True: the profile has decided the sale; False: ask again (correct)."""
+        return False
 
     # -- receipts --------------------------------------------------------------------------------------------
     def print_sale_receipt(self, run: SaleRun) -> None:
@@ -307,9 +315,41 @@ class DrawerAtTender(Correct):
             self.till.journal.record_print(run.sale_id, "drawer", False, error=str(exc))
 
 
+class ResetVoidsSale(Correct):
+    """A compound-fault bug (planted for `posrig explore`, docs/explore.md): when its status query after a lost
+    result is reset before the terminal acknowledged it, it takes that for a terminal that rebooted and so voided
+    the payment in flight, and tells the cashier the sale failed (no receipt). But the terminal booked the payment
+    before the result was lost: the customer is charged without a receipt (I2). It needs two faults in one sale:
+    one that loses the result after the terminal booked (else there is no query) and a reset of the query's own
+    request (05 01 or 06 20, sent only in the query); a query that times out (blackhole, flap, drop) is asked
+    again as the correct till does, so no single-fault matrix row shows it."""
+
+    name = "reset-voids-sale"
+
+    def on_query_failed(self, run: SaleRun, exc: EcrError, reason: str) -> bool:
+        if not (isinstance(exc, NotStarted) and _reset_by_peer(exc)):
+            return False
+        # "ECONNRESET on the ECR port means the terminal rebooted; a reboot drops the transaction in flight."
+        self.till.finish(run, "failed", {}, message=f"terminal restarted during the payment ({reason}): "
+                                                    "payment void, ask for another payment")
+        return True
+
+
+def _reset_by_peer(exc: BaseException | None) -> bool:
+    """The error (or one it was raised `from`) is a TCP reset by the peer. Only explicit causes count: the query
+    runs inside the handler of the lost result, so its errors' __context__ is that earlier failure."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ConnectionResetError):
+            return True
+        exc, seen = exc.__cause__, seen + 1
+    return False
+
+
 PROFILES: dict[str, type[Correct]] = {p.name: p for p in (Correct, PrintOnTimeout, PrintBeforeCompletion,
                                                           RetryWithoutQuery, TrustAbort, OfflineAsApproved,
-                                                          IgnorePrintFailure, DrawerOnDecline, DrawerAtTender)}
+                                                          IgnorePrintFailure, DrawerOnDecline, DrawerAtTender,
+                                                          ResetVoidsSale)}
 
 
 def profile(name: str) -> type[Correct]:

@@ -4,6 +4,9 @@ flight.
 A response is matched to the request waiting for it by MTI and STAN; anything else that arrives (a late 0210
 for a request already given up and reversed) is written to the transcript as ignored and otherwise dropped.
 
+Over TLS when the emulated host offers it for the address (`harness.host.tls.client_context`); the last TLS
+session is resumed on the next connection, as terminals do.
+
 >>> client = AcquirerClient(("127.0.0.1", 5000), timeout=0.5)      # doctest: +SKIP
 >>> client.exchange({"t": "0200", "11": "000001", ...})             # doctest: +SKIP
 """
@@ -16,6 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from harness.host.tls import TlsStream, client_context
 from harness.protocols import iso8583
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ class AcquirerClient:
         self._waiting: tuple[str, str] | None = None  # (response MTI, STAN)
         self._answer: dict[str, Any] | None = None
         self._closed = False
+        self._tls_session: Any = None  # the last TLS session, offered for resumption on the next connection
         self.ignored: list[dict[str, Any]] = []  # late or unmatched messages, for tests and evidence
 
     # -- connection ------------------------------------------------------------------------------------------
@@ -78,6 +83,9 @@ class AcquirerClient:
             raise HostUnreachable(
                 f"acquirer host {self.address[0]}:{self.address[1]} unreachable: {exc}"
             ) from exc
+        tls = client_context(self.address)
+        if tls is not None:
+            sock = self._tls(sock, tls)
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._cond:
@@ -90,7 +98,24 @@ class AcquirerClient:
         reader.start()
         return sock
 
+    def _tls(self, sock: socket.socket, context: Any) -> TlsStream:
+        """The TLS handshake on a fresh connection (resuming the last session); HostUnreachable if it fails:
+        no request was sent."""
+        stream = TlsStream(sock, context, server_side=False, server_hostname=self.address[0],
+                           session=self._tls_session)
+        try:
+            stream.handshake(self.connect_timeout)
+        except (OSError, ValueError) as exc:
+            sock.close()
+            self._note("tls_failed", error=str(exc))
+            raise HostUnreachable(f"TLS handshake with acquirer host {self.address[0]}:{self.address[1]} "
+                                  f"failed: {exc}") from exc
+        self._note("tls", version=stream.version, resumed=stream.resumed)
+        return stream
+
     def _drop(self, sock: socket.socket) -> None:
+        if isinstance(sock, TlsStream) and sock.session is not None:
+            self._tls_session = sock.session
         with self._cond:
             if self._sock is sock:
                 self._sock = None

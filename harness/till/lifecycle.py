@@ -25,8 +25,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -62,6 +64,7 @@ class Launcher:
         self.history: list[dict[str, Any]] = []
         self._ready_re = re.compile(str(options["ready"])) if options.get("ready") else None
         self._ready = threading.Event()
+        self._escpos: str | None = None          # the till's own python-escpos cache folder
         self._readers: list[threading.Thread] = []
         self.power = _power(options)
         self.power_cut = False
@@ -81,7 +84,16 @@ class Launcher:
         return argvs.render(str(self.options[key]), self.values)
 
     def _environment(self) -> dict[str, str]:
-        return {**os.environ, **ep.env(self.values), "PYTHONUNBUFFERED": "1"}
+        return {**os.environ, **ep.env(self.values), "PYTHONUNBUFFERED": "1",
+                "ESCPOS_CAPABILITIES_PICKLE_DIR": self._escpos_folder()}
+
+    def _escpos_folder(self) -> str:
+        """A python-escpos capabilities cache of this till's own: tills started at once on several benches would
+        otherwise write and read one shared pickle at the same time (python-escpos writes it in place: a till
+        reading it half-written died with EOFError). Removed when the till stops; a killed run's is reaped."""
+        if self._escpos is None or not os.path.isdir(self._escpos):
+            self._escpos = tempfile.mkdtemp(prefix=f"posrig-{os.getpid()}-warm-escpos-")
+        return self._escpos
 
     def _log(self, stream: str) -> Path | None:
         if self.evidence is None:
@@ -205,6 +217,9 @@ class Launcher:
         self._signal_group(signal.SIGKILL)          # nothing it started outlives it
         self._join_readers()
         self.history.append({"event": "stopped", "t": time.time(), "returncode": proc.returncode})
+        if self._escpos is not None:
+            shutil.rmtree(self._escpos, ignore_errors=True)
+            self._escpos = None
         self.proc = None
         return proc.returncode
 

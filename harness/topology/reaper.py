@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 LABEL = re.compile(r"^posrig-(\d+)-")          # namespaces, e.g. posrig-4242-0-till
 IFNAME = re.compile(r"^pr(\d+)-")              # root-namespace interfaces (bench bridges), e.g. pr4242-br0
 COMMENT = re.compile(r"posrig-(\d+)")          # iptables rule comments in the root namespace
-TMPFILE = re.compile(r"^posrig-(\d+)-warm-")   # a warm engine's log (harness/link/warm.py), a warm till's folder
+TMPFILE = re.compile(r"^posrig-(\d+)-(?:warm|tls)-")   # a warm engine's log, a warm till's folder, a TLS key folder
 
 
 def pids_in(ns_path: str) -> list[int]:
@@ -103,10 +103,10 @@ def _found() -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
 
 
 def _files() -> list[Path]:
-    """Temporary files of runs that are gone (a warm engine's log, a warm till's folder: removed by their run
-    unless it was killed)."""
+    """Temporary files of runs that are gone (a warm engine's log, a warm till's folder, a bench TLS key folder:
+    removed by their run unless it was killed)."""
     found = []
-    for path in Path(tempfile.gettempdir()).glob("posrig-*-warm-*"):
+    for path in sorted(Path(tempfile.gettempdir()).glob("posrig-*-*-*")):
         m = TMPFILE.match(path.name)
         if m and not _alive(int(m.group(1))):
             found.append(path)

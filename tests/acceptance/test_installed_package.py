@@ -2,6 +2,7 @@
 empty folder finds its suite, its rig and its plugin there, and writes the report."""
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -33,12 +34,13 @@ def test_posrig_run_from_an_installed_package_in_an_empty_folder(tmp_path):
     pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(tree)], capture_output=True, text=True,
                          timeout=900)
     assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-3000:]
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}   # a PYTHONPATH to this checkout would win
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import harness; print(harness.__file__)"],
-                           cwd=empty, capture_output=True, text=True, check=True).stdout
+                           cwd=empty, capture_output=True, text=True, check=True, env=clean).stdout
     assert str(venv) in where and str(ROOT) not in where       # the installed copy, not this checkout
 
     run = subprocess.run([str(venv / "bin" / "posrig"), "run", "-k", "0210-lost"], cwd=empty,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, env=clean)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     doc = json.loads((empty / "report" / "acceptance.json").read_text())
     assert doc["summary"]["scenarios"] == 2 and doc["summary"]["passed"] is True

@@ -66,6 +66,7 @@ GRAPHIC_BOMB = b"\x1d(L\x0a\x000p0\x01\x011\xff\x7f\xff\x7f\x1d(L\x02\x0002" + C
 @given(escpos)
 @example(QR_TOO_LONG)                     # more than a QR code holds: was ValueError, the receipt not journaled
 @example(GRAPHIC_BOMB)                    # declared 32767 x 32767 from 14 bytes: was 22 s and 3 GB to draw
+@example(b"\x1dk\x00\r\x00" + C.CUT_FULL)  # a barcode of a control character: its label failed to lay out
 def test_every_receipt_draws(data):
     """PNG and HTML of any receipt: no exception, and no image larger than the bytes that describe it."""
     builder = ReceiptBuilder()

@@ -17,3 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]          # the posrig checkout
 RIGS = ROOT / "rigs"
+
+# Options for a user's test run inside this process (`pytester.runpytest_inprocess`: no new interpreter, no
+# re-import of posrig, about 1.5 s less than a subprocess each). labgrid's pytest plugin, there when labgrid is
+# installed, cannot be configured twice in one process, so the inner run goes without it. Runs that are about
+# the process itself (xdist workers, a killed run, `posrig run`) stay subprocesses.
+IN_PROCESS = ("-p", "no:labgrid")

@@ -158,6 +158,12 @@ class ScriptedHost:
         self._service.close(timeout=1.0)
 
 
+# Terminal timers (nominal seconds) for a host that refuses at once: before going online a terminal tries to settle
+# what it owes for 2 x host + host_connect (25 s nominal, 1.25 s at the fixtures' scale), which against a refusing
+# host is only waiting. These make it 0.25 s; restore "host" before a host that answers comes up.
+REFUSING_HOST_TIMERS = {"host": 2.0, "host_connect": 1.0}
+
+
 class DeadHost:
     """An address where nobody listens, kept bound (not listening) so no other socket takes the port:
     connecting is refused. `.release()` frees the port for a host that comes up later."""

@@ -14,6 +14,7 @@ from fixtures.report import SCENARIO_KEY
 from harness.acceptance.matrix import scenarios
 from harness.acceptance.verdict import Verdict
 from harness.core.evidence import safe_name
+from harness.explore.schedule import regression_scenarios, replay_scenarios
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.needs_netns]
 
@@ -24,7 +25,8 @@ def pytest_generate_tests(metafunc):
 
         rig = configured_rig(metafunc.config)
         scale = rig.timing.scale if rig is not None else 0.05
-        found = scenarios(scale)
+        files = metafunc.config.getoption("--scenario-file", None)      # replay explored schedules instead
+        found = replay_scenarios(files) if files else scenarios(scale) + regression_scenarios()
         metafunc.parametrize("scenario", found, ids=[s.id for s in found])
 
 

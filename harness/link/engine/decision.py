@@ -19,6 +19,7 @@ from harness.link.faults import FaultEvent
 from harness.link.layers import protocol
 from harness.link.pcapng import LINKTYPE_ETHERNET, LINKTYPE_IPV4, PcapNgWriter
 from harness.link.tracker import HalfStream, Segment, Tracker, parse
+from harness.protocols.tls import DEFAULT_TICKETS
 
 
 class Engine:
@@ -38,8 +39,10 @@ class Engine:
         (if any) a new file."""
         config = self.config
         ports = {int(port): protocol(name) for name, port in config.get("ports", {}).items()}
+        tls = config.get("tls") or {}
         self.tracker = Tracker(tuple(config["ends"]), ports, config.get("addresses") or {},
-                               config.get("server"))
+                               config.get("server"), tls_ports={int(p) for p in tls.get("ports", ())},
+                               tickets=tuple(tls.get("tickets", DEFAULT_TICKETS)))
         self.effects = Effects(self.tracker, self.emit_event, self.inject)
         if self.pcap_fh is not None:
             self.pcap_fh.close()
@@ -185,8 +188,9 @@ class Engine:
         self.after_decision(seg, raw, shown)
 
     def after_decision(self, seg: Segment, raw: bytes, shown: bytes) -> None:
-        """Injections that must follow the original on the wire (duplicates, a reset behind a delivered message)."""
-        forged, self.effects.after_forged = self.effects.after_forged, []
+        """Injections that must follow the original on the wire (resets behind a delivered segment,
+        duplicates)."""
+        forged, self.effects.after_accept = self.effects.after_accept, []
         for packet, src, dst, comment in forged:
             self.inject(packet, src, dst, comment)
         pending, self.effects.after = self.effects.after, []

@@ -101,8 +101,7 @@ class Effects:
         self.probes: list[Probe] = []
         self.timers: list[tuple[float, int, str, Any]] = []
         self.after: list[tuple[ArmedFault, int]] = []    # duplicates owed after the packet being decided
-        # Forged packets that must follow the packet being decided on the wire (a reset behind a delivered message)
-        self.after_forged: list[tuple[bytes, str, str, str]] = []
+        self.after_accept: list[tuple] = []              # injections that must follow the accepted packet
         self._timer_seq = 0
 
     def at(self, when: float, what: str, arg: Any) -> None:
@@ -358,10 +357,8 @@ class Effects:
             ack = from_half.absolute(from_half.delivered) if from_half.isn is not None else seg.ack
             rst = build_tcp(src_ip, src_port, dst_ip, dst_port, seq, ack, RST | ACK)
             comment = f"forged RST to {name} by fault #{f.id} seq={seq % (1 << 32)}"
-            if deliver and which == "receiver":
-                # Behind the message, never ahead of it: a reset for the byte after the message reaching the
-                # receiver before the message itself is out of window (a challenge ACK, not a reset).
-                self.after_forged.append((rst, src_ip, dst_ip, comment))
+            if deliver:          # behind the delivered segment: a RST overtaking it would not be exact yet
+                self.after_accept.append((rst, src_ip, dst_ip, comment))
             else:
                 self.inject(rst, src_ip, dst_ip, comment)
             probe = build_tcp(src_ip, src_port, dst_ip, dst_port, rcv_nxt - 1, ack, ACK, window=502)

@@ -13,6 +13,7 @@ import socket
 import struct
 from typing import Any
 
+from harness.link.netfilter import INJECTED_MARK
 from harness.link.tracker import Segment
 
 
@@ -63,6 +64,9 @@ class Injector:
         self._ports: dict[int, socket.socket] = {}
         if not bridged:
             self._raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            # Marked, so rules on a chain our own packets pass (OUTPUT: a terminating link's hop) can skip them:
+            # a forged packet queued back to the engine would be taken for the traffic it forges.
+            self._raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, INJECTED_MARK)
 
     def learn(self, ip: str, pkt: Any) -> None:
         """Remember where `ip` sits on the bridge, from a queued packet it sent."""

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import IN_PROCESS, ROOT
 
 RIG = ROOT / "rigs" / "emulated.yaml"
 
@@ -21,7 +21,7 @@ def test_fails_with_evidence(evidence):
 def test_rig_option_and_evidence_path_on_failure(pytester: pytest.Pytester):
     pytester.makepyfile(USES_RIG)
     ev = pytester.path / "ev"
-    result = pytester.runpytest_subprocess(f"--rig={RIG}", f"--evidence-dir={ev}")
+    result = pytester.runpytest_inprocess(*IN_PROCESS, f"--rig={RIG}", f"--evidence-dir={ev}")
     result.assert_outcomes(passed=1, failed=1)
     folder = ev / "test_rig_option_and_evidence_path_on_failure.py_test_fails_with_evidence"
     result.stdout.fnmatch_lines(["*posrig evidence*", f"*evidence for this test: {folder}*"])
@@ -32,7 +32,7 @@ def test_bad_rig_fails_tests_naming_the_key(pytester: pytest.Pytester):
     bad = pytester.path / "bad.yaml"
     bad.write_text(RIG.read_text().replace("faultable: true", "faultible: true", 1))
     pytester.makepyfile(USES_RIG)
-    result = pytester.runpytest_subprocess(f"--rig={bad}", "-k", "uses_rig")
+    result = pytester.runpytest_inprocess(*IN_PROCESS, f"--rig={bad}", "-k", "uses_rig")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*posrig: bad rig: *bad.yaml: links.till-terminal.faultible: found 'faultible'*"
                                  "did you mean 'faultable'*"])
@@ -41,14 +41,14 @@ def test_bad_rig_fails_tests_naming_the_key(pytester: pytest.Pytester):
 def test_env_var_selects_the_rig(pytester: pytest.Pytester, monkeypatch):
     monkeypatch.setenv("POSRIG_RIG", str(RIG))
     pytester.makepyfile(USES_RIG)
-    pytester.runpytest_subprocess("-k", "uses_rig").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess(*IN_PROCESS, "-k", "uses_rig").assert_outcomes(passed=1)
 
 
 def test_rig_recorded_in_junit_and_html(pytester: pytest.Pytester):
     pytester.makepyfile(USES_RIG)
     junit, html = pytester.path / "junit.xml", pytester.path / "report.html"
-    result = pytester.runpytest_subprocess(f"--rig={RIG}", "-k", "uses_rig", f"--junitxml={junit}",
-                                           f"--html={html}", "--self-contained-html")
+    result = pytester.runpytest_inprocess(*IN_PROCESS, f"--rig={RIG}", "-k", "uses_rig", f"--junitxml={junit}",
+                                          f"--html={html}", "--self-contained-html")
     result.assert_outcomes(passed=1)
     props = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
     assert props["posrig_rig"] == "emulated"
@@ -94,6 +94,6 @@ def test_sigkilled_run_then_normal_run_leaves_no_namespace(pytester: pytest.Pyte
     killed.wait(5)
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert label in names                                  # SIGKILL ran no teardown...
-    pytester.runpytest_subprocess(f"--rig={RIG}", "-k", "quick").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess(*IN_PROCESS, f"--rig={RIG}", "-k", "quick").assert_outcomes(passed=1)
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert label not in names                              # ...the next normal run reaped it

@@ -1,7 +1,10 @@
-"""The progress plugin in a pytest run of its own (pytester; the posrig plugin's session start may run `ip`):
-plain pytest keeps its dots, `--posrig-progress` gives one log line per test when the output is not a terminal."""
+"""The progress plugin in a pytest run of its own (pytester, in this process; the posrig plugin's session start may
+run `ip`): plain pytest keeps its dots, `--posrig-progress` gives one log line per test when the output is not a
+terminal."""
 
 import re
+
+from tests.support import IN_PROCESS
 
 USER_TESTS = """
 import pytest
@@ -20,15 +23,15 @@ def test_three():
 
 def test_plain_pytest_keeps_its_dots(pytester):
     pytester.makepyfile(USER_TESTS)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(*IN_PROCESS, "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*test_plain_pytest_keeps_its_dots.py .Fs*"])
     assert "fail 1" not in result.stdout.str() and not re.search(r"^\[\d/3\]", result.stdout.str(), re.M)
 
 
 def test_with_posrig_progress_each_test_is_one_log_line_and_no_dots(pytester):
     pytester.makepyfile(USER_TESTS)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--posrig-progress", "-q", "-rA",
-                                           "-o", "console_output_style=classic")     # as `posrig run` passes it
+    result = pytester.runpytest_inprocess(*IN_PROCESS, "-p", "no:cacheprovider", "--posrig-progress", "-q", "-rA",
+                                          "-o", "console_output_style=classic")      # as `posrig run` passes it
     out = result.stdout.str()
     lines = [line for line in out.splitlines() if line.startswith("[")]
     assert len(lines) == 3, out

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import IN_PROCESS, ROOT
 
 RIG = ROOT / "rigs" / "emulated.yaml"
 
@@ -32,8 +32,9 @@ def test_crashes(request):
 def test_records_reach_acceptance_json_and_html(pytester: pytest.Pytester, workers):
     pytester.makepyfile(SCENARIOS)
     out = pytester.path / "report"
-    result = pytester.runpytest_subprocess(f"--rig={RIG}", f"--acceptance-json={out / 'acceptance.json'}",
-                                           f"--html={out / 'report.html'}", "--self-contained-html", *workers)
+    run = pytester.runpytest_subprocess if workers else pytester.runpytest_inprocess     # xdist: workers are processes
+    result = run(*([] if workers else IN_PROCESS), f"--rig={RIG}", f"--acceptance-json={out / 'acceptance.json'}",
+                 f"--html={out / 'report.html'}", "--self-contained-html", *workers)
     result.assert_outcomes(passed=2, failed=2)
     doc = json.loads((out / "acceptance.json").read_text())
     verdicts = {s["id"]: s["verdict"] for s in doc["scenarios"]}
@@ -54,8 +55,10 @@ def test_records_reach_acceptance_json_and_html(pytester: pytest.Pytester, worke
 def _acceptance(pytester: pytest.Pytester, source: str, *args: str) -> tuple[pytest.RunResult, dict]:
     pytester.makepyfile(source)
     out = pytester.path / "report"
-    result = pytester.runpytest_subprocess(f"--rig={RIG}", f"--acceptance-json={out / 'acceptance.json'}",
-                                           f"--evidence-dir={out / 'evidence'}", *args)
+    xdist = "-n" in args                                # its workers (and a crash of one) need real processes
+    run = pytester.runpytest_subprocess if xdist else pytester.runpytest_inprocess
+    result = run(*([] if xdist else IN_PROCESS), f"--rig={RIG}", f"--acceptance-json={out / 'acceptance.json'}",
+                 f"--evidence-dir={out / 'evidence'}", *args)
     return result, json.loads((out / "acceptance.json").read_text())
 
 

@@ -1,4 +1,5 @@
-"""`posrig printer serve|fault|status|tap` and `posrig receipt render`, run as real processes.
+"""`posrig printer serve|fault|status|tap` and `posrig receipt render`, run as real processes (a repeated call of a
+one-shot command goes through `harness.cli.main` in this process: ~0.3 s less each).
 
 Long-running ones (`serve`, `tap`) are supervised with `harness.core.process.Child` and say they are ready with
 the one readiness line, `{"event": "ready", "pid": ..., ...}`.
@@ -23,6 +24,16 @@ POSRIG = posrig_command()
 
 def run(*args: str, timeout: float = 30, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*POSRIG, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def in_process(capsys: pytest.CaptureFixture, *args: str) -> subprocess.CompletedProcess:
+    """The same command through `harness.cli.main` in this process, its output as `run` gives it."""
+    from harness.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["posrig", *args], code, out, err)
 
 
 def supervised(tmp_path: Path, name: str, *args: str) -> Child:
@@ -83,19 +94,19 @@ def _wait_for_files(folder: Path, count: int, timeout: float = 10) -> list[Path]
     raise AssertionError(f"journal {folder} has {len(files)} files, expected {count}")
 
 
-def test_fault_control_and_status_reader(served):
+def test_fault_control_and_status_reader(served, capsys):
     ready, _ = served
     out = run("printer", "fault", "--control", ready["control"], "paper_out")
     assert out.returncode == 0 and json.loads(out.stdout)["status"]["faults"] == ["paper_out"]
     st = run("printer", "status", "--tcp", ready["tcp"], "--timeout", "2")
     assert st.returncode == 0, st.stderr
     assert json.loads(st.stdout)["paper"] == "end"
-    st = run("printer", "status", "--usb", ready["usb"], "--usbip", ready["usbip"])
+    st = in_process(capsys, "printer", "status", "--usb", ready["usb"], "--usbip", ready["usbip"])
     assert json.loads(st.stdout)["online"] is False
-    bad = run("printer", "fault", "--control", ready["control"], "on_fire")
+    bad = in_process(capsys, "printer", "fault", "--control", ready["control"], "on_fire")
     assert bad.returncode == 2 and "known faults" in bad.stdout
-    assert run("printer", "fault", "--control", ready["control"], "none").returncode == 0
-    assert json.loads(run("printer", "status", "--serial", ready["serial"]).stdout)["online"] is True
+    assert in_process(capsys, "printer", "fault", "--control", ready["control"], "none").returncode == 0
+    assert json.loads(in_process(capsys, "printer", "status", "--serial", ready["serial"]).stdout)["online"] is True
 
 
 def test_serve_on_a_busy_port_announces_why_it_failed(tmp_path, served):
@@ -126,18 +137,18 @@ def test_tap_announces_ready_and_passes_a_receipt_through(tmp_path, served):
         assert tap.stop(timeout=10) == 0, tap.log.read_text()
 
 
-def test_receipt_render_formats(tmp_path):
+def test_receipt_render_formats(tmp_path, capsys):
     raw = tmp_path / "r.bin"
     raw.write_bytes(b"\x1b@\x1ba\x01\x1bE\x01SHOP\n\x1bE\x00\x1ba\x00Tea  2.50\n"
                     b"\x1d(k\x04\x001A2\x00\x1d(k\x08\x001P0abcde\x1d(k\x03\x001Q0\x1dV\x00")
     text = run("receipt", "render", str(raw), "--format", "text")
     assert text.returncode == 0 and "SHOP" in text.stdout and "[QR abcde]" in text.stdout
-    html = run("receipt", "render", str(raw), "--format", "html")
+    html = in_process(capsys, "receipt", "render", str(raw), "--format", "html")
     assert '<span class="b">SHOP</span>' in html.stdout and "data:image/png;base64," in html.stdout
     png = tmp_path / "r.png"
-    assert run("receipt", "render", str(raw), "--format", "png", "-o", str(png)).returncode == 0
+    assert in_process(capsys, "receipt", "render", str(raw), "--format", "png", "-o", str(png)).returncode == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    missing = run("receipt", "render", str(tmp_path / "nope.bin"))
+    missing = in_process(capsys, "receipt", "render", str(tmp_path / "nope.bin"))
     assert missing.returncode == 1 and "nope.bin" in missing.stderr
 
 

@@ -73,7 +73,7 @@ def test_bridge_drop_and_rst(bench_link, zvt):
     with bench_link.inject("drop", stage="zvt:06 01", direction="till->terminal"):
         c.send(AUTHORIZE)
         assert c.recv(0.6) is None
-    assert srv.received == []
+        assert srv.received == []                   # while armed: once cleared, a retransmission may get through
     c2 = connect()
     with bench_link.inject("rst", stage="zvt:04 0F", direction="terminal->till", to="both") as fault:
         c2.send(AUTHORIZE)

@@ -51,8 +51,8 @@ def test_drop_message_and_its_retransmissions(th, acquirer, terminal_client, dir
     with th.inject("drop", stage=stage, direction=direction) as fault:
         c.send(iso_message("0200", "000007"))
         assert c.recv(0.9) is None                                         # the payment never completes
-    if stage == "0200":
-        assert acquirer.received == []
+        if stage == "0200":                                                # while armed (once cleared, TCP's next
+            assert acquirer.received == []                                 # retransmission may get through)
     shot = fault.fired[0]
     assert shot.stage == stage and shot.direction == direction and shot.stan == "000007"
     pkts = capture(th)

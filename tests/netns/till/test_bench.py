@@ -11,6 +11,7 @@ import time
 import pytest
 
 from harness.acceptance.scenario import sell_then_abort, wait_until_authorizing
+from harness.core.events import wait_until
 from tests.support.till_peers import BASKET, TOTAL
 
 pytestmark = pytest.mark.needs_netns
@@ -234,7 +235,7 @@ def test_cashier_abort_lost_on_the_link_while_the_host_approves(profile_bench, l
     bench.host.behave("slow", delay_ms=8000, amount=TOTAL)          # 0.4 s at the emulated rig's scale
     link["till-terminal"].inject("drop", stage="zvt:06 B0", direction="till->terminal")
     out = sell_then_abort(till, BASKET, pause=0.1, timeout=15)
-    time.sleep(1.0)                                                  # the terminal finishes on its own
+    assert wait_until(lambda: not bench.terminal.core.in_progress, 10)   # the terminal finishes on its own
     bench.terminal.flush_reversals()
     charged = len(settled(bench.host))
     if profile == "correct":

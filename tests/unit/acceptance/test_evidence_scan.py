@@ -92,3 +92,16 @@ def test_a_wal_left_without_its_shm_gets_no_shm_made_beside_it(tmp_path):
     writer.close()
     assert found(left) == {"x.sqlite-wal": ["411111******1111"]}          # the known card, in the raw WAL
     assert sorted(p.name for p in left.iterdir()) == ["x.sqlite", "x.sqlite-wal"]
+
+
+def test_a_run_of_zeros_is_no_card_number(tmp_path):
+    """A totals field of zeros passes Luhn, in a text file or a SQLite cell; no card number starts with 0."""
+    (tmp_path / "totals.txt").write_text("end of day totals 0000000000000000 count 0\n")
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")
+    db.execute("CREATE TABLE batches (totals TEXT)")
+    db.execute("INSERT INTO batches VALUES ('0000000000000000000')")
+    db.commit()
+    db.close()
+    assert scan_evidence(tmp_path) == []
+    (tmp_path / "clear.txt").write_text("card 5555555555554444\n")
+    assert [p.name for p, _ in scan_evidence(tmp_path)] == ["clear.txt"]

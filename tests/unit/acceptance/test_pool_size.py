@@ -5,15 +5,16 @@ import pytest
 from harness.acceptance.pool import benches_per_worker, parse_benches
 
 
-def test_four_benches_per_idle_core_shared_by_the_workers():
-    assert benches_per_worker(2, cores=2, load=0.0) == 4
-    assert benches_per_worker(1, cores=2, load=0.0) == 8
-    assert benches_per_worker(1, cores=64, load=0.0) == 8          # capped: more only adds contention
+def test_six_benches_per_idle_core_shared_by_the_workers():
+    assert benches_per_worker(2, cores=2, load=0.0) == 6
+    assert benches_per_worker(3, cores=2, load=0.0) == 4           # rounded up: 12 benches in all
+    assert benches_per_worker(1, cores=2, load=0.0) == 8           # capped: more only adds contention
+    assert benches_per_worker(1, cores=64, load=0.0) == 8
 
 
 def test_a_loaded_machine_gets_fewer_benches_never_none():
     assert benches_per_worker(2, cores=2, load=2.0) == 1
-    assert benches_per_worker(2, cores=2, load=1.0) == 2
+    assert benches_per_worker(2, cores=2, load=1.0) == 3
     assert benches_per_worker(8, cores=2, load=30.0) == 1
 
 

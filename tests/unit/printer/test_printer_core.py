@@ -177,6 +177,7 @@ def test_silent_printer_gives_client_no_status(serve, transport):
     else:
         import usb.core
 
+        p.device.default_timeout = 300                  # ms, as the TCP case's 0.3 s (pyusb's default is 1 s)
         with pytest.raises(usb.core.USBTimeoutError):
             p.is_online()
 
@@ -191,6 +192,17 @@ def test_fault_after_fails_at_the_exact_byte_in_the_middle_of_a_receipt():
     assert bytes(wire.data) == b"\x7e"                     # asked after the paper ran out: paper end
     core.set_fault(None)
     assert core.wait_for_receipt(1).lines == ["SALE 9.99"]
+
+
+def test_clearing_faults_also_clears_a_fault_still_waiting_for_its_byte():
+    """A paper-out armed for the middle of a receipt that never came (the sale was declined) must not hit the
+    next customer's receipt once the faults are cleared."""
+    core = PrinterCore()
+    core.fault_after(5, "paper_out")
+    core.set_fault(None)
+    core.receive(b"NEXT CUSTOMER 6.69\n" + C.CUT_FULL)
+    assert not core.status.faults
+    assert core.wait_for_receipt(1).lines == ["NEXT CUSTOMER 6.69"]
 
 
 def test_every_drawer_pulse_is_recorded_with_its_time_inside_a_receipt_or_outside_any():

@@ -141,16 +141,19 @@ def test_abort_while_the_till_holds_the_goods_reverses(terminal, ecr, acquirer):
 
 
 def test_void_of_an_offline_sale(make_terminal, dead_host):
-    from tests.support.scripted_host import ScriptedHost
+    from harness.terminal.core import TIMERS
+    from tests.support.scripted_host import REFUSING_HOST_TIMERS, ScriptedHost
 
     term = make_terminal(
-        offline=True, floor_limit=5000, host=dead_host.address, timers={"reversal_retry": 600}
+        offline=True, floor_limit=5000, host=dead_host.address, timers={"reversal_retry": 600, **REFUSING_HOST_TIMERS}
     )
     with Ecr(term.ecr_address) as ecr:
         kept = ecr.converse(ecr.authorization(1000)).status  # offline, advice owed
         withdrawn = ecr.converse(ecr.authorization(2000)).status
         d = ecr.converse(apdu(0x06, 0x30, PASSWORD + b"\x87" + bcd(withdrawn.receipt_no, 2)))
         assert d.completed  # never reached the host: the advice is simply withdrawn
+        for name in REFUSING_HOST_TIMERS:  # a host that answers comes up: the usual timers from here on
+            term.set_timer(name, TIMERS[name])
         dead_host.release()
         host = ScriptedHost(bind=dead_host.address)
         try:

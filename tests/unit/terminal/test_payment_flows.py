@@ -246,7 +246,9 @@ def test_card_timeout_from_ecr(terminal, ecr):
 
 
 def test_offline_approval_within_floor_limit(make_terminal, dead_host):
-    term = make_terminal(offline=True, floor_limit=2500, host=dead_host.address)
+    from tests.support.scripted_host import REFUSING_HOST_TIMERS
+
+    term = make_terminal(offline=True, floor_limit=2500, host=dead_host.address, timers=REFUSING_HOST_TIMERS)
     with Ecr(term.ecr_address) as ecr:
         d = ecr.converse(ecr.authorization(2000))
         assert d.completed

@@ -49,7 +49,8 @@ class _Vendor(BaseHTTPRequestHandler):
 def test_contract_violations_by_a_vendor_till_are_named(tmp_path, rig_emulated, answer, message):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Vendor)
     server.sale_answer = answer
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits for serve_forever's next poll: every 0.05 s, not the default 0.5 s
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         spec = DeviceSpec(name="vendor", kind="till", mode="real", driver="http", transport="http",
                           address=f"http://127.0.0.1:{server.server_address[1]}", node="till")
