@@ -112,8 +112,8 @@ def payment_in_flight(terminal: Any, states: tuple[str, ...] = IN_FLIGHT) -> boo
 
 
 def payment_started(terminal: Any) -> bool:
-    """The matrix's narrower wait: the payment has not yet gone online. Waiting also for the online state changes
-    what the matrix sees (trust-abort at 06-B0-delivered/approve is then no longer caught); see issue 14."""
+    """The matrix's narrower wait: the payment has not yet gone online, so a delivered abort is honoured (the
+    terminal reverses); trust-abort is caught where the abort is lost or late and the approval stands."""
     return payment_in_flight(terminal, ("started",))
 
 

@@ -18,7 +18,7 @@ CAUGHT = [
     ("print-on-timeout", "terminal-host/0210-lost/approve", "I1"),          # the incident: host approved, 0210 lost
     ("print-before-completion", "till-terminal/06-B0-late/approve", "I1"),   # printed, then the payment was reversed
     ("retry-without-query", "till-terminal/06-0F-lost/approve", "I2"),       # paid again instead of asking
-    ("trust-abort", "till-terminal/06-B0-delivered/approve", "I2"),          # "cancelled", yet charged
+    ("trust-abort", "till-terminal/06-B0-lost/approve", "I2"),               # "cancelled", yet charged
     ("offline-as-approved", "terminal-host/connect-lost/approve", "I1"),     # host unreachable taken as approved
     ("ignore-print-failure", "printer/offline-before/approve", "I2"),        # charged, customer gets nothing
     ("drawer-on-decline", "terminal-host/0200-dup/decline", "I5"),          # drawer open on a declined card
