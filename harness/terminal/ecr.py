@@ -158,6 +158,10 @@ class EcrSession:
                 # connection's payment): that command is withdrawn; the running payment is not this ECR's to end.
                 self.cancelled = True
                 self.server.note("abort_before_start", peer=self.peer, command=self.command)
+            elif self.command is None and self.started:
+                # Late: this connection's own command has ended (the 06 B0 was held up on the link behind it);
+                # a payment running now belongs to another connection, the next sale, and is not this ECR's to end.
+                self.server.note("abort_after_end", peer=self.peer)
             else:
                 self.server.core.abort(source="ecr")
         elif not self.server.password_accepted(msg):

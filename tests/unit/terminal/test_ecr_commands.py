@@ -232,3 +232,28 @@ def test_a_stale_request_and_its_abort_touch_neither_the_running_payment_nor_the
     assert [(t["amount"], t["state"]) for t in sales] == [(669, "approved")]
     assert [r["amount"] for r in acquirer.ledger()] == [669]
     current.close()
+
+
+def test_a_late_abort_after_its_own_payment_ended_leaves_the_next_payment_alone(terminal, ecr, acquirer):
+    """The till's 06 B0 was held on the link behind its payment's answers; the payment ended (the terminal went
+    on), then the retransmission delivers the abort on the old connection while the next customer pays on a new
+    one. That payment is not the old connection's to end."""
+    import threading
+    import time
+
+    first = Ecr(terminal.ecr_address)
+    assert first.converse(first.authorization(488)).completed       # this connection's payment has ended
+    terminal.present_card("approve", delay=0.4)
+    current = Ecr(terminal.ecr_address)
+    done: list = []
+    paying = threading.Thread(target=lambda: done.append(current.converse(current.authorization(669))))
+    paying.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (terminal.journal.last("sale") or {}).get("amount") != 669:
+        time.sleep(0.01)
+    first.send(apdu(0x06, 0xB0))                                     # the late abort, on the old connection
+    paying.join(10)
+    assert done and done[0].completed and done[0].status.amount == 669, "the late abort ended the next payment"
+    assert sorted(r["amount"] for r in acquirer.ledger() if r["state"] == "approved") == [488, 669]
+    first.close()
+    current.close()
