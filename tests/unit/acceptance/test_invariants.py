@@ -40,6 +40,63 @@ def test_the_base_records_pass_every_invariant():
     assert result.checked == ["I1", "I2", "I3", "I4", "I5", "I6", "I7"]
 
 
+
+def test_I1_a_receipt_naming_another_sales_auth_code():
+    """Two sales of the same amount: the second receipt prints the first payment's auth code."""
+    second = replace(PAY, ref="T1/000002", stan="000002", auth_code="B2", t=110.0)
+    receipts = [RECEIPT, replace(RECEIPT, index=1, auth_code="A1")]
+    journal = [APPROVED, replace(APPROVED, trace="2", stan="000002", auth_code="B2", approved_at=110.5)]
+    sales = [SALE, replace(SALE, sale_id="s2", started=109.0)]
+    assert reconcile(payments=[PAY, second], journal=journal, sales=sales,
+                     receipts=[RECEIPT, replace(RECEIPT, index=1, auth_code="B2")], only=["I1"]).violations == []
+    [v] = reconcile(payments=[PAY, second], journal=journal, receipts=receipts, sales=sales,
+                    only=["I1"]).violations
+    assert v.invariant == "I1" and "names auth code A1 (payment T1/000001)" in v.message
+
+
+def test_I1_a_receipt_naming_another_payments_trace():
+    """The receipt's trace number is the one the terminal gave a payment with another STAN."""
+    journal = [replace(APPROVED, trace="7"), replace(APPROVED, trace="8", stan="000009", auth_code="")]
+    ok = replace(RECEIPT, auth_code="", trace="7")
+    assert reconcile(**records(journal=journal, receipts=[ok]), only=["I1"]).violations == []
+    v = only("I1", journal=journal, receipts=[replace(ok, trace="8")])
+    assert v.invariant == "I1" and "trace 8" in v.message and v.payment == "T1/000001"
+
+
+# -- I8: the next customer (judged by the scenario runner, on the clean sales around the fault) -------------------
+
+
+def _clean(amount):
+    from types import SimpleNamespace
+    return SimpleNamespace(status="paid", receipt="printed"), Payment(f"T1/{amount}", amount, "approved"), \
+        PrintedReceipt(amount, "sale", amount, f"TOTAL {amount / 100:.2f}")
+
+
+def test_I8_the_sales_around_the_fault_paid_once_with_one_receipt_pass():
+    from harness.acceptance.scenario import next_customer
+    (said, p1, r1), (_, p2, r2) = _clean(478), _clean(669)
+    assert next_customer({"before": said, "after": said}, [p1, p2], [r1, r2], still_open=[]) == []
+
+
+@pytest.mark.parametrize("broken", ["failed", "charged twice", "no receipt", "never quiet"])
+def test_I8_the_next_customer_not_served(broken):
+    from types import SimpleNamespace
+
+    from harness.acceptance.scenario import next_customer
+    (said, p1, r1), (_, p2, r2) = _clean(478), _clean(669)
+    clean, payments, receipts, still_open = {"before": said, "after": said}, [p1, p2], [r1, r2], []
+    if broken == "failed":
+        clean["after"] = SimpleNamespace(status="failed", receipt="none")
+    elif broken == "charged twice":
+        payments.append(replace(p2, ref="T1/again"))
+    elif broken == "no receipt":
+        receipts.remove(r2)
+    else:
+        del clean["after"]
+        still_open = ["terminal still busy"]
+    [v] = next_customer(clean, payments, receipts, still_open)
+    assert v.startswith("I8") and ("6.69" in v or "never got quiet" in v)
+
 def test_I1_sale_receipt_for_a_payment_not_held():
     v = only("I1", payments=[replace(PAY, state="reversed")])
     assert v.invariant == "I1" and v.receipt == 0 and v.payment == "T1/000001"
