@@ -21,6 +21,8 @@ import importlib.abc
 import importlib.machinery
 import os
 import pickle
+import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -89,4 +91,23 @@ def install() -> str:
         folder = os.environ[ENV] = cache_folder()
     if _finder not in sys.meta_path:
         sys.meta_path.insert(0, _finder)
+    return folder
+
+
+def private_folder(prefix: str) -> str:
+    """A new folder for one process's pickle, holding a copy of the finished shared one: the process reads it in
+    a few ms instead of parsing python-escpos's capabilities YAML (about a second of CPU), and no other process
+    ever writes to it. Without a usable shared pickle the folder is left empty (the process builds its own)."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    name = f"{platform.python_version()}.capabilities.pickle"
+    source = os.path.join(install(), name)
+    try:
+        if not os.path.exists(source):
+            import escpos.capabilities  # noqa: F401 - writes the shared pickle (into the folder install() set)
+        with open(source, "rb") as f:
+            pickle.load(f)                              # complete, not being written right now
+        shutil.copy2(source, os.path.join(folder, name + ".part"))  # copy2 keeps the mtime escpos compares
+        os.replace(os.path.join(folder, name + ".part"), os.path.join(folder, name))
+    except Exception:  # noqa: BLE001 - only an optimisation: the process builds its own pickle
+        pass
     return folder

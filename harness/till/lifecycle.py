@@ -28,13 +28,13 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.core import escpos_cache
 from harness.core.process import spawn
 from harness.till import argv as argvs
 from harness.till import endpoints as ep
@@ -92,7 +92,7 @@ class Launcher:
         otherwise write and read one shared pickle at the same time (python-escpos writes it in place: a till
         reading it half-written died with EOFError). Removed when the till stops; a killed run's is reaped."""
         if self._escpos is None or not os.path.isdir(self._escpos):
-            self._escpos = tempfile.mkdtemp(prefix=f"posrig-{os.getpid()}-warm-escpos-")
+            self._escpos = escpos_cache.private_folder(f"posrig-{os.getpid()}-warm-escpos-")
         return self._escpos
 
     def _log(self, stream: str) -> Path | None:
