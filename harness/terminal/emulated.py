@@ -109,8 +109,6 @@ class EmulatedTerminal(PaymentTerminal):
                 display_name=str(opts.get("display") or ""),
                 merchant_copy=float(opts.get("merchant_copy", 0.0)),
             )
-            if self.core.merchant_copy:
-                self.core.finish_slowly(self.core.merchant_copy, payments=None)
             self.server = EcrServer(
                 self.core,
                 listener,
