@@ -117,10 +117,10 @@ class Payments:
                 txn, zvt.RESULT_CARD_NOT_READABLE, "reversal_pending", base, reversal="pending",
                 reversal_reason=REASON_CARD,
             )
-        show("approved")
         journal.update(txn, state="approved", result_code=zvt.RESULT_SUCCESS)
         base.update(result_code=zvt.RESULT_SUCCESS, aid=(auth or "")[:8] or None)
         core.note("sale_approved", txn=txn, stan=stan, auth_code=auth)
+        show("approved")                  # what it shows once approved ("please take goods", "remove card")
         return Outcome(txn, zvt.RESULT_SUCCESS, base, approved=True)
 
     def _unreachable(
@@ -136,7 +136,6 @@ class Payments:
         show: Callable[[str], None],
     ) -> Outcome:
         core = self.core
-        show("offline")
         stan = f"{core.journal.next_number('stan'):06d}"
         advice = self._financial_request("0220", c, amount, currency, stan)
         advice[iso8583.RESPONSE_CODE] = code
@@ -146,6 +145,7 @@ class Payments:
         core.reversals.remember(txn, advice)
         base.update(result_code=zvt.RESULT_SUCCESS, additional_text=f"OFFLINE {code}")
         core.note("sale_approved_offline", txn=txn, stan=stan, emv=code)
+        show("offline")
         return Outcome(txn, zvt.RESULT_SUCCESS, base, approved=True, offline=True)
 
     def _financial_request(
