@@ -5,11 +5,15 @@ expectation the scenario runner and the oracle rely on."""
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
 
+from harness.acceptance import steps
 from harness.acceptance.matrix import TerminalSetup, behaviour_scenarios, scenarios
 from harness.acceptance.scenario import FAULTED
 from harness.core.cards import CARDS
 from harness.terminal.display import DISPLAYS
+from tests.support.ecr_client import Ecr, make_terminal  # noqa: F401 - fixture
+from tests.support.scripted_host import acquirer  # noqa: F401 - fixture
 
 EXPECTED = {
     # id: (card, expect_paid)
@@ -64,3 +68,20 @@ def test_terminal_behaviours_other_rows_leave_the_terminal_as_it_was():
     others = [s for s in scenarios(0.05) if s.id not in rows]
     assert all(s.terminal == TerminalSetup() and s.test_card == "" for s in others)
     assert all(s.card == s.outcome for s in others)                              # FOR_OUTCOME, as before
+
+
+def test_the_setup_step_configures_the_emulated_terminal_and_proves_it_was_busy(make_terminal, acquirer):  # noqa: F811
+    terminal = make_terminal()
+    bench = SimpleNamespace(terminal=terminal)
+    setup = TerminalSetup(offline=True, floor_limit=500, display="chip-pin", busy_after=30)
+    steps.set_up_terminal(bench, setup)
+    assert (terminal.core.offline, terminal.core.floor_limit, terminal.core.display.name) == (True, 500, "chip-pin")
+    assert "never busy" in steps.terminal_setup_problems(bench, setup)[0]
+    with Ecr(terminal.ecr_address) as before:
+        assert before.converse(before.authorization(478)).completed     # then prints its merchant copy
+    with Ecr(terminal.ecr_address) as faulted:
+        faulted.send(faulted.authorization(488))
+        assert faulted.receive().control == (0x84, 0xA0)
+    assert steps.terminal_setup_problems(bench, setup) == []
+    steps.present_card(bench, "decline", delay=0.01)
+    assert terminal.core._cards.get_nowait()[0].name == "decline"
