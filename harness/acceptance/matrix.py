@@ -252,6 +252,7 @@ FLOOR_BELOW_SALE = 400        # ... and above a 4.00 one: declined offline
 MERCHANT_COPY = 30.0          # nominal s the terminal prints its merchant copy after the sale before (T3 is 5 s)
 LATE_CARD = 25.0              # nominal s the cardholder takes: inside the till's 40 s result timer and the
                               # terminal's 60 s card timer
+BEHAVIOUR = "behaviour"       # the fault column (report grid) of the rows no link fault makes
 
 
 def behaviour_scenarios(scale: float = 0.05) -> list[Scenario]:
@@ -262,25 +263,25 @@ def behaviour_scenarios(scale: float = 0.05) -> list[Scenario]:
     host_down = (_fault(connect, KIND["blackhole"], scale),)
     offline = "3: host unreachable, the terminal may approve offline up to its floor limit; "
     out = [
-        Scenario(id="terminal-host/offline-within-floor/approve", link="terminal-host", stage="connect",
-                 fault="offline-within-floor", outcome="approve", faults=host_down,
+        Scenario(id="terminal-host/offline-within-floor/approve", link="terminal-host",
+                 stage="connect+offline-within-floor", fault="blackhole", outcome="approve", faults=host_down,
                  terminal=TerminalSetup(offline=True, floor_limit=FLOOR_ABOVE_SALE, display="dial-up"),
                  expect_paid=True,
                  meaning=offline + "4.88 within 5.00: approved offline (Y3), the 0220 advice stored and sent once "
                                    "the host is back; the till prints, marked offline (I6)"),
-        Scenario(id="terminal-host/offline-above-floor/approve", link="terminal-host", stage="connect",
-                 fault="offline-above-floor", outcome="approve", faults=host_down,
+        Scenario(id="terminal-host/offline-above-floor/approve", link="terminal-host",
+                 stage="connect+offline-above-floor", fault="blackhole", outcome="approve", faults=host_down,
                  terminal=TerminalSetup(offline=True, floor_limit=FLOOR_BELOW_SALE, display="dial-up"),
                  expect_paid=False,
                  meaning=offline + "4.88 above 4.00: not approved (A3 no connection); no receipt, not 'offline'"),
-        Scenario(id="card/offline-only/approve", link="card", stage="offline-only", fault="offline-only",
+        Scenario(id="card/offline-only/approve", link="card", stage="offline-only", fault=BEHAVIOUR,
                  outcome="approve", test_card="offline_only",
                  terminal=TerminalSetup(offline=True, floor_limit=FLOOR_ABOVE_SALE, display="chip-pin"),
                  expect_paid=True,
                  meaning="an offline-only chip within the floor limit: approved offline (Y1) without asking the "
                          "host, the 0220 advice sent after; the till prints, marked offline (I6)"),
-        Scenario(id="card/offline-only-above-floor/decline", link="card", stage="offline-only",
-                 fault="above-floor", outcome="decline", test_card="offline_only",
+        Scenario(id="card/offline-only-above-floor/decline", link="card", stage="offline-only-above-floor",
+                 fault=BEHAVIOUR, outcome="decline", test_card="offline_only",
                  terminal=TerminalSetup(offline=True, floor_limit=FLOOR_BELOW_SALE, display="contactless"),
                  expect_paid=False,
                  meaning="an offline-only chip above the floor limit: declined by the terminal, no receipt"),
@@ -296,26 +297,27 @@ def behaviour_scenarios(scale: float = 0.05) -> list[Scenario]:
              "the card is pulled after the host approved: the terminal reverses (0420, reason 06); no receipt")):
         label = {"card_removed": "removed-before-online", "removed_after_online": "removed-after-online"}.get(
             card, card.replace("_", "-"))
-        out.append(Scenario(id=f"card/{label}/{outcome}", link="card", stage=label, fault=label, outcome=outcome,
+        out.append(Scenario(id=f"card/{label}/{outcome}", link="card", stage=label, fault=BEHAVIOUR, outcome=outcome,
                             test_card=card, terminal=TerminalSetup(display=display), expect_paid=False,
                             meaning=meaning))
     out += [
         # expect_paid stays open: 84 A0 says the request was not taken, so a till may also send it again once the
         # terminal is free (and then print once); it must not print before, nor charge twice.
-        Scenario(id="terminal/busy/approve", link="terminal", stage="06-01", fault="busy", outcome="approve",
+        Scenario(id="terminal/busy/approve", link="terminal", stage="busy", fault=BEHAVIOUR, outcome="approve",
                  terminal=TerminalSetup(busy_after=MERCHANT_COPY),
                  meaning="the sale's 06 01 arrives while the terminal still prints the merchant copy of the sale "
                          "before: refused, 84 A0 (receiver not ready); no receipt unless a payment was taken, "
                          "never two charges"),
-        Scenario(id="card/presented-late/approve", link="card", stage="card", fault="late", outcome="approve",
+        Scenario(id="card/presented-late/approve", link="card", stage="presented-late", fault=BEHAVIOUR,
+                 outcome="approve",
                  terminal=TerminalSetup(card_delay=LATE_CARD, display="chip-pin"), expect_paid=True,
                  meaning="the cardholder takes 25 s (nominal) to present the card, inside every timer: the sale "
                          "completes"),
     ]
     for display, outcome in (("chip-pin", "approve"), ("contactless", "approve"), ("dial-up", "decline")):
-        out.append(Scenario(id=f"terminal/statuses-{display}/{outcome}", link="terminal", stage="04-FF",
-                            fault=f"statuses-{display}", outcome=outcome, terminal=TerminalSetup(display=display),
-                            expect_paid=outcome == "approve",
+        out.append(Scenario(id=f"terminal/statuses-{display}/{outcome}", link="terminal",
+                            stage=f"statuses-{display}", fault=BEHAVIOUR, outcome=outcome,
+                            terminal=TerminalSetup(display=display), expect_paid=outcome == "approve",
                             meaning="the terminal's own intermediate statuses (harness.terminal.display: "
                                     f"{display}), codes the till may not know among them: acknowledged, ignored"))
     return out
