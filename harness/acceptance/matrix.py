@@ -134,6 +134,22 @@ class PlannedFault:
 
 
 @dataclass(frozen=True)
+class TerminalSetup:
+    """How the emulated terminal behaves in a scenario, besides the link faults (the default: as it always does).
+    Nominal seconds are scaled by the rig's timing when the scenario runs (`harness.acceptance.steps`)."""
+
+    offline: bool = False         # it may approve offline when the host is unreachable, or for an offline-only card
+    floor_limit: int = 0          # minor units: the most it approves offline
+    display: str = ""             # the intermediate statuses it shows (harness.terminal.display); "" = classic
+    card_delay: float = 0.0       # nominal seconds the cardholder takes to present the faulted sale's card
+    busy_after: float = 0.0       # nominal seconds it stays busy after the sale before (its merchant copy)
+
+    @property
+    def default(self) -> bool:
+        return self == TerminalSetup()
+
+
+@dataclass(frozen=True)
 class Scenario:
     id: str
     link: str                     # "terminal-host", "till-terminal" or "printer"
@@ -145,6 +161,8 @@ class Scenario:
     printer_fault_at: str = ""    # "before" | "during"
     cashier_abort: bool = False   # the cashier presses abort while the host is still deciding (stage 12)
     power_cut: bool = False       # the till loses power while the terminal has the payment, then boots (stage 8)
+    test_card: str = ""           # the card presented (harness.core.cards); "" = the host outcome's card
+    terminal: TerminalSetup = TerminalSetup()
     expect_paid: bool | None = None
     meaning: str = ""
 
@@ -155,8 +173,8 @@ class Scenario:
 
     @property
     def card(self) -> str:
-        """The test card presented (harness.core.cards) for this scenario's host outcome."""
-        return FOR_OUTCOME[self.outcome]
+        """The test card presented (harness.core.cards): the row's own, else the host outcome's."""
+        return self.test_card or FOR_OUTCOME[self.outcome]
 
     @property
     def expected(self) -> str:
@@ -224,6 +242,84 @@ def scenarios(scale: float = 0.05) -> list[Scenario]:
                                 expect_paid=(outcome == "approve" and at == "during") or
                                 (False if outcome == "decline" else None),
                                 meaning=meaning))
+    out += behaviour_scenarios(scale)
+    return out
+
+
+# The faulted sale is 4.88 (harness.acceptance.scenario.BASKET): the floor limits either side of it.
+FLOOR_ABOVE_SALE = 500        # 4.88 is within a 5.00 floor limit: approved offline
+FLOOR_BELOW_SALE = 400        # ... and above a 4.00 one: declined offline
+MERCHANT_COPY = 30.0          # nominal s the terminal prints its merchant copy after the sale before (T3 is 5 s)
+LATE_CARD = 25.0              # nominal s the cardholder takes: inside the till's 40 s result timer and the
+                              # terminal's 60 s card timer
+BEHAVIOUR = "behaviour"       # the fault column (report grid) of the rows no link fault makes
+
+
+def behaviour_scenarios(scale: float = 0.05) -> list[Scenario]:
+    """Rows for what cards, cardholders and the terminal do, not the links: offline approvals within and above
+    the floor limit (host down, offline-only card), declines of several kinds, a card pulled before and after the
+    host approved, a busy terminal, a late cardholder, and the terminal's varied intermediate statuses."""
+    connect = next(s for s in STAGES if s.message == stages.CONNECT)
+    host_down = (_fault(connect, KIND["blackhole"], scale),)
+    offline = "3: host unreachable, the terminal may approve offline up to its floor limit; "
+    out = [
+        Scenario(id="terminal-host/offline-within-floor/approve", link="terminal-host",
+                 stage="connect+offline-within-floor", fault="blackhole", outcome="approve", faults=host_down,
+                 terminal=TerminalSetup(offline=True, floor_limit=FLOOR_ABOVE_SALE, display="dial-up"),
+                 expect_paid=True,
+                 meaning=offline + "4.88 within 5.00: approved offline (Y3), the 0220 advice stored and sent once "
+                                   "the host is back; the till prints, marked offline (I6)"),
+        Scenario(id="terminal-host/offline-above-floor/approve", link="terminal-host",
+                 stage="connect+offline-above-floor", fault="blackhole", outcome="approve", faults=host_down,
+                 terminal=TerminalSetup(offline=True, floor_limit=FLOOR_BELOW_SALE, display="dial-up"),
+                 expect_paid=False,
+                 meaning=offline + "4.88 above 4.00: not approved (A3 no connection); no receipt, not 'offline'"),
+        Scenario(id="card/offline-only/approve", link="card", stage="offline-only", fault=BEHAVIOUR,
+                 outcome="approve", test_card="offline_only",
+                 terminal=TerminalSetup(offline=True, floor_limit=FLOOR_ABOVE_SALE, display="chip-pin"),
+                 expect_paid=True,
+                 meaning="an offline-only chip within the floor limit: approved offline (Y1) without asking the "
+                         "host, the 0220 advice sent after; the till prints, marked offline (I6)"),
+        Scenario(id="card/offline-only-above-floor/decline", link="card", stage="offline-only-above-floor",
+                 fault=BEHAVIOUR, outcome="decline", test_card="offline_only",
+                 terminal=TerminalSetup(offline=True, floor_limit=FLOOR_BELOW_SALE, display="contactless"),
+                 expect_paid=False,
+                 meaning="an offline-only chip above the floor limit: declined by the terminal, no receipt"),
+    ]
+    for card, outcome, display, meaning in (
+            ("insufficient_funds", "decline", "chip-pin", "the issuer declines (51): no receipt, 'declined'"),
+            ("issuer_unavailable", "decline", "contactless",
+             "the issuer cannot be reached (91): not charged, no receipt"),
+            ("wrong_pin", "decline", "chip-pin", "the PIN is wrong: the terminal declines before going online"),
+            ("card_removed", "approve", "dial-up",
+             "the card is pulled before the terminal went online: nothing sent to the host, no receipt"),
+            ("removed_after_online", "approve", "dial-up",
+             "the card is pulled after the host approved: the terminal reverses (0420, reason 06); no receipt")):
+        label = {"card_removed": "removed-before-online", "removed_after_online": "removed-after-online"}.get(
+            card, card.replace("_", "-"))
+        out.append(Scenario(id=f"card/{label}/{outcome}", link="card", stage=label, fault=BEHAVIOUR, outcome=outcome,
+                            test_card=card, terminal=TerminalSetup(display=display), expect_paid=False,
+                            meaning=meaning))
+    out += [
+        # expect_paid stays open: 84 A0 says the request was not taken, so a till may also send it again once the
+        # terminal is free (and then print once); it must not print before, nor charge twice.
+        Scenario(id="terminal/busy/approve", link="terminal", stage="busy", fault=BEHAVIOUR, outcome="approve",
+                 terminal=TerminalSetup(busy_after=MERCHANT_COPY),
+                 meaning="the sale's 06 01 arrives while the terminal still prints the merchant copy of the sale "
+                         "before: refused, 84 A0 (receiver not ready); no receipt unless a payment was taken, "
+                         "never two charges"),
+        Scenario(id="card/presented-late/approve", link="card", stage="presented-late", fault=BEHAVIOUR,
+                 outcome="approve",
+                 terminal=TerminalSetup(card_delay=LATE_CARD, display="chip-pin"), expect_paid=True,
+                 meaning="the cardholder takes 25 s (nominal) to present the card, inside every timer: the sale "
+                         "completes"),
+    ]
+    for display, outcome in (("chip-pin", "approve"), ("contactless", "approve"), ("dial-up", "decline")):
+        out.append(Scenario(id=f"terminal/statuses-{display}/{outcome}", link="terminal",
+                            stage=f"statuses-{display}", fault=BEHAVIOUR, outcome=outcome,
+                            terminal=TerminalSetup(display=display), expect_paid=outcome == "approve",
+                            meaning="the terminal's own intermediate statuses (harness.terminal.display: "
+                                    f"{display}), codes the till may not know among them: acknowledged, ignored"))
     return out
 
 

@@ -371,8 +371,9 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     problems = []
     clean: dict[str, Any] = {}
     try:
+        steps.set_up_terminal(bench, scenario.terminal)
         clean["before"] = _clean_sale(bench, BASKET_BEFORE, before)
-        steps.present_card(bench, scenario.card)
+        steps.present_card(bench, scenario.card, delay=bench.rig.timing.seconds(scenario.terminal.card_delay))
         if scenario.printer_fault_at:
             steps.printer_fault(bench, scenario.printer_fault, scenario.printer_fault_at)
         faults = steps.arm_faults(bench, scenario.faults)
@@ -403,6 +404,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
             f.prove(timeout=1.0)
         except (FaultNotFired, ResetNotTaken) as exc:
             problems.append(str(exc))
+    problems += steps.terminal_setup_problems(bench, scenario.terminal)
     for f in faults:
         f.clear()
     if scenario.printer_fault:

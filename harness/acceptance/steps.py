@@ -7,6 +7,7 @@ scenario runner turns into a NOT_APPLICABLE row carrying the reason.
 
 >>> present_card(bench, "decline")                  # doctest: +SKIP
 >>> printer_fault(bench, "paper_out", "before")     # doctest: +SKIP
+>>> set_up_terminal(bench, TerminalSetup(offline=True, floor_limit=500))   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -44,14 +45,18 @@ def _confirm(bench: Any, what: str) -> None:
         raise NotOnThisBench(f"the operator did not confirm within {timeout:g}s: {what}")
 
 
-def present_card(bench: Any, card: str) -> None:
-    """The scenario's test card for the next payment: handed to an emulated terminal; on a physical terminal
-    the operator is told which card to present when the terminal asks (it is named in the sale prompt)."""
+def present_card(bench: Any, card: str, delay: float = 0.0) -> None:
+    """The scenario's test card for the next payment, `delay` real seconds after the terminal asks for it:
+    handed to an emulated terminal; on a physical terminal the operator is told which card to present when the
+    terminal asks (it is named in the sale prompt); a timed late card needs the emulated terminal."""
     terminal = bench.terminal
     if hasattr(terminal, "present_card"):
-        terminal.present_card(card)
+        terminal.present_card(card, delay=delay) if delay else terminal.present_card(card)
         return
     till = bench.till
+    if delay:
+        raise NotOnThisBench(f"the card must be presented {delay:g} s after the terminal asks: only the emulated "
+                             "terminal times that")
     if getattr(till, "prompts_operator", False):
         till.next_card = test_card(card).name
         return
@@ -107,3 +112,30 @@ def arm_faults(bench: Any, planned: list[Any]) -> list[Any]:
             raise NotOnThisBench(f"link '{f.link}' is 'faultable: false' in the rig (watched, not faulted)")
     links = bench.links
     return [links[f.link].inject(f.spec, required=False) for f in planned]
+
+
+def set_up_terminal(bench: Any, setup: Any) -> None:
+    """Make the emulated terminal behave as the scenario's `TerminalSetup` says (offline and its floor limit, the
+    intermediate statuses it shows, a slow end to the next payment), before the sale ahead of the faulted one.
+    The default setup needs nothing; any other needs a terminal posrig can configure (NotOnThisBench)."""
+    if setup.default:
+        return
+    terminal = bench.terminal
+    if not hasattr(terminal, "configure"):
+        raise NotOnThisBench("the scenario sets the terminal up (offline, floor limit, statuses, a slow end of "
+                             "payment): only the emulated terminal can be told")
+    terminal.configure(offline=setup.offline, floor_limit=setup.floor_limit)
+    if setup.display:
+        terminal.configure(display=setup.display)
+    if setup.busy_after:
+        terminal.finish_slowly(setup.busy_after)      # the sale before the faulted one ends slowly
+
+
+def terminal_setup_problems(bench: Any, setup: Any) -> list[str]:
+    """What the terminal's behaviour did not do that the scenario needed (like a fault that never fired): a busy
+    terminal that never refused the till's request proved nothing."""
+    if not setup.busy_after:
+        return []
+    refused = getattr(bench.terminal, "busy_refusals", 0)
+    return [] if refused else ["the terminal was never busy when the till sent a command: nothing was refused "
+                               "with 84 A0, so the scenario raced nothing"]

@@ -4,7 +4,7 @@ emulated).
     posrig terminal serve --ecr 0.0.0.0:20007 --host 127.0.0.1:5000 --journal FILE [--evidence DIR]
                           [--scale 1.0] [--card approve] [--no-auto-present] [--offline --floor-limit 2500]
                           [--ecr-receipts | --no-ecr-receipts] [--unconfirmed book|reverse] [--timer host=10]
-                          [--password 123456]
+                          [--password 123456] [--display chip-pin] [--merchant-copy 20]
 
 The journal is the terminal's memory (every payment, its receipt number, the reversals it owes): `--journal` is
 required, as `posrig host serve --ledger` is, so a terminal never leaves a database in whatever folder it was
@@ -29,6 +29,7 @@ from pathlib import Path
 from harness.core.evidence import Evidence
 from harness.core.process import StopRequest, announce_failed, announce_ready
 from harness.core.rig import Timing
+from harness.terminal.display import DISPLAYS
 
 
 def register(sub) -> None:
@@ -73,6 +74,11 @@ def register(sub) -> None:
                             "for the running or next payment (a simulated physical bench)")
     serve.add_argument("--offline", action="store_true", help="approve offline within the floor limit")
     serve.add_argument("--floor-limit", type=int, default=0, metavar="MINOR", help="offline floor limit")
+    serve.add_argument("--display", choices=tuple(DISPLAYS), default="classic",
+                       help="the intermediate statuses (04 FF) it shows during a payment (default classic)")
+    serve.add_argument("--merchant-copy", type=float, default=0.0, metavar="SECONDS",
+                       help="nominal seconds it prints its own merchant copy after each payment, busy meanwhile "
+                            "(commands then are refused with 84 A0); default 0: none")
     serve.add_argument(
         "--ecr-receipts",
         dest="ecr_receipts",
@@ -193,6 +199,8 @@ def run_serve(args) -> int:
             timers=timers,
             unconfirmed=args.unconfirmed,
             default_card=default_card,
+            display_name=args.display,
+            merchant_copy=args.merchant_copy,
         )
     except (KeyError, ValueError) as exc:
         return _refuse(str(exc), 2)

@@ -124,16 +124,17 @@ class EcrCommands:
                 continue
             return "refused"
 
-    def _intermediate(self, s: EcrSession, limit: int | None) -> Callable[[int], None]:
+    def _intermediate(self, s: EcrSession, limit: int | None) -> Callable[..., None]:
         sent = [0]
 
-        def status(code: int) -> None:
+        def status(code: int, timeout: int | None = None) -> None:
             if not self.config_byte & zvt.CONFIG_INTERMEDIATE_STATUS:
                 return
             if limit is not None and sent[0] >= limit:
                 return
             sent[0] += 1
-            s.request(zvt.encode("intermediate_status", status=code), self.t3)
+            fields = {"status": code} if timeout is None else {"status": code, "timeout": timeout}
+            s.request(zvt.encode("intermediate_status", **fields), self.t3)
 
         return status
 
@@ -177,6 +178,8 @@ class EcrCommands:
             int(f["amount"]), currency, card_timeout, status=self._intermediate(s, f.get("max_status_infos"))
         )
         self._report(s, outcome)
+        if outcome.has_card_data:
+            self.core.after_payment()    # its merchant copy, if it prints one: still busy
 
     def _report(self, s: EcrSession, outcome: Outcome) -> None:
         core = self.core

@@ -27,6 +27,7 @@ from harness.core.rig import Timing
 from harness.protocols import iso8583, zvt
 from harness.terminal.acquirer import AcquirerClient
 from harness.terminal.admin import Admin
+from harness.terminal.display import Display, display
 from harness.terminal.journal import Journal
 from harness.terminal.outcome import Outcome, TransactionAborted
 from harness.terminal.payment import Payments
@@ -68,6 +69,8 @@ class TerminalCore:
         timers: dict[str, float] | None = None,
         unconfirmed: str = "book",
         default_card: TestCard = DEFAULT_CARD,
+        display_name: str = "",
+        merchant_copy: float = 0.0,
     ):
         self.journal = journal
         self.timing = timing or Timing()
@@ -82,6 +85,11 @@ class TerminalCore:
         if unconfirmed not in ("book", "reverse"):
             raise ValueError(f"unconfirmed must be 'book' or 'reverse', not {unconfirmed!r}")
         self.unconfirmed = unconfirmed
+        self.display: Display = display(display_name)
+        # Nominal seconds the terminal prints its own merchant copy after a payment, busy meanwhile (0: it keeps
+        # no copy); `_slow_finishes` payments left that do so (None: every payment).
+        self.merchant_copy = float(merchant_copy)
+        self._slow_finishes: int | None = None
         self.timers = dict(TIMERS)
         for name, value in (timers or {}).items():
             self.set_timer(name, value)
@@ -133,6 +141,27 @@ class TerminalCore:
         self.note("abort_requested", source=source)
         self._abort.set()
         return True
+
+    def set_display(self, name: str) -> None:
+        """Show the intermediate statuses of display `name` (harness.terminal.display) from the next payment."""
+        self.display = display(name)
+
+    def finish_slowly(self, nominal: float, payments: int | None = 1) -> None:
+        """The next `payments` payments (None: every one) end slowly: after its completion (06 0F / 06 1E) the
+        terminal prints its own merchant copy for `nominal` seconds (scaled), busy meanwhile, so a command the
+        ECR sends then is refused with 84 A0 (receiver not ready)."""
+        self.merchant_copy = float(nominal)
+        self._slow_finishes = payments
+
+    def after_payment(self) -> None:
+        """Called once a payment's dialogue is over (the terminal is still busy): print the merchant copy."""
+        if self.merchant_copy <= 0 or self._slow_finishes == 0:
+            return
+        if self._slow_finishes is not None:
+            self._slow_finishes -= 1
+        seconds = self.timing.seconds(self.merchant_copy)
+        self.note("merchant_copy", seconds=round(seconds, 3))
+        self.closing.wait(seconds)
 
     def clear_cards(self) -> None:
         while not self._cards.empty():

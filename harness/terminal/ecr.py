@@ -12,6 +12,9 @@ card-number-masked, to the transcript. Refusals, as a real PT gives them:
     84 83  a supported command carrying a password other than the terminal's (option `password`; none set:
            any password is accepted). The spec's error list has no code of its own for a wrong password; posrig
            refuses with the code for a command the terminal will not execute, before acknowledging it
+    84 A0  a command arriving while the terminal is still busy (a payment running, or the merchant copy it
+           prints after one: `TerminalCore.finish_slowly`): "receiver not ready", within half of T3, so before
+           the ECR's own T3 runs out; nothing of the command happens
     84 9A  a supported command whose data is malformed (a mandatory field missing, a BMP cut short), and bytes
            that are not ZVT at all (an APDU class ZVT does not define): "ZVT protocol error"
 
@@ -54,6 +57,7 @@ def parse_password(value: Any) -> int | None:
         raise ValueError(f"terminal password {value!r}: expected 6 decimal digits, e.g. '123456' "
                          "(ZVT sends it as 3 BCD bytes)")
     return int(text)
+BUSY_GRACE = 0.5          # of T3: how long a command waits for a busy terminal before it is refused (84 A0)
 MAX_UNREAD_REPLIES = 16     # acknowledgements kept while no command waits for one (an ECR may send them unasked)
 
 
@@ -214,6 +218,7 @@ class EcrServer:
         self.sessions: list[EcrSession] = []
         self.threads: list[threading.Thread] = []  # the readers of serial links
         self.workers: list[threading.Thread] = []
+        self.busy_refusals = 0  # commands refused with 84 A0 because the terminal was busy
         self._lock = threading.Lock()  # sessions and workers come and go from several threads
 
     @property
@@ -261,12 +266,16 @@ class EcrServer:
         worker.start()
 
     def _run(self, session: EcrSession, msg: zvt.Message) -> None:
-        # A command arriving while another finishes (its last acknowledgement just read) waits up to T3;
-        # one arriving in the middle of a payment is refused with 84 A0 (receiver not ready).
+        # A command arriving while another finishes (its last acknowledgement just read) waits a moment; one
+        # arriving while the terminal is still busy (a payment, the merchant copy it prints after one) is
+        # refused with 84 A0 (receiver not ready) within the ECR's T3, as a PT must answer every command in T3
+        # (waiting all of T3 would race the ECR's own timer).
         # A command whose connection is gone, or that its own 06 B0 withdrew, before it could begin never begins.
         core = self.core
-        if not core.busy.acquire(timeout=self.commands.t3):
+        if not core.busy.acquire(timeout=self.commands.t3 * BUSY_GRACE):
             self.note("busy", peer=session.peer, command=msg.name)
+            with self._lock:
+                self.busy_refusals += 1
             session.send(zvt.encode("nack", result_code=zvt.RESULT_RECEIVER_NOT_READY))
             session.command = None
             return

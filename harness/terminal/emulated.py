@@ -10,9 +10,12 @@ Test API (the `terminal` fixture):
 >>> terminal.auto_present = False  # wait for present_card() (default: approve)  # doctest: +SKIP
 >>> terminal.abort()  # cashier presses abort  # doctest: +SKIP
 >>> terminal.set_timer("host", 10)  # nominal seconds, scaled by the rig  # doctest: +SKIP
+>>> terminal.finish_slowly(20)  # the next payment's merchant copy keeps it busy 20 s nominal  # doctest: +SKIP
 >>> terminal.journal.last("sale")["state"]  # 'approved'  # doctest: +SKIP
 
-Rig options: auto_present, offline, floor_limit (minor units), ecr_receipts (true: always 06 D1 print lines,
+Rig options: auto_present, offline, floor_limit (minor units), display (the intermediate statuses it shows:
+classic, chip-pin, contactless, dial-up; `harness.terminal.display`), merchant_copy (nominal seconds it prints
+its own merchant copy after every payment, busy meanwhile; default 0), ecr_receipts (true: always 06 D1 print lines,
 false: never; default: as the ECR registered, `zvt.receipt_printout`), unconfirmed (book|reverse), terminal_id,
 currency, timers {name: nominal seconds}, journal (path), password (6 digits, quoted in YAML: "012345", which
 unquoted would read as an octal number; commands carrying another password are refused with 84 83; not set:
@@ -103,6 +106,8 @@ class EmulatedTerminal(PaymentTerminal):
                 floor_limit=int(opts.get("floor_limit", 0)),
                 timers=opts.get("timers") or {},
                 unconfirmed=str(opts.get("unconfirmed", "book")),
+                display_name=str(opts.get("display") or ""),
+                merchant_copy=float(opts.get("merchant_copy", 0.0)),
             )
             self.server = EcrServer(
                 self.core,
@@ -204,16 +209,28 @@ class EmulatedTerminal(PaymentTerminal):
         self._core.auto_present = bool(value)
 
     def configure(self, **options: Any) -> None:
-        """Change offline / floor_limit / unconfirmed / ecr_receipts while running."""
+        """Change offline / floor_limit / unconfirmed / ecr_receipts / display while running."""
         for key, value in options.items():
             if key == "ecr_receipts":
                 self.server.commands.ecr_receipts = value
             elif key in ("offline", "floor_limit", "unconfirmed"):
                 setattr(self._core, key, value)
+            elif key == "display":
+                self._core.set_display(value)
             else:
                 raise KeyError(
-                    f"unknown terminal option {key!r}; use offline, floor_limit, unconfirmed, ecr_receipts"
+                    f"unknown terminal option {key!r}; use offline, floor_limit, unconfirmed, ecr_receipts, display"
                 )
+
+    def finish_slowly(self, nominal: float, payments: int | None = 1) -> None:
+        """The next `payments` payments end with a merchant copy printed on the terminal's own printer for
+        `nominal` seconds (scaled): busy meanwhile, a command the ECR sends then is refused with 84 A0."""
+        self._core.finish_slowly(nominal, payments)
+
+    @property
+    def busy_refusals(self) -> int:
+        """How many ECR commands the terminal refused with 84 A0 because it was busy."""
+        return self.server.busy_refusals if self.server is not None else 0
 
     def flush_reversals(self, budget: float = 2.0) -> bool:
         """Try to deliver every stored reversal/advice now; True when none is owed."""

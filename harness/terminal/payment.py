@@ -38,40 +38,52 @@ class Payments:
         amount: int,
         currency: int | None = None,
         card_timeout: float | None = None,
-        status: Callable[[int], None] | None = None,
+        status: Callable[..., None] | None = None,
     ) -> Outcome:
-        """Run one sale up to the host's decision. `status(code)` sends an intermediate status to the ECR."""
+        """Run one sale up to the host's decision. `status(code, timeout=None)` sends an intermediate status to
+        the ECR; which, at each moment of the payment, is the terminal's display (`harness.terminal.display`)."""
         core = self.core
         journal = core.journal
-        status = status or (lambda code: None)
+        send = status or (lambda code, timeout=None: None)
+
+        def show(moment: str) -> None:
+            for shown in core.display.shown(moment):
+                if isinstance(shown, int):
+                    send(shown)
+                else:
+                    send(shown[0], timeout=shown[1])
+
         currency = currency or core.currency
         trace = journal.next_number("trace")
         txn = journal.open("sale", amount=amount, currency=currency, trace=trace, state="started")
         core.note("sale_started", txn=txn, amount=amount, trace=trace)
         try:
-            status(zvt.STATUS_INSERT_CARD)
+            show("ask_card")
             c = core.wait_for_card(card_timeout if card_timeout is not None else core.seconds("card"))
         except (TransactionAborted, TimeoutError):
             return core.fail(txn, zvt.RESULT_ABORTED, "aborted")
         base = self._status_fields(txn, c)
         journal.update(txn, masked_pan=c.masked_pan, card_name=c.card_name, card_type=c.card_type)
         if c.removed == "before_online":
-            status(zvt.STATUS_CARD_NOT_READABLE)
+            show("unreadable")
             return core.fail(txn, zvt.RESULT_CARD_NOT_READABLE, "failed", base)
+        show("card_read")
+        show("pin")
         if not c.pin_ok:
-            status(zvt.STATUS_INCORRECT_PIN)
+            show("wrong_pin")
             return core.fail(txn, zvt.RESULT_WRONG_PIN, "declined", base)
         if core.aborted:
             return core.fail(txn, zvt.RESULT_ABORTED, "aborted", base)
         if c.offline_only:
             if core.offline and amount <= core.floor_limit:
-                return self._approve_offline(txn, c, amount, currency, base, OFFLINE_CHIP)
+                return self._approve_offline(txn, c, amount, currency, base, OFFLINE_CHIP, show)
+            show("declined")
             return core.fail(txn, zvt.RESULT_DO_NOT_HONOUR, "declined", base)
         # Online: settle what is owed to the host first.
-        status(zvt.STATUS_WAITING_FOR_HOST)
+        show("online")
         if not core.reversals.flush(core.reversals.budget):
             core.note("saf_pending_blocks_sale", txn=txn)
-            return self._unreachable(txn, c, amount, currency, base)
+            return self._unreachable(txn, c, amount, currency, base, show)
         stan = f"{journal.next_number('stan'):06d}"
         request = self._financial_request("0200", c, amount, currency, stan)
         journal.update(txn, stan=stan, state="online")
@@ -79,7 +91,7 @@ class Payments:
         try:
             answer = core.host.exchange(request)
         except HostUnreachable:
-            return self._unreachable(txn, c, amount, currency, base)
+            return self._unreachable(txn, c, amount, currency, base, show)
         except HostTimeout:
             core.reversals.queue(txn, request, REASON_TIMEOUT)
             return core.fail(
@@ -90,7 +102,7 @@ class Payments:
         auth = answer.get(iso8583.AUTH_CODE)
         journal.update(txn, host_rc=rc, auth_code=auth, rrn=answer.get(iso8583.RRN))
         if rc != "00":
-            status(zvt.STATUS_DECLINED)
+            show("declined")
             return core.fail(txn, zvt.result_from_iso(rc), "declined", base)
         if core.aborted:
             core.reversals.queue(txn, request, REASON_CANCELLED)
@@ -99,7 +111,7 @@ class Payments:
                 reversal_reason=REASON_CANCELLED,
             )
         if c.removed == "after_online":
-            status(zvt.STATUS_AUTO_REVERSAL)
+            show("reversal")
             core.reversals.queue(txn, request, REASON_CARD)
             return core.fail(
                 txn, zvt.RESULT_CARD_NOT_READABLE, "reversal_pending", base, reversal="pending",
@@ -108,18 +120,20 @@ class Payments:
         journal.update(txn, state="approved", result_code=zvt.RESULT_SUCCESS)
         base.update(result_code=zvt.RESULT_SUCCESS, aid=(auth or "")[:8] or None)
         core.note("sale_approved", txn=txn, stan=stan, auth_code=auth)
+        show("approved")                  # what it shows once approved ("please take goods", "remove card")
         return Outcome(txn, zvt.RESULT_SUCCESS, base, approved=True)
 
     def _unreachable(
-        self, txn: int, c: TestCard, amount: int, currency: int, base: dict[str, Any]
+        self, txn: int, c: TestCard, amount: int, currency: int, base: dict[str, Any], show: Callable[[str], None]
     ) -> Outcome:
         core = self.core
         if core.offline and amount <= core.floor_limit:
-            return self._approve_offline(txn, c, amount, currency, base, OFFLINE_UNABLE_TO_GO_ONLINE)
+            return self._approve_offline(txn, c, amount, currency, base, OFFLINE_UNABLE_TO_GO_ONLINE, show)
         return core.fail(txn, zvt.RESULT_NO_CONNECTION, "failed", base)
 
     def _approve_offline(
-        self, txn: int, c: TestCard, amount: int, currency: int, base: dict[str, Any], code: str
+        self, txn: int, c: TestCard, amount: int, currency: int, base: dict[str, Any], code: str,
+        show: Callable[[str], None],
     ) -> Outcome:
         core = self.core
         stan = f"{core.journal.next_number('stan'):06d}"
@@ -131,6 +145,7 @@ class Payments:
         core.reversals.remember(txn, advice)
         base.update(result_code=zvt.RESULT_SUCCESS, additional_text=f"OFFLINE {code}")
         core.note("sale_approved_offline", txn=txn, stan=stan, emv=code)
+        show("offline")
         return Outcome(txn, zvt.RESULT_SUCCESS, base, approved=True, offline=True)
 
     def _financial_request(

@@ -23,10 +23,21 @@ CAUGHT = [
     ("ignore-print-failure", "printer/offline-before/approve", "I2"),        # charged, customer gets nothing
     ("drawer-on-decline", "terminal-host/0200-dup/decline", "I5"),          # drawer open on a declined card
     ("drawer-at-tender", "terminal-host/0200-dup/approve", "I5"),           # open before the approval (it settled)
+    # behaviour rows (matrix.behaviour_scenarios)
+    ("offline-as-approved", "terminal-host/offline-above-floor/approve", "I1"),  # above the floor limit: no money
+    ("print-before-completion", "card/offline-only/approve", "I6"),   # its early receipt drops the offline mark
+    ("drawer-on-decline", "card/insufficient-funds/decline", "I5"),
 ]
 
 
-@pytest.mark.parametrize("profile,scenario_id,invariant", CAUGHT, ids=[c[0] for c in CAUGHT])
+def _id(case: tuple[str, str, str]) -> str:
+    """The profile; with the row's name when the profile is shown at more than one row."""
+    profile, scenario_id, _ = case
+    first = next(c for c in CAUGHT if c[0] == profile)
+    return profile if case is first else f"{profile}-at-{scenario_id.split('/')[1]}"
+
+
+@pytest.mark.parametrize("profile,scenario_id,invariant", CAUGHT, ids=[_id(c) for c in CAUGHT])
 def test_bug_profile_is_caught(bench, rig, monkeypatch, profile, scenario_id, invariant):
     if bench.topology is None:
         pytest.skip("needs the emulated topology")

@@ -90,3 +90,15 @@ def test_a_watched_link_is_not_faulted(bench):
 def test_the_cashier_abort_prompts_the_person(bench):
     steps.cashier_abort(bench.till)
     assert "press ABORT on the till now" in bench.screen()
+
+
+def test_terminal_behaviours_need_the_emulated_terminal(bench):
+    from harness.acceptance.matrix import TerminalSetup
+
+    steps.set_up_terminal(bench, TerminalSetup())                  # the default asks nothing of the terminal
+    with pytest.raises(steps.NotOnThisBench, match="only the emulated terminal can be told"):
+        steps.set_up_terminal(bench, TerminalSetup(offline=True, floor_limit=500))
+    with pytest.raises(steps.NotOnThisBench, match="presented 1.25 s after the terminal asks"):
+        steps.present_card(bench, "approve", delay=1.25)
+    assert steps.terminal_setup_problems(bench, TerminalSetup()) == []
+    assert "never busy" in steps.terminal_setup_problems(bench, TerminalSetup(busy_after=30))[0]
