@@ -141,6 +141,10 @@ class Register:
         sale = self.journal.sale(sale_id, with_history=False)
         content = sale_receipt(sale, reprint=reprint)
         kind = "reprint" if reprint else "sale"
+        if sale["status"] == "paid" and sale["receipt"] != "pending":
+            # Owed from the first byte on: a till that dies while printing cannot know how much came out, so on
+            # boot it prints the receipt again, as a copy (recover / the reprinter), never a second original.
+            self.journal.transition(sale_id, "printing", receipt="pending")
         try:
             self.printer.print(content, kick_drawer=kick_drawer)
         except PrintError as exc:
