@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from harness.acceptance import steps
+from harness.acceptance.crash import CrashMissed, run_crash
 from harness.acceptance.matrix import Scenario
 from harness.acceptance.oracle import Payment, PrintedReceipt, Sale, reconcile
 from harness.acceptance.records import (
@@ -378,11 +379,13 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         faults = steps.arm_faults(bench, scenario.faults)
         if scenario.power_cut:
             outcome = power_cut(bench, scenario.outcome)
+        elif scenario.crash:
+            outcome = run_crash(bench, scenario, faults, BASKET, FAULTED, ABORT_HOST_DELAY_MS)
         elif scenario.cashier_abort:
             outcome = _abort_race(bench, scenario.outcome)
         else:
             outcome = till.sell(BASKET)
-    except AbortNotRaced as exc:
+    except (AbortNotRaced, CrashMissed) as exc:
         outcome = None
         problems.append(str(exc))
     except TillCannot as exc:
