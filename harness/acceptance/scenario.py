@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from typing import Any
 
 from harness.acceptance import steps
@@ -423,6 +424,9 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     result = reconcile(payments, terminal_journal(terminal), receipts, till_word(journal_rows, outcome),
                        evidence_dir=bench.evidence.path)
     held = [p for p in payments if p.holds_money and p.amount == basket_cents(BASKET)]
+    if outcome is None:                                  # the till lost power mid-sale: its word is in its journal
+        outcome = next((types.SimpleNamespace(**r) for r in journal_rows
+                        if int(r.get("amount_cents") or 0) == FAULTED), None)
     rec.observed = _observed(outcome, payments, receipts)
     rec.violations = [str(v) for v in result.violations]
     rec.violations += next_customer(clean, payments, receipts, still_open)
