@@ -23,6 +23,9 @@ CAUGHT = [
     ("ignore-print-failure", "printer/offline-before/approve", "I2"),        # charged, customer gets nothing
     ("drawer-on-decline", "terminal-host/0200-dup/decline", "I5"),          # drawer open on a declined card
     ("drawer-at-tender", "terminal-host/0200-dup/approve", "I5"),           # open before the approval (it settled)
+    ("forget-on-crash", "till/power-cut-result/approve", "I2"),            # booked, cut, then written off unasked
+    ("receipt-not-owed", "till/power-cut-mid-receipt/approve", "I2"),      # cut mid-receipt, never printed whole
+    ("reprint-original", "till/power-cut-after-receipt/approve", "I1"),    # a second original after the cut
 ]
 
 
