@@ -239,13 +239,14 @@ class PrinterCore(ReceiptLog):
                 self._changed.notify_all()
 
     def _crash_point(self, data: bytes, reply: Reply) -> bool:
-        """Feed `data` up to a waiting crash point and run its action there; True when the point was reached (the
-        rest of `data` is then ignored)."""
+        """Feed `data` (all of it, or up to a waiting crash point, whose action then runs there: the rest is
+        ignored); True when the point was reached."""
         crash = self._crash
         if crash["at"] == "bytes":
             n = receipt_bytes(data)
             if n < crash["left"]:
                 crash["left"] -= n
+                self._receive(data, reply)
                 return False
             end = 0                                      # the byte at which the count is reached
             need = crash["left"]
@@ -283,11 +284,10 @@ class PrinterCore(ReceiptLog):
                 raise PowerOff("the printer is switched off")
             if id(reply) in self._dead:
                 return                                   # a client that lost power: its last bytes never came
-            if self._crash is not None and self._crash_point(data, reply):
-                if not self.powered:
-                    raise PowerOff("the printer was switched off")
-                return
-            self._receive(data, reply)
+            if self._crash is None:
+                self._receive(data, reply)
+            elif self._crash_point(data, reply) and not self.powered:
+                raise PowerOff("the printer was switched off")
 
     def _receive(self, data: bytes, reply: Reply) -> None:
         with self._lock:
