@@ -189,7 +189,7 @@ class PrinterCore(ReceiptLog):
         self._closed = False
         self._armed: tuple[int, str] | None = None     # (stream length at which to fail, fault)
         self._crash: dict | None = None                # a crash point waiting for its byte or cut
-        self._dead: set[int] = set()                   # ids of `reply` of clients that lost power
+        self._dead: list[Reply] = []                   # `reply` of clients that lost power (held: ids get reused)
         self.powered = True
         self.crashes: list[dict] = []                  # crash points reached: {"t", "at", "byte"}
 
@@ -262,7 +262,7 @@ class PrinterCore(ReceiptLog):
             if len(self.receipts) == before:
                 return False
             self._crash = None
-        self._dead.add(id(reply))
+        self._dead.append(reply)
         self.crashes.append({"t": time.time(), "at": crash["at"], "byte": len(self.stream)})
         crash["action"]()
         return True
@@ -282,7 +282,7 @@ class PrinterCore(ReceiptLog):
             if not self.powered:
                 self.lost_bytes += len(data)
                 raise PowerOff("the printer is switched off")
-            if id(reply) in self._dead:
+            if any(reply is dead for dead in self._dead):
                 return                                   # a client that lost power: its last bytes never came
             if self._crash is None:
                 self._receive(data, reply)
