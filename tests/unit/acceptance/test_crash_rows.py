@@ -3,6 +3,14 @@ are the bench's eyes at its point, and the capability it needs."""
 
 from harness.acceptance.crash import crash_faults
 from harness.acceptance.matrix import crash_scenarios, power_cut_scenarios, scenarios
+from harness.acceptance.scenario import missing_capabilities
+
+
+class TillWithout:
+    """A till that cannot be killed and restarted by posrig (no `lifecycle`)."""
+
+    def capabilities(self):
+        return frozenset({"journal", "recover", "abort"})
 
 
 def test_every_crash_point_is_a_row_of_the_matrix():
@@ -22,6 +30,12 @@ def test_every_crash_point_is_a_row_of_the_matrix():
 def test_only_the_till_power_cuts_need_a_till_posrig_can_kill():
     for s in crash_scenarios(0.05):
         assert s.needs == (("lifecycle",) if s.link == "till" else ()), s.id
+
+
+def test_a_till_posrig_cannot_kill_misses_only_the_till_power_cuts():
+    missing = {s.id: missing_capabilities(TillWithout(), s) for s in crash_scenarios(0.05)}
+    assert {k for k, v in missing.items() if v} == {k for k in missing if k.startswith("till/")}
+    assert all(v in ([], ["lifecycle"]) for v in missing.values())
 
 
 def test_what_must_stand_after_the_crash():
