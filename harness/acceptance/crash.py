@@ -28,7 +28,7 @@ from typing import Any
 
 from harness.acceptance import steps
 from harness.core.cards import FOR_OUTCOME
-from harness.core.events import now, wait_until
+from harness.core.events import Event, now, wait_until
 from harness.link.faults import FaultSpec
 
 POINT_TIMEOUT = 10.0            # s for a crash point to come once the sale started
@@ -77,7 +77,8 @@ def _emulated_core(device: Any, what: str) -> Any:
     return core
 
 
-def till_power_cut(bench: Any, point: str, outcome: str, faults: list[Any], basket: list[dict[str, Any]]) -> None:
+def till_power_cut(bench: Any, point: str, outcome: str, faults: list[Any], basket: list[dict[str, Any]],
+                   events: list[Event]) -> None:
     """Cut the till's power at `point` of the sale of `basket`, let the terminal finish alone, boot the till."""
     from harness.acceptance.scenario import terminal_busy, wait_terminal_idle
 
@@ -115,8 +116,10 @@ def till_power_cut(bench: Any, point: str, outcome: str, faults: list[Any], bask
             printer_core.cancel_crash()
             raise CrashMissed(f"the receipt never reached the crash point ({point}): the power cut hit nothing")
         waiting = point != "card-wait" or terminal.core.card_wanted.is_set()
+        cut_at = printer_core.crashes[-1]["t"] if printer_core is not None and printer_core.crashes else now()
         till.kill()
         killed = now()
+        events.append(Event(cut_at, "till", f"POWER CUT at {point}", {"reaped": killed}))
         seller.join(POINT_TIMEOUT)
     finally:
         if auto is not None:
@@ -132,6 +135,7 @@ def till_power_cut(bench: Any, point: str, outcome: str, faults: list[Any], bask
         missed = "the held completion reached the till before its power was cut"
     wait_terminal_idle(bench, busy=terminal_busy)
     till.restart()
+    events.append(Event(now(), "till", "booted after the power cut"))
     if missed:
         raise CrashMissed(missed)
 
@@ -143,7 +147,7 @@ def _queries(link: Any) -> dict[str, int]:
     return {q: seen[q] for q in QUERIES if seen.get(q)}
 
 
-def printer_power_cycle(bench: Any, basket: list[dict[str, Any]]) -> Any:
+def printer_power_cycle(bench: Any, basket: list[dict[str, Any]], events: list[Event]) -> Any:
     """The printer loses power `steps.PAPER_OUT_AFTER` bytes into the sale receipt and is back after T3 (scaled)."""
     core = _emulated_core(bench.printer, "printer")
     core.power_cycle_after(steps.PAPER_OUT_AFTER, bench.rig.timing.seconds(5.0))
@@ -151,6 +155,7 @@ def printer_power_cycle(bench: Any, basket: list[dict[str, Any]]) -> Any:
     if not core.crashes:
         core.cancel_crash()
         raise CrashMissed("the receipt never reached the byte at which the printer loses power")
+    events.append(Event(core.crashes[0]["t"], "printer", f"POWER CUT at byte {core.crashes[0]['byte']}"))
     return outcome
 
 
@@ -159,7 +164,7 @@ BOOT_DECISION = {"online": "reverse-unanswered", "result": "reverse-undelivered"
 
 
 def terminal_restart(bench: Any, point: str, faults: list[Any], basket: list[dict[str, Any]],
-                     amount: int, host_delay_ms: float) -> Any:
+                     amount: int, host_delay_ms: float, events: list[Event]) -> Any:
     """Power-cycle the terminal at `point` of the sale of `basket` (approved by the host); it boots on its journal."""
     terminal = bench.terminal
     if not hasattr(terminal, "power_cycle"):
@@ -178,7 +183,10 @@ def terminal_restart(bench: Any, point: str, faults: list[Any], basket: list[dic
     else:
         faults[0].wait_fired(POINT_TIMEOUT)
     txn = terminal.journal.last("sale")["id"]
+    events.append(Event(now(), "terminal", f"POWER CUT at {point}"))
     done = terminal.power_cycle(off_seconds=bench.rig.timing.seconds(2.0))
+    events.append(Event(now(), "terminal", "booted: " + (", ".join(f"txn {d['txn']} {d['was']} -> {d['decision']}"
+                                                                   for d in done) or "nothing to settle")))
     decided = next((d["decision"] for d in done if d["txn"] == txn), None)
     row = terminal.journal.get(txn) or {}
     if decided != BOOT_DECISION[point] or (point == "completion" and row.get("goods") != "booked"):
@@ -189,12 +197,13 @@ def terminal_restart(bench: Any, point: str, faults: list[Any], basket: list[dic
 
 
 def run_crash(bench: Any, scenario: Any, faults: list[Any], basket: list[dict[str, Any]], amount: int,
-              host_delay_ms: float) -> Any:
-    """The faulted sale of a crash scenario; the till's outcome when it lived to give one, else None."""
+              host_delay_ms: float, events: list[Event]) -> Any:
+    """The faulted sale of a crash scenario; the till's outcome when it lived to give one, else None. What was cut
+    and when goes to `events` (the scenario's timeline)."""
     device, point = scenario.crash.split(":", 1)
     if device == "till":
-        till_power_cut(bench, point, scenario.outcome, faults, basket)
+        till_power_cut(bench, point, scenario.outcome, faults, basket, events)
         return None
     if device == "printer":
-        return printer_power_cycle(bench, basket)
-    return terminal_restart(bench, point, faults, basket, amount, host_delay_ms)
+        return printer_power_cycle(bench, basket, events)
+    return terminal_restart(bench, point, faults, basket, amount, host_delay_ms, events)

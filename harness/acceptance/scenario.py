@@ -370,6 +370,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         return rec
     before = {sale_id(s) for s in scoped_journal(till, set())}
     faults: list[Fault] = []
+    crash_events: list[Event] = []
     problems = []
     clean: dict[str, Any] = {}
     try:
@@ -381,7 +382,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         if scenario.power_cut:
             outcome = power_cut(bench, scenario.outcome)
         elif scenario.crash:
-            outcome = run_crash(bench, scenario, faults, BASKET, FAULTED, ABORT_HOST_DELAY_MS)
+            outcome = run_crash(bench, scenario, faults, BASKET, FAULTED, ABORT_HOST_DELAY_MS, crash_events)
         elif scenario.cashier_abort:
             outcome = _abort_race(bench, scenario.outcome)
         else:
@@ -440,7 +441,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         rec.violations = problems + rec.violations
     else:
         rec.verdict = Verdict.FAIL if rec.violations else Verdict.OK
-    rec.timeline = timeline(bench_events(bench, faults, journal_rows), t0)
+    rec.timeline = timeline(bench_events(bench, faults, journal_rows) + crash_events, t0)
     rec.ledger = ledger_rows(bench.host)
     rec.receipts = receipt_rows(receipts)
     rec.elapsed = round(now() - t0, 3)
