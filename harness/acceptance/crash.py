@@ -55,6 +55,16 @@ def crash_faults(crash: str, outcome: str, scale: float) -> tuple[Any, ...]:
     return (PlannedFault("till-terminal", spec),) if spec is not None else ()
 
 
+def _await_fired(fault: Any) -> None:
+    """The link saw the crash point's message; CrashMissed when it never came."""
+    from harness.link.driver import FaultNotFired          # the engine's driver: only where a bench runs
+
+    try:
+        fault.wait_fired(POINT_TIMEOUT)
+    except FaultNotFired as exc:
+        raise CrashMissed(f"the power cut never came: {exc}") from None
+
+
 def _seller(till: Any, basket: list[dict[str, Any]]) -> tuple[threading.Thread, list[Any]]:
     """Sell in another thread (the power cut comes from this one); the outcome, if the till lived to give one."""
     result: list[Any] = []
@@ -108,7 +118,7 @@ def till_power_cut(bench: Any, point: str, outcome: str, faults: list[Any], bask
     seller, _ = _seller(till, basket)
     try:
         if point in ("request", "result"):
-            faults[0].wait_fired(POINT_TIMEOUT)
+            _await_fired(faults[0])
         elif point == "card-wait":
             if not wait_until(terminal.core.card_wanted.is_set, POINT_TIMEOUT):
                 raise CrashMissed("the terminal never waited for the card, so the power cut hit nothing")
@@ -181,7 +191,7 @@ def terminal_restart(bench: Any, point: str, faults: list[Any], basket: list[dic
         if not wait_until(booked, POINT_TIMEOUT, interval=0.01):
             raise CrashMissed("the host never booked the payment while the terminal waited for its answer")
     else:
-        faults[0].wait_fired(POINT_TIMEOUT)
+        _await_fired(faults[0])
     txn = terminal.journal.last("sale")["id"]
     events.append(Event(now(), "terminal", f"POWER CUT at {point}"))
     done = terminal.power_cycle(off_seconds=bench.rig.timing.seconds(2.0))
