@@ -57,7 +57,7 @@ def crash_faults(crash: str, outcome: str, scale: float) -> tuple[Any, ...]:
 
 def _await_fired(fault: Any) -> None:
     """The link saw the crash point's message; CrashMissed when it never came."""
-    from harness.link.driver import FaultNotFired          # the engine's driver: only where a bench runs
+    from harness.link.driver import FaultNotFired  # the engine's driver: only where a bench runs
 
     try:
         fault.wait_fired(POINT_TIMEOUT)
