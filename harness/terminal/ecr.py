@@ -300,7 +300,7 @@ class EcrServer:
             self.transcript.write(event, link="zvt", **fields)
 
     def close(self, timeout: float = 2.0, reset: bool = False) -> None:
-        """Stop serving; `reset`: the terminal lost power, so every ECR connection is reset (RST), not closed."""
+        """Stop serving; `reset`: the terminal lost power, so every ECR connection is reset (RST, no FIN first)."""
         deadline = time.monotonic() + timeout
         if reset:
             with self._lock:
@@ -308,6 +308,11 @@ class EcrServer:
             for s in sessions:
                 with contextlib.suppress(OSError):
                     s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.sock.shutdown(socket.SHUT_RD)       # wakes its reader; nothing goes on the wire
+            for s in sessions:
+                s.closed.wait(max(0.0, deadline - time.monotonic()))
+                with contextlib.suppress(OSError):
+                    s.sock.close()                        # linger 0: the peer gets a reset
         if self.service is not None:
             self.service.close(timeout)  # stops accepting, shuts the TCP connections, waits for their readers
         with self._lock:
