@@ -95,10 +95,10 @@ def till_power_cut(bench: Any, point: str, outcome: str, faults: list[Any], bask
     till, terminal = bench.till, bench.terminal
     launcher = getattr(till, "launcher", None)
     reached = threading.Event()
+    instant: list[bool] = []
 
     def cut() -> None:                      # from the printer's thread: the till stops at this very byte
-        if launcher is not None:
-            launcher.cut_now()
+        instant.append(launcher is not None and launcher.cut_now())   # else (a plug, labgrid) a moment later
         reached.set()
 
     printer_core = None
@@ -129,7 +129,7 @@ def till_power_cut(bench: Any, point: str, outcome: str, faults: list[Any], bask
         cut_at = printer_core.crashes[-1]["t"] if printer_core is not None and printer_core.crashes else now()
         till.kill()
         killed = now()
-        events.append(Event(cut_at, "till", f"POWER CUT at {point}", {"reaped": killed}))
+        events.append(Event(cut_at, "till", f"POWER CUT at {point}", {"reaped": killed, "at_the_byte": instant}))
         seller.join(POINT_TIMEOUT)
     finally:
         if auto is not None:
