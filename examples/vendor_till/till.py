@@ -343,6 +343,7 @@ class Till:
         offline = str(info.get("text", "")).upper().startswith("OFFLINE")
         self.save(sale, "paid", status="paid", offline=offline, **{k: info[k] for k in (
             "masked_pan", "auth_code", "trace", "receipt_no") if k in info})
+        self.save(sale, "printing", receipt="pending")     # owed until it is out: a power cut may tear it
         printed = self.printer.receipt(sale)
         self.save(sale, "printed" if printed else "receipt-owed", receipt="printed" if printed else "pending",
                   drawer_opened=sale["tender"] == "cash" and printed)

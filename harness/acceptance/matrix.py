@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.acceptance.crash import crash_faults
 from harness.core.cards import FOR_OUTCOME
 from harness.link.faults import FaultSpec
 from harness.protocols import stages
@@ -163,13 +164,14 @@ class Scenario:
     power_cut: bool = False       # the till loses power while the terminal has the payment, then boots (stage 8)
     test_card: str = ""           # the card presented (harness.core.cards); "" = the host outcome's card
     terminal: TerminalSetup = TerminalSetup()
+    crash: str = ""               # crash_scenarios(): "<device>:<point>", e.g. "till:mid-receipt", "terminal:online"
     expect_paid: bool | None = None
     meaning: str = ""
 
     @property
     def needs(self) -> tuple[str, ...]:
         """Till capabilities (harness.till.CAPABILITIES) this scenario cannot run without."""
-        return ("abort",) * self.cashier_abort + ("lifecycle",) * self.power_cut
+        return ("abort",) * self.cashier_abort + ("lifecycle",) * (self.power_cut or self.crash.startswith("till:"))
 
     @property
     def card(self) -> str:
@@ -243,6 +245,7 @@ def scenarios(scale: float = 0.05) -> list[Scenario]:
                                 (False if outcome == "decline" else None),
                                 meaning=meaning))
     out += behaviour_scenarios(scale)
+    out += crash_scenarios(scale)
     return out
 
 
@@ -330,3 +333,56 @@ def power_cut_scenarios() -> list[Scenario]:
                      outcome=outcome, power_cut=True, expect_paid=False if outcome == "decline" else None,
                      meaning="8: the till crashes mid-payment; restarted, it asks the terminal and prints what is "
                              "owed, once") for outcome in OUTCOMES]
+
+
+# Crash points (stage 8 and its neighbours): where the till, the printer or the terminal loses power, and what the
+# bench watches to cut it exactly there (harness.acceptance.crash). (point, outcomes, meaning)
+TILL_CRASHES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("request", OUTCOMES, "1/8: the till dies with its 06 01 on the wire, before the terminal's ack: the request never "
+                          "arrives; restarted, it asks and never pays twice"),
+    ("card-wait", OUTCOMES, "2/8: the till dies while the terminal waits for the card (04 FF); the customer pays "
+                            "anyway: restarted, it asks and prints exactly when the acquirer holds the money"),
+    ("result", OUTCOMES, "8: the till dies with the result booked (04 0F answered), the completion still on the wire: "
+                         "restarted, it asks and prints once, only for a payment that stands"),
+    ("mid-receipt", ("approve",), "8/10: the till dies after the first bytes of the sale receipt: restarted, it owes "
+                                  "the receipt and prints it (a copy), once"),
+    ("after-receipt", ("approve",), "8: the till dies right after the receipt's cut, before its journal says so: "
+                                    "restarted, at most a copy, never a second original"),
+)
+# Whether the approved payment must stand once the till is back: the request never arrived (not charged); with the
+# result booked or a receipt under way it stands; at the card the terminal decides (its `unconfirmed` option).
+EXPECT_PAID: dict[str, bool | None] = {"request": False, "card-wait": None}
+TERMINAL_CRASHES: tuple[tuple[str, str], ...] = (
+    ("online", "4/5: the terminal reboots while the host has approved and its 0210 is on the way: on boot it reverses "
+               "(0420 from its durable store); the till asks, prints nothing"),
+    ("result", "8: the terminal reboots with the approval's 04 0F not yet confirmed by the till: the outcome was never "
+               "delivered, so on boot it reverses; the till asks, prints nothing"),
+    ("completion", "8: the terminal reboots after the till booked the 04 0F, before 06 0F: the payment stands; the "
+                   "till asks and prints it once"),
+)
+
+
+def crash_scenarios(scale: float = 0.05) -> list[Scenario]:
+    """Power cuts at each stage of a payment: the till (needs `lifecycle`), the printer mid-receipt, the terminal
+    with a payment in flight. Each device comes back with its durable memory; once quiet, the records must show
+    what is owed printed exactly once. The power cut while the host decides is `power_cut_scenarios()`.
+
+    >>> [s.id for s in crash_scenarios()][:3]
+    ['till/power-cut-authorizing/approve', 'till/power-cut-authorizing/decline', 'till/power-cut-request/approve']
+    """
+    out = power_cut_scenarios()
+    for point, outcomes, meaning in TILL_CRASHES:
+        out += [Scenario(id=f"till/power-cut-{point}/{outcome}", link="till", stage=point, fault="power-cut",
+                         outcome=outcome, crash=f"till:{point}", meaning=meaning,
+                         faults=crash_faults(f"till:{point}", outcome, scale),
+                         expect_paid=EXPECT_PAID.get(point, outcome == "approve") if outcome == "approve" else False)
+                for outcome in outcomes]
+    out.append(Scenario(id="printer/power-cycle-during/approve", link="printer", stage="receipt-during",
+                        fault="power-cycle", outcome="approve", crash="printer:power-cycle", expect_paid=True,
+                        meaning="10: the printer loses power mid-receipt (its buffer lost, offline, back): the "
+                                "payment stands and the receipt is printed again, once"))
+    out += [Scenario(id=f"terminal/restart-{point}/approve", link="terminal", stage=point, fault="restart",
+                     outcome="approve", crash=f"terminal:{point}", meaning=meaning,
+                     faults=crash_faults(f"terminal:{point}", "approve", scale),
+                     expect_paid=point == "completion") for point, meaning in TERMINAL_CRASHES]
+    return out

@@ -318,8 +318,16 @@ def _no_receipt_without_payment(rec: Records) -> Iterator[Violation]:
         if r.kind == "copy" and r.tender == "card" and r.index not in rec.pairs:
             yield Violation("I1", f"receipt copy for {_money(r.amount)} but the acquirer holds no such payment",
                             receipt=r.index, evidence=_evidence(r))
+    kinds = {r.index: r.kind for r in rec.receipts}
     for r in rec.receipts:
         if r.kind == "sale" and r.tender == "card" and r.index not in rec.pairs:
+            first = next(((i, p) for i, p in sorted(rec.pairs.items()) if i < r.index and kinds.get(i) == "sale"
+                          and p.amount == r.amount), None)
+            if first is not None:                   # the money is held, but already has its original receipt
+                yield Violation("I1", f"a second original sale receipt for {_money(r.amount)}: payment {first[1].ref} "
+                                      f"was already printed on receipt #{first[0]} (a reprint must say COPY)",
+                                payment=first[1].ref, receipt=r.index, evidence=_evidence(r))
+                continue
             held = [p for p in rec.payments if p.amount == r.amount]
             states = ", ".join(f"{p.ref}={p.state}" for p in held) or "no payment of that amount at all"
             yield Violation("I1", f"sale receipt for {_money(r.amount)} but the acquirer holds no such payment "

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from typing import Any
 
 from harness.acceptance import steps
+from harness.acceptance.crash import CrashMissed, run_crash
 from harness.acceptance.matrix import Scenario
 from harness.acceptance.oracle import Payment, PrintedReceipt, Sale, reconcile
 from harness.acceptance.records import (
@@ -38,7 +40,7 @@ from harness.link.driver import Fault, FaultNotFired, ResetNotTaken
 from harness.till import TillCannot
 
 BASKET = [{"sku": "milk", "name": "Milk 1l", "price": "1.19", "qty": 2}, {"sku": "bread", "name": "Bread",
-                                                                         "price": "2.50"}]        # 4.88: the faulted sale
+                                                                         "price": "2.50"}]  # 4.88: the faulted sale
 FAULTED = 488                 # its amount in minor units: host behaviours for the faulted sale match only it
 # The clean sales around it, each with its own items and amount: an answer, a status or a receipt that belongs to
 # another sale of the sequence cannot pass for this one's.
@@ -368,6 +370,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         return rec
     before = {sale_id(s) for s in scoped_journal(till, set())}
     faults: list[Fault] = []
+    crash_events: list[Event] = []
     problems = []
     clean: dict[str, Any] = {}
     try:
@@ -379,11 +382,13 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         faults = steps.arm_faults(bench, scenario.faults)
         if scenario.power_cut:
             outcome = power_cut(bench, scenario.outcome)
+        elif scenario.crash:
+            outcome = run_crash(bench, scenario, faults, BASKET, FAULTED, ABORT_HOST_DELAY_MS, crash_events)
         elif scenario.cashier_abort:
             outcome = _abort_race(bench, scenario.outcome)
         else:
             outcome = till.sell(BASKET)
-    except AbortNotRaced as exc:
+    except (AbortNotRaced, CrashMissed) as exc:
         outcome = None
         problems.append(str(exc))
     except TillCannot as exc:
@@ -422,6 +427,9 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     result = reconcile(payments, terminal_journal(terminal), receipts, till_word(journal_rows, outcome),
                        evidence_dir=bench.evidence.path)
     held = [p for p in payments if p.holds_money and p.amount == basket_cents(BASKET)]
+    if outcome is None:                                  # the till lost power mid-sale: its word is in its journal
+        outcome = next((types.SimpleNamespace(**r) for r in journal_rows
+                        if int(r.get("amount_cents") or 0) == FAULTED), None)
     rec.observed = _observed(outcome, payments, receipts)
     rec.violations = [str(v) for v in result.violations]
     rec.violations += next_customer(clean, payments, receipts, still_open)
@@ -435,7 +443,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         rec.violations = problems + rec.violations
     else:
         rec.verdict = Verdict.FAIL if rec.violations else Verdict.OK
-    rec.timeline = timeline(bench_events(bench, faults, journal_rows), t0)
+    rec.timeline = timeline(bench_events(bench, faults, journal_rows) + crash_events, t0)
     rec.ledger = ledger_rows(bench.host)
     rec.receipts = receipt_rows(receipts)
     rec.elapsed = round(now() - t0, 3)

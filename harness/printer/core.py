@@ -12,6 +12,12 @@ status is still answered. When the fault clears the held bytes are printed in or
 profile's receive buffer (64 KiB) are lost and counted in `lost_bytes` (a real printer raises BUSY; over TCP
 the client sees a stalled write). `discard_held()` models the operator switching the printer off and on:
 held bytes are dropped.
+
+Crash points (the crash scenarios, `harness.acceptance.crash`): `crash_after(n, action)` runs `action` once `n` more
+receipt bytes (real-time status requests not counted) have arrived, `crash_at_cut(action)` right after the next
+cut; the rest of that client's bytes are then ignored (it lost power exactly there). `power_cycle_after(n, off)`
+switches the printer itself off at that byte: what was printed stays on the paper, the receive buffer and any
+half-received command are lost, every client is reset (`PowerOff`) and nothing is answered for `off` seconds.
 """
 
 from __future__ import annotations
@@ -35,6 +41,19 @@ Reply = Callable[[bytes], None]
 
 def _drop(_: bytes) -> None:
     pass
+
+
+class PowerOff(ConnectionError):
+    """The printer is switched off: the transport resets the client's connection."""
+
+
+def receipt_bytes(data: bytes) -> int:
+    """Bytes of `data` that go to the paper: all but real-time status requests (DLE EOT n).
+
+    >>> receipt_bytes(b"\x10\x04\x01Hello\x10\x04\x04")
+    5
+    """
+    return len(data) - 3 * sum(1 for i in range(len(data) - 2) if data[i:i + 2] == C.DLE_EOT and 1 <= data[i + 2] <= 4)
 
 
 class ReceiptLog:
@@ -169,6 +188,84 @@ class PrinterCore(ReceiptLog):
         self._timers: set[threading.Timer] = set()
         self._closed = False
         self._armed: tuple[int, str] | None = None     # (stream length at which to fail, fault)
+        self._crash: dict | None = None                # a crash point waiting for its byte or cut
+        self._dead: list[Reply] = []                   # `reply` of clients that lost power (held: ids get reused)
+        self.powered = True
+        self.crashes: list[dict] = []                  # crash points reached: {"t", "at", "byte"}
+
+    def crash_after(self, nbytes: int, action: Callable[[], None]) -> None:
+        """Run `action` once `nbytes` more receipt bytes have arrived (not counting DLE EOT status requests);
+        that client's later bytes are ignored (see the module docstring)."""
+        with self._lock:
+            self._crash = {"at": "bytes", "left": nbytes, "action": action}
+
+    def crash_at_cut(self, action: Callable[[], None]) -> None:
+        """Run `action` right after the next cut is received; that client's later bytes are ignored."""
+        with self._lock:
+            self._crash = {"at": "cut", "action": action}
+
+    def cancel_crash(self) -> None:
+        """Disarm a crash point that never came."""
+        with self._lock:
+            self._crash = None
+
+    def power_cycle_after(self, nbytes: int, off_seconds: float) -> None:
+        """Switch the printer off once `nbytes` more receipt bytes have arrived, and on after `off_seconds`."""
+        self.crash_after(nbytes, lambda: self.power_off(off_seconds))
+
+    def power_off(self, off_seconds: float | None = None) -> None:
+        """Power lost: the receive buffer and a half-received command are gone, the paper keeps what was printed,
+        clients are reset, nothing is answered; back on after `off_seconds` (None: until `power_on()`)."""
+        with self._lock:
+            self.powered = False
+            self.lost_bytes += len(self.held)
+            self.held.clear()
+            self._armed = None
+            self.decoder = Decoder(self.profile.codepage, self.profile.chinese, self.profile.chinese_codec)
+            self.builder._reset_style()
+            self.status = PrinterStatus()
+            self._changed.notify_all()
+        if off_seconds is not None:
+            t = threading.Timer(off_seconds, self.power_on)
+            t.daemon = True
+            self._timers.add(t)
+            t.start()
+
+    def power_on(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self.powered = True
+                self._dead.clear()
+                self._changed.notify_all()
+
+    def _crash_point(self, data: bytes, reply: Reply) -> bool:
+        """Feed `data` (all of it, or up to a waiting crash point, whose action then runs there: the rest is
+        ignored); True when the point was reached."""
+        crash = self._crash
+        if crash["at"] == "bytes":
+            n = receipt_bytes(data)
+            if n < crash["left"]:
+                crash["left"] -= n
+                self._receive(data, reply)
+                return False
+            end = 0                                      # the byte at which the count is reached
+            need = crash["left"]
+            while need > 0 and end < len(data):
+                step = 3 if data[end:end + 2] == C.DLE_EOT and end + 2 < len(data) and 1 <= data[end + 2] <= 4 else 1
+                need -= 0 if step == 3 else 1
+                end += step
+            self._crash = None
+            self._receive(data[:end], reply)
+        else:
+            before = len(self.receipts)
+            self._receive(data, reply)
+            if len(self.receipts) == before:
+                return False
+            self._crash = None
+        self._dead.append(reply)
+        self.crashes.append({"t": time.time(), "at": crash["at"], "byte": len(self.stream)})
+        crash["action"]()
+        return True
 
     def fault_after(self, nbytes: int, fault: str) -> None:
         """Fail with `fault` once `nbytes` more bytes have arrived: a fault in the middle of a receipt, at an exact
@@ -182,13 +279,25 @@ class PrinterCore(ReceiptLog):
         if not data:
             return
         with self._lock:
+            if not self.powered:
+                self.lost_bytes += len(data)
+                raise PowerOff("the printer is switched off")
+            if any(reply is dead for dead in self._dead):
+                return                                   # a client that lost power: its last bytes never came
+            if self._crash is None:
+                self._receive(data, reply)
+            elif self._crash_point(data, reply) and not self.powered:
+                raise PowerOff("the printer was switched off")
+
+    def _receive(self, data: bytes, reply: Reply) -> None:
+        with self._lock:
             if self._armed is not None and len(self.stream) + len(data) >= self._armed[0]:
                 at, fault = self._armed
                 self._armed = None
                 cut = max(0, at - len(self.stream))
-                self.receive(data[:cut], reply)
+                self._receive(data[:cut], reply)
                 self.set_fault(fault)
-                self.receive(data[cut:], reply)
+                self._receive(data[cut:], reply)
                 return
             self._last_reply = reply
             self.stream += data

@@ -119,7 +119,8 @@ class EmulatedPrinter(ReceiptPrinter):
         ev.write_json(f"{self.name}-summary.json", {
             "profile": self.profile.name, "address": self._address, "status": self.core.status.to_dict(),
             "bytes_received": len(self.core.stream), "bytes_held_unprinted": len(self.core.held),
-            "bytes_lost": self.core.lost_bytes, "receipts": [r.to_dict() for r in self.core.receipts],
+            "bytes_lost": self.core.lost_bytes, "crash_points": self.core.crashes,
+            "receipts": [r.to_dict() for r in self.core.receipts],
             "drawer_events": [d.to_dict() for d in self.core.drawer_events],
             "replies": [{"t": t, "hex": b.hex()} for t, b in self.core.replies]})
         if self._transcript:

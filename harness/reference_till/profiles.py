@@ -15,6 +15,12 @@ that fakes the output. The oracle must catch each of them from the evidence alon
 | drawer-at-tender        | opens the drawer at "pay", before the terminal approved        | any card sale   |
 | reset-voids-sale        | a reset on the status query after a lost result = terminal     | two faults only:|
 |                         | rebooted, payment void: "failed", no receipt (money is held)   | `posrig explore`|
+| forget-on-crash         | on boot, writes an open card sale off as failed, not asking    | till power cut, |
+|                         | the terminal                                                   | result booked   |
+| receipt-not-owed        | journals a receipt only once printed: one cut off by a power   | till power cut  |
+|                         | cut is never printed again                                     | mid-receipt     |
+| reprint-original        | prints an owed receipt again as an original, not a copy        | power cut after |
+|                         |                                                                | the receipt     |
 
 Only cash sales and card sales the acquirer holds open the drawer: the correct till pulses it with the cash
 sale's receipt (before the cut), never for a card (I5 judges every pulse, inside a receipt or not).
@@ -59,9 +65,16 @@ class Correct:
 
     name = "correct"
     timers = NominalTimers()
+    owe_while_printing = True      # a paid sale's receipt is owed until it is certainly out (a crash mid-print)
+    mark_reprints = True           # an owed receipt printed again says COPY
 
     def __init__(self, till: Register):
         self.till = till
+
+    # -- start-up --------------------------------------------------------------------------------------------
+    def on_boot(self) -> None:
+        """The journal holds sales a previous run left open (a power cut): resolve them now, asking the terminal."""
+        self.till.recover_in_background()
 
     # -- tender: the cashier pressed "pay" -------------------------------------------------------------------
     def on_tender(self, run: SaleRun) -> None:
@@ -335,6 +348,36 @@ class ResetVoidsSale(Correct):
         return True
 
 
+class ForgetOnCrash(Correct):
+    """After a power cut it writes the interrupted card sale off as failed ("the payment was interrupted, ask the
+    customer to pay again") without asking the terminal, which may well have completed it."""
+
+    name = "forget-on-crash"
+
+    def on_boot(self) -> None:
+        for s in self.till.journal.unresolved():
+            if s["tender"] == "card" and s["status"] in ("pending", "unknown"):
+                self.till.journal.transition(s["id"], "failed", status="failed",
+                                             message="interrupted by a restart: ask for another payment")
+        super().on_boot()                          # owed receipts are still printed
+
+
+class ReceiptNotOwed(Correct):
+    """Marks the receipt owed only when printing fails with an error; a power cut in the middle of printing leaves
+    a paid sale whose receipt nobody owes, so it never comes out whole."""
+
+    name = "receipt-not-owed"
+    owe_while_printing = False
+
+
+class ReprintOriginal(Correct):
+    """Prints an owed receipt again exactly as the first time, without COPY: after a power cut just behind the cut,
+    the customer holds two original receipts for one payment."""
+
+    name = "reprint-original"
+    mark_reprints = False
+
+
 def _reset_by_peer(exc: BaseException | None) -> bool:
     """The error (or one it was raised `from`) is a TCP reset by the peer. Only explicit causes count: the query
     runs inside the handler of the lost result, so its errors' __context__ is that earlier failure."""
@@ -349,7 +392,8 @@ def _reset_by_peer(exc: BaseException | None) -> bool:
 PROFILES: dict[str, type[Correct]] = {p.name: p for p in (Correct, PrintOnTimeout, PrintBeforeCompletion,
                                                           RetryWithoutQuery, TrustAbort, OfflineAsApproved,
                                                           IgnorePrintFailure, DrawerOnDecline, DrawerAtTender,
-                                                          ResetVoidsSale)}
+                                                          ResetVoidsSale, ForgetOnCrash, ReceiptNotOwed,
+                                                          ReprintOriginal)}
 
 
 def profile(name: str) -> type[Correct]:

@@ -96,7 +96,7 @@ class Register:
             log.warning("registration with the terminal failed: %s", exc)
         self._reprinter.start()
         if self.journal.unresolved():
-            threading.Thread(target=self._recover_quietly, name="till-recover", daemon=True).start()
+            self.policy.on_boot()
 
     def stop(self) -> None:
         self._stop.set()
@@ -141,6 +141,10 @@ class Register:
         sale = self.journal.sale(sale_id, with_history=False)
         content = sale_receipt(sale, reprint=reprint)
         kind = "reprint" if reprint else "sale"
+        if sale["status"] == "paid" and sale["receipt"] != "pending" and self.policy.owe_while_printing:
+            # Owed from the first byte on: a till that dies while printing cannot know how much came out, so on
+            # boot it prints the receipt again, as a copy (recover / the reprinter), never a second original.
+            self.journal.transition(sale_id, "printing", receipt="pending")
         try:
             self.printer.print(content, kick_drawer=kick_drawer)
         except PrintError as exc:
@@ -272,6 +276,10 @@ class Register:
                 finally:
                     self._current_sale = None
 
+    def recover_in_background(self) -> None:
+        """Resolve what a previous run left open, without holding up the start."""
+        threading.Thread(target=self._recover_quietly, name="till-recover", daemon=True).start()
+
     def _recover_quietly(self) -> None:
         try:
             self.recover()
@@ -280,7 +288,7 @@ class Register:
 
     def _reprint(self, sale_id: str) -> bool:
         try:
-            self.print_receipt(sale_id, reprint=True)
+            self.print_receipt(sale_id, reprint=self.policy.mark_reprints)
             return True
         except PrintError as exc:
             log.info("owed receipt for %s still not printed: %s", sale_id, exc)

@@ -106,6 +106,7 @@ class TerminalCore:
         self._abort = threading.Event()
         self.busy = threading.Lock()  # one ZVT command at a time
         self.closing = threading.Event()
+        self.card_wanted = threading.Event()  # set while a payment waits for the card (the customer's turn)
         self.in_progress = False
         self.reversals = Reversals(self)
         self.payments = Payments(self)
@@ -189,6 +190,12 @@ class TerminalCore:
     def wait_for_card(self, timeout: float) -> TestCard:
         """The next presented card; raises TransactionAborted on abort, TimeoutError when none comes."""
         deadline = time.monotonic() + timeout
+        try:
+            return self._next_card(deadline)
+        finally:
+            self.card_wanted.clear()
+
+    def _next_card(self, deadline: float) -> TestCard:
         while True:
             if self._abort.is_set():
                 raise TransactionAborted("aborted while waiting for a card")
@@ -198,6 +205,7 @@ class TerminalCore:
                 if self.auto_present:
                     c, delay = self.default_card, 0.0
                 else:
+                    self.card_wanted.set()
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise TimeoutError("no card presented") from None
@@ -224,6 +232,13 @@ class TerminalCore:
         return Outcome(txn, code, status)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
+    def power_lost(self) -> None:
+        """The power cut: the journal takes no more writes (the running command stops where it is), waits end,
+        store-and-forward stops, the host connection drops. The journal file is what the next boot starts from
+        (`EmulatedTerminal.power_cycle`)."""
+        self.journal.freeze()
+        self.close()
+
     def close(self) -> None:
         self.closing.set()
         self._abort.set()

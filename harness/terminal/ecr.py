@@ -25,9 +25,11 @@ card-number-masked, to the transcript. Refusals, as a real PT gives them:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -36,6 +38,7 @@ from harness.core.service import TcpService
 from harness.protocols import zvt
 from harness.terminal.commands import EcrCommands
 from harness.terminal.core import TerminalCore
+from harness.terminal.journal import PoweredOff
 
 log = logging.getLogger(__name__)
 
@@ -292,13 +295,16 @@ class EcrServer:
                 self.note("not_started", peer=session.peer, command=msg.name, reason="its acknowledgement failed")
                 return
             self.commands.handlers[msg.name](session, msg)
+        except PoweredOff:
+            return                      # the terminal lost power mid-command: it says nothing more
         except Exception as exc:  # noqa: BLE001 - a failing command must not stop the terminal
             log.exception("ZVT %s failed", msg.name)
             self.note("command_failed", command=msg.name, error=repr(exc))
             session.send(zvt.encode("abort", result_code=zvt.RESULT_SYSTEM_ERROR))
         finally:
             session.command = None
-            core.end()
+            if not core.journal.frozen:
+                core.end()
             core.busy.release()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -306,8 +312,20 @@ class EcrServer:
         if self.transcript is not None:
             self.transcript.write(event, link="zvt", **fields)
 
-    def close(self, timeout: float = 2.0) -> None:
+    def close(self, timeout: float = 2.0, reset: bool = False) -> None:
+        """Stop serving; `reset`: the terminal lost power, so every ECR connection is reset (RST, no FIN first)."""
         deadline = time.monotonic() + timeout
+        if reset:
+            with self._lock:
+                sessions = list(self.sessions)
+            for s in sessions:
+                with contextlib.suppress(OSError):
+                    s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.sock.shutdown(socket.SHUT_RD)       # wakes its reader; nothing goes on the wire
+            for s in sessions:
+                s.closed.wait(max(0.0, deadline - time.monotonic()))
+                with contextlib.suppress(OSError):
+                    s.sock.close()                        # linger 0: the peer gets a reset
         if self.service is not None:
             self.service.close(timeout)  # stops accepting, shuts the TCP connections, waits for their readers
         with self._lock:

@@ -24,7 +24,9 @@ any password is accepted, as many terminals ship).
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import time
 from typing import Any
 
 from harness.core.address import parse_hostport
@@ -57,6 +59,8 @@ class EmulatedTerminal(PaymentTerminal):
         self._journal: Journal | None = None
         self._transcript = None
         self._ecr_address: tuple[str, int] | None = None
+        self._journal_path: Any = None
+        self._dead: list[Journal] = []              # journals of the terminal before a power cycle (closed at close)
         self._pty: PtyPort | None = None
         self.serial = False
 
@@ -85,37 +89,11 @@ class EmulatedTerminal(PaymentTerminal):
             listener.bind(("127.0.0.1", 0))
             listener.listen(16)
             self._ecr_address = ("127.0.0.1", listener.getsockname()[1])
-        host_address = self._host_address()
-        self._journal = Journal(
-            opts.get("journal")
-            or ctx.evidence.file(f"{self.name}-journal.sqlite", "terminal journal (SQLite)")
-        )
+        self._journal_path = opts.get("journal") or ctx.evidence.file(
+            f"{self.name}-journal.sqlite", "terminal journal (SQLite)")
         self._transcript = ctx.evidence.transcript(self.name)
-        connect = (lambda addr, timeout: ns.connect(addr, timeout)) if ns is not None else None
         try:
-            self.core = TerminalCore(
-                journal=self._journal,
-                host_address=host_address,
-                timing=ctx.timing,
-                connect=connect,
-                transcript=self._transcript,
-                terminal_id=str(opts.get("terminal_id", "29001234")),
-                currency=int(opts.get("currency", 978)),
-                auto_present=bool(opts.get("auto_present", True)),
-                offline=bool(opts.get("offline", False)),
-                floor_limit=int(opts.get("floor_limit", 0)),
-                timers=opts.get("timers") or {},
-                unconfirmed=str(opts.get("unconfirmed", "book")),
-                display_name=str(opts.get("display") or ""),
-                merchant_copy=float(opts.get("merchant_copy", 0.0)),
-            )
-            self.server = EcrServer(
-                self.core,
-                listener,
-                transcript=self._transcript,
-                ecr_receipts=opts.get("ecr_receipts"),
-                password=opts.get("password"),
-            )
+            self._boot(listener)
             self._resume(ctx.extra.get("carried", {}).get(self.name))
             self.server.start()
             if self._pty is not None:
@@ -127,6 +105,68 @@ class EmulatedTerminal(PaymentTerminal):
             if self._pty is not None:
                 self._pty.close()
             raise
+
+    def _boot(self, listener: socket.socket | None) -> None:
+        """Open the journal and build the terminal on it, serving ECR connections on `listener`."""
+        ctx, opts, ns = self.ctx, self.options, self.ctx.namespace
+        host_address = self._host_address()
+        self._journal = Journal(self._journal_path)
+        connect = (lambda addr, timeout: ns.connect(addr, timeout)) if ns is not None else None
+        self.core = TerminalCore(
+            journal=self._journal,
+            host_address=host_address,
+            timing=ctx.timing,
+            connect=connect,
+            transcript=self._transcript,
+            terminal_id=str(opts.get("terminal_id", "29001234")),
+            currency=int(opts.get("currency", 978)),
+            auto_present=bool(opts.get("auto_present", True)),
+            offline=bool(opts.get("offline", False)),
+            floor_limit=int(opts.get("floor_limit", 0)),
+            timers=opts.get("timers") or {},
+            unconfirmed=str(opts.get("unconfirmed", "book")),
+            display_name=str(opts.get("display") or ""),
+            merchant_copy=float(opts.get("merchant_copy", 0.0)),
+        )
+        self.server = EcrServer(
+            self.core,
+            listener,
+            transcript=self._transcript,
+            ecr_receipts=opts.get("ecr_receipts"),
+            password=opts.get("password"),
+        )
+
+    def power_cycle(self, off_seconds: float = 0.0) -> list[dict[str, Any]]:
+        """The terminal loses power with whatever it was doing, and boots again after `off_seconds`: ECR connections
+        reset, the host connection dropped, the running command stopped where it was (its journal takes no more
+        writes). It boots on its durable memory: the same journal (transactions, the store-and-forward queue,
+        counters) and the ECR's registration; then it settles what the cut left unfinished
+        (`Reversals.after_power_loss`: an unanswered or undelivered approval is reversed) before it takes an ECR
+        connection. Returns those boot decisions. TCP terminals only (a serial one keeps its pty)."""
+        if self._pty is not None or self._ecr_address is None:
+            raise RuntimeError(f"terminal {self.name!r}: power_cycle needs the TCP ECR port")
+        core, server, journal = self._core, self.server, self._journal
+        memory = {"config_byte": server.commands.config_byte,      # its counters are in the journal itself
+                  "registered_currency": server.commands.registered_currency}
+        self._transcript.write("power_off", link="terminal")
+        core.power_lost()
+        server.close(timeout=2.0, reset=True)
+        self._dead.append(journal)
+        if off_seconds > 0:
+            time.sleep(off_seconds)                     # off: connections to the ECR port are refused
+        ns = self.ctx.namespace
+        port = self._ecr_address[1]
+        listener = ns.listen(("0.0.0.0", port)) if ns is not None else socket.create_server(("127.0.0.1", port))
+        try:
+            self._boot(listener)
+            self._resume(memory)
+            done = self.core.reversals.after_power_loss()
+            self._transcript.write("power_on", link="terminal", recovered=done)
+            self.server.start()
+        except BaseException:
+            listener.close()
+            raise
+        return done
 
     def _resume(self, memory: dict[str, Any] | None) -> None:
         """Start from what the previous terminal of this bench slot kept over its "power cycle": its counters
@@ -269,5 +309,9 @@ class EmulatedTerminal(PaymentTerminal):
             except Exception:  # noqa: BLE001 - evidence is best effort at teardown; the SQLite file stays
                 pass
             self._journal.close()
+        for old in self._dead:
+            with contextlib.suppress(Exception):
+                old.close()
+        self._dead = []
         self.server = self.core = None
         self._transcript = None

@@ -74,6 +74,10 @@ COLUMNS = (
 COUNTER_LIMITS = {"trace": 999999, "receipt_no": 9999, "stan": 999999}
 
 
+class PoweredOff(RuntimeError):
+    """The terminal lost power: nothing it was still doing is written any more."""
+
+
 class Journal:
     """Thread-safe SQLite journal. `path` may be ':memory:' for throw-away use."""
 
@@ -84,6 +88,7 @@ class Journal:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        self.frozen = False
         with self._lock:
             self._db.execute(
                 "PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY"
@@ -95,11 +100,22 @@ class Journal:
         with self._lock:
             self._db.close()
 
+    def freeze(self) -> None:
+        """Power lost: from now on every write raises PoweredOff (the terminal's threads stop where they were);
+        what is on disk is what the terminal boots with."""
+        with self._lock:
+            self.frozen = True
+
+    def _writing(self) -> None:
+        if self.frozen:
+            raise PoweredOff("the terminal lost power")
+
     # -- counters --------------------------------------------------------------------------------------------
     def next_number(self, name: str) -> int:
         """Next trace / receipt_no / stan, 1-based, wrapping at the field's limit. Durable."""
         limit = COUNTER_LIMITS[name]
         with self._lock:
+            self._writing()
             row = self._db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
             value = (row["value"] if row else 0) % limit + 1
             self._db.execute("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)", (name, value))
@@ -113,6 +129,7 @@ class Journal:
     def seed_counters(self, values: dict[str, int]) -> None:
         """Continue from `values` (a terminal's durable memory carried to a new journal)."""
         with self._lock:
+            self._writing()
             for name, value in values.items():
                 if name in COUNTER_LIMITS:
                     self._db.execute("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)",
@@ -126,6 +143,7 @@ class Journal:
         history = json.dumps([{"t": round(now, 3), "state": fields["state"]}])
         cols = ["kind", *fields, "created", "updated", "history"]
         with self._lock:
+            self._writing()
             cur = self._db.execute(
                 f"INSERT INTO transactions({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                 (kind, *fields.values(), now, now, history),
@@ -139,6 +157,7 @@ class Journal:
             raise KeyError(f"journal has no column {', '.join(bad)}; columns: {', '.join(COLUMNS)}")
         now = time.time()
         with self._lock:
+            self._writing()
             row = self.get(txn_id)
             history = json.loads(row["history"]) if row else []
             if "state" in fields and (not history or history[-1]["state"] != fields["state"]):
@@ -182,6 +201,7 @@ class Journal:
         now = time.time()
         clean = {k: v for k, v in fields.items() if k != "2"}
         with self._lock:
+            self._writing()
             cur = self._db.execute(
                 "INSERT INTO saf(txn_id, kind, mti, fields, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
                 (txn_id, kind, mti, json.dumps(clean), now, now),
@@ -200,12 +220,14 @@ class Journal:
 
     def saf_attempted(self, saf_id: int) -> None:
         with self._lock:
+            self._writing()
             self._db.execute(
                 "UPDATE saf SET attempts=attempts+1, updated=? WHERE id=?", (time.time(), saf_id)
             )
 
     def saf_acknowledged(self, saf_id: int) -> None:
         with self._lock:
+            self._writing()
             self._db.execute(
                 "UPDATE saf SET state='acknowledged', updated=? WHERE id=?", (time.time(), saf_id)
             )

@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from harness.protocols import iso8583
+from harness.protocols import iso8583, zvt
 from harness.terminal.acquirer import HostTimeout, HostUnreachable
 
 if TYPE_CHECKING:
@@ -28,7 +28,28 @@ REASON_TIMEOUT = "68"  # response received too late / not at all
 REASON_CANCELLED = "17"  # customer cancellation: ECR or cashier abort after approval, goods not issued
 REASON_CARD = "06"  # card removed / rejected after the host approved
 
-REPEAT = {"0420": "0421", "0220": "0221"}  # a stored message's repeat MTI
+REPEAT = {"0420": "0421", "0220": "0221"}
+# The payment states a power cut can leave a sale in, and what the terminal does about each on boot.
+UNFINISHED = {"started": "abort", "online": "reverse-unanswered"}
+
+
+def unfinished_after_power_loss(row: dict[str, Any]) -> str | None:
+    """What a rebooted terminal does with one sale of its journal: None (it is finished), 'abort' (never went
+    online), 'reverse-unanswered' (0200 sent, no answer recorded), 'reverse-undelivered' (approved, but the ECR
+    never confirmed the result: no goods were handed over).
+
+    >>> unfinished_after_power_loss({"state": "online", "goods": None, "offline": 0})
+    'reverse-unanswered'
+    >>> unfinished_after_power_loss({"state": "approved", "goods": None, "offline": 0})
+    'reverse-undelivered'
+    >>> unfinished_after_power_loss({"state": "approved", "goods": "booked", "offline": 0}) is None
+    True
+    """
+    if row["state"] in UNFINISHED:
+        return UNFINISHED[row["state"]]
+    if row["state"] == "approved" and not row.get("goods"):
+        return "reverse-undelivered"
+    return None  # a stored message's repeat MTI
 REMEMBERED = 64  # only recent sales can still be reversed by the ECR
 
 
@@ -109,6 +130,11 @@ class Reversals:
                 reversal_reason=reason,
             )
             return
+        self._store_reversal(row, reason, result_code)
+        self.flush(self.budget)
+
+    def _store_reversal(self, row: dict[str, Any], reason: str, result_code: int) -> None:
+        core, txn = self.core, row["id"]
         request = self._requests.get(txn) or {
             "t": "0220" if row["offline"] else "0200",
             iso8583.PROCESSING_CODE: "000000",
@@ -123,7 +149,29 @@ class Reversals:
         core.journal.update(
             txn, state="reversal_pending", result_code=result_code, reversal="pending", reversal_reason=reason
         )
-        self.flush(self.budget)
+
+    def after_power_loss(self) -> list[dict[str, Any]]:
+        """On boot: settle what the power cut left unfinished, from the journal alone (stages 4/5/8). A sale that
+        never went online is aborted; one whose 0200 got no recorded answer is reversed (the host may have booked
+        it); an approval whose outcome the ECR never confirmed (issue of goods not decided) is reversed too, as no
+        till has handed over goods for it. Reversals are stored and sent by the store-and-forward thread.
+        Returns what was done, per transaction."""
+        core, done = self.core, []
+        for row in core.journal.transactions("sale"):
+            decision = unfinished_after_power_loss(row)
+            if decision is None:
+                continue
+            if decision == "abort":
+                core.journal.update(row["id"], state="aborted", result_code=zvt.RESULT_ABORTED)
+            elif decision == "reverse-unanswered":
+                self._store_reversal(row, REASON_TIMEOUT, zvt.RESULT_REMOTE_NO_RESPONSE)
+            else:
+                self._store_reversal(row, REASON_CANCELLED, zvt.RESULT_ABORTED)
+            core.note("boot_recovery", txn=row["id"], was=row["state"], goods=row["goods"], decision=decision)
+            done.append({"txn": row["id"], "was": row["state"], "decision": decision})
+        if done:
+            self.kick()
+        return done
 
     def flush(self, budget: float) -> bool:
         """Send every stored reversal/advice once, within `budget` seconds. True when nothing is owed any

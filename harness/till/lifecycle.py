@@ -240,6 +240,16 @@ class Launcher:
         self.history.append({"event": "killed", "t": time.time(), "returncode": proc.returncode})
         self.proc = None
 
+    def cut_now(self) -> bool:
+        """The power cut at this very instant, from any thread (a printer's or a link's crash point): SIGKILL to the
+        till's process group, not waiting for it (`kill()` then reaps it). False when the till's power is cut
+        another way (a `kill` command, labgrid): the caller must call `kill()`."""
+        proc = self.proc
+        if proc is None or self.power is not None or self.options.get("kill"):
+            return False
+        self._signal_group(signal.SIGKILL)
+        return True
+
     def _power(self, action: str) -> None:
         """Switch the till's power through labgrid; PowerError (labgrid-client's line) if it cannot."""
         getattr(self.power, action)()

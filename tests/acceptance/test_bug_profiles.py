@@ -27,6 +27,10 @@ CAUGHT = [
     ("offline-as-approved", "terminal-host/offline-above-floor/approve", "I1"),  # above the floor limit: no money
     ("print-before-completion", "card/offline-only/approve", "I6"),   # its early receipt drops the offline mark
     ("drawer-on-decline", "card/insufficient-funds/decline", "I5"),
+    # crash rows (matrix.crash_scenarios)
+    ("forget-on-crash", "till/power-cut-result/approve", "I2"),            # booked, cut, then written off unasked
+    ("receipt-not-owed", "till/power-cut-mid-receipt/approve", "I2"),      # cut mid-receipt, never printed whole
+    ("reprint-original", "till/power-cut-after-receipt/approve", "I1"),    # a second original after the cut
 ]
 
 

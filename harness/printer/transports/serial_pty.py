@@ -14,7 +14,7 @@ import termios
 import threading
 import tty
 
-from harness.printer.core import PrinterCore
+from harness.printer.core import PowerOff, PrinterCore
 
 
 class PtyPrinterServer:
@@ -67,7 +67,8 @@ class PtyPrinterServer:
             except OSError:
                 return
             if data:
-                self.core.receive(data, self._reply)
+                with contextlib.suppress(PowerOff):         # switched off: the bytes are lost
+                    self.core.receive(data, self._reply)
 
     def close(self, timeout: float = 2.0) -> None:
         self._stop.set()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 
-from harness.printer.core import PrinterCore
+from harness.printer.core import PowerOff, PrinterCore
 from harness.printer.transports import TcpEndpoint, received
 
 log = logging.getLogger(__name__)
@@ -33,4 +34,8 @@ class TcpPrinterServer(TcpEndpoint):
                 conn.sendall(data)
 
         for data in received(conn, self.service):
-            self.core.receive(data, reply)
+            try:
+                self.core.receive(data, reply)
+            except PowerOff:                         # switched off: the client's connection is gone (reset)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return

@@ -14,6 +14,7 @@ where a host's IN transfer waits for them (NAK until data), as on a real printer
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 
@@ -21,7 +22,7 @@ from usbip import In, Interface, Out, Setup, Stall, USBDevice
 from usbip import protocol as usbip_protocol
 from usbip.core import CLASS
 
-from harness.printer.core import PrinterCore
+from harness.printer.core import PowerOff, PrinterCore
 from harness.printer.transports import TcpEndpoint
 from harness.protocols.escpos import commands as C
 
@@ -42,7 +43,8 @@ class PrinterInterface(Interface):
         self.core = core
 
     def on_out(self, ep, data):
-        self.core.receive(bytes(data), self.bulk_in.write)
+        with contextlib.suppress(PowerOff):                 # switched off: the bytes are lost
+            self.core.receive(bytes(data), self.bulk_in.write)
 
     def on_control(self, setup: Setup, data: bytes = b""):
         if setup.type == CLASS:

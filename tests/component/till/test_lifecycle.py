@@ -119,3 +119,21 @@ def test_a_till_that_never_says_ready_is_stopped_with_its_output(tmp_path, rig_e
     with pytest.raises(Exception, match="not ready within 1s.*booting"):
         till.start()
     assert time.monotonic() - t0 < 10 and till.launcher.proc is None
+
+
+def test_cut_now_kills_the_till_at_once_and_kill_reaps_it(tmp_path):
+    """The crash points' power cut: SIGKILL from any thread without waiting (the till cannot run one more line),
+    then `kill()` reaps it; a till whose power is cut by a command must be killed the slow way."""
+    from harness.till.lifecycle import Launcher
+
+    script = tmp_path / "till.py"
+    script.write_text("import json, time\nprint(json.dumps({'event': 'ready'}), flush=True)\ntime.sleep(60)\n")
+    launcher = Launcher("till", {"launch": f"{sys.executable} {script}"}, {}, evidence=Evidence(tmp_path / "ev"))
+    launcher.start()
+    proc = launcher.proc
+    assert launcher.cut_now()
+    assert proc.wait(timeout=5) == -9
+    launcher.kill()
+    assert [h["event"] for h in launcher.history] == ["launch", "killed"] and launcher.proc is None
+    by_plug = Launcher("till", {"launch": f"{sys.executable} {script}", "kill": "true"}, {})
+    assert not by_plug.cut_now()                      # not started, and its power is a plug's anyway

@@ -94,6 +94,21 @@ def test_reprint_copy_needs_a_held_payment_but_is_not_a_second_sale():
     assert [x.invariant for x in bad.violations] == ["I1"]
 
 
+def test_a_second_original_for_one_payment_is_an_I1_duplicate_but_a_torn_start_and_a_copy_are_not():
+    pay = Payment("p", 1190, "approved", auth_code="A1")
+    twice = reconcile([pay], [], [_receipt(0, auth_code="A1"), _receipt(1, auth_code="A1")], [Sale("s", 1190)])
+    [viol] = twice.violations
+    assert viol.invariant == "I1" and viol.receipt == 1 and viol.payment == "p"
+    assert "second original sale receipt for 11.90: payment p was already printed on receipt #0" in str(viol)
+    # a till that died after the first lines prints a copy on the same paper: one slip, read as the copy
+    torn_then_copy = _receipt(0, kind="copy", text="POSRIG MARKET\nPOSRIG MARKET\n*** COPY ***\nTOTAL 11.90")
+    assert reconcile([pay], [], [torn_then_copy], [Sale("s", 1190)]).ok
+    # two sales of the same amount, each paid and printed once: no duplicate
+    two = [pay, Payment("q", 1190, "approved", auth_code="B2")]
+    assert reconcile(two, [], [_receipt(0, auth_code="A1"), _receipt(1, auth_code="B2")],
+                     [Sale("s", 1190), Sale("t", 1190)]).ok
+
+
 def test_named_invariants_only_or_all_but_some():
     records = ([Payment("p", 1190, "reversed")], [], [_receipt()], [Sale("s", 1190)])     # I1 broken
     assert reconcile(*records).broken == ["I1"]
