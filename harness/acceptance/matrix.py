@@ -362,6 +362,14 @@ TERMINAL_CRASHES: tuple[tuple[str, str], ...] = (
 )
 
 
+# Every crash point (Scenario.crash) and the host outcomes it can come with (where the point is reached at all).
+CRASH_POINTS: dict[str, tuple[str, ...]] = {
+    **{f"till:{point}": outcomes for point, outcomes, _ in TILL_CRASHES},
+    "printer:power-cycle": ("approve",),
+    **{f"terminal:{point}": ("approve",) for point, _ in TERMINAL_CRASHES},
+}
+
+
 def crash_scenarios(scale: float = 0.05) -> list[Scenario]:
     """Power cuts at each stage of a payment: the till (needs `lifecycle`), the printer mid-receipt, the terminal
     with a payment in flight. Each device comes back with its durable memory; once quiet, the records must show

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from harness.acceptance.matrix import OUTCOMES, PlannedFault, Scenario
+from harness.acceptance.matrix import CRASH_POINTS, OUTCOMES, PlannedFault, Scenario
 from harness.link.faults import FaultError, FaultSpec
 
 FORMAT = 1                       # posrig_scenario: the scenario file's format version
@@ -57,6 +57,7 @@ class Schedule:
     printer_fault: str = ""          # paper_out | offline
     printer_fault_at: str = ""       # before | during
     cashier_abort: bool = False
+    crash: str = ""                  # a crash point (matrix.CRASH_POINTS): "till:result", "terminal:online"...
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -66,7 +67,7 @@ class Schedule:
 
     def size(self) -> int:
         """How much goes wrong: faults, plus one for a printer fault or an abort (what shrinking minimises)."""
-        return len(self.faults) + bool(self.printer_fault) + self.cashier_abort
+        return len(self.faults) + bool(self.printer_fault) + self.cashier_abort + bool(self.crash)
 
     def describe(self) -> str:
         parts = [f.text() for f in self.faults]
@@ -74,6 +75,8 @@ class Schedule:
             parts.append(f"printer {self.printer_fault} {self.printer_fault_at}")
         if self.cashier_abort:
             parts.append("cashier abort")
+        if self.crash:
+            parts.append(f"power cut {self.crash}")
         return f"{self.outcome}: " + ("; ".join(parts) or "no fault")
 
     def scenario(self, run: str = "") -> Scenario:
@@ -85,7 +88,7 @@ class Schedule:
                         fault="+".join(f.spec.action for f in self.faults) or "none", outcome=self.outcome,
                         faults=tuple(f.planned() for f in self.faults), printer_fault=self.printer_fault,
                         printer_fault_at=self.printer_fault_at, cashier_abort=self.cashier_abort,
-                        meaning="explored compound fault schedule: " + self.describe())
+                        crash=self.crash, meaning="explored compound fault schedule: " + self.describe())
 
 
 def invariants_of(violations: list[str]) -> list[str]:
@@ -110,6 +113,8 @@ def to_data(schedule: Schedule, meta: dict[str, Any] | None = None) -> dict[str,
     if schedule.printer_fault:
         data["printer_fault"] = {"fault": schedule.printer_fault, "at": schedule.printer_fault_at}
     data["cashier_abort"] = schedule.cashier_abort
+    if schedule.crash:
+        data["crash"] = schedule.crash
     return data
 
 
@@ -152,9 +157,14 @@ def load_text(text: str, where: str = "scenario file") -> tuple[Schedule, dict[s
     abort = data.get("cashier_abort", False)
     if not isinstance(abort, bool):
         raise ScenarioFileError(f"{where}: cashier_abort {abort!r} must be true or false")
+    crash = data.get("crash", "") or ""
+    if crash and crash not in CRASH_POINTS:
+        raise ScenarioFileError(f"{where}: crash {crash!r} must be one of {', '.join(CRASH_POINTS)}")
+    if crash and outcome not in CRASH_POINTS[crash]:
+        raise ScenarioFileError(f"{where}: crash {crash!r} comes only with outcome {', '.join(CRASH_POINTS[crash])}")
     meta = {k: v for k, v in data.items()
-            if k not in ("posrig_scenario", "outcome", "faults", "printer_fault", "cashier_abort")}
-    return Schedule(tuple(faults), outcome, fault, at, abort), meta
+            if k not in ("posrig_scenario", "outcome", "faults", "printer_fault", "cashier_abort", "crash")}
+    return Schedule(tuple(faults), outcome, fault, at, abort, crash), meta
 
 
 def load(path: str | Path) -> tuple[Schedule, dict[str, Any]]:

@@ -58,6 +58,8 @@ def without_each(s: Schedule) -> Iterator[tuple[str, Schedule]]:
         yield "remove the printer fault", replace(s, printer_fault="", printer_fault_at="")
     if s.cashier_abort:
         yield "remove the cashier abort", replace(s, cashier_abort=False)
+    if s.crash:
+        yield "remove the power cut", replace(s, crash="")
 
 
 def simpler_faults(f: Fault) -> Iterator[tuple[str, Fault]]:

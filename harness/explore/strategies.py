@@ -20,7 +20,16 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from harness.acceptance.matrix import ABORT_STAGE, OUTCOMES, REVERSAL_STAGES, STAGES, PaymentStage, _stage
+from harness.acceptance.crash import crash_faults
+from harness.acceptance.matrix import (
+    ABORT_STAGE,
+    CRASH_POINTS,
+    OUTCOMES,
+    REVERSAL_STAGES,
+    STAGES,
+    PaymentStage,
+    _stage,
+)
 from harness.explore.schedule import PRINTER_FAULTS, Fault, Schedule
 from harness.link.faults import FaultSpec
 from harness.protocols import stages
@@ -49,6 +58,7 @@ class Limits:
     max_faults: int = 4
     printer: bool = True
     abort: bool = True
+    crash: bool = True             # a power cut (till, printer or terminal) at a crash point, one in six
 
 
 def _ms(seconds: float) -> float:
@@ -92,23 +102,28 @@ def fault_on(draw: st.DrawFn, stage: PaymentStage, scale: float) -> Fault:
 @st.composite
 def schedules(draw: st.DrawFn, scale: float = 0.05, limits: Limits = Limits()) -> Schedule:
     """A schedule: the host's answer; 1-2 faults on payment stages and, three times in four, 1-2 on recovery stages
-    (at most `max_faults`, never two on the same message); sometimes a printer fault (one in six) or a cashier
-    abort (one in ten)."""
+    (at most `max_faults`, never two on the same message); sometimes a power cut at a crash point (one in six,
+    with the link faults that point needs), else sometimes a printer fault (one in six) or a cashier abort (one in
+    ten)."""
     outcome = draw(st.sampled_from(OUTCOMES))
+    crash = ""
+    if limits.crash and draw(st.integers(0, 5)) == 0:
+        crash = draw(st.sampled_from(sorted(p for p, outcomes in CRASH_POINTS.items() if outcome in outcomes)))
     payment = [s for s in PAYMENT_STAGES if outcome in s.outcomes]
     picked = draw(st.lists(st.sampled_from(payment), min_size=1, max_size=2))
     if draw(st.integers(0, 3)) > 0:
         picked += draw(st.lists(st.sampled_from(RECOVERY_WEIGHTED), min_size=1, max_size=2))
-    faults: list[Fault] = []
-    for stage in picked[:limits.max_faults]:
+    # the crash point's own link faults come first (the bench watches the first for its point)
+    faults = [Fault(p.link, p.spec, p.linger) for p in crash_faults(crash, outcome, scale)] if crash else []
+    for stage in picked[:max(1, limits.max_faults - len(faults))]:
         fault = draw(fault_on(stage, scale))
         if all((f.spec.stage, f.spec.direction, f.spec.occurrence) !=
                (fault.spec.stage, fault.spec.direction, fault.spec.occurrence) for f in faults):
             faults.append(fault)
-    printer = draw(st.sampled_from([None] * 5 + sorted(PRINTER_FAULTS))) if limits.printer else None
-    abort = limits.abort and draw(st.integers(0, 9)) == 0
+    printer = draw(st.sampled_from([None] * 5 + sorted(PRINTER_FAULTS))) if limits.printer and not crash else None
+    abort = limits.abort and not crash and draw(st.integers(0, 9)) == 0
     return Schedule(faults=tuple(faults), outcome=outcome, printer_fault=printer[0] if printer else "",
-                    printer_fault_at=printer[1] if printer else "", cashier_abort=abort)
+                    printer_fault_at=printer[1] if printer else "", cashier_abort=abort, crash=crash)
 
 
 def _batch(seed: int, count: int, scale: float, limits: Limits) -> list[Schedule]:

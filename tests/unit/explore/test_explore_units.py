@@ -36,6 +36,19 @@ def test_drawn_schedules_survive_their_scenario_file():
         assert again.scenario().faults == s.scenario().faults
 
 
+def test_some_drawn_schedules_cut_the_power_at_a_crash_point_with_its_link_fault_first():
+    from harness.acceptance.crash import crash_faults
+    from harness.acceptance.matrix import CRASH_POINTS
+
+    crashed = [s for s in draw(seed=3, count=60) if s.crash]
+    assert 3 <= len(crashed) <= 25 and len({s.crash for s in crashed}) >= 3
+    for s in crashed:
+        assert s.outcome in CRASH_POINTS[s.crash] and not s.cashier_abort and not s.printer_fault
+        needed = [p.spec for p in crash_faults(s.crash, s.outcome, 0.05)]
+        assert [f.spec for f in s.faults[:len(needed)]] == needed
+        assert s.scenario().crash == s.crash and "power cut " + s.crash in s.describe()
+
+
 @pytest.mark.parametrize("text, word", [
     ("outcome: approve\n", "posrig_scenario"),
     ("posrig_scenario: 1\noutcome: maybe\n", "outcome"),
@@ -44,6 +57,8 @@ def test_drawn_schedules_survive_their_scenario_file():
     ("posrig_scenario: 1\nfaults: [{link: till-terminal, fault: 'drop 0210', linger: -1}]\n", "linger"),
     ("posrig_scenario: 1\nprinter_fault: {fault: fire, at: before}\n", "printer_fault"),
     ("posrig_scenario: [\n", "not YAML"),
+    ("posrig_scenario: 1\ncrash: 'till:lunch'\n", "crash"),
+    ("posrig_scenario: 1\noutcome: decline\ncrash: 'till:mid-receipt'\n", "only with outcome approve"),
 ])
 def test_a_wrong_scenario_file_is_one_line_naming_the_field(tmp_path, text, word):
     path = tmp_path / "s.yaml"
