@@ -72,8 +72,9 @@ def test_correct_till_passes_the_slice_on_the_bench(sim):
     [journal] = evidence.glob("*04-0F-lost_approve/terminal-journal.json")
     record = json.loads(journal.read_text())
     assert record["source"] == "capture of link till-terminal"
-    assert [(t["amount"], t["state"]) for t in record["transactions"]] == [(488, "approved")]
-    decoded = record["transactions"][0]
+    assert [(t["amount"], t["state"]) for t in record["transactions"]] == [(478, "approved"), (488, "approved"),
+                                                                           (669, "approved")]
+    decoded = record["transactions"][1]                                  # the faulted sale
     # ... and agrees with the terminal's own journal (the emulator's SQLite, read as a journal export)
     from harness.terminal.capture_journal import ExportJournal
 

@@ -54,23 +54,25 @@ def test_three_shards_merge_into_the_unsharded_report(runs):
     merged = posrig("report", "merge", *(f"shard-{i}" for i in range(1, SHARDS + 1)), "-o", "merged", cwd=where)
     assert merged.returncode == 0, merged.stdout + merged.stderr
     whole = _verdicts(done["whole"])
-    assert len(whole) == 10
+    assert len(whole) == 11                             # 4 link rows, 6 printer faults, the printer power cycle
     assert _verdicts(where / "merged") == whole
 
     doc = json.loads((where / "merged" / "acceptance.json").read_text())
     assert doc["summary"]["passed"] and doc["summary"]["selected"] == len(whole)
     assert [s["index"] for s in doc["merge"]["shards"]] == [1, 2, 3] and doc["merge"]["problems"] == []
     check = posrig("verify", "merged", cwd=where)
-    assert check.returncode == 0 and "intact: 10 scenarios (passed)" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "intact: 11 scenarios (passed)" in check.stdout, check.stdout + check.stderr
 
     page = (where / "merged" / "report.html").read_text()
     links = [a.split("'")[0] for a in page.split("href='")[1:]]
-    assert len(links) > len(whole) and "PASSED 10/10" in page
+    assert len(links) > len(whole) and "PASSED 11/11" in page
     assert [link for link in links if not (where / "merged" / link).is_file()] == []
-    images = whole_receipt_images(done["whole"])
-    assert images and page.count("data:image/png;base64,") == images          # every receipt shown, as unsharded
+    # every receipt of the shards shown (not compared with the unsharded run: how many receipts a torn-and-reprinted
+    # row prints may differ from run to run)
+    images = sum(whole_receipt_images(done[i]) for i in range(1, SHARDS + 1))
+    assert images and page.count("data:image/png;base64,") == images
     suite = ET.parse(where / "merged" / "junit.xml").getroot().find("testsuite")
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("10", "0", "0")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("11", "0", "0")
 
 
 def whole_receipt_images(folder: Path) -> int:

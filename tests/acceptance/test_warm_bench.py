@@ -59,12 +59,13 @@ def test_the_next_scenario_on_a_slot_starts_clean(rig, tmp_path):
         assert record.verdict is Verdict.OK, record.violations or record.observed
         served = _json(ev, "till.json")
         assert served["pid"] == mess_pid and served["scenarios_before"] == 1, served    # the same till, warm
-        assert [s["status"] for s in _json(ev, "till-journal.json")["sales"]] == ["paid"]   # only its own sale
+        sales = _json(ev, "till-journal.json")["sales"]                  # only its own sales: 4.78, 4.88, 6.69
+        assert [(s["amount_cents"], s["status"]) for s in sales] == [(478, "paid"), (488, "paid"), (669, "paid")]
         ledger = _json(ev, "host-ledger.json")["payments"]
-        assert [(p["mti"], p["state"]) for p in ledger] == [("0200", "approved")], ledger   # no 0420 of the mess
+        assert [(p["mti"], p["state"]) for p in ledger] == [("0200", "approved")] * 3, ledger  # no 0420 of the mess
         journal = _json(ev, "terminal-journal.json")
         assert journal["store_and_forward"] == [], "the owed reversal reached the next scenario"
-        assert [(t["kind"], t["state"]) for t in journal["transactions"]] == [("sale", "approved")]
+        assert [(t["kind"], t["state"]) for t in journal["transactions"]] == [("sale", "approved")] * 3
         assert journal["transactions"][0]["trace"] > mess_trace     # the terminal's counters carried on
         summary = _json(ev, "printer-summary.json")
         assert summary["status"]["paper"] == "ok" and not summary["status"]["faults"]
