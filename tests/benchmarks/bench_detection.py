@@ -23,7 +23,9 @@ till's decision code does the acceptance matrix (then `posrig explore`) catch? A
 5. Survivors of the matrix: `posrig explore` on the mutated tree for `--explore-budget` (shared by all survivors
    with `--explore-split total`, the default, or for each with `each`; 0 skips); a confirmed finding kills it.
 6. Still surviving: `equivalent` when `tests/benchmarks/detection_equivalents.yaml` gives a reason for its id,
-   else `unexplained`. Score = killed (matrix + crash + explore) / (mutants run - equivalent).
+   `gap` when that reason starts with "gap:" (a real mistake the matrix misses: still counted against the
+   score), else `unexplained`. Score = killed (matrix + crash + explore) / (mutants run - equivalent).
+   `--rescore JSON` applies an edited equivalents file to an earlier run without running anything.
 
 The JSON (`--out`) is rewritten after every mutant, so a cut-short run still has its table; `--markdown` writes
 the table for a closing note. Figures are wall-clock on a shared machine: noisy when other work runs.
@@ -64,6 +66,7 @@ def _posrig_mutant_probe():
 _posrig_mutant_probe()
 '''
 KILLED = ("killed-matrix", "killed-crash", "killed-explore")
+SURVIVED = ("survived", "equivalent", "gap", "unexplained")
 
 
 # -- trees and runs --------------------------------------------------------------------------------------------------
@@ -222,6 +225,8 @@ def outcome_text(row: dict) -> str:
         return f"killed by explore ({', '.join(row.get('invariants') or [])})"
     if r == "equivalent":
         return f"equivalent: {row.get('reason')}"
+    if r == "gap":
+        return f"survived, known gap: {row.get('reason', '')[4:].strip()}"
     if r == "unexplained":
         return "survived: UNEXPLAINED"
     return f"{r} ({(row.get('why') or '')[:90]})" if row.get("why") else r
@@ -293,7 +298,15 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep each mutant's copied tree (reports are always kept)")
     ap.add_argument("--out", default=None, metavar="FILE", help="JSON results (default: WORK/detection.json)")
     ap.add_argument("--markdown", default=None, metavar="FILE", help="markdown table (default: next to --out)")
+    ap.add_argument("--rescore", default=None, metavar="JSON",
+                    help="nothing run: apply the current equivalents file to an earlier run's JSON, rewrite it and "
+                         "its markdown, print the table")
     args = ap.parse_args()
+    if args.rescore:
+        path = Path(args.rescore).resolve()
+        doc = json.loads(path.read_text())
+        md = Path(args.markdown).resolve() if args.markdown else path.with_suffix(".md")
+        return finish(doc["mutants"], doc["figures"], equivalents(), path, md)
 
     everything = dm.mutants()
     chosen = everything
@@ -335,7 +348,8 @@ def main() -> int:
         tree = make_tree(work, "baseline")
         got = matrix(tree, work / "baseline-report", args, maxfail=1)
         figures["baseline"] = got
-        print(f"baseline (unmutated): {got['result']} in {got['matrix_s']} s {got.get('verdicts', '')}", flush=True)
+        clean = "clean" if got["result"] == "survived" else f"NOT clean ({got['result']})"
+        print(f"baseline (unmutated): {clean} in {got['matrix_s']} s {got.get('verdicts', '')}", flush=True)
         if got["result"] != "survived":
             print(f"bench_detection: the unmutated tree's matrix is not clean ({got['result']}: "
                   f"{got.get('scenario') or ''} {got.get('why') or ''}); fix that first: a mutant score against "
@@ -401,25 +415,38 @@ def main() -> int:
                   f"({got.get('explore_schedules')} schedules, {got['explore_s']} s)", flush=True)
             shutil.rmtree(tree, ignore_errors=True)
             write(out, md, rows, figures)
-    for r in rows:
-        if r["result"] in ("survived",):
-            reason = marked.get(r["id"])
-            r.update(result="equivalent" if reason else "unexplained", reason=reason or "")
-        elif r["id"] in marked and r["result"] in KILLED:
-            r["note"] = f"marked equivalent in {EQUIVALENTS.name} but killed: remove it there"
     figures["total_s"] = round(time.monotonic() - t_start, 1)
-    write(out, md, rows, figures)
+    return finish(rows, figures, marked, out, md)
 
+
+def explain(rows: list[dict], marked: dict[str, str]) -> None:
+    """Survivors get their reason from the equivalents file: `equivalent`, `gap` (a reason starting "gap:": a real
+    mistake the matrix misses, still counted against the score) or `unexplained`."""
+    for r in rows:
+        if r["result"] in SURVIVED:
+            reason = marked.get(r["id"], "")
+            kind = "unexplained" if not reason else "gap" if reason.lower().startswith("gap:") else "equivalent"
+            r.update(result=kind, reason=reason)
+        elif r["id"] in marked and r["result"] in KILLED:
+            r["note"] = f"listed in {EQUIVALENTS.name} but killed: remove it there"
+
+
+def finish(rows: list[dict], figures: dict, marked: dict[str, str], out: Path, md: Path) -> int:
+    explain(rows, marked)
+    write(out, md, rows, figures)
     print("\n" + markdown(rows, figures))
     s = figures["score"]
     for r in rows:
         if r.get("note"):
             print(f"note: {r['id']}: {r['note']}")
     unexplained = [r["id"] for r in rows if r["result"] == "unexplained"]
+    gaps = [r["id"] for r in rows if r["result"] == "gap"]
+    if gaps:
+        print(f"{len(gaps)} known gap(s) (survivors the matrix should catch): {', '.join(gaps)}")
     print(f"score {s['killed']}/{s['mutants_run'] - s['equivalent']} = {(s['score'] or 0) * 100:.1f}% "
           f"(matrix alone {(s['matrix_score'] or 0) * 100:.1f}%); {s['counts']}; "
           f"{len(unexplained)} unexplained survivor(s){': ' + ', '.join(unexplained) if unexplained else ''}")
-    print(f"total {figures['total_s']} s; JSON {out}; markdown {md}")
+    print(f"total {figures.get('total_s')} s; JSON {out}; markdown {md}")
     print(json.dumps({"figures": figures}, default=str))
     return 0
 

@@ -164,3 +164,13 @@ def test_score_counts_equivalents_out():
             {"result": "unexplained"}, {"result": "killed-crash"}]
     s = bench.score(rows)
     assert (s["killed"], s["equivalent"], s["score"]) == (3, 1, 0.75)
+
+
+def test_survivors_are_explained_by_the_equivalents_file():
+    rows = [{"id": "a", "result": "survived"}, {"id": "b", "result": "survived"}, {"id": "c", "result": "survived"},
+            {"id": "d", "result": "killed-matrix"}]
+    bench.explain(rows, {"a": "only a log line changes", "b": "gap: the reprinter is never needed", "d": "x"})
+    assert [r["result"] for r in rows] == ["equivalent", "gap", "unexplained", "killed-matrix"]
+    assert "remove it" in rows[3]["note"]
+    s = bench.score(rows)
+    assert (s["killed"], s["equivalent"], s["score"]) == (1, 1, round(1 / 3, 3))
