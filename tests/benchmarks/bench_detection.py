@@ -298,6 +298,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep each mutant's copied tree (reports are always kept)")
     ap.add_argument("--out", default=None, metavar="FILE", help="JSON results (default: WORK/detection.json)")
     ap.add_argument("--markdown", default=None, metavar="FILE", help="markdown table (default: next to --out)")
+    ap.add_argument("--resume", default=None, metavar="JSON",
+                    help="reuse the matrix results of an earlier run's JSON (by mutant id; e.g. one cut short) and "
+                         "run only the rest, then explore the survivors")
     ap.add_argument("--rescore", default=None, metavar="JSON",
                     help="nothing run: apply the current equivalents file to an earlier run's JSON, rewrite it and "
                          "its markdown, print the table")
@@ -371,9 +374,17 @@ def main() -> int:
             return 2
         shutil.rmtree(tree, ignore_errors=True)
 
-    rows = [{**m.to_dict(), "result": "pending"} for m in chosen]
+    done = {}
+    if args.resume:                       # matrix results of an earlier (cut-short) run, reused by mutant id
+        earlier = json.loads(Path(args.resume).read_text())["mutants"]
+        done = {r["id"]: {**r, "result": "survived" if r["result"] in SURVIVED else r["result"]}
+                for r in earlier if r.get("result") not in (None, "pending", "error", "not-run")}
+        print(f"resuming: {sum(m.id in done for m in chosen)} mutant(s) already run in {args.resume}", flush=True)
+    rows = [done.get(m.id) or {**m.to_dict(), "result": "pending"} for m in chosen]
     write(out, md, rows, figures)
     for i, (m, row) in enumerate(zip(chosen, rows, strict=True), 1):
+        if m.id in done:
+            continue
         tree = make_tree(work, f"m{i:03d}")
         try:
             plant(tree, m.file, dm.mutated_source(m))
