@@ -224,7 +224,7 @@ def outcome_text(row: dict) -> str:
     if r == "killed-explore":
         return f"killed by explore ({', '.join(row.get('invariants') or [])})"
     if r == "equivalent":
-        return f"equivalent: {row.get('reason')}"
+        return f"equivalent: {row.get('reason', '').removeprefix('equivalent:').strip()}"
     if r == "gap":
         return f"survived, known gap: {row.get('reason', '')[4:].strip()}"
     if r == "unexplained":
