@@ -51,6 +51,9 @@ def register(sub) -> None:
     p.add_argument("--scenario", action="append", default=[], metavar="FILE",
                    help="run this scenario file (from posrig explore) instead of the matrix; repeatable; the "
                         "file's till profile is used unless --till-profile is given")
+    p.add_argument("--maxfail", default=None, type=int, metavar="N",
+                   help="stop after N scenarios did not pass (pytest --maxfail; e.g. mutation testing: the first "
+                        "FAIL is enough)")
     p.set_defaults(func=run)
 
 
@@ -92,6 +95,8 @@ def pytest_args(args) -> list[str]:
         argv += ["-n", str(args.workers)]
     if getattr(args, "shard", None):
         argv.append(f"--shard={args.shard}")
+    if getattr(args, "maxfail", None):
+        argv.append(f"--maxfail={args.maxfail}")
     argv += [f"--scenario-file={Path(f).resolve()}" for f in getattr(args, "scenario", None) or []]
     return argv
 

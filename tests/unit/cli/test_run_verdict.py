@@ -37,3 +37,15 @@ def test_a_suite_that_cannot_be_collected(tmp_path):
                                                           "scenarios": [], "collection_errors": ["test_matrix.py"]}))
     assert verdict(tmp_path, 2) == (2, "the suite could not be collected (test_matrix.py); nothing ran; the pytest "
                                        "output above says why")
+
+
+def test_maxfail_passes_through_to_pytest():
+    import argparse
+
+    from harness.cli import run
+
+    parser = argparse.ArgumentParser()
+    run.register(parser.add_subparsers())
+    args = parser.parse_args(["run", "--maxfail", "1"])
+    assert "--maxfail=1" in run.pytest_args(args)
+    assert not any(a.startswith("--maxfail") for a in run.pytest_args(parser.parse_args(["run"])))
