@@ -165,6 +165,7 @@ class Scenario:
     test_card: str = ""           # the card presented (harness.core.cards); "" = the host outcome's card
     terminal: TerminalSetup = TerminalSetup()
     crash: str = ""               # crash_scenarios(): "<device>:<point>", e.g. "till:mid-receipt", "terminal:online"
+    tender: str = "card"          # how the faulted sale is paid: card | cash (no terminal: paid, a cash receipt)
     expect_paid: bool | None = None
     meaning: str = ""
 
@@ -181,7 +182,9 @@ class Scenario:
     @property
     def expected(self) -> str:
         text = INVARIANTS_TEXT
-        if self.expect_paid is True:
+        if self.tender == "cash":
+            text = "cash sale: paid, one cash receipt, nothing charged to a card; " + text
+        elif self.expect_paid is True:
             text = "sale completes: charged once, one sale receipt; " + text
         elif self.expect_paid is False:
             text = "not charged, no sale receipt; " + text
@@ -317,6 +320,9 @@ def behaviour_scenarios(scale: float = 0.05) -> list[Scenario]:
                  meaning="the cardholder takes 25 s (nominal) to present the card, inside every timer: the sale "
                          "completes"),
     ]
+    out.append(Scenario(id="till/cash-sale/approve", link="till", stage="tender", fault=BEHAVIOUR, outcome="approve",
+                        tender="cash", meaning="a cash sale between two card sales: no terminal, paid, a cash "
+                                               "receipt, the drawer free (I5); the card sales around it as usual"))
     for display, outcome in (("chip-pin", "approve"), ("contactless", "approve"), ("dial-up", "decline")):
         out.append(Scenario(id=f"terminal/statuses-{display}/{outcome}", link="terminal",
                             stage=f"statuses-{display}", fault=BEHAVIOUR, outcome=outcome,

@@ -353,6 +353,19 @@ def next_customer(clean: dict[str, Any], payments: list[Payment], receipts: list
     return out
 
 
+def cash_sale(outcome: Any, payments: list[Payment], receipts: list[PrintedReceipt]) -> list[str]:
+    """A cash row's faulted sale (4.88, no fault) must end as on a quiet day: paid, one cash sale receipt, and no
+    card payment of that amount at the acquirer."""
+    amount = basket_cents(BASKET)
+    printed = [r for r in receipts if r.kind == "sale" and r.tender == "cash" and r.amount == amount]
+    charged = [p for p in payments if p.amount == amount]
+    said = f"{getattr(outcome, 'status', '?')}/receipt {getattr(outcome, 'receipt', '?')}"
+    if getattr(outcome, "status", None) != "paid" or len(printed) != 1 or charged:
+        return [f"expect (a cash sale is paid, with one cash receipt, no card payment): the cash sale "
+                f"({amount / 100:.2f}) ended {said}, {len(printed)} cash receipt(s), {len(charged)} card payment(s)"]
+    return []
+
+
 def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRecord:
     """Run `scenario` on a started-on-demand bench; never raises for what the till does, only for harness bugs."""
     t0 = now()
@@ -387,7 +400,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         elif scenario.cashier_abort:
             outcome = _abort_race(bench, scenario.outcome)
         else:
-            outcome = till.sell(BASKET)
+            outcome = till.sell(BASKET, tender=scenario.tender)
     except (AbortNotRaced, CrashMissed) as exc:
         outcome = None
         problems.append(str(exc))
@@ -433,6 +446,8 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     rec.observed = _observed(outcome, payments, receipts)
     rec.violations = [str(v) for v in result.violations]
     rec.violations += next_customer(clean, payments, receipts, still_open)
+    if scenario.tender == "cash":
+        rec.violations += cash_sale(outcome, payments, receipts)
     if scenario.expect_paid is not None and bool(held) != scenario.expect_paid:
         rec.violations.append(f"expected {'a completed sale' if scenario.expect_paid else 'no charge'}, "
                               f"but the acquirer holds {len(held)} payment(s)")

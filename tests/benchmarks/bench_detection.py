@@ -22,9 +22,16 @@ till's decision code does the acceptance matrix (then `posrig explore`) catch? A
    imported is marked `not-run`.
 5. Survivors of the matrix: `posrig explore` on the mutated tree for `--explore-budget` (shared by all survivors
    with `--explore-split total`, the default, or for each with `each`; 0 skips); a confirmed finding kills it.
+   A finding is replayed on the unmutated tree first: if that fails too, it is not the mutant's (no kill).
+   A matrix run stopped on an INCONCLUSIVE row is run whole once more; the same row INCONCLUSIVE again is
+   `killed-signoff` (the mutant keeps a fault from ever hitting: e.g. the till never sends the abort; the run is
+   not signed off); another row is load: survived.
 6. Still surviving: `equivalent` when `tests/benchmarks/detection_equivalents.yaml` gives a reason for its id,
-   `gap` when that reason starts with "gap:" (a real mistake the matrix misses: still counted against the
-   score), else `unexplained`. Score = killed (matrix + crash + explore) / (mutants run - equivalent).
+   `allowed` when that reason starts with "allowed:" (the till behaves differently, but as docs/till-contract.md
+   permits: e.g. `unknown` instead of `failed` with nothing charged; an oracle failing it would fail correct
+   tills), `gap` when it starts with "gap:" (a real mistake the matrix misses: counted against the score), else
+   `unexplained`. Score = killed (matrix + crash + sign-off + explore) / (mutants run - equivalent - allowed);
+   the strict score also counts the allowed ones as missed.
    `--rescore JSON` applies an edited equivalents file to an earlier run without running anything.
 
 The JSON (`--out`) is rewritten after every mutant, so a cut-short run still has its table; `--markdown` writes
@@ -65,8 +72,9 @@ def _posrig_mutant_probe():
 
 _posrig_mutant_probe()
 '''
-KILLED = ("killed-matrix", "killed-crash", "killed-explore")
-SURVIVED = ("survived", "equivalent", "gap", "unexplained")
+KILLED = ("killed-matrix", "killed-crash", "killed-signoff", "killed-explore")
+SURVIVED = ("survived", "equivalent", "allowed", "gap", "unexplained")
+NOT_COUNTED = ("equivalent", "allowed")      # outside the score's denominator: no mistake for the oracle to see
 
 
 # -- trees and runs --------------------------------------------------------------------------------------------------
@@ -170,11 +178,30 @@ def classify(doc: dict | None, rc: int, log_tail: str = "") -> dict:
                         else f"ERROR: {(where.get('observed') or where.get('reason') or '')[:300]}")}
     unsure = [r for r in rows if r.get("verdict") == "INCONCLUSIVE"]
     if unsure:
-        return {**out, "result": "inconclusive", "scenario": unsure[0]["id"],
+        return {**out, "result": "inconclusive", "scenario": unsure[0]["id"], "inconclusive": [r["id"] for r in unsure],
                 "why": (unsure[0].get("observed") or "")[:300]}
     if rc != 0 and not summary.get("passed"):
         return {**out, "result": "killed-crash", "why": f"posrig run exit {rc}: {log_tail}"}
     return {**out, "result": "survived"}
+
+
+def replay_unmutated(work: Path, scenario_file: str | None, args) -> str:
+    """The verdict of an explore finding's scenario file on the unmutated tree ('OK' makes it the mutant's)."""
+    if not scenario_file:
+        return "no scenario file"
+    tree = make_tree(work, "control")
+    report = work / "control-report"
+    shutil.rmtree(report, ignore_errors=True)
+    try:
+        posrig(tree, ["run", "--scenario", scenario_file, "--report", str(report)], work / "control.log",
+               args.run_timeout)
+        doc = json.loads((report / "acceptance.json").read_text())
+        rows = [r for r in doc["scenarios"] if r["id"].startswith("replay/")]
+        return rows[0]["verdict"] if rows else "not run"
+    except (OSError, ValueError, KeyError) as exc:
+        return f"replay failed ({exc})"
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
 
 
 def tail(log: Path, n: int = 300) -> str:
@@ -221,10 +248,14 @@ def outcome_text(row: dict) -> str:
         return f"killed by matrix: {row.get('scenario')} ({', '.join(row.get('invariants') or []) or '?'})"
     if r == "killed-crash":
         return f"killed: crash ({(row.get('why') or '')[:90]})"
+    if r == "killed-signoff":
+        return f"killed: not signed off ({row.get('scenario')} INCONCLUSIVE twice: its fault never hit)"
     if r == "killed-explore":
         return f"killed by explore ({', '.join(row.get('invariants') or [])})"
     if r == "equivalent":
         return f"equivalent: {row.get('reason', '').removeprefix('equivalent:').strip()}"
+    if r == "allowed":
+        return f"allowed by the till contract: {row.get('reason', '')[8:].strip()}"
     if r == "gap":
         return f"survived, known gap: {row.get('reason', '')[4:].strip()}"
     if r == "unexplained":
@@ -235,13 +266,15 @@ def outcome_text(row: dict) -> str:
 def score(rows: list[dict]) -> dict:
     done = [r for r in rows if r.get("result") not in (None, "pending")]
     killed = sum(r["result"] in KILLED for r in done)
-    equivalent = sum(r["result"] == "equivalent" for r in done)
+    equivalent = sum(r["result"] in NOT_COUNTED for r in done)
     counts: dict[str, int] = {}
     for r in done:
         counts[r["result"]] = counts.get(r["result"], 0) + 1
     denominator = len(done) - equivalent
+    strict = len(done) - counts.get("equivalent", 0)
     return {"mutants_run": len(done), "killed": killed, "equivalent": equivalent, "counts": counts,
             "score": round(killed / denominator, 3) if denominator else None,
+            "strict_score": round(killed / strict, 3) if strict else None,
             "matrix_score": round(sum(r["result"] in ("killed-matrix", "killed-crash") for r in done)
                                   / denominator, 3) if denominator else None}
 
@@ -249,7 +282,8 @@ def score(rows: list[dict]) -> dict:
 def markdown(rows: list[dict], figures: dict) -> str:
     s = figures["score"]
     out = [f"Mutation score {s['killed']}/{s['mutants_run'] - s['equivalent']} = "
-           f"{(s['score'] or 0) * 100:.0f}% (killed / (run - equivalent)); {s['counts']}", "",
+           f"{(s['score'] or 0) * 100:.0f}% (killed / (run - equivalent - allowed by the till contract); "
+           f"{(s.get('strict_score') or 0) * 100:.0f}% counting the allowed ones as missed); {s['counts']}", "",
            "| mutant | operator | function | original | mutated | result |", "|---|---|---|---|---|---|"]
 
     def cell(text: str) -> str:
@@ -394,9 +428,13 @@ def main() -> int:
         report = work / f"m{i:03d}-report"
         got = matrix(tree, report, args)
         if got["result"] == "inconclusive":            # stopped on a doubtful scenario: run it all once more
+            first = set(got.get("inconclusive") or ())
             got = {**matrix(tree, report, args, maxfail=None), "rerun": True}
             if got["result"] == "inconclusive":
-                got["result"] = "survived"
+                # The same row INCONCLUSIVE twice (the unmutated tree had none): the mutant keeps a fault from ever
+                # hitting its stage (e.g. the till never sends the cashier's abort), and the run is not signed off.
+                # A different row is load, not the mutant: survived.
+                got["result"] = "killed-signoff" if first <= set(got.get("inconclusive") or ()) else "survived"
         got["probe"] = probe(tree)
         if got["result"] == "survived" and not got["probe"]["till_imports"]:
             got.update(result="not-run", why="the launched till never imported the mutated module")
@@ -420,8 +458,12 @@ def main() -> int:
             got = explore(tree, work / f"m{i:03d}-explore", each, args.seed, args)
             r.update({k: v for k, v in got.items() if k not in ("invariants", "scenario")})
             if got.get("explore") == "finding":
-                r.update(result="killed-explore", invariants=got.get("invariants"),
-                         explore_scenario=got.get("scenario"))
+                control = replay_unmutated(work, got.get("scenario"), args)
+                if control == "OK":
+                    r.update(result="killed-explore", invariants=got.get("invariants"),
+                             explore_scenario=got.get("scenario"))
+                else:                                  # the unmutated till fails it too: not the mutant's doing
+                    r.update(explore="finding also on the unmutated tree: " + control)
             print(f"  explore {r['id']:36} {got.get('explore')} {got.get('invariants') or ''} "
                   f"({got.get('explore_schedules')} schedules, {got['explore_s']} s)", flush=True)
             shutil.rmtree(tree, ignore_errors=True)
@@ -436,7 +478,9 @@ def explain(rows: list[dict], marked: dict[str, str]) -> None:
     for r in rows:
         if r["result"] in SURVIVED:
             reason = marked.get(r["id"], "")
-            kind = "unexplained" if not reason else "gap" if reason.lower().startswith("gap:") else "equivalent"
+            low = reason.lower()
+            kind = ("unexplained" if not reason else "gap" if low.startswith("gap:") else
+                    "allowed" if low.startswith("allowed:") else "equivalent")
             r.update(result=kind, reason=reason)
         elif r["id"] in marked and r["result"] in KILLED:
             r["note"] = f"listed in {EQUIVALENTS.name} but killed: remove it there"
@@ -455,7 +499,8 @@ def finish(rows: list[dict], figures: dict, marked: dict[str, str], out: Path, m
     if gaps:
         print(f"{len(gaps)} known gap(s) (survivors the matrix should catch): {', '.join(gaps)}")
     print(f"score {s['killed']}/{s['mutants_run'] - s['equivalent']} = {(s['score'] or 0) * 100:.1f}% "
-          f"(matrix alone {(s['matrix_score'] or 0) * 100:.1f}%); {s['counts']}; "
+          f"(matrix alone {(s['matrix_score'] or 0) * 100:.1f}%; counting contract-allowed mutants as missed "
+          f"{(s.get('strict_score') or 0) * 100:.1f}%); {s['counts']}; "
           f"{len(unexplained)} unexplained survivor(s){': ' + ', '.join(unexplained) if unexplained else ''}")
     print(f"total {figures.get('total_s')} s; JSON {out}; markdown {md}")
     print(json.dumps({"figures": figures}, default=str))

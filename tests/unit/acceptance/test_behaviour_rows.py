@@ -31,6 +31,7 @@ EXPECTED = {
     "terminal/statuses-chip-pin/approve": ("approve", True),
     "terminal/statuses-contactless/approve": ("approve", True),
     "terminal/statuses-dial-up/decline": ("decline", False),
+    "till/cash-sale/approve": ("approve", None),          # cash: judged by scenario.cash_sale, no card payment
 }
 
 

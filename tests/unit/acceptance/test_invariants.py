@@ -213,3 +213,23 @@ def test_I5_without_sales_a_pulse_is_judged_by_its_receipt_or_the_held_payment(k
     assert reconcile([PAY], [APPROVED], [RECEIPT], [], drawer=[kick]).ok
     [v] = reconcile([], [], [], [], drawer=[kick]).violations
     assert v.invariant == "I5" and "a card payment but the acquirer holds no payment" in v.message
+
+
+# -- the cash row (judged by the scenario runner) -----------------------------------------------------------------
+
+
+def test_a_cash_sale_paid_with_one_cash_receipt_and_no_card_payment_passes_and_each_break_fails():
+    from types import SimpleNamespace
+
+    from harness.acceptance.matrix import scenarios
+    from harness.acceptance.scenario import cash_sale
+
+    [row] = [s for s in scenarios() if s.tender == "cash"]
+    assert row.id == "till/cash-sale/approve" and row.expected.startswith("cash sale: paid")
+    paid, cash = SimpleNamespace(status="paid", receipt="printed"), replace(RECEIPT, tender="cash", auth_code="")
+    assert cash_sale(paid, [], [cash]) == []
+    for outcome, payments, receipts in ((SimpleNamespace(status="unknown", receipt="none"), [], [cash]),
+                                        (paid, [], []), (paid, [], [cash, replace(cash, index=1)]),
+                                        (paid, [PAY], [cash])):
+        [v] = cash_sale(outcome, payments, receipts)
+        assert v.startswith("expect (a cash sale is paid") and "4.88" in v
