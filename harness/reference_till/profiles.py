@@ -14,7 +14,7 @@ that fakes the output. The oracle must catch each of them from the evidence alon
 | drawer-on-decline       | opens the drawer when the card is not paid ("take cash")      | any decline     |
 | drawer-at-tender        | opens the drawer at "pay", before the terminal approved        | any card sale   |
 | reset-voids-sale        | a reset on the status query after a lost result = terminal     | two faults only:|
-|                         | rebooted, payment void: "failed", no receipt (money is held)   | `posrig explore`|
+|                         | rebooted, payment void: "failed", no receipt (money is held)   | explore; restart|
 | forget-on-crash         | on boot, writes an open card sale off as failed, not asking    | till power cut, |
 |                         | the terminal                                                   | result booked   |
 | receipt-not-owed        | journals a receipt only once printed: one cut off by a power   | till power cut  |
