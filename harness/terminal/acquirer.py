@@ -201,6 +201,9 @@ class AcquirerClient:
                     self._waiting = None
             if answer is None:
                 self._note("timeout", mti=mti, stan=key[1], seconds=round(timeout, 3))
+                # The connection is suspect (a stalled stream queues every later message behind the lost bytes):
+                # hang up, so the reversal or repeat that follows goes out on a fresh connection.
+                self._drop(sock)
                 raise HostTimeout(f"no {key[0]} for {mti} STAN {key[1]} within {timeout:.2f}s")
             return answer
 
