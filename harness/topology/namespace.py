@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,9 @@ ENABLE_HINT = ("run as root, or as an unprivileged user inside a user namespace:
                "(needs kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0)")
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+BIND_PATIENCE = 2.0              # s a listener waits for its port to be let go by the one it replaces
 
 
 class NetnsUnavailable(RuntimeError):
@@ -160,10 +165,22 @@ class Namespace:
             return socket.create_connection(address, timeout=timeout)
 
     def listen(self, address: tuple[str, int], backlog: int = 16) -> socket.socket:
-        """A listening TCP socket bound inside this namespace (SO_REUSEADDR set)."""
+        """A listening TCP socket bound inside this namespace (SO_REUSEADDR set). The port may still be held for a
+        moment by the listener of the device this one replaces (a bench slot's previous scenario, a power cycle):
+        the bind is tried again for up to `BIND_PATIENCE` s before EADDRINUSE is raised, naming the address."""
         s = self.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(address)
+        deadline = time.monotonic() + BIND_PATIENCE
+        while True:
+            try:
+                s.bind(address)
+                break
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    s.close()
+                    raise OSError(exc.errno, f"{exc.strerror}: {address[0]}:{address[1]} in namespace "
+                                             f"{self.label}") from None
+                time.sleep(0.05)
         s.listen(backlog)
         return s
 

@@ -161,3 +161,22 @@ def test_drop_connections_leaves_no_socket_of_the_last_bench_behind():
                 client.recv(8)
             client.close()
             server_side.close()
+
+
+def test_a_listener_waits_briefly_for_its_port_and_then_names_it(monkeypatch):
+    """The device replacing another on a bench slot binds the same port: it waits while the old listener is let
+    go, and an address really taken is an error naming the address and the namespace."""
+    from harness.topology import namespace
+
+    monkeypatch.setattr(namespace, "BIND_PATIENCE", 0.5)
+    with netns.build_topology(["host"]) as topo:
+        host = topo.nodes["host"]
+        old = host.listen(("0.0.0.0", 5000))
+        threading.Timer(0.2, old.close).start()              # the previous scenario's host lets go a moment later
+        new = host.listen(("0.0.0.0", 5000))
+        try:
+            with pytest.raises(OSError, match=r"0\.0\.0\.0:5000 in namespace posrig-") as err:
+                host.listen(("0.0.0.0", 5000))
+            assert err.value.errno == 98
+        finally:
+            new.close()
