@@ -16,8 +16,10 @@ till's decision code does the acceptance matrix (then `posrig explore`) catch? A
 4. Each mutant: `harness` (and `fixtures`, `rigs`) copied to a fresh folder, the one file replaced by the mutant,
    `posrig run --maxfail 1` with that folder as working directory and only PYTHONPATH (the till, its warm keeper
    and the fork server are children of the run and inherit both). KILLED: a scenario's verdict is FAIL (its
-   first failing scenario and invariants are shown); CRASH: no FAIL but the run broke (ERROR verdicts, a till
-   that would not start, a suite that could not load); TIMEOUT: the run outlived `--run-timeout`. A probe
+   first failing scenario and invariants are shown), and that scenario fails again when run alone (else the
+   matrix runs once more: a row that fails once under load is not the mutant's doing); CRASH: no FAIL but the
+   run broke (ERROR verdicts, a till that would not start, a suite that could not load); TIMEOUT: the run
+   outlived `--run-timeout`. A probe
    appended to the mutated module records every process that imported it: a mutant the launched till never
    imported is marked `not-run`.
 5. Survivors of the matrix: `posrig explore` on the mutated tree for `--explore-budget` (shared by all survivors
@@ -126,6 +128,18 @@ def probe(tree: Path) -> dict:
     till = [x for x in ours if any("reference_till" in str(a) for a in x.get("argv", []))]
     return {"imports": len(lines), "from_copy": len(ours), "till_imports": len(till),
             "foreign": len(lines) - len(ours)}
+
+
+def confirm(tree: Path, report: Path, scenario: str, args) -> str:
+    """The verdict of one scenario run again on `tree` (a kill counts once its failing row fails twice)."""
+    shutil.rmtree(report, ignore_errors=True)
+    report.mkdir(parents=True, exist_ok=True)
+    posrig(tree, ["run", "-k", scenario, "--report", str(report)], report / "posrig-run.log", args.run_timeout)
+    try:
+        rows = json.loads((report / "acceptance.json").read_text())["scenarios"]
+    except (OSError, ValueError, KeyError):
+        return "no report"
+    return next((r["verdict"] for r in rows if r["id"] == scenario), "not run")
 
 
 def matrix(tree: Path, report: Path, args, maxfail: int | None = 1) -> dict:
@@ -435,6 +449,17 @@ def main() -> int:
                 # hitting its stage (e.g. the till never sends the cashier's abort), and the run is not signed off.
                 # A different row is load, not the mutant: survived.
                 got["result"] = "killed-signoff" if first <= set(got.get("inconclusive") or ()) else "survived"
+        for _ in range(2):                             # a kill is its failing row failing again, alone
+            if got["result"] != "killed-matrix":
+                break
+            again = confirm(tree, work / f"m{i:03d}-confirm", got["scenario"], args)
+            if again == "FAIL":
+                got["confirmed"] = True
+                break
+            # not reproduced: load, not the mutant (the unmutated tree was clean): the matrix once more
+            got = {**matrix(tree, report, args), "unconfirmed": [*got.get("unconfirmed", []), got["scenario"]]}
+        if got["result"] == "killed-matrix" and not got.get("confirmed"):
+            got["result"] = "survived"
         got["probe"] = probe(tree)
         if got["result"] == "survived" and not got["probe"]["till_imports"]:
             got.update(result="not-run", why="the launched till never imported the mutated module")

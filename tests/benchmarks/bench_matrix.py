@@ -134,6 +134,9 @@ def main() -> None:
                           f"({r['workers']} workers x {r['benches_per_worker']} benches), floor {r['floor_s']} s "
                           f"(timers {floor_sum:.0f} s / {concurrency}), wall/floor {r['ratio_wall_to_floor']}, "
                           f"exit {r['exit']}, {r['counts']}", flush=True)
+                    bad = {k: v for k, v in r["verdicts"].items() if v != "OK"}
+                    if bad:
+                        print(f"  not OK: {bad}", flush=True)
                     if r["tail"]:
                         print(r["tail"], flush=True)
                     results.setdefault(mode, []).append(r)
