@@ -312,15 +312,25 @@ def basket_cents(basket: list[dict[str, Any]]) -> int:
     return sum(round(float(i["price"]) * 100) * int(i.get("qty", 1)) for i in basket)
 
 
-def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str]) -> Any:
-    """One sale with no fault armed and the approve card: the sales around the faulted one."""
+def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str], retried: list[str]) -> Any:
+    """One sale with no fault armed and the approve card: the sales around the faulted one. A sale that ends
+    unpaid with nothing charged is rung up once more, as a cashier would for the customer (at the rig's timing
+    scale a till's own timer can run out on a loaded machine): noted in `retried`. Unpaid twice, or anything
+    charged, is judged as it is (I8)."""
     terminal = bench.running("terminal")
     clear = getattr(getattr(terminal, "core", None), "clear_cards", None)
-    if clear is not None:
-        clear()                                     # a card the faulted payment never read is taken back
-    steps.present_card(bench, "approve")
-    outcome = bench.till.sell(basket)
-    quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
+    amount = basket_cents(basket)
+    for attempt in (1, 2):
+        if clear is not None:
+            clear()                                 # a card the faulted payment never read is taken back
+        steps.present_card(bench, "approve")
+        outcome = bench.till.sell(basket)
+        quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
+        charged = any(p.amount == amount and p.holds_money for p in host_payments(bench.host))
+        if getattr(outcome, "status", None) == "paid" or charged or attempt == 2:
+            break
+    if attempt == 2:
+        retried.append(f"{amount / 100:.2f} rung up twice (the first ended unpaid, nothing charged)")
     hang_up = getattr(getattr(getattr(terminal, "core", None), "host", None), "hang_up", None)
     if hang_up is not None:
         hang_up()                                   # the faulted sale connects to the host afresh (stage connect)
@@ -353,12 +363,16 @@ def next_customer(clean: dict[str, Any], payments: list[Payment], receipts: list
             continue
         outcome = clean[when]
         held = [p for p in payments if p.holds_money and p.amount == amount]
-        printed = [r for r in receipts if r.kind == "sale" and r.amount == amount]
+        # one receipt for the customer: the original, or a copy when the original did not come out whole (a slow
+        # printer status made the receipt owed, and the till reprinted it: the contract's `pending`); two
+        # originals are I1's
+        printed = [r for r in receipts if r.kind in ("sale", "copy") and r.amount == amount]
+        originals = [r for r in printed if r.kind == "sale"]
         said = f"{getattr(outcome, 'status', '?')}/receipt {getattr(outcome, 'receipt', '?')}"
-        if getattr(outcome, "status", None) != "paid" or len(held) != 1 or len(printed) != 1:
+        if getattr(outcome, "status", None) != "paid" or len(held) != 1 or not printed or len(originals) > 1:
             what = "the sale before the fault" if when == "before" else "the next customer's sale"
             out.append(f"{NEXT_CUSTOMER}: {what} ({amount / 100:.2f}) ended {said}, charged {len(held)} time(s), "
-                       f"{len(printed)} sale receipt(s)")
+                       f"{len(originals)} sale receipt(s), {len(printed) - len(originals)} copy(ies)")
     return out
 
 
@@ -366,10 +380,11 @@ def cash_sale(outcome: Any, payments: list[Payment], receipts: list[PrintedRecei
     """A cash row's faulted sale (4.88, no fault) must end as on a quiet day: paid, one cash sale receipt, and no
     card payment of that amount at the acquirer."""
     amount = basket_cents(BASKET)
-    printed = [r for r in receipts if r.kind == "sale" and r.tender == "cash" and r.amount == amount]
+    printed = [r for r in receipts if r.kind in ("sale", "copy") and r.tender == "cash" and r.amount == amount]
+    originals = [r for r in printed if r.kind == "sale"]        # a copy when the original did not come out whole
     charged = [p for p in payments if p.amount == amount]
     said = f"{getattr(outcome, 'status', '?')}/receipt {getattr(outcome, 'receipt', '?')}"
-    if getattr(outcome, "status", None) != "paid" or len(printed) != 1 or charged:
+    if getattr(outcome, "status", None) != "paid" or not printed or len(originals) > 1 or charged:
         return [f"expect (a cash sale is paid, with one cash receipt, no card payment): the cash sale "
                 f"({amount / 100:.2f}) ended {said}, {len(printed)} cash receipt(s), {len(charged)} card payment(s)"]
     return []
@@ -395,9 +410,10 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     crash_events: list[Event] = []
     problems = []
     clean: dict[str, Any] = {}
+    retried: list[str] = []
     try:
         steps.set_up_terminal(bench, scenario.terminal)
-        clean["before"] = _clean_sale(bench, BASKET_BEFORE, before)
+        clean["before"] = _clean_sale(bench, BASKET_BEFORE, before, retried)
         steps.present_card(bench, scenario.card, delay=bench.rig.timing.seconds(scenario.terminal.card_delay))
         if scenario.printer_fault_at:
             steps.printer_fault(bench, scenario.printer_fault, scenario.printer_fault_at)
@@ -440,7 +456,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     if not tills_own(still_open):                         # a reversal the terminal still owes is not the till's
         # (the terminal keeps it stored and serves the next sale, as real terminals do)
         try:                                              # the next customer: the till must serve them as usual
-            clean["after"] = _clean_sale(bench, BASKET_AFTER, before)
+            clean["after"] = _clean_sale(bench, BASKET_AFTER, before, retried)
         except steps.NotOnThisBench as exc:
             problems.append(f"the sale after the fault could not be rung up: {exc}")
         still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
@@ -463,6 +479,8 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
                               f"but the acquirer holds {len(held)} payment(s)")
     if still_open:
         rec.observed += "; not quiet: " + "; ".join(still_open)
+    if retried:
+        rec.observed += "; clean sale " + "; ".join(retried)
     if problems:
         rec.verdict = Verdict.INCONCLUSIVE
         rec.violations = problems + rec.violations

@@ -78,6 +78,13 @@ def test_I8_the_sales_around_the_fault_paid_once_with_one_receipt_pass():
     assert next_customer({"before": said, "after": said}, [p1, p2], [r1, r2], still_open=[]) == []
 
 
+def test_I8_a_copy_reprinted_for_an_owed_receipt_serves_the_customer():
+    from harness.acceptance.scenario import next_customer
+    (said, p1, r1), (_, p2, r2) = _clean(478), _clean(669)
+    copy = replace(r2, kind="copy")                     # the original never came out whole: the till reprinted it
+    assert next_customer({"before": said, "after": said}, [p1, p2], [r1, copy], still_open=[]) == []
+
+
 @pytest.mark.parametrize("broken", ["failed", "charged twice", "no receipt", "never quiet"])
 def test_I8_the_next_customer_not_served(broken):
     from types import SimpleNamespace
@@ -227,7 +234,7 @@ def test_a_cash_sale_paid_with_one_cash_receipt_and_no_card_payment_passes_and_e
     [row] = [s for s in scenarios() if s.tender == "cash"]
     assert row.id == "till/cash-sale/approve" and row.expected.startswith("cash sale: paid")
     paid, cash = SimpleNamespace(status="paid", receipt="printed"), replace(RECEIPT, tender="cash", auth_code="")
-    assert cash_sale(paid, [], [cash]) == []
+    assert cash_sale(paid, [], [cash]) == [] and cash_sale(paid, [], [replace(cash, kind="copy")]) == []
     for outcome, payments, receipts in ((SimpleNamespace(status="unknown", receipt="none"), [], [cash]),
                                         (paid, [], []), (paid, [], [cash, replace(cash, index=1)]),
                                         (paid, [PAY], [cash])):
