@@ -116,7 +116,8 @@ class ControlHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         reg = self.register
         if self.path == "/health":
-            self._reply(200, {"ok": True, "identity": reg.identity(), "capabilities": CAPABILITIES})
+            self._reply(200, {"ok": True, "identity": reg.identity(), "capabilities": CAPABILITIES,
+                              "busy": reg.busy})
         elif self.path == "/journal":
             self._reply(200, {"sales": [{"sale_id": s["id"], **s} for s in reg.journal.sales()]})
         elif self.path.startswith("/sales/"):

@@ -155,6 +155,11 @@ class Register:
             self.journal.record_print(sale_id, "drawer", True)
         self.journal.transition(sale_id, "printed", receipt="printed", drawer_opened=int(kick_drawer))
 
+    @property
+    def busy(self) -> bool:
+        """A sale, or the resolution of open ones, is running (a new sale would be refused)."""
+        return self._sale_lock.locked()
+
     # -- selling --------------------------------------------------------------------------------------------
     def sell(self, basket: list[dict[str, Any]], tender: str = "card",
              client_ref: str | None = None) -> SaleOutcome:

@@ -154,7 +154,8 @@ class ReferenceTill(HttpTill):
         try:
             if _devices(self.endpoint_values()) != _devices(self._values):
                 return False
-            self._client().health()
+            if self._client().health().get("busy"):
+                raise RuntimeError("still busy with the last bench's sale or recovery")
         except Exception:  # noqa: BLE001 - not fit: the keeper starts a fresh one
             for attr, dev in old.items():
                 setattr(self, attr, dev)

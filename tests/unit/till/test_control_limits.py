@@ -112,3 +112,22 @@ def test_requests_over_the_cap_get_503_and_the_till_serves_again_after(control, 
 def test_an_unknown_method_is_answered_in_json(control):
     status, body = _ask(control().address, b"DELETE /journal HTTP/1.0\r\n\r\n")
     assert status == 501 and "DELETE" in body["error"]
+
+
+
+def test_health_says_busy_while_a_sale_or_recovery_holds_the_till(tmp_path):
+    """posrig keeps a warm till for the next bench only when it is idle: a sale still running there would refuse
+    the next scenario's sale (409)."""
+    journal = Journal(tmp_path / "till.sqlite")
+    register = Register(ecr=("127.0.0.1", 1), printer=("127.0.0.1", 1), profile_name="correct", journal=journal)
+    service = app.control_service(socket.create_server(("127.0.0.1", 0)), register)
+    service.start()
+    try:
+        assert _ask(service.address, HEALTH) == (200, {**_ask(service.address, HEALTH)[1], "busy": False})
+        with register._sale_lock:                     # a sale (or the resolution of open ones) is running
+            status, body = _ask(service.address, HEALTH)
+        assert status == 200 and body["busy"] is True
+        assert _ask(service.address, HEALTH)[1]["busy"] is False
+    finally:
+        service.close()
+        journal.close()
