@@ -26,9 +26,9 @@ till's decision code does the acceptance matrix (then `posrig explore`) catch? A
 5. Survivors of the matrix: `posrig explore` on the mutated tree for `--explore-budget` (shared by all survivors
    with `--explore-split total`, the default, or for each with `each`; 0 skips); a confirmed finding kills it.
    A finding is replayed on the unmutated tree first: if that fails too, it is not the mutant's (no kill).
-   A matrix run stopped on an INCONCLUSIVE row is run whole once more; the same row INCONCLUSIVE again is
-   `killed-signoff` (the mutant keeps a fault from ever hitting: e.g. the till never sends the abort; the run is
-   not signed off); another row is load: survived.
+   A matrix run stopped on an INCONCLUSIVE row runs that row alone: INCONCLUSIVE again is `killed-signoff` (the
+   mutant keeps a fault from ever hitting its stage, e.g. the till never sends the abort; the run is not signed
+   off), FAIL a kill; OK alone was load: the whole matrix runs once more.
 6. Still surviving: `equivalent` when `tests/benchmarks/detection_equivalents.yaml` gives a reason for its id,
    `allowed` when that reason starts with "allowed:" (the till behaves differently, but as docs/till-contract.md
    permits: e.g. `unknown` instead of `failed` with nothing charged; an oracle failing it would fail correct
@@ -141,6 +141,25 @@ def confirm(tree: Path, report: Path, scenario: str, args) -> str:
     except (OSError, ValueError, KeyError):
         return "no report"
     return next((r["verdict"] for r in rows if r["id"] == scenario), "not run")
+
+
+def mutant_matrix(tree: Path, report: Path, scratch: Path, args) -> dict:
+    """The matrix on a mutant's tree, stopping at the first row not OK. A run stopped on an INCONCLUSIVE row runs
+    that row alone: INCONCLUSIVE again is `killed-signoff` (the mutant keeps a fault from ever hitting its stage,
+    e.g. the till never sends the cashier's abort: the run is not signed off), FAIL is a kill; OK alone was load,
+    and the whole matrix runs once more (rows doubtful under load only: survived)."""
+    got = matrix(tree, report, args)
+    if got["result"] != "inconclusive":
+        return got
+    alone = {row: confirm(tree, scratch, row, args) for row in got.get("inconclusive") or []}
+    for verdict, result in (("FAIL", "killed-matrix"), ("INCONCLUSIVE", "killed-signoff")):
+        hit = next((row for row, v in alone.items() if v == verdict), None)
+        if hit:
+            return {**got, "result": result, "scenario": hit, "alone": alone, "confirmed": True}
+    got = {**matrix(tree, report, args, maxfail=None), "rerun": True, "alone": alone}
+    if got["result"] == "inconclusive":
+        got["result"] = "survived"
+    return got
 
 
 def matrix(tree: Path, report: Path, args, maxfail: int | None = 1) -> dict:
@@ -452,24 +471,17 @@ def main() -> int:
             row.update(result="error", why=str(exc))
             continue
         report = work / f"m{i:03d}-report"
-        got = matrix(tree, report, args)
-        if got["result"] == "inconclusive":            # stopped on a doubtful scenario: run it all once more
-            first = set(got.get("inconclusive") or ())
-            got = {**matrix(tree, report, args, maxfail=None), "rerun": True}
-            if got["result"] == "inconclusive":
-                # The same row INCONCLUSIVE twice (the unmutated tree had none): the mutant keeps a fault from ever
-                # hitting its stage (e.g. the till never sends the cashier's abort), and the run is not signed off.
-                # A different row is load, not the mutant: survived.
-                got["result"] = "killed-signoff" if first <= set(got.get("inconclusive") or ()) else "survived"
+        got = mutant_matrix(tree, report, work / f"m{i:03d}-confirm", args)
         for _ in range(2):                             # a kill is its failing row failing again, alone
-            if got["result"] != "killed-matrix":
+            if got["result"] != "killed-matrix" or got.get("confirmed"):
                 break
             again = confirm(tree, work / f"m{i:03d}-confirm", got["scenario"], args)
             if again == "FAIL":
                 got["confirmed"] = True
                 break
             # not reproduced: load, not the mutant (the unmutated tree was clean): the matrix once more
-            got = {**matrix(tree, report, args), "unconfirmed": [*got.get("unconfirmed", []), got["scenario"]]}
+            got = {**mutant_matrix(tree, report, work / f"m{i:03d}-confirm", args),
+                   "unconfirmed": [*got.get("unconfirmed", []), got["scenario"]]}
         if got["result"] == "killed-matrix" and not got.get("confirmed"):
             got["result"] = "survived"
         got["probe"] = probe(tree)
