@@ -238,6 +238,9 @@ class Launcher:
             proc.wait(timeout=5)
         self._join_readers()
         self.history.append({"event": "killed", "t": time.time(), "returncode": proc.returncode})
+        if self._escpos is not None:                # a restart makes a fresh one (with the shared pickle)
+            shutil.rmtree(self._escpos, ignore_errors=True)
+            self._escpos = None
         self.proc = None
 
     def cut_now(self) -> bool:
