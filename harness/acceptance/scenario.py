@@ -350,6 +350,15 @@ def tills_own(open_items: list[str]) -> list[str]:
     return [i for i in open_items if not i.startswith("terminal ")]
 
 
+def customer_receipts(receipts: list[PrintedReceipt], amount: int,
+                      tender: str) -> tuple[list[PrintedReceipt], list[PrintedReceipt]]:
+    """The receipts a customer got for a sale of `amount`, and the originals among them: the original, or a copy
+    when it did not come out whole (a slow printer status left it owed and the till reprinted it, as the contract's
+    `pending` allows). Two originals are I1's."""
+    printed = [r for r in receipts if r.kind in ("sale", "copy") and r.tender == tender and r.amount == amount]
+    return printed, [r for r in printed if r.kind == "sale"]
+
+
 def next_customer(clean: dict[str, Any], payments: list[Payment], receipts: list[PrintedReceipt],
                   still_open: list[str]) -> list[str]:
     """The sales around the fault must end as they would on a quiet day: paid, charged once, one sale receipt.
@@ -363,11 +372,7 @@ def next_customer(clean: dict[str, Any], payments: list[Payment], receipts: list
             continue
         outcome = clean[when]
         held = [p for p in payments if p.holds_money and p.amount == amount]
-        # one receipt for the customer: the original, or a copy when the original did not come out whole (a slow
-        # printer status made the receipt owed, and the till reprinted it: the contract's `pending`); two
-        # originals are I1's
-        printed = [r for r in receipts if r.kind in ("sale", "copy") and r.amount == amount]
-        originals = [r for r in printed if r.kind == "sale"]
+        printed, originals = customer_receipts(receipts, amount, "card")
         said = f"{getattr(outcome, 'status', '?')}/receipt {getattr(outcome, 'receipt', '?')}"
         if getattr(outcome, "status", None) != "paid" or len(held) != 1 or not printed or len(originals) > 1:
             what = "the sale before the fault" if when == "before" else "the next customer's sale"
@@ -380,8 +385,7 @@ def cash_sale(outcome: Any, payments: list[Payment], receipts: list[PrintedRecei
     """A cash row's faulted sale (4.88, no fault) must end as on a quiet day: paid, one cash sale receipt, and no
     card payment of that amount at the acquirer."""
     amount = basket_cents(BASKET)
-    printed = [r for r in receipts if r.kind in ("sale", "copy") and r.tender == "cash" and r.amount == amount]
-    originals = [r for r in printed if r.kind == "sale"]        # a copy when the original did not come out whole
+    printed, originals = customer_receipts(receipts, amount, "cash")
     charged = [p for p in payments if p.amount == amount]
     said = f"{getattr(outcome, 'status', '?')}/receipt {getattr(outcome, 'receipt', '?')}"
     if getattr(outcome, "status", None) != "paid" or not printed or len(originals) > 1 or charged:
