@@ -18,7 +18,9 @@ till's decision code does the acceptance matrix (then `posrig explore`) catch? A
    `posrig run --maxfail 1` with that folder as working directory and only PYTHONPATH (the till, its warm keeper
    and the fork server are children of the run and inherit both). KILLED: a scenario's verdict is FAIL (its
    first failing scenario and invariants are shown), and that scenario fails again when run alone (else the
-   matrix runs once more: a row that fails once under load is not the mutant's doing); CRASH: no FAIL but the
+   matrix runs once more, up to 3 runs: a row that fails once under load is not the mutant's doing; a mutant
+   whose every run FAILs, on rows that pass alone, is killed as intermittent: the unmutated matrix FAILs in
+   none of 20 runs); CRASH: no FAIL but the
    run broke (ERROR verdicts, a till that would not start, a suite that could not load); TIMEOUT: the run
    outlived `--run-timeout`. A probe
    appended to the mutated module records every process that imported it: a mutant the launched till never
@@ -143,23 +145,45 @@ def confirm(tree: Path, report: Path, scenario: str, args) -> str:
     return next((r["verdict"] for r in rows if r["id"] == scenario), "not run")
 
 
-def mutant_matrix(tree: Path, report: Path, scratch: Path, args) -> dict:
-    """The matrix on a mutant's tree, stopping at the first row not OK. A run stopped on an INCONCLUSIVE row runs
-    that row alone: INCONCLUSIVE again is `killed-signoff` (the mutant keeps a fault from ever hitting its stage,
-    e.g. the till never sends the cashier's abort: the run is not signed off), FAIL is a kill; OK alone was load,
-    and the whole matrix runs once more (rows doubtful under load only: survived)."""
-    got = matrix(tree, report, args)
-    if got["result"] != "inconclusive":
-        return got
-    alone = {row: confirm(tree, scratch, row, args) for row in got.get("inconclusive") or []}
-    for verdict, result in (("FAIL", "killed-matrix"), ("INCONCLUSIVE", "killed-signoff")):
-        hit = next((row for row, v in alone.items() if v == verdict), None)
-        if hit:
-            return {**got, "result": result, "scenario": hit, "alone": alone, "confirmed": True}
-    got = {**matrix(tree, report, args, maxfail=None), "rerun": True, "alone": alone}
-    if got["result"] == "inconclusive":
-        got["result"] = "survived"
-    return got
+MATRIX_RUNS = 3   # matrix runs of one mutant at most, when what stopped a run does not happen again alone
+
+
+def judge(tree: Path, report: Path, scratch: Path, args) -> dict:
+    """The matrix on a mutant's tree (stopping at its first row not OK), that row then run alone.
+
+    FAIL, and FAIL again alone: `killed-matrix`. INCONCLUSIVE, and INCONCLUSIVE again alone: `killed-signoff` (the
+    mutant keeps a fault from ever hitting its stage, e.g. the till never sends the cashier's abort: the run is not
+    signed off); FAIL alone is a kill. A row that passes alone was load or a race: the matrix runs again, up to
+    MATRIX_RUNS times. A mutant whose every matrix run FAILs, a row each time that passes alone, is killed too
+    (`intermittent`: its mistake shows only in some interleavings; the unmutated matrix FAILs in none of 20 runs);
+    one whose runs stop only on rows that pass alone survives, the rows named. Anything else (clean, crash,
+    timeout) is the result as it is."""
+    failed, doubtful, alone = [], [], {}
+    got: dict = {}
+    for run in range(1, MATRIX_RUNS + 1):
+        got = matrix(tree, report, args)
+        if got["result"] == "killed-matrix":
+            again = confirm(tree, scratch, got["scenario"], args)
+            alone[got["scenario"]] = again
+            if again == "FAIL":
+                return {**got, "confirmed": True, "runs": run, "alone": alone}
+            failed.append(got["scenario"])
+            continue
+        if got["result"] == "inconclusive":
+            for row in got.get("inconclusive") or []:
+                alone[row] = confirm(tree, scratch, row, args)
+            for verdict, result in (("FAIL", "killed-matrix"), ("INCONCLUSIVE", "killed-signoff")):
+                hit = next((row for row in got["inconclusive"] if alone.get(row) == verdict), None)
+                if hit:
+                    return {**got, "result": result, "scenario": hit, "confirmed": True, "runs": run, "alone": alone}
+            doubtful += got["inconclusive"]
+            continue
+        return {**got, "runs": run, "alone": alone, "unconfirmed": failed + doubtful}
+    if len(failed) == MATRIX_RUNS:
+        return {**got, "result": "killed-matrix", "intermittent": True, "runs": MATRIX_RUNS, "alone": alone,
+                "unconfirmed": failed}
+    return {**got, "result": "survived", "runs": MATRIX_RUNS, "alone": alone, "unconfirmed": failed + doubtful,
+            "why": f"every matrix run stopped on a row that passed alone: {', '.join(failed + doubtful)}"}
 
 
 def matrix(tree: Path, report: Path, args, maxfail: int | None = 1) -> dict:
@@ -279,7 +303,9 @@ def equivalents(path: Path = EQUIVALENTS) -> dict[str, str]:
 def outcome_text(row: dict) -> str:
     r = row.get("result", "")
     if r == "killed-matrix":
-        return f"killed by matrix: {row.get('scenario')} ({', '.join(row.get('invariants') or []) or '?'})"
+        how = (f"FAIL in all {row.get('runs')} runs, each row passing alone: {', '.join(row.get('unconfirmed') or [])}"
+               if row.get("intermittent") else ', '.join(row.get('invariants') or []) or '?')
+        return f"killed by matrix: {row.get('scenario')} ({how})"
     if r == "killed-crash":
         return f"killed: crash ({(row.get('why') or '')[:90]})"
     if r == "killed-signoff":
@@ -471,19 +497,7 @@ def main() -> int:
             row.update(result="error", why=str(exc))
             continue
         report = work / f"m{i:03d}-report"
-        got = mutant_matrix(tree, report, work / f"m{i:03d}-confirm", args)
-        for _ in range(2):                             # a kill is its failing row failing again, alone
-            if got["result"] != "killed-matrix" or got.get("confirmed"):
-                break
-            again = confirm(tree, work / f"m{i:03d}-confirm", got["scenario"], args)
-            if again == "FAIL":
-                got["confirmed"] = True
-                break
-            # not reproduced: load, not the mutant (the unmutated tree was clean): the matrix once more
-            got = {**mutant_matrix(tree, report, work / f"m{i:03d}-confirm", args),
-                   "unconfirmed": [*got.get("unconfirmed", []), got["scenario"]]}
-        if got["result"] == "killed-matrix" and not got.get("confirmed"):
-            got["result"] = "survived"
+        got = judge(tree, report, work / f"m{i:03d}-confirm", args)
         got["probe"] = probe(tree)
         if got["result"] == "survived" and not got["probe"]["till_imports"]:
             got.update(result="not-run", why="the launched till never imported the mutated module")

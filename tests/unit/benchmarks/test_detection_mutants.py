@@ -174,3 +174,44 @@ def test_survivors_are_explained_by_the_equivalents_file():
     assert "remove it" in rows[3]["note"]
     s = bench.score(rows)
     assert (s["killed"], s["equivalent"], s["score"]) == (1, 1, round(1 / 3, 3))
+
+
+def _scripted(monkeypatch, runs, alone):
+    """judge() with matrix runs and alone-verdicts played from lists instead of posrig runs."""
+    runs, calls = list(runs), []
+    monkeypatch.setattr(bench, "matrix", lambda *a, **k: dict(runs.pop(0)))
+    monkeypatch.setattr(bench, "confirm", lambda tree, scratch, row, args: calls.append(row) or alone[row])
+    return calls
+
+
+def _fail(row):
+    return {"result": "killed-matrix", "scenario": row, "invariants": ["I7"]}
+
+
+def test_judge_kills_on_a_row_that_fails_again_alone(monkeypatch):
+    calls = _scripted(monkeypatch, [_fail("a"), _fail("b")], {"a": "OK", "b": "FAIL"})
+    got = bench.judge(None, None, None, None)
+    assert (got["result"], got["scenario"], got["runs"], calls) == ("killed-matrix", "b", 2, ["a", "b"])
+
+
+def test_judge_kills_a_mutant_failing_every_run_but_never_alone(monkeypatch):
+    _scripted(monkeypatch, [_fail("a"), _fail("b"), _fail("c")], {"a": "OK", "b": "OK", "c": "OK"})
+    got = bench.judge(None, None, None, None)
+    assert got["result"] == "killed-matrix" and got["intermittent"] and got["unconfirmed"] == ["a", "b", "c"]
+    assert "FAIL in all 3 runs" in bench.outcome_text(got)
+
+
+def test_judge_lets_a_mutant_survive_when_a_run_is_clean_or_only_load(monkeypatch):
+    _scripted(monkeypatch, [_fail("a"), _fail("b"), {"result": "survived"}], {"a": "OK", "b": "OK"})
+    assert bench.judge(None, None, None, None)["result"] == "survived"
+    doubt = {"result": "inconclusive", "scenario": "x", "inconclusive": ["x"]}
+    _scripted(monkeypatch, [_fail("a"), doubt, _fail("b")], {"a": "OK", "x": "OK", "b": "OK"})
+    got = bench.judge(None, None, None, None)
+    assert got["result"] == "survived" and got["unconfirmed"] == ["a", "b", "x"]
+
+
+def test_judge_an_inconclusive_row_again_alone_is_not_signed_off(monkeypatch):
+    doubt = {"result": "inconclusive", "scenario": "x", "inconclusive": ["x"]}
+    _scripted(monkeypatch, [doubt], {"x": "INCONCLUSIVE"})
+    got = bench.judge(None, None, None, None)
+    assert (got["result"], got["scenario"]) == ("killed-signoff", "x")
