@@ -3,7 +3,8 @@ hit, wait for quiet, a clean sale for the next customer, reconcile all three, an
 
 The three sales have their own baskets and amounts (4.78, the faulted 4.88, 6.69), so a till that hands one sale
 another's answer, status or receipt is caught (a receipt naming another payment is an I1 violation), and one left
-unfit by the fault fails I8 (the next customer).
+unfit by the fault fails I8 (the next customer). In the clean sales the till must acknowledge every message of the
+emulated terminal (I9).
 
 >>> record = run_scenario(bench, scenario)       # doctest: +SKIP
 >>> record.verdict                               # doctest: +SKIP
@@ -312,17 +313,21 @@ def basket_cents(basket: list[dict[str, Any]]) -> int:
     return sum(round(float(i["price"]) * 100) * int(i.get("qty", 1)) for i in basket)
 
 
-def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str], retried: list[str]) -> Any:
+def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str], retried: list[str],
+                unheard: list[dict[str, Any]] | None = None) -> Any:
     """One sale with no fault armed and the approve card: the sales around the faulted one. A sale that ends
     unpaid with nothing charged is rung up once more, as a cashier would for the customer (at the rig's timing
     scale a till's own timer can run out on a loaded machine): noted in `retried`. Unpaid twice, or anything
-    charged, is judged as it is (I8)."""
+    charged, is judged as it is (I8). `unheard` gets the emulated terminal's messages of the (last) attempt that
+    the till did not acknowledge in time, judged once the scenario is over (I9: an acknowledgement may be late)."""
     terminal = bench.running("terminal")
-    clear = getattr(getattr(terminal, "core", None), "clear_cards", None)
+    core = getattr(terminal, "core", None)
+    clear = getattr(core, "clear_cards", None)
     amount = basket_cents(basket)
     for attempt in (1, 2):
         if clear is not None:
             clear()                                 # a card the faulted payment never read is taken back
+        started = time.time()
         steps.present_card(bench, "approve")
         outcome = bench.till.sell(basket)
         quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
@@ -331,6 +336,8 @@ def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str], re
             break
     if attempt == 2:
         retried.append(f"{amount / 100:.2f} rung up twice (the first ended unpaid, nothing charged)")
+    if unheard is not None:
+        unheard += [e for e in getattr(core, "unacknowledged", []) if e["t"] >= started]
     hang_up = getattr(getattr(getattr(terminal, "core", None), "host", None), "hang_up", None)
     if hang_up is not None:
         hang_up()                                   # the faulted sale connects to the host afresh (stage connect)
@@ -339,6 +346,22 @@ def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str], re
 
 NEXT_CUSTOMER = "I8 (the till serves the next customer: the clean sale after the fault is paid once, with one " \
                 "receipt)"
+
+
+ACKNOWLEDGES = "I9 (the till acknowledges the terminal: in a clean sale every message it is sent gets its 80 00 " \
+              "or 84 xx, as ZVT and the till contract ask)"
+
+
+def acknowledged(unheard: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The clean sales' terminal messages the till never acknowledged, not even late: a ZVT mistake that costs a
+    real terminal its T3 wait at every message, or its confirmation of the payment. Keyed by which sale."""
+    out = []
+    for when, entries in unheard.items():
+        missed = [e for e in entries if not e.get("late")]
+        if missed:
+            what = ", ".join(f"{e['apdu']}{' (it hung up instead)' if e.get('closed') else ''}" for e in missed)
+            out.append(f"{ACKNOWLEDGES}: in the sale {when} the fault the till never acknowledged {what}")
+    return out
 
 
 def tills_own(open_items: list[str]) -> list[str]:
@@ -414,10 +437,11 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     crash_events: list[Event] = []
     problems = []
     clean: dict[str, Any] = {}
+    unheard: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     retried: list[str] = []
     try:
         steps.set_up_terminal(bench, scenario.terminal)
-        clean["before"] = _clean_sale(bench, BASKET_BEFORE, before, retried)
+        clean["before"] = _clean_sale(bench, BASKET_BEFORE, before, retried, unheard["before"])
         steps.present_card(bench, scenario.card, delay=bench.rig.timing.seconds(scenario.terminal.card_delay))
         if scenario.printer_fault_at:
             steps.printer_fault(bench, scenario.printer_fault, scenario.printer_fault_at)
@@ -460,7 +484,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     if not tills_own(still_open):                         # a reversal the terminal still owes is not the till's
         # (the terminal keeps it stored and serves the next sale, as real terminals do)
         try:                                              # the next customer: the till must serve them as usual
-            clean["after"] = _clean_sale(bench, BASKET_AFTER, before, retried)
+            clean["after"] = _clean_sale(bench, BASKET_AFTER, before, retried, unheard["after"])
         except steps.NotOnThisBench as exc:
             problems.append(f"the sale after the fault could not be rung up: {exc}")
         still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
@@ -476,6 +500,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
     rec.observed = _observed(outcome, payments, receipts)
     rec.violations = [str(v) for v in result.violations]
     rec.violations += next_customer(clean, payments, receipts, still_open)
+    rec.violations += acknowledged(unheard)
     if scenario.tender == "cash":
         rec.violations += cash_sale(outcome, payments, receipts)
     if scenario.expect_paid is not None and bool(held) != scenario.expect_paid:

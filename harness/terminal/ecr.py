@@ -77,6 +77,11 @@ class EcrSession:
         self.command: str | None = None       # this connection's command, from its arrival until it ends
         self.started = False                  # ... and whether it has begun (it may wait for a busy terminal)
         self.cancelled = False                # an 06 B0 on this connection came before its command began
+        # Acknowledgements: messages sent that want one, replies received, and the messages whose reply did not
+        # come within T3 (still owed, oldest first). A late reply settles the oldest owed one.
+        self._acks = threading.Lock()
+        self._asked = self._answered = 0
+        self._owed: list[dict[str, Any]] = []
 
     # -- I/O -------------------------------------------------------------------------------------------------
     def send(self, raw: bytes) -> bool:
@@ -95,6 +100,8 @@ class EcrSession:
         """Send and wait for the ECR's 80 00 / 84 xx; None when none arrives in time or the link is gone."""
         while not self.replies.empty():
             self.replies.get_nowait()
+        with self._acks:                              # before it goes out: its reply may beat the next line
+            self._asked += 1
         if not self.send(raw):
             return None
         deadline = time.monotonic() + timeout
@@ -102,11 +109,21 @@ class EcrSession:
             left = deadline - time.monotonic()
             if left <= 0 or (self.closed.is_set() and self.replies.empty()):
                 self.server.note("no_acknowledgement", peer=self.peer, seconds=round(timeout, 3))
+                entry = self.server.core.unacknowledged_message(
+                    f"{raw[0]:02X} {raw[1]:02X} {zvt.decode(raw).name}", self.peer, closed=self.closed.is_set())
+                with self._acks:
+                    self._owed.append(entry)
+                    self._settle_late()
                 return None
             try:
                 return self.replies.get(timeout=min(left, 0.05))
             except queue.Empty:
                 continue
+
+    def _settle_late(self) -> None:
+        """Replies came for all but `asked - answered` messages: the older owed ones were answered late."""
+        while len(self._owed) > max(0, self._asked - self._answered):
+            self._owed.pop(0)["late"] = True
 
     def serve(self) -> None:
         """Read the connection until it ends, dispatching every APDU (runs in the connection's thread)."""
@@ -152,6 +169,9 @@ class EcrSession:
             return
         self.server.note("rx", peer=self.peer, apdu=_hex(apdu, msg), decoded=zvt.describe(msg))
         if msg.name in REPLIES:
+            with self._acks:
+                self._answered += 1
+                self._settle_late()
             while self.replies.qsize() >= MAX_UNREAD_REPLIES:   # unasked for: only the newest can matter
                 try:
                     self.replies.get_nowait()

@@ -104,6 +104,26 @@ def test_I8_the_next_customer_not_served(broken):
     [v] = next_customer(clean, payments, receipts, still_open)
     assert v.startswith("I8") and ("6.69" in v or "never got quiet" in v)
 
+
+# -- I9: the till acknowledges the terminal (judged by the scenario runner, on the clean sales) --------------------
+
+
+def _unheard(apdu="04 FF intermediate_status", late=False, closed=False):
+    return {"t": 1.0, "apdu": apdu, "peer": "till", "late": late, "closed": closed}
+
+
+def test_I9_every_message_acknowledged_in_time_or_late_passes():
+    from harness.acceptance.scenario import acknowledged
+    assert acknowledged({"before": [], "after": []}) == []
+    assert acknowledged({"before": [_unheard(late=True)], "after": [_unheard("06 0F completion", late=True)]}) == []
+
+
+def test_I9_a_message_never_acknowledged_fails_naming_it():
+    from harness.acceptance.scenario import acknowledged
+    [v] = acknowledged({"before": [], "after": [_unheard("06 0F completion", closed=True), _unheard(late=True)]})
+    assert v.startswith("I9") and "after the fault" in v and "06 0F completion (it hung up instead)" in v
+    assert "04 FF" not in v                                  # the late one was acknowledged
+
 def test_I1_sale_receipt_for_a_payment_not_held():
     v = only("I1", payments=[replace(PAY, state="reversed")])
     assert v.invariant == "I1" and v.receipt == 0 and v.payment == "T1/000001"
