@@ -87,7 +87,8 @@ class TerminalCore:
         self.unconfirmed = unconfirmed
         self.display: Display = display(display_name)
         # Every message of ours whose acknowledgement (80 00 / 84 xx) did not come within T3, oldest first:
-        # {"t", "apdu", "peer", "closed" (the ECR hung up first), "late" (it came after all)}.
+        # {"t", "apdu", "peer", "closed" (the ECR hung up first), "opened" (its connection, see EcrSession),
+        # "late" (it came after all)}.
         self.unacknowledged: list[dict[str, Any]] = []
         # Nominal seconds the terminal prints its own merchant copy after a payment, busy meanwhile (0: it keeps
         # no copy); `_slow_finishes` payments left that do so (None: every payment).
@@ -125,9 +126,10 @@ class TerminalCore:
             self.host.timeout = self.seconds("host")
             self.host.connect_timeout = self.seconds("host_connect")
 
-    def unacknowledged_message(self, apdu: str, peer: str, *, closed: bool) -> dict[str, Any]:
-        """Note a message the ECR did not acknowledge within T3 (marked `late` if the 80 00 comes after all)."""
-        entry = {"t": time.time(), "apdu": apdu, "peer": peer, "closed": closed, "late": False}
+    def unacknowledged_message(self, apdu: str, peer: str, *, closed: bool, opened: float) -> dict[str, Any]:
+        """Note a message the ECR did not acknowledge within T3 (marked `late` if the 80 00 comes after all);
+        `opened`: when its connection was made."""
+        entry = {"t": time.time(), "apdu": apdu, "peer": peer, "closed": closed, "opened": opened, "late": False}
         self.unacknowledged.append(entry)
         return entry
 

@@ -71,6 +71,11 @@ class EcrSession:
         self.server = server
         self.sock = sock
         self.peer = peer
+        # Since when this connection serves the ECR's current business: its connect time (a TCP connection per
+        # command), or its last command's arrival on a link that stays (serial). A message on a connection older
+        # than a sale is not that sale's (a request held on the link, delivered to a socket the till had closed).
+        self.persistent = not isinstance(sock, socket.socket)
+        self.opened = time.time()
         self.replies: queue.Queue[zvt.Message] = queue.Queue()
         self.closed = threading.Event()
         self._send_lock = threading.Lock()
@@ -110,7 +115,8 @@ class EcrSession:
             if left <= 0 or (self.closed.is_set() and self.replies.empty()):
                 self.server.note("no_acknowledgement", peer=self.peer, seconds=round(timeout, 3))
                 entry = self.server.core.unacknowledged_message(
-                    f"{raw[0]:02X} {raw[1]:02X} {zvt.decode(raw).name}", self.peer, closed=self.closed.is_set())
+                    f"{raw[0]:02X} {raw[1]:02X} {zvt.decode(raw).name}", self.peer, closed=self.closed.is_set(),
+                    opened=self.opened)
                 with self._acks:
                     self._owed.append(entry)
                     self._settle_late()
@@ -195,6 +201,8 @@ class EcrSession:
             self.server.note("wrong_password", peer=self.peer, command=msg.name)
             self.send(zvt.encode("nack", result_code=PASSWORD_REFUSED))
         else:
+            if self.persistent:
+                self.opened = time.time()
             self.server.submit(self, msg)
 
     def close(self) -> None:

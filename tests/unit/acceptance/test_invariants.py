@@ -260,3 +260,13 @@ def test_a_cash_sale_paid_with_one_cash_receipt_and_no_card_payment_passes_and_e
                                         (paid, [PAY], [cash])):
         [v] = cash_sale(outcome, payments, receipts)
         assert v.startswith("expect (a cash sale is paid") and "4.88" in v
+
+
+def test_I9_judges_only_the_connections_of_the_clean_sale():
+    """A request of the faulted sale held on the link reaches the terminal during the next sale, on the old
+    connection the till had closed: its unanswered completion is not the clean sale's."""
+    from harness.acceptance.scenario import sale_messages
+    stale = {**_unheard("06 0F completion", closed=True), "t": 20.0, "opened": 5.0}
+    own = {**_unheard("06 0F completion", closed=True), "t": 20.0, "opened": 12.0}
+    before = {**_unheard(), "t": 8.0, "opened": 8.0}
+    assert sale_messages([stale, own, before], started=10.0) == [own]
