@@ -34,14 +34,15 @@ def test_an_ecr_that_acknowledges_everything_owes_nothing(terminal, ecr):
     assert [e for e in terminal.core.unacknowledged if not e["late"]] == []   # (a loaded machine may be late)
 
 
-def test_a_completion_never_acknowledged_is_noted(terminal, ecr):
-    connected = time.time()                                # the `ecr` fixture connected just before
+def test_a_completion_never_acknowledged_is_noted(terminal):
+    before = time.time()
+    ecr = Ecr(terminal.ecr_address)
     _pay(ecr, 478, skip=(0x06, 0x0F))
     ecr.close()                                            # hangs up instead of 80 00
     assert wait_until(lambda: terminal.core.unacknowledged, timeout=5 * T3)
     [entry] = terminal.core.unacknowledged
     assert entry["apdu"] == "06 0F completion" and not entry["late"]
-    assert entry["opened"] <= connected < entry["t"]     # its connection's time: older ones are not a later sale's
+    assert before <= entry["opened"] < entry["t"]          # its connection's time: older ones are not a later sale's
 
 
 def test_intermediate_statuses_never_acknowledged_are_noted(terminal, ecr):
