@@ -338,7 +338,7 @@ def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str], re
         retried.append(f"{amount / 100:.2f} rung up twice (the first ended unpaid, nothing charged)")
     if unheard is not None:
         unheard += sale_messages(getattr(core, "unacknowledged", []), started)
-    hang_up = getattr(getattr(getattr(terminal, "core", None), "host", None), "hang_up", None)
+    hang_up = getattr(getattr(core, "host", None), "hang_up", None)
     if hang_up is not None:
         hang_up()                                   # the faulted sale connects to the host afresh (stage connect)
     return outcome
@@ -356,7 +356,7 @@ def sale_messages(unacknowledged: list[dict[str, Any]], started: float) -> list[
     """The terminal's unacknowledged messages that belong to a sale begun at `started`: on a connection made (or
     a command sent) since. An older connection's message is not the sale's: a request of the faulted sale held on
     the link and delivered late, to a socket the till had already closed, gets no 80 00 through no fault of it."""
-    return [e for e in unacknowledged if min(e["t"], e.get("opened", 0.0)) >= started]
+    return [e for e in unacknowledged if e.get("opened", 0.0) >= started]   # opened <= t: noted later
 
 
 def acknowledged(unheard: dict[str, list[dict[str, Any]]]) -> list[str]:

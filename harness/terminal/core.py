@@ -16,6 +16,7 @@ The ZVT side (`harness.terminal.ecr`) calls `core.payments.authorize`, `core.adm
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -89,7 +90,7 @@ class TerminalCore:
         # Every message of ours whose acknowledgement (80 00 / 84 xx) did not come within T3, oldest first:
         # {"t", "apdu", "peer", "closed" (the ECR hung up first), "opened" (its connection, see EcrSession),
         # "late" (it came after all)}.
-        self.unacknowledged: list[dict[str, Any]] = []
+        self.unacknowledged: collections.deque[dict[str, Any]] = collections.deque(maxlen=1024)  # a long serve
         # Nominal seconds the terminal prints its own merchant copy after a payment, busy meanwhile (0: it keeps
         # no copy); `_slow_finishes` payments left that do so (None: every payment).
         self.merchant_copy = float(merchant_copy)

@@ -124,6 +124,17 @@ def test_I9_a_message_never_acknowledged_fails_naming_it():
     assert v.startswith("I9") and "after the fault" in v and "06 0F completion (it hung up instead)" in v
     assert "04 FF" not in v                                  # the late one was acknowledged
 
+
+def test_I9_judges_only_the_connections_of_the_clean_sale():
+    """A request of the faulted sale held on the link reaches the terminal during the next sale, on the old
+    connection the till had closed: its unanswered completion is not the clean sale's."""
+    from harness.acceptance.scenario import sale_messages
+    stale = {**_unheard("06 0F completion", closed=True), "t": 20.0, "opened": 5.0}
+    own = {**_unheard("06 0F completion", closed=True), "t": 20.0, "opened": 12.0}
+    before = {**_unheard(), "t": 8.0, "opened": 8.0}
+    assert sale_messages([stale, own, before], started=10.0) == [own]
+
+
 def test_I1_sale_receipt_for_a_payment_not_held():
     v = only("I1", payments=[replace(PAY, state="reversed")])
     assert v.invariant == "I1" and v.receipt == 0 and v.payment == "T1/000001"
@@ -261,12 +272,3 @@ def test_a_cash_sale_paid_with_one_cash_receipt_and_no_card_payment_passes_and_e
         [v] = cash_sale(outcome, payments, receipts)
         assert v.startswith("expect (a cash sale is paid") and "4.88" in v
 
-
-def test_I9_judges_only_the_connections_of_the_clean_sale():
-    """A request of the faulted sale held on the link reaches the terminal during the next sale, on the old
-    connection the till had closed: its unanswered completion is not the clean sale's."""
-    from harness.acceptance.scenario import sale_messages
-    stale = {**_unheard("06 0F completion", closed=True), "t": 20.0, "opened": 5.0}
-    own = {**_unheard("06 0F completion", closed=True), "t": 20.0, "opened": 12.0}
-    before = {**_unheard(), "t": 8.0, "opened": 8.0}
-    assert sale_messages([stale, own, before], started=10.0) == [own]
