@@ -48,6 +48,7 @@ def quiet_timeout(bench: Bench) -> float:
 def read_records(bench: Bench) -> tuple[dict[str, list], dict[str, str]]:
     """The oracle's records from the started devices, and the records nobody kept (name -> why)."""
     host, printer, terminal, till = (bench.running(k) for k in ("host", "printer", "terminal", "till"))
+    bench.flush_captures()
     unavailable = {}
     if printer is None:
         unavailable["receipts"] = "no receipts: the test used no printer"

@@ -496,6 +496,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
             problems.append(f"the sale after the fault could not be rung up: {exc}")
         still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
 
+    bench.flush_captures()
     payments, receipts = host_payments(bench.host), printed_receipts(printer, receipt_words(till))
     journal_rows = scoped_journal(till, before)
     result = reconcile(payments, terminal_journal(terminal), receipts, till_word(journal_rows, outcome),

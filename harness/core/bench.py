@@ -211,6 +211,19 @@ class Bench:
         return reconcile_bench(self, only=only or None, skip=skip,
                                expect=[*self.expected, *([expect] if expect else [])])
 
+    def flush_captures(self) -> None:
+        """Write out the capture of every running link, so what is read from it next holds every packet that crossed
+        so far: a physical terminal's journal is decoded from the till-terminal capture, which a running engine
+        writes out only now and then."""
+        with self._lock:
+            links = [d for d in self._order if d.kind == "link"]
+        for link in links:
+            if getattr(link, "engine_alive", False):
+                try:
+                    link.capture()
+                except Exception as exc:  # noqa: BLE001 - the record is read anyway; its gap is the evidence
+                    log.warning("could not flush the capture of link %s: %s", link.name, exc)
+
     def identities(self) -> list[dict[str, Any]]:
         return [d.identity() for d in self._order]
 
@@ -218,6 +231,7 @@ class Bench:
         """Close every started device, newest first; none starts afterwards. Returns (and logs) the errors instead
         of stopping at one."""
         errors = []
+        self.flush_captures()                           # a record written at close reads a whole capture
         with self._lock:
             self.closed = True
             order, self._order, self._devices = self._order[::-1], [], {}

@@ -10,7 +10,8 @@ from scapy.layers.inet import IP, TCP
 from scapy.utils import rdpcap
 
 from harness.link.driver import FaultNotFired, ResetNotTaken
-from tests.support.link_peers import AUTHORIZE, iso_decode, iso_frame, iso_message, tcp_state
+from harness.terminal.capture_journal import CaptureJournal
+from tests.support.link_peers import ACK, AUTHORIZE, iso_decode, iso_frame, iso_message, tcp_state
 
 pytestmark = pytest.mark.needs_netns
 
@@ -246,6 +247,21 @@ def test_link_fixture_gives_every_link_of_the_rig(link, acquirer, zvt_terminal, 
     assert t.recv(2.0) is not None
     assert link["till-terminal"].seen()["till->terminal"]["zvt:06 01"] == 1
     assert "zvt:06 01" not in str(link["terminal-host"].seen())     # each link sees only its own traffic
+
+
+def test_bench_writes_out_running_captures_before_a_record_is_read(bench, tt, zvt_terminal, till_client):
+    """A physical terminal's journal is decoded from the till-terminal capture while the link runs: the oracle's
+    read must hold the sale that just ended (in CI once, the last sale was missing from the evidence)."""
+    c = till_client()
+    c.send(AUTHORIZE)
+    assert [c.recv(2.0), c.recv(2.0)[:2]] == [ACK, bytes.fromhex("040F")]
+    c.send(ACK)
+    assert c.recv(2.0) == bytes.fromhex("060F00")
+    bench.flush_captures()
+    assert tt.engine_alive                                            # read while the engine still runs
+    sales = CaptureJournal(tt.pcap_path, 20007).transactions("sale")
+    assert [(s["amount"], s["state"], s["trace"], s.get("completed")) for s in sales] == \
+        [(1000, "approved", "000123", True)]
 
 
 def test_watched_link_refuses_faults(bench, topology):
