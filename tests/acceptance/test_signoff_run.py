@@ -18,8 +18,13 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.needs_netns]
 
 
 def _children(pid: int) -> list[int]:
+    """The children of `pid`; none once it has exited (a worker can end while the run is looked at)."""
     out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    for task in tasks:
         try:
             out += [int(c) for c in (task / "children").read_text().split()]
         except OSError:
