@@ -16,7 +16,9 @@ and prints:
 
 `--profiles` runs every named reference-till profile (each seeded profile must still be caught: some FAIL);
 `--hogs N` runs N busy loops for the whole run (stability: 0 false failures on `correct`); `--repeat K` runs the
-warm matrix K times in a row. The last line is one JSON object with every figure.
+warm matrix K times in a row. A `correct` run with any row not OK keeps its report, evidence and pytest output in
+`--keep` (default benchmarks-kept/), so a false alarm can be read, not only counted. The last line is one JSON
+object with every figure.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -74,7 +77,8 @@ def hogs(n: int):
             p.wait()
 
 
-def run(mode: str, workers: str, keyword: str | None, rig: str, profile: str, benches: str) -> dict:
+def run(mode: str, workers: str, keyword: str | None, rig: str, profile: str, benches: str,
+        keep: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "acceptance.json"
         argv = [sys.executable, "-m", "pytest", "harness/acceptance/suite/test_matrix.py", "-q",
@@ -88,6 +92,12 @@ def run(mode: str, workers: str, keyword: str | None, rig: str, profile: str, be
         p = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env)
         wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
         doc = json.loads(out.read_text()) if out.exists() else {"scenarios": [], "summary": {}}
+        kept = None
+        if keep is not None and profile == "correct" and (p.returncode or any(
+                s["verdict"] != "OK" for s in doc["scenarios"])):       # a false alarm: its evidence is the point
+            kept = keep / f"{profile}-{mode}-{time.strftime('%Y%m%dT%H%M%S')}"
+            shutil.copytree(tmp, kept)
+            (kept / "pytest-output.txt").write_text(p.stdout + p.stderr)
     rows = doc["scenarios"]
     per = [s["elapsed"] for s in rows if s.get("elapsed")]
     conc = doc.get("concurrency") or {}
@@ -98,6 +108,7 @@ def run(mode: str, workers: str, keyword: str | None, rig: str, profile: str, be
             "verdicts": {r["id"]: r["verdict"] for r in rows},
             "counts": {k: v for k, v in doc.get("summary", {}).items() if k in ("OK", "FAIL", "ERROR", "INCONCLUSIVE",
                                                                               "NOT_APPLICABLE")},
+            "kept": str(kept) if kept else None,
             "tail": "" if p.returncode == 0 else (p.stdout[-1500:] + p.stderr[-500:])}
 
 
@@ -111,6 +122,8 @@ def main() -> None:
     ap.add_argument("--profiles", nargs="+", default=["correct"])
     ap.add_argument("--hogs", type=int, default=0, help="busy-loop processes running for the whole benchmark")
     ap.add_argument("--repeat", type=int, default=1, help="warm runs of each profile, in a row")
+    ap.add_argument("--keep", type=Path, default=ROOT / "benchmarks-kept",
+                    help="where a `correct` run with a row not OK keeps its report, evidence and output")
     args = ap.parse_args()
 
     from harness.core.rig import load_rig
@@ -123,7 +136,7 @@ def main() -> None:
             results = {}
             for mode in args.modes:
                 for i in range(args.repeat if mode == "warm" else 1):
-                    r = run(mode, args.workers, args.keyword, args.rig, profile, args.benches)
+                    r = run(mode, args.workers, args.keyword, args.rig, profile, args.benches, args.keep)
                     ids = set(r["verdicts"]) or None
                     floor_sum, n = floor_seconds(scale, ids)
                     concurrency = (r["workers"] or 1) * (r["benches_per_worker"] or 1)
@@ -136,7 +149,7 @@ def main() -> None:
                           f"exit {r['exit']}, {r['counts']}", flush=True)
                     bad = {k: v for k, v in r["verdicts"].items() if v != "OK"}
                     if bad:
-                        print(f"  not OK: {bad}", flush=True)
+                        print(f"  not OK: {bad}" + (f" (kept in {r['kept']})" if r["kept"] else ""), flush=True)
                     if r["tail"]:
                         print(r["tail"], flush=True)
                     results.setdefault(mode, []).append(r)
