@@ -100,8 +100,9 @@ def serve(args) -> int:
         return 2
     servers: list = []
     ready: dict = {"profile": core.profile.name}
+    journal = None
     if args.journal:
-        journal = ReceiptJournal(args.journal)
+        journal = ReceiptJournal(args.journal, background=True)
         core.add_receipt_listener(journal.write)
         ready["journal"] = str(Path(args.journal).resolve())
     try:
@@ -118,7 +119,8 @@ def serve(args) -> int:
             servers.append(srv)
             ready["usb"] = f"{core.profile.usb_vendor:04x}:{core.profile.usb_product:04x}"
             ready["usbip"] = srv.address
-        control = ControlServer(core, socket.create_server(_hostport(args.control)))
+        control = ControlServer(core, socket.create_server(_hostport(args.control)),
+                                settle=journal.settle if journal else None)
         servers.append(control)
         ready["control"] = control.address
     except OSError as exc:
@@ -138,6 +140,8 @@ def serve(args) -> int:
         for srv in servers:
             srv.close()
         core.close()
+        if journal:
+            journal.close()
     return 0
 
 
@@ -184,8 +188,9 @@ def tap(args) -> int:
         print(f"posrig printer tap: {why}", file=sys.stderr)
         announce_failed(why)
         return 1
-    if args.journal:
-        t.log.add_receipt_listener(ReceiptJournal(args.journal).write)
+    journal = ReceiptJournal(args.journal, background=True) if args.journal else None
+    if journal:
+        t.log.add_receipt_listener(journal.write)
     t.start()
     stop = StopRequest()
     announce_ready(tap=t.address, printer=upstream.describe())
@@ -193,6 +198,8 @@ def tap(args) -> int:
         stop.wait()
     finally:
         t.close()
+        if journal:
+            journal.close()
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+from collections.abc import Callable
 
 from harness.core.address import parse_hostport
 from harness.printer.core import PrinterCore
@@ -21,10 +22,12 @@ USAGE = "fault NAME|none, status, receipts, discard-held"
 class ControlServer(TcpEndpoint):
     """The control socket of a running printer: clients one after another, each sending command lines."""
 
-    def __init__(self, core: PrinterCore, listener: socket.socket, timeout: float = 2.0):
+    def __init__(self, core: PrinterCore, listener: socket.socket, timeout: float = 2.0,
+                 settle: Callable[[], object] | None = None):
         super().__init__(listener, self._serve, name="printer-control", concurrent=False)
         self.core = core
         self.timeout = timeout
+        self.settle = settle                  # the journal's: receipts are listed once their files are written
 
     def handle(self, line: str) -> dict:
         """Run one control command; returns the JSON-able answer."""
@@ -38,6 +41,8 @@ class ControlServer(TcpEndpoint):
             elif cmd == "discard-held":
                 return {"ok": True, "discarded": self.core.discard_held()}
             elif cmd == "receipts":
+                if self.settle:
+                    self.settle()
                 return {"ok": True, "receipts": [r.to_dict() for r in self.core.receipts]}
             elif cmd != "status":
                 return {"ok": False, "error": f"unknown command {cmd!r}; use: {USAGE}"}

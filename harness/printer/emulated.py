@@ -16,6 +16,7 @@ over USB/IP (`address: VENDOR:PRODUCT`, options.usbip_port, default 3240 in a na
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 from typing import Any
 
@@ -27,6 +28,8 @@ from harness.printer.core import PrinterCore
 from harness.printer.journal import ReceiptJournal
 from harness.printer.profiles import get_profile
 from harness.protocols.escpos.receipt import DrawerEvent, Receipt
+
+log = logging.getLogger(__name__)
 
 
 class EmulatedPrinter(ReceiptPrinter):
@@ -50,7 +53,7 @@ class EmulatedPrinter(ReceiptPrinter):
         ev = self.ctx.evidence
         self._transcript = ev.transcript(self.name)
         if self.options.get("journal", True):
-            self._journal = ReceiptJournal(ev.inside(self.name))
+            self._journal = ReceiptJournal(ev.inside(self.name), background=True)   # DLE EOT never waits on a PNG
         self.core.add_receipt_listener(self._record)
         if self.transport == "tcp":
             self._start_tcp()
@@ -114,6 +117,8 @@ class EmulatedPrinter(ReceiptPrinter):
             tail = self.core.flush()
             if tail is not None and self._transcript:
                 self._transcript.write("uncut", lines=tail.lines, bytes=len(tail.raw))
+        if self._journal:
+            self._journal.close()
         ev.write_bytes(f"{self.name}-stream.bin", mask_bytes(bytes(self.core.stream)),
                        "every byte the printer received (card numbers masked in place)")
         ev.write_json(f"{self.name}-summary.json", {
@@ -139,8 +144,14 @@ class EmulatedPrinter(ReceiptPrinter):
     def address(self) -> dict[str, Any]:
         return dict(self._address)
 
+    def _settled(self) -> None:
+        """Every receipt handed out has its files on disk (PNGs are drawn in the background)."""
+        if self._journal and not self._journal.settle():
+            log.warning("printer %s: receipt images still drawing after 30 s", self.name)
+
     @property
     def receipts(self) -> list[Receipt]:
+        self._settled()
         return list(self.core.receipts)
 
     @property
@@ -149,7 +160,9 @@ class EmulatedPrinter(ReceiptPrinter):
         return self.core.drawer_events
 
     def wait_for_receipt(self, timeout: float) -> Receipt:
-        return self.core.wait_for_receipt(timeout)
+        receipt = self.core.wait_for_receipt(timeout)
+        self._settled()
+        return receipt
 
     def set_fault(self, fault: str | None) -> None:
         self.core.set_fault(fault)

@@ -6,6 +6,11 @@ Card numbers are masked in every file, through `harness.core.masking`: in the JS
 `mask_pans`), in the PNG (drawn from `masked_copy`) and in .bin in place, at the same length (`mask_bytes`), so the
 bytes keep their offsets. A till that printed a full card number is itself a finding: the JSON lists it, masked,
 under `unmasked_pans_printed`. The paths written are recorded in `receipt.files`.
+
+Drawing the PNG takes tens of milliseconds (more on a loaded machine). A printer answers its real-time status
+(DLE EOT) at once, even with a receipt in its buffer, so a printer device journals with `background=True`: the PNG
+is drawn on the journal's own thread, `receipt.files["png"]` names it at once, and `settle()` waits until every
+PNG queued so far is on disk (the devices call it before handing a receipt out, and at close).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from harness.core.masking import find_unmasked_pans, mask_bytes, mask_obj, mask_pans
@@ -37,11 +43,13 @@ def masked_copy(receipt: Receipt) -> Receipt:
 class ReceiptJournal:
     """Writes each receipt it is given into `folder` and records the paths in `receipt.files`."""
 
-    def __init__(self, folder: str | Path, png: bool = True):
+    def __init__(self, folder: str | Path, png: bool = True, background: bool = False):
         self.folder = Path(folder).resolve()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.png = png
         self.written: list[Path] = []
+        self._drawer = ThreadPoolExecutor(1, thread_name_prefix="receipt-png") if background else None
+        self._drawing: list[Future] = []
 
     def stem(self, receipt: Receipt) -> str:
         return f"receipt-{receipt.index + 1:04d}"
@@ -59,19 +67,50 @@ class ReceiptJournal:
         files["bin"] = _write(stem, "bin", mask_bytes(receipt.raw))
         files["txt"] = _write(stem, "txt", mask_pans(render_text(shown)).encode("utf-8"))
         if self.png:
-            try:
-                files["png"] = _write(stem, "png", render_png(shown))
-            except FontMissingError as exc:
-                record["render_error"] = str(exc)
-            except Exception as exc:  # noqa: BLE001 - a receipt that cannot be drawn still gets its other files
-                log.exception("receipt %d could not be drawn", receipt.index + 1)
-                record["render_error"] = f"{type(exc).__name__}: {exc}"
-        text = json.dumps(mask_obj(record), indent=2, ensure_ascii=False, default=str)
-        files["json"] = _write(stem, "json", text.encode("utf-8"))
+            files["png"] = stem.with_suffix(".png")
+        files["json"] = stem.with_suffix(".json")
         receipt.files = files
+        if self.png and self._drawer is not None:
+            _write(stem, "json", _json(record))
+            self._drawing = [f for f in self._drawing if not f.done()]
+            self._drawing.append(self._drawer.submit(self._draw, receipt, shown, record))
+        else:
+            if self.png:
+                self._draw(receipt, shown, record, json_written=False)
+            _write(stem, "json", _json(record))
         paths = list(files.values())
         self.written += paths
         return paths
+
+    def _draw(self, receipt: Receipt, shown: Receipt, record: dict, json_written: bool = True) -> None:
+        """Draw the PNG; if it cannot be drawn, take it out of `receipt.files` and say why in the JSON."""
+        path = receipt.files["png"]
+        try:
+            path.write_bytes(render_png(shown))
+            return
+        except FontMissingError as exc:
+            record["render_error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a receipt that cannot be drawn still gets its other files
+            log.exception("receipt %d could not be drawn", receipt.index + 1)
+            record["render_error"] = f"{type(exc).__name__}: {exc}"
+        receipt.files.pop("png", None)
+        if json_written:
+            receipt.files["json"].write_bytes(_json(record))
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until every PNG queued so far is drawn (or failed); False if `timeout` ran out first."""
+        pending = [f for f in self._drawing if not f.done()]
+        return not pending or not wait(pending, timeout).not_done
+
+    def close(self) -> None:
+        """Draw what is queued, then stop the drawing thread."""
+        if self._drawer is not None:
+            self.settle()
+            self._drawer.shutdown(wait=True)
+
+
+def _json(record: dict) -> bytes:
+    return json.dumps(mask_obj(record), indent=2, ensure_ascii=False, default=str).encode("utf-8")
 
 
 def _write(stem: Path, kind: str, data: bytes) -> Path:

@@ -359,7 +359,7 @@ class RealPrinter(ReceiptPrinter):
             sock = ns.listen(("0.0.0.0", port)) if ns is not None else socket.create_server(
                 (host if host not in ("", "till") else "127.0.0.1", port))
             self.tap = PrinterTap(sock, upstream, self.profile.name)
-            self._journal = ReceiptJournal(self.ctx.evidence.inside(self.name))
+            self._journal = ReceiptJournal(self.ctx.evidence.inside(self.name), background=True)  # forwards first
             self.tap.log.add_receipt_listener(self._journal.write)
             self.tap.start()
 
@@ -377,6 +377,8 @@ class RealPrinter(ReceiptPrinter):
 
     @property
     def receipts(self) -> list[Receipt]:
+        if self._journal:
+            self._journal.settle()
         return list(self.tap.log.receipts) if self.tap else []
 
     @property
@@ -388,7 +390,10 @@ class RealPrinter(ReceiptPrinter):
         if self.tap is None:
             raise RuntimeError(f"printer {self.name} is real and not tapped: posrig cannot see what it "
                                "prints; set options.tap in the rig and point the till at that address")
-        return self.tap.log.wait_for_receipt(timeout)
+        receipt = self.tap.log.wait_for_receipt(timeout)
+        if self._journal:
+            self._journal.settle()
+        return receipt
 
     def set_fault(self, fault: str | None) -> None:
         action = {"paper_out": "take the paper roll out", "cover_open": "open the printer cover",
@@ -402,6 +407,8 @@ class RealPrinter(ReceiptPrinter):
         self._closed = True
         if self.tap is not None:
             self.tap.close()
+            if self._journal:
+                self._journal.close()
             self.ctx.evidence.write_bytes(f"{self.name}-stream.bin", mask_bytes(bytes(self.tap.log.stream)),
                                           "bytes the till sent through the tap")
             self.ctx.evidence.write_bytes(f"{self.name}-replies.bin", bytes(self.tap.replies),

@@ -83,3 +83,30 @@ def test_drawer_pulses_in_the_printers_records_and_its_summary_evidence(tmp_path
     assert [(d["receipt"], d["inside_receipt"], d["pin"]) for d in summary["drawer_events"]] == [
         (0, True, 2), (1, False, 5)]                      # closed: the uncut tail is receipt 1, never cut
     assert summary["drawer_events"][1]["t"] == alone.t
+
+
+def test_status_is_answered_while_the_receipt_image_is_still_drawing(tmp_path, monkeypatch):
+    """DLE EOT is real-time: the till's status query right after the cut is answered at once, not after the PNG
+    (tens of ms, far more on a loaded machine, where a 0.1 s status timeout made the till reprint in a loop)."""
+    import threading
+
+    import harness.printer.journal as journal
+
+    drawing, draw = threading.Event(), journal.render_png
+
+    def held_render(receipt):
+        drawing.wait(10)                                  # the image takes as long as the test says
+        return draw(receipt)
+
+    monkeypatch.setattr(journal, "render_png", held_render)
+    with make(tmp_path, "tcp", "till:9100") as printer:
+        host, port = printer.address["tcp"].split(":")
+        p = Network(host, int(port), timeout=1)           # python-escpos: a status reply later than 1 s raises
+        p.open()
+        sale(p)
+        assert p.is_online() and p.paper_status() == 2    # answered while the receipt's PNG is still held
+        assert not drawing.is_set()
+        drawing.set()
+        [r] = printer.receipts                            # handed out with its files on disk
+        assert r.files["png"].read_bytes()[:4] == b"\x89PNG"
+        p.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from harness.core.masking import mask_bytes
 from harness.printer.core import PrinterCore
 from harness.printer.journal import ReceiptJournal
@@ -41,12 +43,26 @@ def test_journal_records_its_files_in_the_receipt(tmp_path):
     assert json.loads(r.files["json"].read_text())["lines"] == ["TOTAL 4.20"]
 
 
-def test_a_receipt_that_cannot_be_drawn_has_no_png_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("background", [False, True])
+def test_a_receipt_that_cannot_be_drawn_has_no_png_file(tmp_path, monkeypatch, background):
     monkeypatch.setattr("harness.printer.render.CJK_FONT", str(tmp_path / "absent.ttc"))
     (r,) = ReceiptBuilder().add(decode(b"\x1c&" + "收据".encode("gb18030") + b"\n\x1dV\x00"))
-    ReceiptJournal(tmp_path / "j").write(r)
-    assert set(r.files) == {"bin", "txt", "json"}
+    journal = ReceiptJournal(tmp_path / "j", background=background)
+    journal.write(r)
+    assert journal.settle(10)
+    assert set(r.files) == {"bin", "txt", "json"} and not (tmp_path / "j" / "receipt-0001.png").exists()
     assert "fonts-wqy-zenhei" in json.loads(r.files["json"].read_text())["render_error"]
+    journal.close()
+
+
+def test_background_journal_draws_every_receipt_in_order_and_close_waits_for_them(tmp_path):
+    journal = ReceiptJournal(tmp_path, background=True)
+    receipts = ReceiptBuilder().add(decode(b"".join(b"TOTAL %d.00\n\x1dV\x00" % i for i in range(5))))
+    for r in receipts:
+        journal.write(r)
+        assert r.files["txt"].exists() and r.files["json"].exists()      # written at once
+    journal.close()
+    assert [r.files["png"].read_bytes()[:4] for r in receipts] == [b"\x89PNG"] * 5
 
 
 def test_a_receipt_is_published_only_with_its_files(tmp_path):
