@@ -329,7 +329,7 @@ def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str], re
             clear()                                 # a card the faulted payment never read is taken back
         started = time.time()
         steps.present_card(bench, "approve")
-        outcome = bench.till.sell(basket)
+        outcome = sell_when_free(bench, basket, timeout=max(3.0, bench.rig.timing.seconds(60)))
         quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
         charged = any(p.amount == amount and p.holds_money for p in host_payments(bench.host))
         if getattr(outcome, "status", None) == "paid" or charged or attempt == 2:
@@ -342,6 +342,20 @@ def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str], re
     if hang_up is not None:
         hang_up()                                   # the faulted sale connects to the host afresh (stage connect)
     return outcome
+
+
+def sell_when_free(bench: Bench, basket: list[dict[str, Any]], timeout: float) -> Any:
+    """Ring up `basket` as a cashier would: a till still busy with the last customer's work (it answers 409, the
+    contract's answer while a sale runs: e.g. a restarted till reprinting what it owes) is given up to `timeout`;
+    a refusal after that stands."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return bench.till.sell(basket)
+        except Exception as exc:
+            if getattr(exc, "status", None) != 409 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 NEXT_CUSTOMER = "I8 (the till serves the next customer: the clean sale after the fault is paid once, with one " \

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from harness.core.events import wait_until
 from tests.support.till_peers import BASKET, TOTAL, MiniPrinter, ScriptedTerminal
 
@@ -204,3 +206,27 @@ def test_unknown_payment_is_resolved_before_the_next_card_sale(make_till):
     journal = {s["id"]: s for s in till.journal()}
     assert journal[first.sale_id]["status"] == "paid" and journal[first.sale_id]["receipt"] == "printed"
     assert [c.amount for c in terminal.charged] == [TOTAL, 300] and sale_receipts(printer) == 2
+
+
+def test_the_next_customer_waits_while_the_till_is_busy_then_is_served(make_till):
+    """The matrix rings up the next customer as a cashier would: a 409 (a sale still running) is waited out, not
+    an ERROR; any other refusal, or a till busy past the timeout, stands."""
+    from types import SimpleNamespace
+
+    from harness.acceptance.scenario import sell_when_free
+    from harness.till.http import RefusedRequest
+
+    till, terminal, printer = make_till("correct", ScriptedTerminal("slow-approve", delay=1.0))
+    first = threading.Thread(target=till.sell, args=(BASKET, "card"))
+    first.start()
+    assert wait_until(lambda: terminal.commands("0601") == 1, 5)
+    try:
+        till.sell(BASKET, "card")
+        raise AssertionError("a second sale while one runs must be refused")
+    except RefusedRequest as exc:
+        assert exc.status == 409
+    with pytest.raises(RefusedRequest):                    # busy longer than the cashier waits
+        sell_when_free(SimpleNamespace(till=till), BASKET, timeout=0.1)
+    out = sell_when_free(SimpleNamespace(till=till), BASKET, timeout=10)
+    first.join(10)
+    assert out.status == "paid" and [c.amount for c in terminal.charged] == [TOTAL, TOTAL]
