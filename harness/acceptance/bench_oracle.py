@@ -27,7 +27,14 @@ from harness.acceptance.records import (
     till_sales,
 )
 from harness.acceptance.report.record import ScenarioRecord
-from harness.acceptance.scenario import attach_evidence, bench_events, quiesce, sale_id, wait_terminal_idle
+from harness.acceptance.scenario import (
+    attach_evidence,
+    bench_events,
+    quiesce,
+    quiet_timeout,
+    sale_id,
+    wait_terminal_idle,
+)
 from harness.acceptance.verdict import Verdict
 from harness.core.bench import Bench
 from harness.core.events import now, timeline
@@ -39,10 +46,6 @@ RECORD_KINDS = ("till", "printer", "terminal", "host")      # the devices whose 
 def used(bench: Bench) -> bool:
     """Whether the test started any device that keeps a record (a test of links alone has nothing to reconcile)."""
     return any(bench.running(kind) is not None for kind in RECORD_KINDS)
-
-
-def quiet_timeout(bench: Bench) -> float:
-    return max(3.0, bench.rig.timing.seconds(60))
 
 
 def read_records(bench: Bench) -> tuple[dict[str, list], dict[str, str]]:

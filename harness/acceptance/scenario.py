@@ -71,11 +71,14 @@ def _pending(sales: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def scoped_journal(till: Any, before: set[str]) -> list[dict[str, Any]]:
-    """The till's journal without the sales it held before this scenario (a till may live for many)."""
-    try:
-        return [s for s in till.journal() if sale_id(s) not in before]
-    except Exception:  # noqa: BLE001 - a till without a journal is reconciled on the other records
-        return []
+    """The till's journal without the sales it held before this scenario (a till may live for many); empty when it
+    cannot be read (the till is reconciled on the other records)."""
+    return _read_journal(till, before)[0]
+
+
+def quiet_timeout(bench: Bench) -> float:
+    """How long the bench may take to get quiet (and a busy till to take the next customer): 60 s nominal."""
+    return max(3.0, bench.rig.timing.seconds(60))
 
 
 def quiesce(bench: Bench, timeout: float, before: set[str] | None = None) -> list[str]:
@@ -345,8 +348,8 @@ def _clean_sale(bench: Bench, basket: list[dict[str, Any]], before: set[str], re
             clear()                                 # a card the faulted payment never read is taken back
         started = time.time()
         steps.present_card(bench, "approve")
-        outcome = sell_when_free(bench, basket, timeout=max(3.0, bench.rig.timing.seconds(60)))
-        quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
+        outcome = sell_when_free(bench, basket, timeout=quiet_timeout(bench))
+        quiesce(bench, timeout=quiet_timeout(bench), before=before)
         charged = any(p.amount == amount and p.holds_money for p in host_payments(bench.host))
         if getattr(outcome, "status", None) == "paid" or charged or attempt == 2:
             break
@@ -517,14 +520,14 @@ def run_scenario(bench: Bench, scenario: Scenario, seed: int = 0) -> ScenarioRec
         f.clear()
     if scenario.printer_fault:
         steps.clear_printer_fault(bench, scenario.printer_fault)
-    still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
+    still_open = quiesce(bench, timeout=quiet_timeout(bench), before=before)
     if not tills_own(still_open):                         # a reversal the terminal still owes is not the till's
         # (the terminal keeps it stored and serves the next sale, as real terminals do)
         try:                                              # the next customer: the till must serve them as usual
             clean["after"] = _clean_sale(bench, BASKET_AFTER, before, retried, unheard["after"])
         except steps.NotOnThisBench as exc:
             problems.append(f"the sale after the fault could not be rung up: {exc}")
-        still_open = quiesce(bench, timeout=max(3.0, bench.rig.timing.seconds(60)), before=before)
+        still_open = quiesce(bench, timeout=quiet_timeout(bench), before=before)
 
     bench.flush_captures()
     payments, receipts = host_payments(bench.host), printed_receipts(printer, receipt_words(till))

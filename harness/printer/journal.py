@@ -68,21 +68,18 @@ class ReceiptJournal:
         files["txt"] = _write(stem, "txt", mask_pans(render_text(shown)).encode("utf-8"))
         if self.png:
             files["png"] = stem.with_suffix(".png")
-        files["json"] = stem.with_suffix(".json")
+        files["json"] = _write(stem, "json", _json(record))
         receipt.files = files
         if self.png and self._drawer is not None:
-            _write(stem, "json", _json(record))
             self._drawing = [f for f in self._drawing if not f.done()]
             self._drawing.append(self._drawer.submit(self._draw, receipt, shown, record))
-        else:
-            if self.png:
-                self._draw(receipt, shown, record, json_written=False)
-            _write(stem, "json", _json(record))
+        elif self.png:
+            self._draw(receipt, shown, record)
         paths = list(files.values())
         self.written += paths
         return paths
 
-    def _draw(self, receipt: Receipt, shown: Receipt, record: dict, json_written: bool = True) -> None:
+    def _draw(self, receipt: Receipt, shown: Receipt, record: dict) -> None:
         """Draw the PNG; if it cannot be drawn, take it out of `receipt.files` and say why in the JSON."""
         path = receipt.files["png"]
         try:
@@ -94,8 +91,7 @@ class ReceiptJournal:
             log.exception("receipt %d could not be drawn", receipt.index + 1)
             record["render_error"] = f"{type(exc).__name__}: {exc}"
         receipt.files.pop("png", None)
-        if json_written:
-            receipt.files["json"].write_bytes(_json(record))
+        receipt.files["json"].write_bytes(_json(record))
 
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait until every PNG queued so far is drawn (or failed); False if `timeout` ran out first."""
